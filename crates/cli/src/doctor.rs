@@ -1,0 +1,75 @@
+use anycode_engine::{Config, Engine};
+use clap::Args;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// Also build the sandbox image when it is missing or outdated.
+    #[arg(long)]
+    build_image: bool,
+}
+
+fn report(ok: bool, what: &str, detail: &str, fix: &str) -> bool {
+    if ok {
+        println!("  ok    {what}: {detail}");
+    } else {
+        println!("  FAIL  {what}: {detail}\n        fix: {fix}");
+    }
+    ok
+}
+
+pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    println!("AnyCode {} — data dir {}", env!("CARGO_PKG_VERSION"), config.data_dir.display());
+    let mut all_ok = true;
+    let engine = Engine::open(config.clone()).await?;
+
+    match engine.docker().await {
+        Ok(d) => {
+            report(true, "docker", &format!("{} at {}", d.version().await.unwrap_or_default(), d.endpoint), "");
+            let tag = anycode_engine::sandbox_image_tag(&config)?;
+            let exists = d.image_exists(&tag).await.unwrap_or(false);
+            if !exists && args.build_image {
+                crate::serve::build_image(&engine).await?;
+                report(true, "sandbox image", &format!("{tag} built"), "");
+            } else {
+                all_ok &= report(exists, "sandbox image", &tag, "run `anycode doctor --build-image` (or `anycode serve`, which builds it)");
+            }
+        }
+        Err(e) => {
+            all_ok &= report(false, "docker", &e.to_string(), "start Docker (see above), then run `anycode doctor` again");
+        }
+    }
+
+    let git = std::process::Command::new("git").arg("config").arg("user.email").output();
+    let identity = git.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    all_ok &= report(
+        identity.is_some(),
+        "git identity",
+        identity.as_deref().unwrap_or("user.email is not set"),
+        "git config --global user.name \"Your Name\" && git config --global user.email you@example.com",
+    );
+
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| home.join(".claude"));
+    let creds = claude_dir.join(".credentials.json");
+    let found = if std::env::var("CLAUDE_CODE_OAUTH_TOKEN").is_ok_and(|v| !v.is_empty()) {
+        Some("CLAUDE_CODE_OAUTH_TOKEN in the environment".to_string())
+    } else if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|v| !v.is_empty()) {
+        Some("ANTHROPIC_API_KEY in the environment".to_string())
+    } else if creds.is_file() {
+        Some(format!("Claude Code login at {}", creds.display()))
+    } else {
+        None
+    };
+    // Not a failure: shell tasks need no credentials, and Claude Code can log in inside the sandbox.
+    report(
+        true,
+        "claude credentials",
+        found.as_deref().unwrap_or("none found (claude tasks will show Claude Code's login screen)"),
+        "",
+    );
+
+    println!("{}", if all_ok { "All checks passed." } else { "Some checks failed: see the fixes above." });
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,76 @@
+//! `anycode`: the command line of AnyCode. A thin binary over the library crates:
+//! `serve` runs the engine and the server; `task` and `attach` talk to a running
+//! server over its API; `doctor` checks the machine.
+
+mod attach;
+mod client;
+mod doctor;
+mod serve;
+mod task;
+
+use clap::{Parser, Subcommand};
+
+/// Run AI coding agents in parallel, each in its own Docker sandbox.
+#[derive(Parser)]
+#[command(name = "anycode", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web UI and the API (default http://127.0.0.1:7878).
+    Serve(serve::ServeArgs),
+    /// Check Docker, the sandbox image, git and credentials, with a fix for each problem.
+    Doctor(doctor::DoctorArgs),
+    /// Create, list, stop and delete tasks on a running server.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Open a task's agent terminal in this terminal (detach with Ctrl-]).
+    Attach(attach::AttachArgs),
+    /// Build the sandbox image now (it is also built by `serve` when missing or outdated).
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the sandbox image if it is missing or outdated, and print its tag.
+    Build,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANYCODE_LOG").unwrap_or_else(|_| "anycode=info,anycode_engine=info,anycode_server=info,warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Doctor(a) => doctor::run(a).await,
+            Command::Task(c) => task::run(c).await,
+            Command::Attach(a) => attach::run(a).await,
+            Command::Image(ImageCommand::Build) => {
+                let engine = anycode_engine::Engine::open(anycode_engine::Config::from_env()).await?;
+                engine.docker().await?;
+                let tag = serve::build_image(&engine).await?;
+                println!("{tag}");
+                Ok(std::process::ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use anycode_engine::{BuildEvent, Config, Engine};
+use anycode_server::{AccessToken, ServerOptions};
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Port to listen on.
+    #[arg(long, default_value_t = 7878, env = "ANYCODE_PORT")]
+    port: u16,
+    /// Address to bind (loopback by default; anything else exposes the API to the network).
+    #[arg(long, default_value = "127.0.0.1", env = "ANYCODE_BIND")]
+    bind: String,
+    /// Do not open the browser.
+    #[arg(long)]
+    no_open: bool,
+    /// Add this git repository as a project on start (repeatable; already added is fine).
+    #[arg(long = "project", value_name = "PATH")]
+    projects: Vec<String>,
+    /// Do not build the sandbox image at start (it is built on the first task instead).
+    #[arg(long)]
+    no_build: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::from_env();
+    let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
+    let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
+        Some(t) => AccessToken::new(t),
+        None => AccessToken::load_or_create(&config.token_path()).context("reading the access token")?,
+    };
+
+    match engine.docker().await {
+        Ok(d) => {
+            eprintln!("Docker: {} ({})", d.version().await.unwrap_or_default(), d.endpoint);
+            if !args.no_build {
+                build_image(&engine).await?;
+            }
+        }
+        Err(e) => eprintln!("warning: {e}\n         AnyCode serves anyway; tasks need Docker."),
+    }
+
+    for p in &args.projects {
+        match engine.add_project(p).await {
+            Ok(p) => eprintln!("project {} added ({})", p.name, p.path),
+            Err(e) if e.kind() == anycode_engine::ErrorKind::Conflict => {}
+            Err(e) => eprintln!("warning: {p}: {e}"),
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{} (is another anycode running? try --port)", args.bind, args.port))?;
+    let addr = listener.local_addr()?;
+    let shown_host = if addr.ip().is_loopback() || addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let url = format!("http://{shown_host}:{}/?token={}", addr.port(), token.expose());
+    println!("AnyCode is running: {url}");
+    if !args.no_open && std::env::var_os("CI").is_none() {
+        let _ = webbrowser::open(&url);
+    }
+    let extra_hosts = if addr.ip().is_loopback() { vec![] } else { vec![addr.ip().to_string()] };
+    let opts = ServerOptions { token, extra_hosts };
+    anycode_server::serve(engine, listener, opts, shutdown_signal()).await?;
+    eprintln!("AnyCode stopped; running sandboxes keep running and are found again on the next start.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds or checks the sandbox image with a spinner and the build's last line.
+pub async fn build_image(engine: &Engine) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    // Without a terminal (CI, logs) the spinner is hidden, so steps print as lines.
+    let plain = !std::io::stderr().is_terminal();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_prefix("sandbox image");
+    let b2 = bar.clone();
+    let res = engine
+        .ensure_image(move |e| match e {
+            BuildEvent::UpToDate(t) => b2.set_message(format!("{t} is up to date")),
+            BuildEvent::Started(t) => {
+                let line = format!("building {t} (first run: a few minutes)");
+                if plain { eprintln!("{line}") } else { b2.println(line) }
+            }
+            BuildEvent::Line(l) => {
+                if l.starts_with("Step ") {
+                    if plain { eprintln!("  {l}") } else { b2.println(format!("  {l}")) }
+                }
+                b2.set_message(l.chars().take(120).collect::<String>());
+            }
+            BuildEvent::Done(t) => b2.set_message(format!("{t} built")),
+        })
+        .await;
+    bar.finish();
+    let tag = res?;
+    eprintln!("sandbox image: {tag}");
+    Ok(tag)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

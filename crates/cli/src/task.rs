@@ -1,0 +1,113 @@
+use crate::client::{Client, ServerArgs};
+use anyhow::anyhow;
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Create a task (a branch, its worktree and a sandbox).
+    New {
+        /// Task title.
+        title: String,
+        /// Project id, or the repository path (added as a project when new). Default: the current directory.
+        #[arg(long, short)]
+        project: Option<String>,
+        /// `shell` or `claude`.
+        #[arg(long, short, default_value = "shell")]
+        agent: String,
+        /// Base branch (default: the repository's current branch).
+        #[arg(long)]
+        base: Option<String>,
+        /// Branch to create (default: anycode/<slug of title>).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Instructions for the agent.
+        #[arg(long)]
+        prompt: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tasks.
+    Ls {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop a task's sandbox.
+    Stop {
+        /// Task id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Start a stopped task again.
+    Start {
+        /// Task id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a task: its container and worktree go, its branch stays.
+    Rm {
+        /// Task id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+fn print_task(t: &Value) {
+    println!(
+        "{:<12}  {:<8}  {:<7}  {:<32}  {}",
+        t["id"].as_str().unwrap_or(""),
+        t["status"].as_str().unwrap_or(""),
+        t["agent"].as_str().unwrap_or(""),
+        t["branch"].as_str().unwrap_or(""),
+        t["title"].as_str().unwrap_or("")
+    );
+}
+
+async fn resolve_project(c: &Client, project: Option<String>) -> anyhow::Result<String> {
+    let projects: Vec<Value> = c.get("/api/projects").await?;
+    let wanted = project.unwrap_or_else(|| ".".into());
+    if projects.iter().any(|p| p["id"] == wanted.as_str()) {
+        return Ok(wanted);
+    }
+    let path = std::fs::canonicalize(&wanted).map_err(|_| anyhow!("{wanted} is neither a project id nor an existing path"))?;
+    let path = path.to_string_lossy().into_owned();
+    if let Some(p) = projects.iter().find(|p| p["path"] == path.as_str()) {
+        return Ok(p["id"].as_str().unwrap_or_default().to_string());
+    }
+    let p: Value = c.post("/api/projects", &json!({"path": path})).await?;
+    Ok(p["id"].as_str().unwrap_or_default().to_string())
+}
+
+pub async fn run(cmd: TaskCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TaskCommand::New { title, project, agent, base, branch, prompt, server } => {
+            let c = Client::new(&server)?;
+            let pid = resolve_project(&c, project).await?;
+            let body = json!({"title": title, "agent": agent, "base": base, "branch": branch, "prompt": prompt});
+            let t: Value = c.post(&format!("/api/projects/{pid}/tasks"), &body).await?;
+            print_task(&t);
+            eprintln!("attach with: anycode attach {}", t["id"].as_str().unwrap_or(""));
+        }
+        TaskCommand::Ls { server } => {
+            let c = Client::new(&server)?;
+            let tasks: Vec<Value> = c.get("/api/tasks").await?;
+            if tasks.is_empty() {
+                eprintln!("no tasks; create one with `anycode task new \"title\"`");
+            }
+            for t in &tasks {
+                print_task(t);
+            }
+        }
+        TaskCommand::Stop { id, server } => print_task(&Client::new(&server)?.post(&format!("/api/tasks/{id}/stop"), &json!({})).await?),
+        TaskCommand::Start { id, server } => print_task(&Client::new(&server)?.post(&format!("/api/tasks/{id}/start"), &json!({})).await?),
+        TaskCommand::Rm { id, server } => {
+            Client::new(&server)?.delete(&format!("/api/tasks/{id}")).await?;
+            eprintln!("task {id} deleted (its branch is kept)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

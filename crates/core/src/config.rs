@@ -1,0 +1,94 @@
+use std::path::PathBuf;
+
+/// Resource limits applied to every sandbox container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory cap in bytes (`ANYCODE_MEMORY_MB`, default 4096 MiB).
+    pub memory_bytes: i64,
+    /// CPU cap in billionths of a CPU (`ANYCODE_CPUS`, default 2.0 CPUs).
+    pub nano_cpus: i64,
+    /// Process count cap (`ANYCODE_PIDS`, default 1024).
+    pub pids: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 4096 * 1024 * 1024, nano_cpus: 2_000_000_000, pids: 1024 }
+    }
+}
+
+/// AnyCode's settings. Every field has a default; environment variables override.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where AnyCode keeps its database, token, worktrees and recordings.
+    /// `ANYCODE_DATA_DIR`, else the platform's data dir + `anycode`
+    /// (`$XDG_DATA_HOME/anycode` or `~/.local/share/anycode` on Linux,
+    /// `~/Library/Application Support/anycode` on macOS, `%APPDATA%\anycode` on Windows).
+    pub data_dir: PathBuf,
+    /// Docker image tag of the sandbox (`ANYCODE_IMAGE`, default `anycode-sandbox`).
+    /// A user-set image is used as it is and never rebuilt.
+    pub image: Option<String>,
+    /// Container limits.
+    pub limits: Limits,
+    /// Bytes of scrollback each terminal keeps for replay (`ANYCODE_SCROLLBACK_KB`, default 1024 KiB).
+    pub scrollback_bytes: usize,
+    /// Folder of extra CA certificates (`*.crt`, PEM) trusted in sandboxes
+    /// (`ANYCODE_EXTRA_CA_DIR`, default `/usr/local/share/ca-certificates` where it exists).
+    pub extra_ca_dir: Option<PathBuf>,
+    /// Docker endpoint (`DOCKER_HOST`, e.g. `unix:///var/run/docker.sock` or
+    /// `tcp://127.0.0.1:2375`); the usual sockets are tried when `None`.
+    pub docker_host: Option<String>,
+}
+
+impl Config {
+    /// Reads the configuration from the environment, with defaults.
+    pub fn from_env() -> Config {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let num = |k: &str| env(k).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
+        let data_dir = env("ANYCODE_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir);
+        let mut limits = Limits::default();
+        if let Some(mb) = num("ANYCODE_MEMORY_MB") {
+            limits.memory_bytes = (mb * 1024.0 * 1024.0) as i64;
+        }
+        if let Some(c) = num("ANYCODE_CPUS") {
+            limits.nano_cpus = (c * 1e9) as i64;
+        }
+        if let Some(p) = num("ANYCODE_PIDS") {
+            limits.pids = p as i64;
+        }
+        let scrollback_bytes = num("ANYCODE_SCROLLBACK_KB").map(|k| (k * 1024.0) as usize).unwrap_or(1024 * 1024);
+        let extra_ca_dir = env("ANYCODE_EXTRA_CA_DIR").map(PathBuf::from).or_else(|| {
+            let p = PathBuf::from("/usr/local/share/ca-certificates");
+            p.is_dir().then_some(p)
+        });
+        Config { data_dir, image: env("ANYCODE_IMAGE"), limits, scrollback_bytes, extra_ca_dir, docker_host: env("DOCKER_HOST") }
+    }
+
+    /// A configuration rooted at `data_dir` with every other setting at its default
+    /// (tests and embedders).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config { data_dir: data_dir.into(), ..Config::from_env() }
+    }
+
+    /// `<data_dir>/anycode.db`, the SQLite database.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("anycode.db")
+    }
+
+    /// `<data_dir>/worktrees`, parent of every task's worktree.
+    pub fn worktrees_dir(&self) -> PathBuf {
+        self.data_dir.join("worktrees")
+    }
+
+    /// `<data_dir>/token`, the access token (mode 0600).
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("token")
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("anycode")
+}

@@ -1,0 +1,89 @@
+//! AnyCode's domain model, shared by every other crate.
+//!
+//! - [`Project`]: a git repository on the host that tasks branch from.
+//! - [`Task`]: one unit of agent work: a branch, a worktree of it, one sandbox
+//!   container, and its terminals.
+//! - [`Agent`]: which program runs as the task's main process (`shell`, `claude`).
+//! - [`Config`]: settings with their defaults, read from the environment.
+//! - [`slugify`], [`new_id`]: naming helpers.
+//!
+//! This crate does no I/O beyond reading environment variables; it knows nothing
+//! of HTTP, SQLite, git or Docker.
+
+mod config;
+mod model;
+
+pub use config::{Config, Limits};
+pub use model::{Agent, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+
+use rand::Rng;
+
+/// Errors from parsing domain values supplied by users.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An agent name that is not one of [`Agent::ALL`].
+    #[error("unknown agent {0:?}: choose one of shell, claude")]
+    UnknownAgent(String),
+    /// A task status string that this version does not know (from a newer database).
+    #[error("unknown task status {0:?}")]
+    UnknownStatus(String),
+}
+
+/// A new random identifier: 12 lowercase hex digits (48 bits), short enough to
+/// type in `anycode attach <id>` and to use in container names.
+pub fn new_id() -> String {
+    let bytes: [u8; 6] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns a task title into a branch-name component: lowercase ASCII letters and
+/// digits, runs of anything else folded into one `-`, trimmed, at most 50 bytes.
+/// Returns `"task"` when nothing is left (a title of only punctuation or emoji).
+pub fn slugify(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 50 {
+            break;
+        }
+    }
+    let trimmed = out.trim_matches('-');
+    if trimmed.is_empty() {
+        "task".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The current time as RFC 3339 UTC text with seconds, e.g. `2026-11-21T20:35:05Z`.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugify_folds_and_trims() {
+        assert_eq!(slugify("Fix the Login bug!"), "fix-the-login-bug");
+        assert_eq!(slugify("  --Hello,  World--  "), "hello-world");
+        assert_eq!(slugify("日本語"), "task");
+        assert_eq!(slugify("a".repeat(80).as_str()).len(), 50);
+    }
+
+    #[test]
+    fn ids_are_hex_and_distinct() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.len(), 12);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,124 @@
+/// What kind of failure an [`Error`] is; the server maps kinds to HTTP statuses and
+/// the CLI to exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: nothing was changed.
+    Invalid,
+    /// A project, task or terminal id that does not exist.
+    NotFound,
+    /// The request conflicts with the current state (branch exists, task not running).
+    Conflict,
+    /// Docker is not reachable.
+    Unavailable,
+    /// A failure of AnyCode or its environment.
+    Internal,
+}
+
+/// Every error of the engine, folding the errors of the crates it drives.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, with a sentence saying what is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// `what` (`project`, `task`, `terminal`) with this id does not exist.
+    #[error("{what} {id} does not exist")]
+    NotFound {
+        /// `project`, `task` or `terminal`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Docker is not reachable; the sentence says what to start.
+    #[error("{0}")]
+    DockerUnavailable(String),
+    /// A git failure (including bad branch names and paths, which are bad input).
+    #[error(transparent)]
+    Git(#[from] anycode_git::Error),
+    /// A database failure.
+    #[error(transparent)]
+    Store(#[from] anycode_store::Error),
+    /// A Docker failure other than "unreachable".
+    #[error(transparent)]
+    Sandbox(anycode_sandbox::Error),
+    /// Anything else (a task that panicked, I/O around the data dir).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<anycode_sandbox::Error> for Error {
+    fn from(e: anycode_sandbox::Error) -> Self {
+        match e {
+            anycode_sandbox::Error::Unavailable(m) => Error::DockerUnavailable(m),
+            other => Error::Sandbox(other),
+        }
+    }
+}
+
+impl From<anycode_core::Error> for Error {
+    fn from(e: anycode_core::Error) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+impl Error {
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        use anycode_git::Error as G;
+        match self {
+            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::DockerUnavailable(_) => ErrorKind::Unavailable,
+            Error::Git(g) => match g {
+                G::PathNotFound(_)
+                | G::NotARepo(_)
+                | G::Bare(_)
+                | G::UnknownBranch(_)
+                | G::InvalidBranchName(_)
+                | G::NoCurrentBranch
+                | G::EmptyMessage
+                | G::NoIdentity => ErrorKind::Invalid,
+                G::BranchExists(_) | G::NothingToCommit => ErrorKind::Conflict,
+                G::Git(_) | G::Io(_) => ErrorKind::Internal,
+            },
+            Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
+            Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
+            Error::Store(_) | Error::Sandbox(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable machine-readable code, e.g. `DOCKER_UNAVAILABLE`, `BRANCH_EXISTS`.
+    pub fn code(&self) -> &'static str {
+        use anycode_git::Error as G;
+        match self {
+            Error::Invalid(_) => "INVALID_INPUT",
+            Error::NotFound { what: "project", .. } => "PROJECT_NOT_FOUND",
+            Error::NotFound { what: "task", .. } => "TASK_NOT_FOUND",
+            Error::NotFound { what: "terminal", .. } => "TERMINAL_NOT_FOUND",
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::Conflict(_) => "CONFLICT",
+            Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",
+            Error::Git(G::PathNotFound(_)) => "PATH_NOT_FOUND",
+            Error::Git(G::NotARepo(_)) | Error::Git(G::Bare(_)) => "NOT_A_REPOSITORY",
+            Error::Git(G::UnknownBranch(_)) => "UNKNOWN_BRANCH",
+            Error::Git(G::InvalidBranchName(_)) => "INVALID_BRANCH_NAME",
+            Error::Git(G::BranchExists(_)) => "BRANCH_EXISTS",
+            Error::Git(G::NoCurrentBranch) => "NO_CURRENT_BRANCH",
+            Error::Git(G::NothingToCommit) => "NOTHING_TO_COMMIT",
+            Error::Git(G::EmptyMessage) => "EMPTY_MESSAGE",
+            Error::Git(G::NoIdentity) => "NO_GIT_IDENTITY",
+            Error::Git(_) => "GIT_ERROR",
+            Error::Store(anycode_store::Error::Conflict(_)) => "ALREADY_EXISTS",
+            Error::Store(_) => "DATABASE_ERROR",
+            Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => "IMAGE_MISSING",
+            Error::Sandbox(_) => "DOCKER_ERROR",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,831 @@
+//! AnyCode's task engine: the one place that ties projects, tasks, git worktrees,
+//! Docker sandboxes and terminals together.
+//!
+//! - [`Engine::open`] opens the data dir and database; Docker is connected lazily
+//!   (and again after it went away), and the first successful connection reconciles
+//!   the database with the containers Docker has ([`Engine::reconcile`]).
+//! - Task lifecycle: [`Engine::create_task`] (branch → worktree → container →
+//!   attach → start, undone step by step on failure), [`Engine::stop_task`],
+//!   [`Engine::start_task`], [`Engine::delete_task`] (keeps the branch).
+//! - Terminals: the agent terminal is the container's main process (attached, so it
+//!   survives dropped clients and server restarts); extra shells are exec sessions.
+//!   [`Engine::terminal`] hands a [`Terminal`] hub to the server for its viewers.
+//! - Blocking work (SQLite, git) runs on `spawn_blocking`.
+//!
+//! This crate knows nothing of HTTP or JSON.
+
+mod error;
+mod runtime;
+
+pub use anycode_core::{Agent, Config, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use anycode_git::{Branches, Diff, FileDiff};
+pub use anycode_sandbox::image::BuildEvent;
+pub use anycode_terminal::{Recv, Terminal, Viewer};
+pub use error::{Error, ErrorKind, Result};
+
+use anycode_sandbox::{ContainerSpec, Docker};
+use anycode_store::Store;
+use runtime::{ContainerControl, ExecControl};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Longest task title accepted, in characters.
+pub const MAX_TITLE: usize = 200;
+
+/// Input of [`Engine::create_task`].
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    /// Free text, 1 to [`MAX_TITLE`] characters.
+    pub title: String,
+    /// Agent name: `shell` or `claude`.
+    pub agent: String,
+    /// Base branch; the repository's current branch when `None`.
+    pub base: Option<String>,
+    /// Branch to create; `anycode/<slug of title>` when `None` (with `-2`, `-3`, …
+    /// appended while that name is taken).
+    pub branch: Option<String>,
+    /// Instructions handed to the agent on its first start.
+    pub prompt: Option<String>,
+}
+
+/// Docker's state as [`Engine::health`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerHealth {
+    /// Whether the engine answered.
+    pub ok: bool,
+    /// The engine's version when it answered.
+    pub version: Option<String>,
+    /// What to do when it did not.
+    pub error: Option<String>,
+}
+
+struct TermEntry {
+    task_id: String,
+    info: TerminalInfo,
+    terminal: Terminal,
+    seq: u64,
+}
+
+struct Inner {
+    config: Config,
+    store: Store,
+    instance: String,
+    docker: Mutex<Option<Docker>>,
+    image: Mutex<Option<String>>,
+    terminals: StdMutex<HashMap<String, TermEntry>>,
+    task_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+/// The engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// Runs blocking work (SQLite, git) off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("background work failed: {e}")))?
+}
+
+impl Engine {
+    /// Opens the data dir (creating it, mode 0700 on Unix) and the database.
+    /// Docker is not contacted here.
+    pub async fn open(config: Config) -> Result<Engine> {
+        let dir = config.data_dir.clone();
+        let db = config.db_path();
+        let store = blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("creating {}: {e}", dir.display())))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            Ok(Store::open(&db)?)
+        })
+        .await?;
+        let canonical = config.data_dir.canonicalize().unwrap_or_else(|_| config.data_dir.clone());
+        let instance = hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6]);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                instance,
+                docker: Mutex::new(None),
+                image: Mutex::new(None),
+                terminals: StdMutex::new(HashMap::new()),
+                task_locks: StdMutex::new(HashMap::new()),
+                seq: Default::default(),
+            }),
+        })
+    }
+
+    /// The settings this engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The label value that marks this instance's containers (12 hex digits derived
+    /// from the data dir's path).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// The connected Docker engine, connecting (and reconciling) first if needed.
+    ///
+    /// Errors: [`Error::DockerUnavailable`] with a sentence saying what to start.
+    pub async fn docker(&self) -> Result<Docker> {
+        let mut guard = self.inner.docker.lock().await;
+        if let Some(d) = guard.as_ref() {
+            if tokio::time::timeout(Duration::from_secs(3), d.api().ping()).await.is_ok_and(|r| r.is_ok()) {
+                return Ok(d.clone());
+            }
+            *guard = None;
+        }
+        let d = Docker::connect(&self.inner.instance, self.inner.config.docker_host.as_deref()).await?;
+        *guard = Some(d.clone());
+        drop(guard);
+        tracing::info!(endpoint = %d.endpoint, "connected to Docker");
+        if let Err(e) = self.reconcile_with(&d).await {
+            tracing::warn!(error = %e, "reconciling with Docker failed");
+        }
+        Ok(d)
+    }
+
+    /// Whether Docker answers, with its version or what to do.
+    pub async fn health(&self) -> DockerHealth {
+        match self.docker().await {
+            Ok(d) => match d.version().await {
+                Ok(v) => DockerHealth { ok: true, version: Some(v), error: None },
+                Err(e) => DockerHealth { ok: false, version: None, error: Some(e.to_string()) },
+            },
+            Err(e) => DockerHealth { ok: false, version: None, error: Some(e.to_string()) },
+        }
+    }
+
+    /// Makes sure the sandbox image exists (building it when missing or outdated,
+    /// reporting progress) and returns its tag.
+    pub async fn ensure_image(&self, progress: impl FnMut(BuildEvent) + Send) -> Result<String> {
+        let docker = self.docker().await?;
+        let mut guard = self.inner.image.lock().await;
+        if let Some(tag) = guard.as_ref() {
+            if docker.image_exists(tag).await? {
+                return Ok(tag.clone());
+            }
+        }
+        let cfg = &self.inner.config;
+        let tag = docker.ensure_image(cfg.image.as_deref(), cfg.extra_ca_dir.as_deref(), progress).await?;
+        *guard = Some(tag.clone());
+        Ok(tag)
+    }
+
+    // ----- projects -----
+
+    /// Adds the git repository at `path` (absolute, or relative to the server's
+    /// working directory) as a project.
+    ///
+    /// Errors: `PATH_NOT_FOUND`, `NOT_A_REPOSITORY`, `ALREADY_EXISTS`.
+    pub async fn add_project(&self, path: &str) -> Result<Project> {
+        let path = path.trim().to_string();
+        if path.is_empty() {
+            return Err(Error::Invalid("path is empty: give the path of a git repository".into()));
+        }
+        let store = self.inner.store.clone();
+        blocking(move || {
+            let info = anycode_git::inspect_repo(Path::new(&path))?;
+            let root = info.root.to_string_lossy().into_owned();
+            if let Some(existing) = store.projects()?.into_iter().find(|p| p.path == root) {
+                return Err(Error::Conflict(format!("{root} is already the project {:?}", existing.name)));
+            }
+            let default_branch = info.current_branch.unwrap_or_else(|| "main".into());
+            let p = Project { id: anycode_core::new_id(), name: info.name, path: root, default_branch };
+            store.insert_project(&p)?;
+            Ok(p)
+        })
+        .await
+    }
+
+    /// All projects, oldest first.
+    pub async fn projects(&self) -> Result<Vec<Project>> {
+        let store = self.inner.store.clone();
+        blocking(move || Ok(store.projects()?)).await
+    }
+
+    /// One project. Errors: `PROJECT_NOT_FOUND`.
+    pub async fn project(&self, id: &str) -> Result<Project> {
+        let store = self.inner.store.clone();
+        let id = id.to_string();
+        blocking(move || store.project(&id)?.ok_or(Error::NotFound { what: "project", id })).await
+    }
+
+    /// Removes a project from AnyCode (the repository is untouched).
+    /// Errors: `PROJECT_NOT_FOUND`; `CONFLICT` while it has tasks.
+    pub async fn delete_project(&self, id: &str) -> Result<()> {
+        let p = self.project(id).await?;
+        let store = self.inner.store.clone();
+        blocking(move || {
+            let n = store.tasks(Some(&p.id))?.len();
+            if n > 0 {
+                return Err(Error::Conflict(format!("project {:?} still has {n} task(s): delete them first", p.name)));
+            }
+            store.delete_project(&p.id)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The project's local branches and its current branch.
+    pub async fn branches(&self, project_id: &str) -> Result<Branches> {
+        let p = self.project(project_id).await?;
+        blocking(move || Ok(anycode_git::branches(Path::new(&p.path))?)).await
+    }
+
+    // ----- tasks -----
+
+    /// Tasks with their terminals, oldest first; only those of `project` when given.
+    pub async fn tasks(&self, project: Option<&str>) -> Result<Vec<Task>> {
+        let store = self.inner.store.clone();
+        let project = project.map(str::to_string);
+        let mut tasks = blocking(move || Ok(store.tasks(project.as_deref())?)).await?;
+        for t in &mut tasks {
+            t.terminals = self.task_terminals(t);
+        }
+        Ok(tasks)
+    }
+
+    /// One task with its terminals. Errors: `TASK_NOT_FOUND`.
+    pub async fn task(&self, id: &str) -> Result<Task> {
+        let store = self.inner.store.clone();
+        let id = id.to_string();
+        let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
+        t.terminals = self.task_terminals(&t);
+        Ok(t)
+    }
+
+    fn task_terminals(&self, t: &Task) -> Vec<TerminalInfo> {
+        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<&TermEntry> = terms.values().filter(|e| e.task_id == t.id).collect();
+        list.sort_by_key(|e| (e.info.kind != TerminalKind::Agent, e.seq));
+        let mut out: Vec<TerminalInfo> = list.into_iter().map(|e| e.info.clone()).collect();
+        if !out.iter().any(|i| i.kind == TerminalKind::Agent) {
+            out.insert(0, agent_terminal_info(t));
+        }
+        out
+    }
+
+    fn task_lock(&self, id: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Creates a task: validates everything first, then the branch from the base, a
+    /// worktree of it under the data dir, and a started container with the worktree
+    /// at /workspace. Any failure undoes what was made (no stray branch, worktree or
+    /// container).
+    ///
+    /// Errors: `INVALID_INPUT` (title, agent), `PROJECT_NOT_FOUND`, `UNKNOWN_BRANCH`,
+    /// `INVALID_BRANCH_NAME`, `BRANCH_EXISTS`, `DOCKER_UNAVAILABLE`.
+    pub async fn create_task(&self, project_id: &str, req: NewTask) -> Result<Task> {
+        let title = req.title.trim().to_string();
+        if title.is_empty() {
+            return Err(Error::Invalid("title is empty".into()));
+        }
+        if title.chars().count() > MAX_TITLE {
+            return Err(Error::Invalid(format!("title is longer than {MAX_TITLE} characters")));
+        }
+        let agent: Agent = req.agent.trim().parse()?;
+        let project = self.project(project_id).await?;
+        let repo = PathBuf::from(&project.path);
+        let base = req.base.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
+        let prompt = req.prompt.filter(|p| !p.trim().is_empty());
+        let explicit_branch = req.branch.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
+
+        // Validate git input before touching Docker, so bad input fails fast even
+        // when Docker is down.
+        let branch = {
+            let repo = repo.clone();
+            let base = base.clone();
+            let title = title.clone();
+            blocking(move || {
+                let branches = anycode_git::branches(&repo)?;
+                match &base {
+                    Some(b) if !branches.branches.contains(b) => return Err(anycode_git::Error::UnknownBranch(b.clone()).into()),
+                    None if branches.current.is_none() => return Err(anycode_git::Error::NoCurrentBranch.into()),
+                    _ => {}
+                }
+                match explicit_branch {
+                    Some(b) => {
+                        anycode_git::check_new_branch(&repo, &b)?;
+                        Ok(b)
+                    }
+                    None => {
+                        let stem = format!("anycode/{}", anycode_core::slugify(&title));
+                        let mut candidate = stem.clone();
+                        let mut n = 2;
+                        while branches.branches.contains(&candidate) {
+                            candidate = format!("{stem}-{n}");
+                            n += 1;
+                        }
+                        anycode_git::check_new_branch(&repo, &candidate)?;
+                        Ok(candidate)
+                    }
+                }
+            })
+            .await?
+        };
+
+        let docker = self.docker().await?;
+        let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
+
+        let id = anycode_core::new_id();
+        let worktree = self.inner.config.worktrees_dir().join(&project.id).join(&id);
+        let wt_name = worktree_name(&id);
+        let (base, base_sha) = {
+            let (repo, branch, worktree, wt_name) = (repo.clone(), branch.clone(), worktree.clone(), wt_name.clone());
+            let base = base.clone();
+            blocking(move || {
+                let made = anycode_git::create_task_worktree(&repo, base.as_deref(), &branch, &worktree, &wt_name)?;
+                prepare_ownership(&repo, &worktree, &wt_name);
+                Ok(made)
+            })
+            .await?
+        };
+        let task = Task {
+            id: id.clone(),
+            project_id: project.id.clone(),
+            title,
+            agent,
+            branch: branch.clone(),
+            base,
+            base_sha,
+            prompt,
+            status: TaskStatus::Running,
+            exit_code: None,
+            error: None,
+            container_id: None,
+            worktree: worktree.to_string_lossy().into_owned(),
+            agent_terminal_id: anycode_core::new_id(),
+            terminals: vec![],
+            created_at: anycode_core::now_rfc3339(),
+        };
+        let lock = self.task_lock(&id);
+        let _held = lock.lock().await;
+        let result = async {
+            let container_id = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
+            let mut task = task.clone();
+            task.container_id = Some(container_id.clone());
+            let store = self.inner.store.clone();
+            let row = task.clone();
+            blocking(move || Ok(store.insert_task(&row)?)).await?;
+            let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
+            self.attach_and_start(&docker, &task, &terminal).await?;
+            Ok::<Task, Error>(task)
+        }
+        .await;
+        match result {
+            Ok(mut t) => {
+                t.terminals = self.task_terminals(&t);
+                Ok(t)
+            }
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "task creation failed; undoing");
+                self.forget_terminals(&id);
+                if let Ok(Some(c)) = docker.inspect(&container_name(&id)).await {
+                    let _ = docker.remove(&c.id).await;
+                }
+                let store = self.inner.store.clone();
+                let undo_id = id.clone();
+                let _ = blocking(move || {
+                    store.delete_task(&undo_id)?;
+                    anycode_git::remove_task_worktree(&repo, &worktree, &wt_name)?;
+                    anycode_git::delete_branch(&repo, &branch)?;
+                    Ok(())
+                })
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    fn container_spec(&self, task: &Task, project: &Project, image: &str) -> ContainerSpec {
+        let repo_git = Path::new(&project.path).join(".git");
+        let repo_git = repo_git.canonicalize().unwrap_or(repo_git).to_string_lossy().into_owned();
+        let mut env = vec![
+            "TERM=xterm-256color".to_string(),
+            "COLORTERM=truecolor".to_string(),
+            format!("ANYCODE_TASK={}", anycode_core::slugify(&task.title)),
+            format!("ANYCODE_AGENT={}", task.agent),
+        ];
+        if let Some(p) = &task.prompt {
+            env.push(format!("ANYCODE_PROMPT={p}"));
+        }
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"] {
+            if let Ok(v) = std::env::var(k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let cmd = match task.agent {
+            Agent::Shell => vec!["bash".to_string(), "-l".to_string()],
+            Agent::Claude => vec!["/opt/anycode/bin/start-agent".to_string(), "claude".to_string()],
+        };
+        let limits = &self.inner.config.limits;
+        ContainerSpec {
+            name: container_name(&task.id),
+            image: image.to_string(),
+            task_id: task.id.clone(),
+            project_id: project.id.clone(),
+            cmd,
+            env,
+            user: sandbox_user(Path::new(&project.path)),
+            binds: vec![format!("{}:/workspace", task.worktree), format!("{repo_git}:{repo_git}")],
+            memory_bytes: limits.memory_bytes,
+            nano_cpus: limits.nano_cpus,
+            pids: limits.pids,
+        }
+    }
+
+    fn register_agent_terminal(&self, task: &Task, terminal: Terminal) -> Terminal {
+        let mut terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = self.inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = terms.entry(task.agent_terminal_id.clone()).or_insert_with(|| TermEntry {
+            task_id: task.id.clone(),
+            info: agent_terminal_info(task),
+            terminal,
+            seq,
+        });
+        entry.terminal.clone()
+    }
+
+    fn forget_terminals(&self, task_id: &str) {
+        let mut terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        terms.retain(|_, e| {
+            if e.task_id == task_id {
+                e.terminal.close();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Attaches the agent terminal to the container's main process and starts it
+    /// (attaching first, so no output of the new run is missed).
+    async fn attach_and_start(&self, docker: &Docker, task: &Task, terminal: &Terminal) -> Result<()> {
+        let cid = task.container_id.clone().ok_or_else(|| Error::Internal("task has no container".into()))?;
+        let stream = docker.attach(&cid, false).await?;
+        let control = Arc::new(ContainerControl { docker: docker.clone(), id: cid.clone(), before_start: true });
+        let engine = self.clone();
+        let task_id = task.id.clone();
+        terminal.connect(stream.output, stream.input, control, move |code| {
+            tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
+        });
+        docker.start(&cid).await?;
+        terminal.apply_size().await;
+        Ok(())
+    }
+
+    async fn agent_exited(&self, task_id: &str, code: Option<i64>) {
+        let store = self.inner.store.clone();
+        let id = task_id.to_string();
+        let res = blocking(move || {
+            if let Some(t) = store.task(&id)? {
+                if t.status == TaskStatus::Running {
+                    store.set_task_state(&id, TaskStatus::Exited, code, None)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = res {
+            tracing::warn!(task = task_id, error = %e, "recording the agent's exit failed");
+        }
+        tracing::info!(task = task_id, ?code, "agent exited");
+    }
+
+    /// Stops the task's container (SIGTERM, then SIGKILL after 5 s). The worktree,
+    /// branch and scrollback stay.
+    pub async fn stop_task(&self, id: &str) -> Result<Task> {
+        let lock = self.task_lock(id);
+        let _held = lock.lock().await;
+        let task = self.task(id).await?;
+        let store = self.inner.store.clone();
+        let tid = task.id.clone();
+        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
+        if let Some(cid) = &task.container_id {
+            let docker = self.docker().await?;
+            match docker.stop(cid, Duration::from_secs(5)).await {
+                Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.task(id).await
+    }
+
+    /// Starts a stopped or exited task again: the same container (re-created from
+    /// the task when it went missing), the same worktree, the same terminal and its
+    /// scrollback.
+    pub async fn start_task(&self, id: &str) -> Result<Task> {
+        let lock = self.task_lock(id);
+        let _held = lock.lock().await;
+        let mut task = self.task(id).await?;
+        let docker = self.docker().await?;
+        let existing = match &task.container_id {
+            Some(cid) => docker.inspect(cid).await?,
+            None => None,
+        };
+        if existing.as_ref().is_some_and(|c| c.running) {
+            return Ok(task);
+        }
+        if existing.is_none() {
+            if !Path::new(&task.worktree).exists() {
+                return Err(Error::Conflict(format!("the worktree {} is gone; delete the task", task.worktree)));
+            }
+            let project = self.project(&task.project_id).await?;
+            let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
+            let cid = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
+            let store = self.inner.store.clone();
+            let (tid, c2) = (task.id.clone(), cid.clone());
+            blocking(move || Ok(store.set_task_container(&tid, Some(&c2))?)).await?;
+            task.container_id = Some(cid);
+        }
+        let store = self.inner.store.clone();
+        let tid = task.id.clone();
+        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
+        if let Err(e) = self.attach_and_start(&docker, &task, &terminal).await {
+            let store = self.inner.store.clone();
+            let (tid, msg) = (task.id.clone(), e.to_string());
+            let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
+            return Err(e);
+        }
+        self.task(id).await
+    }
+
+    /// Deletes a task: removes its container and worktree, keeps its branch.
+    pub async fn delete_task(&self, id: &str) -> Result<()> {
+        let lock = self.task_lock(id);
+        let _held = lock.lock().await;
+        let task = self.task(id).await?;
+        let project = self.project(&task.project_id).await?;
+        if let Some(cid) = &task.container_id {
+            let docker = self.docker().await?;
+            docker.remove(cid).await?;
+        }
+        self.forget_terminals(&task.id);
+        let store = self.inner.store.clone();
+        blocking(move || {
+            anycode_git::remove_task_worktree(Path::new(&project.path), Path::new(&task.worktree), &worktree_name(&task.id))?;
+            store.delete_task(&task.id)?;
+            Ok(())
+        })
+        .await?;
+        self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        Ok(())
+    }
+
+    // ----- terminals -----
+
+    /// Opens an extra terminal in the task's running container: `cmd` run by
+    /// `bash -lc`, or a login shell when `None`.
+    ///
+    /// Errors: `TASK_NOT_FOUND`; `CONFLICT` when the task is not running.
+    pub async fn open_terminal(&self, task_id: &str, cmd: Option<String>) -> Result<TerminalInfo> {
+        let task = self.task(task_id).await?;
+        let cid = task.container_id.clone().ok_or_else(|| Error::Conflict("the task has no container".into()))?;
+        let docker = self.docker().await?;
+        if !docker.inspect(&cid).await?.is_some_and(|c| c.running) {
+            return Err(Error::Conflict(format!("task {} is not running: start it first", task.id)));
+        }
+        let project = self.project(&task.project_id).await?;
+        let cmd_line = cmd.filter(|c| !c.trim().is_empty());
+        let argv = match &cmd_line {
+            Some(c) => vec!["bash".to_string(), "-lc".to_string(), c.clone()],
+            None => vec!["bash".to_string(), "-l".to_string()],
+        };
+        let env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".to_string()];
+        let (exec_id, stream) = docker.exec(&cid, argv, &sandbox_user(Path::new(&project.path)), env, 80, 24).await?;
+        let id = anycode_core::new_id();
+        let info = TerminalInfo { id: id.clone(), kind: TerminalKind::Shell, title: cmd_line.unwrap_or_else(|| "shell".into()) };
+        let terminal = Terminal::new(&id, self.inner.config.scrollback_bytes);
+        let control = Arc::new(ExecControl { docker: docker.clone(), exec_id });
+        terminal.connect(stream.output, stream.input, control, |_| {});
+        let seq = self.inner.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .terminals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, TermEntry { task_id: task.id, info: info.clone(), terminal, seq });
+        Ok(info)
+    }
+
+    /// Closes an extra terminal (its shell gets end-of-input and exits).
+    /// Errors: `TERMINAL_NOT_FOUND`; `INVALID_INPUT` for the agent terminal.
+    pub fn close_terminal(&self, id: &str) -> Result<()> {
+        let mut terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        match terms.get(id) {
+            None => Err(Error::NotFound { what: "terminal", id: id.to_string() }),
+            Some(e) if e.info.kind == TerminalKind::Agent => {
+                Err(Error::Invalid("the agent terminal cannot be closed: stop or delete the task".into()))
+            }
+            Some(_) => {
+                if let Some(e) = terms.remove(id) {
+                    e.terminal.close();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The terminal hub for viewers. The agent terminal of a task whose container is
+    /// not running shows the container's logged history.
+    ///
+    /// Errors: `TERMINAL_NOT_FOUND`.
+    pub async fn terminal(&self, id: &str) -> Result<Terminal> {
+        if let Some(t) = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(t.terminal.clone());
+        }
+        let store = self.inner.store.clone();
+        let tid = id.to_string();
+        let task = blocking(move || Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid)))
+            .await?
+            .ok_or_else(|| Error::NotFound { what: "terminal", id: id.to_string() })?;
+        let history = match (&task.container_id, self.docker().await) {
+            (Some(cid), Ok(d)) => d.logs(cid, self.inner.config.scrollback_bytes).await.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let t = Terminal::with_history(&task.agent_terminal_id, self.inner.config.scrollback_bytes, &history, task.exit_code);
+        Ok(self.register_agent_terminal(&task, t))
+    }
+
+    // ----- git -----
+
+    /// The task worktree's changes against its base (see [`anycode_git::diff`]).
+    pub async fn diff(&self, task_id: &str) -> Result<Diff> {
+        let t = self.task(task_id).await?;
+        blocking(move || Ok(anycode_git::diff(Path::new(&t.worktree), &t.base, &t.base_sha)?)).await
+    }
+
+    /// Commits everything in the task's worktree on its branch; returns the sha.
+    /// Errors: `EMPTY_MESSAGE`, `NOTHING_TO_COMMIT`, `NO_GIT_IDENTITY`.
+    pub async fn commit(&self, task_id: &str, message: &str) -> Result<String> {
+        let t = self.task(task_id).await?;
+        let message = message.to_string();
+        blocking(move || Ok(anycode_git::commit_all(Path::new(&t.worktree), &message)?)).await
+    }
+
+    // ----- reconcile -----
+
+    /// Brings the database in line with Docker: running containers are attached again
+    /// (their logged output becomes the scrollback), stopped ones mark their task
+    /// exited, missing ones mark it `error`, and containers of this instance whose
+    /// task is unknown (a crash during creation) are removed.
+    pub async fn reconcile(&self) -> Result<()> {
+        let d = self.docker().await?;
+        self.reconcile_with(&d).await
+    }
+
+    async fn reconcile_with(&self, docker: &Docker) -> Result<()> {
+        let store = self.inner.store.clone();
+        let tasks = blocking(move || Ok(store.tasks(None)?)).await?;
+        let containers = docker.managed_containers().await?;
+        for c in &containers {
+            if !tasks.iter().any(|t| t.id == c.task_id) {
+                tracing::info!(container = %c.id, "removing a container of no known task");
+                let _ = docker.remove(&c.id).await;
+            }
+        }
+        for task in tasks {
+            let lock = self.task_lock(&task.id);
+            let _held = lock.lock().await;
+            let live = self
+                .inner
+                .terminals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&task.agent_terminal_id)
+                .is_some_and(|e| e.terminal.is_live());
+            if live {
+                continue;
+            }
+            let found = containers.iter().find(|c| Some(&c.id) == task.container_id.as_ref() || c.task_id == task.id);
+            let (status, code, err) = match found {
+                Some(c) if c.running => {
+                    let t = Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes);
+                    let mut task2 = task.clone();
+                    task2.container_id = Some(c.id.clone());
+                    let terminal = self.register_agent_terminal(&task2, t);
+                    let stream = docker.attach(&c.id, true).await?;
+                    let control = Arc::new(ContainerControl { docker: docker.clone(), id: c.id.clone(), before_start: false });
+                    let engine = self.clone();
+                    let task_id = task.id.clone();
+                    terminal.connect(stream.output, stream.input, control, move |code| {
+                        tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
+                    });
+                    (TaskStatus::Running, None, None)
+                }
+                Some(c) => {
+                    let code = docker.inspect(&c.id).await?.and_then(|i| i.exit_code);
+                    match task.status {
+                        TaskStatus::Stopped => (TaskStatus::Stopped, None, None),
+                        _ => (TaskStatus::Exited, code, None),
+                    }
+                }
+                None if task.container_id.is_some() => {
+                    (TaskStatus::Error, None, Some("the container is gone (removed outside AnyCode); Start makes a new one"))
+                }
+                None => (task.status, task.exit_code, task.error.as_deref()),
+            };
+            let store = self.inner.store.clone();
+            let tid = task.id.clone();
+            let err = err.map(str::to_string);
+            let cid = found.map(|c| c.id.clone());
+            blocking(move || {
+                store.set_task_state(&tid, status, code, err.as_deref())?;
+                if let Some(cid) = cid {
+                    store.set_task_container(&tid, Some(&cid))?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The tag of the sandbox image for this configuration, built or not: the user's
+/// `ANYCODE_IMAGE`, or `anycode-sandbox:<hash of the build inputs>`.
+pub fn sandbox_image_tag(config: &Config) -> Result<String> {
+    if let Some(t) = &config.image {
+        return Ok(t.clone());
+    }
+    let files = anycode_sandbox::image::build_context_files(config.extra_ca_dir.as_deref())?;
+    Ok(anycode_sandbox::image::image_tag(&files))
+}
+
+fn agent_terminal_info(t: &Task) -> TerminalInfo {
+    TerminalInfo { id: t.agent_terminal_id.clone(), kind: TerminalKind::Agent, title: t.agent.to_string() }
+}
+
+/// `anycode-<task id>`: the container's name.
+pub fn container_name(task_id: &str) -> String {
+    format!("anycode-{task_id}")
+}
+
+fn worktree_name(task_id: &str) -> String {
+    format!("anycode-{task_id}")
+}
+
+/// The `uid:gid` sandbox processes run as: the owner of the repository, so files
+/// the agent writes belong to the user; `1000:1000` (the image's `agent`) when the
+/// repository belongs to root, since sandboxes never run as root.
+fn sandbox_user(repo: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(repo) {
+            if m.uid() != 0 {
+                return format!("{}:{}", m.uid(), m.gid());
+            }
+        }
+    }
+    let _ = repo;
+    "1000:1000".to_string()
+}
+
+/// When the sandbox user is not the repository's owner (a root-owned repository),
+/// hands the worktree and its git admin folder to the sandbox user so the agent can
+/// write its files and the worktree's index. The repository's shared object store
+/// stays the owner's: AnyCode commits from the host.
+fn prepare_ownership(repo: &Path, worktree: &Path, wt_name: &str) {
+    #[cfg(unix)]
+    {
+        if sandbox_user(repo) != "1000:1000" {
+            return;
+        }
+        let admin = repo.join(".git").join("worktrees").join(wt_name);
+        for root in [worktree.to_path_buf(), admin] {
+            chown_tree(&root, 1000, 1000);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (repo, worktree, wt_name);
+}
+
+#[cfg(unix)]
+fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Err(e) = std::os::unix::fs::lchown(&p, Some(uid), Some(gid)) {
+            tracing::debug!(path = %p.display(), error = %e, "chown failed");
+        }
+        if p.is_dir() && !p.is_symlink() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+}

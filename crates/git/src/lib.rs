@@ -1,0 +1,334 @@
+//! AnyCode's git layer, on libgit2 (git2). Every call is blocking: async callers
+//! run it on `tokio::task::spawn_blocking`.
+//!
+//! - [`inspect_repo`], [`branches`]: what the user added as a project.
+//! - [`create_task_worktree`] / [`remove_task_worktree`]: a task's branch and its
+//!   worktree, made together and undone together (nothing is left behind on failure).
+//! - [`diff`]: the worktree against the base, untracked files and renames included.
+//! - [`commit_all`]: a commit of everything in the worktree on the task's branch,
+//!   with the user's git identity.
+
+use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository, WorktreeAddOptions, WorktreePruneOptions};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// Errors of the git layer. Messages are sentences a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The path does not exist.
+    #[error("{0} does not exist")]
+    PathNotFound(String),
+    /// The path exists but no git repository is there.
+    #[error("{0} is not a git repository")]
+    NotARepo(String),
+    /// A bare repository has no working directory to branch from.
+    #[error("{0} is a bare repository; add a repository with a working directory")]
+    Bare(String),
+    /// The base branch named does not exist.
+    #[error("unknown base branch {0:?}")]
+    UnknownBranch(String),
+    /// The branch name breaks git's rules (`git check-ref-format --branch`).
+    #[error("{0:?} is not a valid git branch name")]
+    InvalidBranchName(String),
+    /// The branch to create exists already.
+    #[error("branch {0:?} already exists")]
+    BranchExists(String),
+    /// HEAD is detached or unborn and no base was given.
+    #[error("the repository has no current branch (detached HEAD or no commits); name a base branch")]
+    NoCurrentBranch,
+    /// Nothing to commit.
+    #[error("nothing to commit: the worktree has no changes")]
+    NothingToCommit,
+    /// The commit message is empty.
+    #[error("the commit message is empty")]
+    EmptyMessage,
+    /// No user.name / user.email configured.
+    #[error("git has no identity to commit with: run `git config --global user.name \"Your Name\"` and `git config --global user.email you@example.com`")]
+    NoIdentity,
+    /// Anything else libgit2 reported.
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    /// A filesystem operation around the worktree failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What [`inspect_repo`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoInfo {
+    /// Canonical absolute path of the working directory.
+    pub root: PathBuf,
+    /// The working directory's folder name.
+    pub name: String,
+    /// The branch HEAD points at, `None` when detached.
+    pub current_branch: Option<String>,
+}
+
+/// Local branches of a repository.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Branches {
+    /// The branch HEAD points at, `None` when detached.
+    pub current: Option<String>,
+    /// Local branch names, sorted.
+    pub branches: Vec<String>,
+}
+
+/// One changed file of a [`Diff`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FileDiff {
+    /// Path relative to the worktree root, `/`-separated (the new path for renames).
+    pub path: String,
+    /// The path before a rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    /// `added`, `modified`, `deleted` or `renamed`.
+    pub status: &'static str,
+    /// Lines added.
+    pub additions: usize,
+    /// Lines deleted.
+    pub deletions: usize,
+    /// True when git treats the file as binary (the patch then has no hunks).
+    pub binary: bool,
+    /// Unified diff of this file, starting with its `diff --git` header.
+    pub patch: String,
+}
+
+/// The worktree's changes against the base.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Diff {
+    /// The commit compared against: the merge base of the base branch and the task's
+    /// HEAD (40 hex digits), as a pull request would show it.
+    pub base: String,
+    /// Changed files, sorted by path.
+    pub files: Vec<FileDiff>,
+}
+
+fn open(path: &Path) -> Result<Repository> {
+    static OWNER: Once = Once::new();
+    OWNER.call_once(|| {
+        // Worktrees of a root-run AnyCode are handed to the sandbox user (uid 1000),
+        // and libgit2 would then refuse them as "not owned by the current user".
+        // AnyCode only opens repositories the user added and worktrees it made itself.
+        // SAFETY: called once, before any other libgit2 call of this process.
+        unsafe {
+            let _ = git2::opts::set_verify_owner_validation(false);
+        }
+    });
+    Ok(Repository::open(path)?)
+}
+
+/// Checks that `path` is a non-bare git repository and describes it.
+///
+/// Errors: [`Error::PathNotFound`], [`Error::NotARepo`], [`Error::Bare`].
+pub fn inspect_repo(path: &Path) -> Result<RepoInfo> {
+    let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(Error::PathNotFound(shown));
+    }
+    let repo = match open(path) {
+        Ok(r) => r,
+        Err(Error::Git(e)) if e.code() == git2::ErrorCode::NotFound => return Err(Error::NotARepo(shown)),
+        Err(e) => return Err(e),
+    };
+    let workdir = repo.workdir().ok_or_else(|| Error::Bare(shown.clone()))?;
+    let root = workdir.canonicalize().map_err(|e| Error::Io(format!("{shown}: {e}")))?;
+    // Only the repository's own top level may be a project, not a subfolder of it.
+    let given = path.canonicalize().map_err(|e| Error::Io(format!("{shown}: {e}")))?;
+    if given != root {
+        return Err(Error::NotARepo(format!("{shown} (it is inside the repository {})", root.display())));
+    }
+    let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repo".into());
+    Ok(RepoInfo { root, name, current_branch: current_branch(&repo) })
+}
+
+fn current_branch(repo: &Repository) -> Option<String> {
+    let head = repo.find_reference("HEAD").ok()?;
+    let target = head.symbolic_target()?;
+    target.strip_prefix("refs/heads/").map(str::to_string)
+}
+
+/// Local branches and the current one.
+pub fn branches(repo_path: &Path) -> Result<Branches> {
+    let repo = open(repo_path)?;
+    let mut names = Vec::new();
+    for b in repo.branches(Some(BranchType::Local))? {
+        let (b, _) = b?;
+        if let Some(n) = b.name()? {
+            names.push(n.to_string());
+        }
+    }
+    names.sort();
+    Ok(Branches { current: current_branch(&repo), branches: names })
+}
+
+/// Checks a new branch name against git's rules and the existing branches.
+///
+/// Errors: [`Error::InvalidBranchName`], [`Error::BranchExists`].
+pub fn check_new_branch(repo_path: &Path, name: &str) -> Result<()> {
+    if name.starts_with('-') || !git2::Branch::name_is_valid(name)? {
+        return Err(Error::InvalidBranchName(name.to_string()));
+    }
+    let repo = open(repo_path)?;
+    if repo.find_branch(name, BranchType::Local).is_ok() {
+        return Err(Error::BranchExists(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Creates branch `branch` at the tip of `base` (the current branch when `None`)
+/// and a worktree of it at `worktree` (which must not exist), registered in the
+/// repository as `worktree_name`. Returns `(base, base_sha)`.
+///
+/// On any failure the branch and the worktree are removed again.
+pub fn create_task_worktree(
+    repo_path: &Path,
+    base: Option<&str>,
+    branch: &str,
+    worktree: &Path,
+    worktree_name: &str,
+) -> Result<(String, String)> {
+    let repo = open(repo_path)?;
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => current_branch(&repo).ok_or(Error::NoCurrentBranch)?,
+    };
+    let base_commit = repo
+        .find_branch(&base, BranchType::Local)
+        .map_err(|_| Error::UnknownBranch(base.clone()))?
+        .get()
+        .peel_to_commit()
+        .map_err(|_| Error::UnknownBranch(base.clone()))?;
+    check_new_branch(repo_path, branch)?;
+    let new_branch = repo.branch(branch, &base_commit, false)?;
+    let result = (|| -> Result<()> {
+        if let Some(parent) = worktree.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("creating {}: {e}", parent.display())))?;
+        }
+        let mut opts = WorktreeAddOptions::new();
+        opts.reference(Some(new_branch.get()));
+        repo.worktree(worktree_name, worktree, Some(&opts))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = remove_task_worktree(repo_path, worktree, worktree_name);
+        if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
+            let _ = b.delete();
+        }
+        return Err(e);
+    }
+    Ok((base, base_commit.id().to_string()))
+}
+
+/// Removes a task's worktree folder and its registration; keeps the branch.
+/// Missing pieces are not an error (idempotent).
+pub fn remove_task_worktree(repo_path: &Path, worktree: &Path, worktree_name: &str) -> Result<()> {
+    if worktree.exists() {
+        std::fs::remove_dir_all(worktree).map_err(|e| Error::Io(format!("removing {}: {e}", worktree.display())))?;
+    }
+    let repo = open(repo_path)?;
+    if let Ok(wt) = repo.find_worktree(worktree_name) {
+        let mut opts = WorktreePruneOptions::new();
+        opts.valid(true).locked(true).working_tree(true);
+        wt.prune(Some(&mut opts))?;
+    }
+    Ok(())
+}
+
+/// Deletes a local branch (used to undo a failed task creation).
+pub fn delete_branch(repo_path: &Path, branch: &str) -> Result<()> {
+    let repo = open(repo_path)?;
+    if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
+        b.delete()?;
+    }
+    Ok(())
+}
+
+/// The worktree's changes (committed on the task branch, staged, unstaged and
+/// untracked) against the merge base of `base` and HEAD; `fallback_base_sha` is
+/// used when the base branch no longer exists.
+pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff> {
+    let repo = open(worktree)?;
+    let head = repo.head()?.peel_to_commit()?;
+    let base_oid = repo
+        .find_branch(base, BranchType::Local)
+        .ok()
+        .and_then(|b| b.get().target())
+        .and_then(|tip| repo.merge_base(tip, head.id()).ok())
+        .map(Ok)
+        .unwrap_or_else(|| git2::Oid::from_str(fallback_base_sha))?;
+    let base_tree = repo.find_commit(base_oid)?.tree()?;
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true).include_typechange(true);
+    let mut diff = repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts))?;
+    let mut find = DiffFindOptions::new();
+    find.renames(true).for_untracked(true);
+    diff.find_similar(Some(&mut find))?;
+    let mut files = Vec::new();
+    for idx in 0..diff.deltas().len() {
+        let Some(delta) = diff.get_delta(idx) else { continue };
+        let status = match delta.status() {
+            Delta::Added | Delta::Untracked | Delta::Copied => "added",
+            Delta::Deleted => "deleted",
+            Delta::Renamed => "renamed",
+            Delta::Modified | Delta::Typechange => "modified",
+            _ => continue,
+        };
+        let path_of = |f: git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().replace('\\', "/"));
+        let new_path = path_of(delta.new_file());
+        let old_path = path_of(delta.old_file());
+        let path = match status {
+            "deleted" => old_path.clone(),
+            _ => new_path.clone(),
+        }
+        .unwrap_or_default();
+        let (mut additions, mut deletions, mut patch_text, mut binary) = (0, 0, String::new(), delta.flags().is_binary());
+        if let Some(mut patch) = git2::Patch::from_diff(&diff, idx)? {
+            let (_, a, d) = patch.line_stats()?;
+            additions = a;
+            deletions = d;
+            let buf = patch.to_buf()?;
+            patch_text = String::from_utf8_lossy(&buf).into_owned();
+            binary |= patch.delta().flags().is_binary();
+        }
+        files.push(FileDiff {
+            old_path: (status == "renamed").then(|| old_path.unwrap_or_default()),
+            path,
+            status,
+            additions,
+            deletions,
+            binary,
+            patch: patch_text,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Diff { base: base_oid.to_string(), files })
+}
+
+/// Stages everything in the worktree (new, changed and deleted files, honouring
+/// .gitignore) and commits it on the worktree's branch with the user's git identity
+/// (the repository's config, then the global one). Returns the new commit's sha.
+///
+/// Errors: [`Error::EmptyMessage`], [`Error::NothingToCommit`], [`Error::NoIdentity`].
+pub fn commit_all(worktree: &Path, message: &str) -> Result<String> {
+    if message.trim().is_empty() {
+        return Err(Error::EmptyMessage);
+    }
+    let repo = open(worktree)?;
+    let sig = repo.signature().map_err(|_| Error::NoIdentity)?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    let tree_id = index.write_tree()?;
+    let parent = repo.head()?.peel_to_commit()?;
+    if parent.tree_id() == tree_id {
+        return Err(Error::NothingToCommit);
+    }
+    index.write()?;
+    let tree = repo.find_tree(tree_id)?;
+    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])?;
+    Ok(oid.to_string())
+}

@@ -1,0 +1,465 @@
+//! AnyCode's Docker layer, on bollard.
+//!
+//! - [`Docker::connect`]: finds an engine (DOCKER_HOST, then the usual sockets of
+//!   Docker Engine, Docker Desktop, colima, OrbStack, rootless Docker and Podman)
+//!   and negotiates the API version.
+//! - [`image`]: the sandbox image, built from `sandbox-image/` (embedded in the
+//!   binary) plus the host's extra CA certificates, tagged by a hash of its inputs so
+//!   an outdated image is rebuilt.
+//! - Task containers: [`Docker::create_container`] with AnyCode's labels and
+//!   hardening, start/stop/remove, [`Docker::managed_containers`] for reconciling,
+//!   [`Docker::attach`] to the main process's TTY and [`Docker::exec`] for extra shells.
+//!
+//! Every container AnyCode makes carries the labels [`LABEL_INSTANCE`] (which data dir
+//! owns it), [`LABEL_TASK`] and [`LABEL_PROJECT`]; containers of other instances are
+//! never touched.
+
+pub mod image;
+
+use bollard::container::{
+    AttachContainerOptions, Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, ResizeContainerTtyOptions, StopContainerOptions,
+};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{HostConfig, HostConfigLogConfig};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+
+pub use bollard;
+
+/// Label naming the AnyCode instance (a hash of its data dir) owning a container.
+pub const LABEL_INSTANCE: &str = "dev.anycode.instance";
+/// Label carrying the task id.
+pub const LABEL_TASK: &str = "dev.anycode.task";
+/// Label carrying the project id.
+pub const LABEL_PROJECT: &str = "dev.anycode.project";
+
+/// Errors of the Docker layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No engine answered; the message says what to start.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The container does not exist (any more).
+    #[error("container {0} does not exist")]
+    NoSuchContainer(String),
+    /// The image build failed; the message carries Docker's last lines.
+    #[error("building the sandbox image failed: {0}")]
+    Build(String),
+    /// The configured image does not exist locally.
+    #[error("image {0} not found: build it, or unset ANYCODE_IMAGE to let AnyCode build its own")]
+    NoImage(String),
+    /// Any other error the engine returned.
+    #[error("docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    /// Reading build inputs failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+}
+
+/// A connected Docker engine, scoped to one AnyCode instance.
+#[derive(Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+    instance: String,
+    /// Where the engine was found, e.g. `unix:///var/run/docker.sock`.
+    pub endpoint: String,
+}
+
+/// A TTY byte stream of a container's main process or of an exec session.
+pub struct TtyStream {
+    /// Output bytes as the engine sends them (a TTY merges stdout and stderr).
+    pub output: BoxStream<'static, std::io::Result<Bytes>>,
+    /// The process's TTY input.
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// What AnyCode needs to know of a managed container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Full container id.
+    pub id: String,
+    /// Value of [`LABEL_TASK`].
+    pub task_id: String,
+    /// Whether it runs (paused counts as running).
+    pub running: bool,
+    /// Exit code of the last run when not running.
+    pub exit_code: Option<i64>,
+}
+
+/// Everything needed to create a task's container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// Container name, e.g. `anycode-<task id>`.
+    pub name: String,
+    /// Image tag.
+    pub image: String,
+    /// Task id (label).
+    pub task_id: String,
+    /// Project id (label).
+    pub project_id: String,
+    /// The main process, e.g. `["bash", "-l"]`.
+    pub cmd: Vec<String>,
+    /// `KEY=value` pairs set at create time (never secrets).
+    pub env: Vec<String>,
+    /// `uid:gid` the processes run as.
+    pub user: String,
+    /// Bind mounts in Docker's `host:container[:opts]` form.
+    pub binds: Vec<String>,
+    /// Memory cap in bytes.
+    pub memory_bytes: i64,
+    /// CPU cap in billionths of a CPU.
+    pub nano_cpus: i64,
+    /// Process count cap.
+    pub pids: i64,
+}
+
+impl Docker {
+    /// Finds a Docker engine and negotiates the API version. `instance` scopes the
+    /// containers this handle lists and owns.
+    ///
+    /// Tries `docker_host` (the user's `DOCKER_HOST`) when given, else, in order, `/var/run/docker.sock`,
+    /// `~/.docker/run/docker.sock` (Docker Desktop), `~/.colima/default/docker.sock`,
+    /// `~/.orbstack/run/docker.sock`, `$XDG_RUNTIME_DIR/docker.sock` (rootless),
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock`, `/run/podman/podman.sock`; on Windows the
+    /// default named pipe. Each gets 5 s to answer a ping.
+    ///
+    /// Errors: [`Error::Unavailable`] with a sentence saying what to start.
+    pub async fn connect(instance: &str, docker_host: Option<&str>) -> Result<Docker> {
+        let mut tried = Vec::new();
+        for (endpoint, conn) in candidates(docker_host) {
+            let Ok(api) = conn else {
+                tried.push(endpoint);
+                continue;
+            };
+            let attempt = async {
+                let api = api.negotiate_version().await?;
+                api.ping().await?;
+                Ok::<_, bollard::errors::Error>(api)
+            };
+            match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+                Ok(Ok(api)) => return Ok(Docker { api, instance: instance.to_string(), endpoint }),
+                Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
+                Err(_) => tracing::debug!(%endpoint, "docker endpoint timed out"),
+            }
+            tried.push(endpoint);
+        }
+        Err(Error::Unavailable(format!(
+            "Docker is not running or not reachable (tried {}). Start Docker Desktop (macOS, Windows), \
+             or the Docker engine on Linux (`sudo systemctl start docker`, or `scripts/ensure-docker.sh`), \
+             or set DOCKER_HOST.",
+            if tried.is_empty() { "no endpoints".to_string() } else { tried.join(", ") }
+        )))
+    }
+
+    /// The bollard handle, for callers that need an API this crate does not wrap.
+    pub fn api(&self) -> &bollard::Docker {
+        &self.api
+    }
+
+    /// The engine's version string, e.g. `20.10.24+dfsg1`.
+    pub async fn version(&self) -> Result<String> {
+        Ok(self.api.version().await?.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    /// Creates (does not start) a task container with AnyCode's labels and hardening:
+    /// a TTY main process, `no-new-privileges`, every capability dropped, the given
+    /// memory/CPU/pids limits, an init process, bounded logs (2 × 4 MB, which is also
+    /// the agent terminal's history across server restarts), `host.docker.internal`
+    /// resolving to the host, and no Docker socket. Returns the container id.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let labels = HashMap::from([
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
+            (LABEL_TASK.to_string(), spec.task_id.clone()),
+            (LABEL_PROJECT.to_string(), spec.project_id.clone()),
+        ]);
+        let host_config = HostConfig {
+            binds: Some(spec.binds.clone()),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            memory: Some(spec.memory_bytes),
+            memory_swap: Some(spec.memory_bytes),
+            nano_cpus: Some(spec.nano_cpus),
+            pids_limit: Some(spec.pids),
+            init: Some(true),
+            extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "4m".to_string()),
+                    ("max-file".to_string(), "2".to_string()),
+                ])),
+            }),
+            ..Default::default()
+        };
+        let config = Config {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            user: Some(spec.user.clone()),
+            working_dir: Some("/workspace".into()),
+            hostname: Some("sandbox".into()),
+            tty: Some(true),
+            open_stdin: Some(true),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: spec.name.clone(), platform: None };
+        Ok(self.api.create_container(Some(opts), config).await?.id)
+    }
+
+    /// Starts a container (no-op when it runs already).
+    pub async fn start(&self, id: &str) -> Result<()> {
+        match self.api.start_container::<String>(id, None).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops a container, giving its processes `grace` to exit after SIGTERM.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let opts = StopContainerOptions { t: grace.as_secs() as i64 };
+        match self.api.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a container and its anonymous volumes, stopping it first. Missing is fine.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        match self.api.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The container's state, or `None` when it does not exist.
+    pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+        match self.api.inspect_container(id, None::<InspectContainerOptions>).await {
+            Ok(c) => {
+                let labels = c.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                let state = c.state.unwrap_or_default();
+                Ok(Some(ContainerInfo {
+                    id: c.id.unwrap_or_else(|| id.to_string()),
+                    task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
+                    running: state.running.unwrap_or(false),
+                    exit_code: state.exit_code,
+                }))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every container of this instance, running or not.
+    pub async fn managed_containers(&self) -> Result<Vec<ContainerInfo>> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={}", self.instance)])]);
+        let opts = ListContainersOptions { all: true, filters, ..Default::default() };
+        let list = self.api.list_containers(Some(opts)).await?;
+        let mut out = Vec::new();
+        for c in list {
+            let labels = c.labels.unwrap_or_default();
+            let Some(id) = c.id else { continue };
+            out.push(ContainerInfo {
+                id,
+                task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
+                running: c.state.as_deref() == Some("running") || c.state.as_deref() == Some("paused"),
+                exit_code: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Attaches to the main process's TTY. With `logs`, the stream starts with the
+    /// container's logged output (its history, bounded by the log limits), then goes
+    /// on live. Attaching before `start` catches every byte of the new run.
+    pub async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
+        let opts = AttachContainerOptions::<String> {
+            stdin: Some(true),
+            stdout: Some(true),
+            stderr: Some(true),
+            stream: Some(true),
+            logs: Some(logs),
+            detach_keys: None,
+        };
+        let res = self.api.attach_container(id, Some(opts)).await.map_err(|e| {
+            if is_not_found(&e) {
+                Error::NoSuchContainer(id.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(TtyStream { output: output_stream(res.output), input: res.input })
+    }
+
+    /// The container's logged output so far (its TTY history), for terminals of
+    /// stopped containers. At most the last `max_bytes`.
+    pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
+        let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
+        let mut s = self.api.logs(id, Some(opts));
+        let mut out: Vec<u8> = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(chunk) => out.extend_from_slice(&chunk.into_bytes()),
+                Err(e) if is_not_found(&e) => return Err(Error::NoSuchContainer(id.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+            if out.len() > 2 * max_bytes {
+                out.drain(..out.len() - max_bytes);
+            }
+        }
+        if out.len() > max_bytes {
+            out.drain(..out.len() - max_bytes);
+        }
+        Ok(out)
+    }
+
+    /// Sets the main process's TTY size in character cells.
+    pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+        let opts = ResizeContainerTtyOptions { width: cols, height: rows };
+        Ok(self.api.resize_container_tty(id, opts).await?)
+    }
+
+    /// Waits until the container's main process is not running and returns its exit
+    /// code (`None` when Docker does not say). With `next_exit`, waits for the end of
+    /// the next run instead: for a container that is created or about to be started,
+    /// whose "not running" state would otherwise answer at once.
+    pub async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>> {
+        use bollard::container::WaitContainerOptions;
+        let opts = WaitContainerOptions { condition: if next_exit { "next-exit" } else { "not-running" } };
+        let mut s = self.api.wait_container(id, Some(opts));
+        match s.next().await {
+            Some(Ok(r)) => Ok(Some(r.status_code)),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(Some(code)),
+            Some(Err(e)) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Some(Err(e)) => Err(e.into()),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts `cmd` in the running container with a TTY of `cols`×`rows`, as `user`,
+    /// in /workspace. Returns the exec id and its stream.
+    pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            env: Some(env),
+            user: Some(user.to_string()),
+            working_dir: Some("/workspace".to_string()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(true),
+            ..Default::default()
+        };
+        let exec = self.api.create_exec(id, opts).await.map_err(|e| {
+            if is_not_found(&e) {
+                Error::NoSuchContainer(id.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        let start = StartExecOptions { detach: false, tty: true, output_capacity: None };
+        match self.api.start_exec(&exec.id, Some(start)).await? {
+            StartExecResults::Attached { output, input } => {
+                let _ = self.resize_exec(&exec.id, cols, rows).await;
+                Ok((exec.id, TtyStream { output: output_stream(output), input }))
+            }
+            StartExecResults::Detached => Err(Error::Io("docker started the exec detached".into())),
+        }
+    }
+
+    /// Sets an exec session's TTY size.
+    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+        Ok(self.api.resize_exec(exec_id, ResizeExecOptions { width: cols, height: rows }).await?)
+    }
+
+    /// An exec session's exit code, `None` while it runs.
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        let r = self.api.inspect_exec(exec_id).await?;
+        Ok(if r.running == Some(true) { None } else { r.exit_code })
+    }
+}
+
+fn output_stream(
+    s: Pin<Box<dyn futures_util::Stream<Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
+    s.map(|item| item.map(|o| o.into_bytes()).map_err(std::io::Error::other)).boxed()
+}
+
+type Candidate = (String, std::result::Result<bollard::Docker, bollard::errors::Error>);
+
+fn connect_to(host: &str) -> std::result::Result<bollard::Docker, bollard::errors::Error> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        #[cfg(unix)]
+        return bollard::Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION);
+        #[cfg(not(unix))]
+        return Err(bollard::errors::Error::UnsupportedURISchemeError { uri: path.to_string() });
+    }
+    if host.starts_with("tcp://") || host.starts_with("http://") {
+        return bollard::Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION);
+    }
+    #[cfg(windows)]
+    if host.starts_with("npipe://") {
+        return bollard::Docker::connect_with_named_pipe(host, 120, bollard::API_DEFAULT_VERSION);
+    }
+    Err(bollard::errors::Error::UnsupportedURISchemeError { uri: host.to_string() })
+}
+
+fn candidates(docker_host: Option<&str>) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    if let Some(host) = docker_host.filter(|h| !h.is_empty()) {
+        out.push((host.to_string(), connect_to(host)));
+        return out;
+    }
+    #[cfg(windows)]
+    {
+        out.push(("npipe:////./pipe/docker_engine".into(), bollard::Docker::connect_with_named_pipe_defaults()));
+    }
+    #[cfg(unix)]
+    {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from);
+        let mut paths = vec![PathBuf::from("/var/run/docker.sock")];
+        if let Some(h) = &home {
+            paths.push(h.join(".docker/run/docker.sock"));
+            paths.push(h.join(".colima/default/docker.sock"));
+            paths.push(h.join(".orbstack/run/docker.sock"));
+        }
+        if let Some(r) = &runtime {
+            paths.push(r.join("docker.sock"));
+            paths.push(r.join("podman/podman.sock"));
+        }
+        paths.push(PathBuf::from("/run/podman/podman.sock"));
+        for p in paths {
+            if p.exists() {
+                let s = p.to_string_lossy().into_owned();
+                let endpoint = format!("unix://{s}");
+                let conn = connect_to(&endpoint);
+                out.push((endpoint, conn));
+            }
+        }
+    }
+    out
+}

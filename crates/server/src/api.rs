@@ -1,0 +1,223 @@
+//! The JSON API under `/api`. Shapes are documented in `openapi.json`.
+
+use crate::{ApiError, AppState};
+use anycode_engine::{Agent, NewTask, Project, Task, TaskStatus, TerminalInfo};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const OPENAPI: &str = include_str!("../openapi.json");
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/projects", get(list_projects).post(add_project))
+        .route("/projects/{id}", get(get_project).delete(delete_project))
+        .route("/projects/{id}/branches", get(branches))
+        .route("/projects/{id}/tasks", post(create_task))
+        .route("/tasks", get(list_tasks))
+        .route("/tasks/{id}", get(get_task).delete(delete_task))
+        .route("/tasks/{id}/stop", post(stop_task))
+        .route("/tasks/{id}/start", post(start_task))
+        .route("/tasks/{id}/terminals", post(open_terminal))
+        .route("/tasks/{id}/diff", get(diff))
+        .route("/tasks/{id}/commit", post(commit))
+        .route("/terminals/{id}", delete(close_terminal))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
+}
+
+/// `Json` whose rejections are API errors (`INVALID_JSON`) instead of plain text.
+pub(crate) struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rej) => {
+                let status = match rej {
+                    JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(ApiError::new(status, "INVALID_JSON", rej.body_text()))
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A task as the API shows it.
+#[derive(Serialize)]
+struct TaskView {
+    id: String,
+    project_id: String,
+    title: String,
+    agent: Agent,
+    branch: String,
+    base: String,
+    base_sha: String,
+    prompt: Option<String>,
+    status: TaskStatus,
+    exit_code: Option<i64>,
+    error: Option<String>,
+    container_id: Option<String>,
+    worktree: String,
+    terminals: Vec<TerminalInfo>,
+    created_at: String,
+}
+
+impl From<Task> for TaskView {
+    fn from(t: Task) -> Self {
+        TaskView {
+            id: t.id,
+            project_id: t.project_id,
+            title: t.title,
+            agent: t.agent,
+            branch: t.branch,
+            base: t.base,
+            base_sha: t.base_sha,
+            prompt: t.prompt,
+            status: t.status,
+            exit_code: t.exit_code,
+            error: t.error,
+            container_id: t.container_id,
+            worktree: t.worktree,
+            terminals: t.terminals,
+            created_at: t.created_at,
+        }
+    }
+}
+
+async fn health(State(st): State<AppState>) -> Json<serde_json::Value> {
+    let d = st.engine.health().await;
+    let mut docker = json!({"ok": d.ok});
+    if let Some(v) = d.version {
+        docker["version"] = json!(v);
+    }
+    if let Some(e) = d.error {
+        docker["error"] = json!(e);
+    }
+    Json(json!({"version": env!("CARGO_PKG_VERSION"), "docker": docker}))
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
+    Ok(Json(st.engine.projects().await?))
+}
+
+#[derive(Deserialize)]
+struct AddProject {
+    path: String,
+}
+
+async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<Project>)> {
+    Ok((StatusCode::CREATED, Json(st.engine.add_project(&req.path).await?)))
+}
+
+async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Project>> {
+    Ok(Json(st.engine.project(&id).await?))
+}
+
+async fn delete_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    st.engine.delete_project(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn branches(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<anycode_engine::Branches>> {
+    Ok(Json(st.engine.branches(&id).await?))
+}
+
+#[derive(Deserialize)]
+struct CreateTask {
+    title: String,
+    agent: String,
+    base: Option<String>,
+    branch: Option<String>,
+    prompt: Option<String>,
+}
+
+async fn create_task(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CreateTask>,
+) -> ApiResult<(StatusCode, Json<TaskView>)> {
+    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt };
+    Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
+}
+
+#[derive(Deserialize)]
+struct TaskQuery {
+    project: Option<String>,
+}
+
+async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Vec<TaskView>>> {
+    if let Some(p) = &q.project {
+        st.engine.project(p).await?;
+    }
+    Ok(Json(st.engine.tasks(q.project.as_deref()).await?.into_iter().map(Into::into).collect()))
+}
+
+async fn get_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
+    Ok(Json(st.engine.task(&id).await?.into()))
+}
+
+async fn delete_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    st.engine.delete_task(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
+    Ok(Json(st.engine.stop_task(&id).await?.into()))
+}
+
+async fn start_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
+    Ok(Json(st.engine.start_task(&id).await?.into()))
+}
+
+#[derive(Deserialize, Default)]
+struct OpenTerminal {
+    cmd: Option<String>,
+}
+
+async fn open_terminal(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<TerminalInfo>)> {
+    // The body is optional: no body opens a login shell.
+    let req: OpenTerminal = if body.iter().all(u8::is_ascii_whitespace) {
+        OpenTerminal::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", e.to_string()))?
+    };
+    Ok((StatusCode::CREATED, Json(st.engine.open_terminal(&id, req.cmd).await?)))
+}
+
+async fn close_terminal(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    st.engine.close_terminal(&id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn diff(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<anycode_engine::Diff>> {
+    Ok(Json(st.engine.diff(&id).await?))
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    message: String,
+}
+
+async fn commit(State(st): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<Commit>) -> ApiResult<Json<serde_json::Value>> {
+    let sha = st.engine.commit(&id, &req.message).await?;
+    Ok(Json(json!({"sha": sha})))
+}

@@ -1,0 +1,182 @@
+//! Access control: the token, the session cookie, the Host allowlist and the
+//! Origin check.
+
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Name of the session cookie set by `GET /?token=…`.
+pub const SESSION_COOKIE: &str = "anycode_session";
+
+/// The access token: 256 random bits as 64 hex digits (or whatever `ANYCODE_TOKEN`
+/// presets). Debug and Display never show it.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(…)")
+    }
+}
+
+impl AccessToken {
+    /// Wraps a token value.
+    pub fn new(value: impl Into<String>) -> AccessToken {
+        AccessToken(value.into())
+    }
+
+    /// The token text, for the link `anycode serve` prints.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Loads the token from `path`, or makes a new random one and writes it there
+    /// with mode 0600.
+    pub fn load_or_create(path: &Path) -> std::io::Result<AccessToken> {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            let s = s.trim();
+            if s.len() >= 32 {
+                return Ok(AccessToken(s.to_string()));
+            }
+        }
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
+            f.write_all(token.as_bytes())?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(AccessToken(token))
+    }
+
+    /// The session cookie's value: derived from the token, so the cookie store never
+    /// holds the token itself.
+    pub fn session_value(&self) -> String {
+        hex::encode(Sha256::digest(format!("anycode-session:{}", self.0)))
+    }
+
+    /// Whether `candidate` is the token, compared in constant time.
+    pub fn matches(&self, candidate: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The session cookie's value in a request, if any.
+pub(crate) fn session_cookie(req: &Request<Body>) -> Option<String> {
+    for v in req.headers().get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { continue };
+        for part in v.split(';') {
+            if let Some((k, val)) = part.trim().split_once('=') {
+                if k == SESSION_COOKIE {
+                    return Some(val.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+fn host_of(req: &Request<Body>) -> Option<String> {
+    req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(|h| h.to_ascii_lowercase())
+}
+
+/// Refuses requests whose `Host` is not one this server answers to: a page of
+/// another site that re-points its DNS name at 127.0.0.1 (DNS rebinding) must not
+/// reach the API.
+pub(crate) async fn check_host(State(st): State<AppState>, req: Request<Body>, next: Next) -> Result<Response, ApiError> {
+    match host_of(&req) {
+        Some(h) if st.allowed_hosts.iter().any(|a| *a == h) => Ok(next.run(req).await),
+        other => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "HOST_NOT_ALLOWED",
+            format!("Host {:?} is not allowed; open AnyCode at http://127.0.0.1", other.unwrap_or_default()),
+        )),
+    }
+}
+
+/// Requires the access token on /api and /ws: `Authorization: Bearer <token>` or
+/// the session cookie. Requests carrying an `Origin` of another site are refused
+/// (cross-site WebSockets and form posts).
+pub(crate) async fn require_token(State(st): State<AppState>, req: Request<Body>, next: Next) -> Result<Response, ApiError> {
+    let path = req.uri().path();
+    if !(path.starts_with("/api/") || path.starts_with("/ws/")) {
+        return Ok(next.run(req).await);
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
+        let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
+        let same_site = st.allowed_hosts.iter().any(|a| a == host);
+        let safe = req.method() == Method::GET && !path.starts_with("/ws/");
+        if !same_site && !safe {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "ORIGIN_NOT_ALLOWED", format!("requests from {origin} are not allowed")));
+        }
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = match bearer {
+        Some(t) => st.token.matches(t),
+        None => session_cookie(&req).is_some_and(|c| constant_time_eq(c.as_bytes(), st.token.session_value().as_bytes())),
+    };
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "missing or wrong access token: open the link `anycode serve` printed, or send Authorization: Bearer <token>",
+        ));
+    }
+    Ok(next.run(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        let a = AccessToken::load_or_create(&p).unwrap();
+        let b = AccessToken::load_or_create(&p).unwrap();
+        assert_eq!(a.expose(), b.expose());
+        assert_eq!(a.expose().len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(a.matches(a.expose()));
+        assert!(!a.matches("nope"));
+        assert_eq!(format!("{a:?}"), "AccessToken(…)");
+    }
+}

@@ -1,0 +1,112 @@
+//! `WS /ws/terminals/{id}`: one viewer of a terminal hub.
+//!
+//! Frames (see `docs/terminal-protocol.md`):
+//! - binary, both ways: raw terminal bytes;
+//! - text, client → server: `{"type":"resize","cols","rows"}`, `{"type":"ack","bytes"}`;
+//! - text, server → client: `{"type":"exit","code"}`, `{"type":"resync"}` (then the
+//!   scrollback as binary).
+//!
+//! On connect the server sends the scrollback, then live output.
+
+use crate::{ApiError, AppState};
+use anycode_engine::{Recv, Terminal};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// Largest binary frame sent for a scrollback replay.
+const REPLAY_FRAME: usize = 256 * 1024;
+
+pub(crate) async fn terminal(ws: WebSocketUpgrade, Path(id): Path<String>, State(st): State<AppState>) -> Result<Response, ApiError> {
+    let term = st.engine.terminal(&id).await?;
+    let shutdown = st.shutdown.clone();
+    Ok(ws.on_upgrade(move |socket| session(socket, term, shutdown)))
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Control {
+    Resize { cols: u16, rows: u16 },
+    Ack {
+        #[allow(dead_code)]
+        bytes: u64,
+    },
+}
+
+async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes) -> bool {
+    let mut off = 0;
+    while off < snapshot.len() {
+        let end = (off + REPLAY_FRAME).min(snapshot.len());
+        if sink.send(Message::Binary(snapshot.slice(off..end))).await.is_err() {
+            return false;
+        }
+        off = end;
+    }
+    true
+}
+
+fn exit_frame(code: Option<i64>) -> Message {
+    Message::Text(json!({"type": "exit", "code": code}).to_string().into())
+}
+
+async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken) {
+    let mut viewer = term.subscribe();
+    let (mut sink, mut stream) = socket.split();
+    if !send_replay(&mut sink, std::mem::take(&mut viewer.snapshot)).await {
+        return;
+    }
+    if let Some(code) = viewer.exited {
+        if sink.send(exit_frame(code)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if term.write(b).await.is_err() {
+                        tracing::debug!(terminal = %term.id(), "input to an ended process dropped");
+                    }
+                }
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
+                    Ok(Control::Resize { cols, rows }) => term.resize(cols, rows).await,
+                    Ok(Control::Ack { .. }) => {}
+                    Err(_) => tracing::debug!(terminal = %term.id(), "unknown control frame ignored"),
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            r = viewer.recv() => match r {
+                Recv::Output(b) => {
+                    if sink.send(Message::Binary(b)).await.is_err() {
+                        break;
+                    }
+                }
+                Recv::Exit(code) => {
+                    if sink.send(exit_frame(code)).await.is_err() {
+                        break;
+                    }
+                }
+                Recv::Resync(snapshot) => {
+                    let resync = Message::Text(json!({"type": "resync"}).to_string().into());
+                    if sink.send(resync).await.is_err() || !send_replay(&mut sink, snapshot).await {
+                        break;
+                    }
+                }
+                Recv::Closed => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Test support: a real git repository, a real engine on a temporary data dir, a
+//! real server on a loopback port, and clients for its HTTP API and WebSockets.
+#![allow(dead_code)]
+
+use anycode_engine::{Config, Engine};
+use anycode_server::{AccessToken, ServerOptions};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const TOKEN: &str = "test-token-0123456789abcdef0123456789abcdef";
+
+/// Runs git in `dir`, panicking with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    // Root-run tests hand worktrees to the sandbox user; git would call them dubious.
+    let out = Command::new("git").args(["-c", "safe.directory=*"]).args(args).current_dir(dir).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A repository with two commits on `main` and a second branch `dev`.
+pub fn make_repo(root: &Path) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "Test User"]);
+    git(&repo, &["config", "user.email", "test@example.com"]);
+    std::fs::write(repo.join("README.md"), "# demo\n").unwrap();
+    std::fs::write(repo.join("keep.txt"), "one\ntwo\nthree\n").unwrap();
+    std::fs::write(repo.join("old.txt"), "a file that will be renamed\nwith enough lines\nto be detected\nas a rename\n").unwrap();
+    std::fs::write(repo.join("gone.txt"), "to be deleted\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    git(&repo, &["branch", "dev"]);
+    repo
+}
+
+pub struct Server {
+    dir: Option<tempfile::TempDir>,
+    data: PathBuf,
+    cleanup: bool,
+    pub repo: PathBuf,
+    pub base: String,
+    pub engine: Engine,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A configuration on `data_dir` with small limits suitable for tests.
+pub fn config(data_dir: &Path) -> Config {
+    let mut c = Config::with_data_dir(data_dir);
+    c.limits.memory_bytes = 512 * 1024 * 1024;
+    c.limits.nano_cpus = 1_000_000_000;
+    c.limits.pids = 256;
+    c.scrollback_bytes = 256 * 1024;
+    c
+}
+
+impl Server {
+    /// A fresh data dir and repository, and a server on them.
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = make_repo(dir.path());
+        let cfg = config(&dir.path().join("data"));
+        Server::start_with(dir, repo, cfg).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, repo: PathBuf, cfg: Config) -> Server {
+        let engine = Engine::open(cfg).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = ServerOptions { token: AccessToken::new(TOKEN), extra_hosts: vec![] };
+        let e2 = engine.clone();
+        let handle = tokio::spawn(async move {
+            anycode_server::serve(e2, listener, opts, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let data = dir.path().join("data");
+        Server { dir: Some(dir), data, cleanup: true, repo, base, engine, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+    }
+
+    /// Stops the server (as a restart would), keeping the data dir and repository.
+    pub async fn shutdown(mut self) -> (tempfile::TempDir, PathBuf) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), h).await;
+        }
+        self.cleanup = false;
+        (self.dir.take().expect("dir"), self.repo.clone())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.clone()
+    }
+
+    pub async fn req(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.req(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.req(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.req(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Adds the test repository as a project and returns its id.
+    pub async fn add_project(&self) -> String {
+        let (s, p) = self.post("/api/projects", json!({"path": self.repo})).await;
+        assert_eq!(s, 201, "{p}");
+        p["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a task and asserts it was created.
+    pub async fn create_task(&self, project: &str, body: Value) -> Value {
+        let (s, t) = self.post(&format!("/api/projects/{project}/tasks"), body).await;
+        assert_eq!(s, 201, "{t}");
+        t
+    }
+
+    pub async fn ws(&self, terminal: &str) -> Term {
+        Term::connect(&self.base, terminal, TOKEN).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Remove the containers of this test's instance, whatever the test did.
+        if !self.cleanup {
+            return;
+        }
+        let instance = self.engine.instance().to_string();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker ps -aq --filter label=dev.anycode.instance={instance} | xargs -r docker rm -f >/dev/null 2>&1"))
+            .status();
+    }
+}
+
+/// A WebSocket viewer of a terminal that accumulates output.
+pub struct Term {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub output: Vec<u8>,
+    pub exit: Option<Value>,
+    pub controls: Vec<Value>,
+}
+
+impl Term {
+    pub async fn connect(base: &str, terminal: &str, token: &str) -> Term {
+        let url = format!("{}/ws/terminals/{terminal}", base.replacen("http", "ws", 1));
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+        Term { ws, output: Vec::new(), exit: None, controls: Vec::new() }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::Binary(text.as_bytes().to_vec().into())).await.unwrap();
+    }
+
+    pub async fn resize(&mut self, cols: u16, rows: u16) {
+        self.ws.send(Message::Text(json!({"type":"resize","cols":cols,"rows":rows}).to_string().into())).await.unwrap();
+    }
+
+    /// The output so far as text, escape sequences and carriage returns removed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&strip_ansi_escapes::strip(&self.output)).replace('\r', "")
+    }
+
+    /// Reads until `pred(output text)` holds; panics with the output after `secs`.
+    pub async fn wait_for(&mut self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !pred(&self.text()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}; output so far:\n{}\nraw: {:?}", self.text(), String::from_utf8_lossy(&self.output));
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "exit" {
+                        self.exit = Some(v.clone());
+                    }
+                    self.controls.push(v);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("websocket error while waiting for {what}: {e}"),
+                Ok(None) => {
+                    assert!(pred(&self.text()), "socket closed while waiting for {what}; output:\n{}", self.text());
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads until the server reports the process's exit; returns that frame.
+    pub async fn wait_exit(&mut self, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.exit.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for the exit frame; output:\n{}", self.text());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "exit" {
+                        self.exit = Some(v.clone());
+                    }
+                    self.controls.push(v);
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("websocket error: {e}"),
+                Ok(None) => panic!("socket closed without an exit frame; output:\n{}", self.text()),
+                Err(_) => {}
+            }
+        }
+        self.exit.clone().unwrap()
+    }
+
+    /// Types a command and waits for a marker echoed only by its completion.
+    pub async fn run(&mut self, cmd: &str, marker: &str) {
+        self.send(&format!("{cmd}; echo {marker}-$((1+1))\r")).await;
+        let done = format!("{marker}-2");
+        self.wait_for(30, marker, |t| t.contains(&done)).await;
+    }
+}
+
+/// `docker inspect` of a container as JSON.
+pub fn docker_inspect(id: &str) -> Value {
+    let out = Command::new("docker").args(["inspect", id]).output().unwrap();
+    if !out.status.success() {
+        return Value::Null;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].clone()
+}
+
+/// Waits until `f` is true, polling every 100 ms, for at most `secs`.
+pub async fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

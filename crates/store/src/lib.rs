@@ -1,0 +1,293 @@
+//! AnyCode's SQLite database (`<data_dir>/anycode.db`): projects and tasks.
+//!
+//! - Schema changes are [`rusqlite_migration`] steps in `MIGRATIONS`; never edit a
+//!   shipped step, append a new one.
+//! - Every call is blocking (rusqlite): async callers run it on
+//!   `tokio::task::spawn_blocking`. [`Store`] is cheap to clone and shares one
+//!   connection behind a mutex; WAL mode keeps readers of other processes unblocked.
+//! - Secrets are never stored here.
+
+use anycode_core::{Agent, Project, Task, TaskStatus};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite_migration::{Migrations, M};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// SQLite failed (disk full, file locked by another process, corrupt file).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// A stored value this version cannot read.
+    #[error("corrupt database value: {0}")]
+    Corrupt(String),
+    /// A uniqueness rule was broken (the same repository added twice).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        default_branch TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        title TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        base TEXT NOT NULL,
+        base_sha TEXT NOT NULL,
+        prompt TEXT,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        container_id TEXT,
+        worktree TEXT NOT NULL,
+        agent_terminal_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_project ON tasks(project_id);",
+)];
+
+/// Handle on the database; clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    ///
+    /// Errors: [`Error::Sqlite`] when the file cannot be opened, [`Error::Migration`]
+    /// when the schema cannot be brought up to date (e.g. a database from a newer version).
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// An in-memory database (tests).
+    pub fn open_in_memory() -> Result<Store> {
+        let mut conn = Connection::open_in_memory()?;
+        Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (statements
+        // are atomic), so a poisoned lock is safe to take over.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a project. Errors: [`Error::Conflict`] when its path is already a project.
+    pub fn insert_project(&self, p: &Project) -> Result<()> {
+        let res = self.conn().execute(
+            "INSERT INTO projects (id, name, path, default_branch, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![p.id, p.name, p.path, p.default_branch, anycode_core::now_rfc3339()],
+        );
+        match res {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(Error::Conflict(format!("{} is already a project", p.path)))
+            }
+            other => other.map(|_| ()).map_err(Error::from),
+        }
+    }
+
+    /// All projects, oldest first.
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id, name, path, default_branch FROM projects ORDER BY created_at, rowid")?;
+        let rows = stmt.query_map([], project_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One project, or `None`.
+    pub fn project(&self, id: &str) -> Result<Option<Project>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT id, name, path, default_branch FROM projects WHERE id = ?1", [id], project_from_row)
+            .optional()?)
+    }
+
+    /// Removes a project row (the caller checks it has no tasks). Returns whether it existed.
+    pub fn delete_project(&self, id: &str) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM projects WHERE id = ?1", [id])? > 0)
+    }
+
+    /// Adds a task.
+    pub fn insert_task(&self, t: &Task) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
+                                error, container_id, worktree, agent_terminal_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                t.id,
+                t.project_id,
+                t.title,
+                t.agent.as_str(),
+                t.branch,
+                t.base,
+                t.base_sha,
+                t.prompt,
+                t.status.as_str(),
+                t.exit_code,
+                t.error,
+                t.container_id,
+                t.worktree,
+                t.agent_terminal_id,
+                t.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Tasks, oldest first; only those of `project` when given.
+    pub fn tasks(&self, project: Option<&str>) -> Result<Vec<Task>> {
+        let conn = self.conn();
+        let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE (?1 IS NULL OR project_id = ?1) ORDER BY created_at, rowid");
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([project], task_from_row)?;
+        rows.map(|r| r.map_err(Error::from).and_then(|x| x)).collect()
+    }
+
+    /// One task, or `None`.
+    pub fn task(&self, id: &str) -> Result<Option<Task>> {
+        let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1");
+        self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()
+    }
+
+    /// Sets a task's status, exit code and error together (they describe one state).
+    pub fn set_task_state(&self, id: &str, status: TaskStatus, exit_code: Option<i64>, error: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET status = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
+            params![id, status.as_str(), exit_code, error],
+        )?;
+        Ok(())
+    }
+
+    /// Records the task's container id.
+    pub fn set_task_container(&self, id: &str, container_id: Option<&str>) -> Result<()> {
+        self.conn().execute("UPDATE tasks SET container_id = ?2 WHERE id = ?1", params![id, container_id])?;
+        Ok(())
+    }
+
+    /// Removes a task row. Returns whether it existed.
+    pub fn delete_task(&self, id: &str) -> Result<bool> {
+        Ok(self.conn().execute("DELETE FROM tasks WHERE id = ?1", [id])? > 0)
+    }
+}
+
+const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
+                         container_id, worktree, agent_terminal_id, created_at";
+
+fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
+}
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
+    let agent: String = r.get(3)?;
+    let status: String = r.get(8)?;
+    let agent = match agent.parse::<Agent>() {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
+    };
+    let status = match status.parse::<TaskStatus>() {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
+    };
+    Ok(Ok(Task {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        title: r.get(2)?,
+        agent,
+        branch: r.get(4)?,
+        base: r.get(5)?,
+        base_sha: r.get(6)?,
+        prompt: r.get(7)?,
+        status,
+        exit_code: r.get(9)?,
+        error: r.get(10)?,
+        container_id: r.get(11)?,
+        worktree: r.get(12)?,
+        agent_terminal_id: r.get(13)?,
+        terminals: Vec::new(),
+        created_at: r.get(14)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> Project {
+        Project { id: "p1".into(), name: "repo".into(), path: "/tmp/repo".into(), default_branch: "main".into() }
+    }
+
+    fn task() -> Task {
+        Task {
+            id: "t1".into(),
+            project_id: "p1".into(),
+            title: "Fix it".into(),
+            agent: Agent::Shell,
+            branch: "anycode/fix-it".into(),
+            base: "main".into(),
+            base_sha: "0".repeat(40),
+            prompt: None,
+            status: TaskStatus::Creating,
+            exit_code: None,
+            error: None,
+            container_id: None,
+            worktree: "/tmp/wt".into(),
+            agent_terminal_id: "a1".into(),
+            terminals: vec![],
+            created_at: "2026-11-21T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        Migrations::from_slice(MIGRATIONS).validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn round_trip_and_state_changes() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_project(&project()).unwrap();
+        assert!(matches!(s.insert_project(&Project { id: "p2".into(), ..project() }), Err(Error::Conflict(_))));
+        s.insert_task(&task()).unwrap();
+        s.set_task_state("t1", TaskStatus::Exited, Some(3), None).unwrap();
+        s.set_task_container("t1", Some("abc")).unwrap();
+        let t = s.task("t1").unwrap().unwrap();
+        assert_eq!(t.status, TaskStatus::Exited);
+        assert_eq!(t.exit_code, Some(3));
+        assert_eq!(t.container_id.as_deref(), Some("abc"));
+        assert_eq!(s.tasks(Some("p1")).unwrap().len(), 1);
+        assert_eq!(s.tasks(Some("nope")).unwrap().len(), 0);
+        assert!(s.delete_task("t1").unwrap());
+        assert!(s.delete_project("p1").unwrap());
+        assert!(s.projects().unwrap().is_empty());
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        Store::open(&path).unwrap().insert_project(&project()).unwrap();
+        assert_eq!(Store::open(&path).unwrap().projects().unwrap(), vec![project()]);
+    }
+}

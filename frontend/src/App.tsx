@@ -1,0 +1,338 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { api, ApiError, onUnauthorized, type Health, type Project, type Task } from './api';
+import { navigateToTask, useHashRoute, usePageVisible, usePoll } from './hooks';
+import { disposeSessions } from './terminal/session';
+import { matchShortcut } from './shortcuts';
+import { AddProjectDialog } from './components/AddProjectDialog';
+import { NewTaskDialog } from './components/NewTaskDialog';
+import { ConfirmDialog } from './components/Modal';
+import { Sidebar } from './components/Sidebar';
+import { TaskView } from './components/TaskView';
+import { useToast } from './components/Toasts';
+import { IconAlert, IconMenu, IconPlus, Spinner } from './components/icons';
+
+function Unauthorized() {
+  return (
+    <div className="fullpage" data-testid="unauthorized">
+      <div className="fullpage-card">
+        <div className="fullpage-icon">
+          <IconAlert size={28} />
+        </div>
+        <h1>Not signed in</h1>
+        <p>
+          Open the link that <code>anycode serve</code> printed (it carries the access token).
+        </p>
+        <p className="muted small">
+          It looks like <code>http://127.0.0.1:7878/?token=…</code>. The token is exchanged for a session cookie.
+        </p>
+      </div>
+    </div>
+  );
+}
+
+export function App() {
+  const toast = useToast();
+  const { taskId } = useHashRoute();
+  const pageVisible = usePageVisible();
+  const [unauthorized, setUnauthorized] = useState(false);
+  const [health, setHealth] = useState<Health | null>(null);
+  const [serverDown, setServerDown] = useState<string | null>(null);
+  const [projects, setProjects] = useState<Project[] | null>(null);
+  const [tasks, setTasks] = useState<Task[] | null>(null);
+  const [addingProject, setAddingProject] = useState(false);
+  const [newTaskFor, setNewTaskFor] = useState<string | null>(null);
+  const [deletingProject, setDeletingProject] = useState<Project | null>(null);
+  const [deleteBusy, setDeleteBusy] = useState(false);
+  const [drawer, setDrawer] = useState(false);
+  const tasksSeq = useRef(0);
+  const lastTasksJson = useRef('');
+
+  useEffect(() => onUnauthorized(() => setUnauthorized(true)), []);
+
+  // ---- polling ----
+
+  usePoll(
+    async () => {
+      try {
+        const h = await api.health();
+        setHealth(h);
+        setServerDown(null);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 0) setServerDown(e.message);
+      }
+    },
+    5000,
+    !unauthorized,
+  );
+
+  const loadProjects = useCallback(async () => {
+    try {
+      setProjects(await api.projects());
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 401)) toast.error(e, 'Projects');
+    }
+  }, [toast]);
+
+  const loadTasks = useCallback(async () => {
+    const seq = ++tasksSeq.current;
+    try {
+      const list = await api.tasks();
+      // Ignore answers that were overtaken by a newer request; skip re-rendering when nothing changed.
+      if (seq === tasksSeq.current) {
+        const json = JSON.stringify(list);
+        if (json !== lastTasksJson.current) {
+          lastTasksJson.current = json;
+          setTasks(list);
+        }
+      }
+    } catch (e) {
+      if (seq === tasksSeq.current && !(e instanceof ApiError && (e.status === 401 || e.status === 0))) {
+        toast.error(e, 'Tasks');
+      }
+    }
+  }, [toast]);
+
+  useEffect(() => {
+    loadProjects();
+  }, [loadProjects]);
+
+  usePoll(loadTasks, 2000, pageVisible && !unauthorized);
+
+  // Dispose terminal sessions whose terminal disappeared from the server's lists. Only ids
+  // seen listed before are pruned (a freshly added terminal may not be listed yet).
+  const seenTerminals = useRef(new Set<string>());
+  useEffect(() => {
+    if (!tasks) return;
+    const now = new Set<string>();
+    for (const t of tasks) for (const term of t.terminals) now.add(term.id);
+    const gone = [...seenTerminals.current].filter((id) => !now.has(id));
+    seenTerminals.current = now;
+    if (gone.length) disposeSessions(gone);
+  }, [tasks]);
+
+  // ---- selection ----
+
+  const selectedTask = tasks?.find((t) => t.id === taskId) ?? null;
+  const selectedProject = selectedTask ? projects?.find((p) => p.id === selectedTask.project_id) : undefined;
+
+  const upsertTask = useCallback(
+    (t?: Task) => {
+      if (t) {
+        tasksSeq.current++; // a poll in flight now is stale
+        lastTasksJson.current = '';
+        setTasks((list) => {
+          if (!list) return [t];
+          const i = list.findIndex((x) => x.id === t.id);
+          if (i < 0) return [...list, t];
+          const n = list.slice();
+          n[i] = t;
+          return n;
+        });
+      }
+      loadTasks();
+    },
+    [loadTasks],
+  );
+
+  const openNewTask = useCallback(
+    (projectId?: string) => {
+      const pid = projectId ?? selectedTask?.project_id ?? projects?.[0]?.id;
+      if (pid) setNewTaskFor(pid);
+      else setAddingProject(true);
+      setDrawer(false);
+    },
+    [projects, selectedTask],
+  );
+
+  // Ctrl+Shift+N: new task (in the selected task's project).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (matchShortcut(e) === 'new-task') {
+        e.preventDefault();
+        e.stopPropagation();
+        openNewTask();
+      }
+    };
+    window.addEventListener('keydown', onKey, true);
+    return () => window.removeEventListener('keydown', onKey, true);
+  }, [openNewTask]);
+
+  const deleteProject = async () => {
+    if (!deletingProject) return;
+    setDeleteBusy(true);
+    try {
+      await api.deleteProject(deletingProject.id);
+      toast.notify(`Removed project ${deletingProject.name}.`, 'success');
+      setDeletingProject(null);
+      loadProjects();
+    } catch (e) {
+      toast.error(e);
+      setDeletingProject(null);
+    } finally {
+      setDeleteBusy(false);
+    }
+  };
+
+  if (unauthorized) return <Unauthorized />;
+
+  const newTaskProject = newTaskFor ? projects?.find((p) => p.id === newTaskFor) : undefined;
+  const dockerDown = health && !health.docker.ok;
+
+  let main: React.ReactNode;
+  if (projects === null || tasks === null) {
+    main = (
+      <div className="empty">
+        <Spinner size={18} />
+      </div>
+    );
+  } else if (selectedTask) {
+    main = (
+      <TaskView
+        key={selectedTask.id}
+        task={selectedTask}
+        project={selectedProject}
+        onTaskChanged={upsertTask}
+        onTaskDeleted={(id) => {
+          lastTasksJson.current = '';
+          setTasks((l) => l?.filter((t) => t.id !== id) ?? null);
+          navigateToTask(null);
+          loadTasks();
+        }}
+      />
+    );
+  } else if (projects.length === 0) {
+    main = (
+      <div className="empty">
+        <div className="empty-card">
+          <h2>Welcome to AnyCode</h2>
+          <p>Add a project: the path of any git repository on this machine.</p>
+          <p className="muted small">
+            Each task then runs an agent in its own Docker sandbox, on its own branch and worktree.
+          </p>
+          <button className="btn btn-primary" onClick={() => setAddingProject(true)}>
+            <IconPlus size={14} /> Add project
+          </button>
+        </div>
+      </div>
+    );
+  } else if (taskId) {
+    main = (
+      <div className="empty">
+        <div className="empty-card">
+          <h2>Task not found</h2>
+          <p>
+            Task <span className="mono">{taskId}</span> does not exist (any more). Pick another task on the left.
+          </p>
+        </div>
+      </div>
+    );
+  } else {
+    main = (
+      <div className="empty">
+        <div className="empty-card">
+          <h2>{tasks.length ? 'Select a task' : 'Create your first task'}</h2>
+          <p>
+            {tasks.length
+              ? 'Pick a task on the left, or start a new one with + Task.'
+              : 'Start a task with + Task next to a project: AnyCode creates a branch and a sandbox container, and opens its terminal here.'}
+          </p>
+          <button className="btn btn-primary" onClick={() => openNewTask()}>
+            <IconPlus size={14} /> New task <kbd>Ctrl+Shift+N</kbd>
+          </button>
+        </div>
+      </div>
+    );
+  }
+
+  return (
+    <div className={`app${drawer ? ' drawer-open' : ''}`}>
+      {dockerDown && (
+        <div className="banner banner-error" data-testid="docker-banner" role="alert">
+          <IconAlert size={15} />
+          <span>
+            <strong>Docker is not available.</strong> {health?.docker.error || 'Start Docker and reload.'}
+          </span>
+        </div>
+      )}
+      {serverDown && (
+        <div className="banner banner-warn" role="alert">
+          <IconAlert size={15} />
+          <span>{serverDown}</span>
+        </div>
+      )}
+      <div className="mobile-bar">
+        <button className="icon-btn" aria-label="Menu" onClick={() => setDrawer((d) => !d)} data-testid="menu-button">
+          <IconMenu size={18} />
+        </button>
+        <span className="mobile-brand">
+          <svg viewBox="0 0 32 32" width="20" height="20" aria-hidden="true">
+            <rect width="32" height="32" rx="7" fill="#7c5cff" />
+            <path d="M9 11l6 5-6 5M17 22h7" stroke="white" strokeWidth="2.6" fill="none" strokeLinecap="round" strokeLinejoin="round" />
+          </svg>
+          AnyCode
+        </span>
+        {selectedProject && <span className="mobile-sub">{selectedProject.name}</span>}
+      </div>
+      <div className="layout">
+        <Sidebar
+          projects={projects}
+          tasks={tasks}
+          selectedTaskId={taskId}
+          health={health}
+          onSelectTask={(id) => {
+            navigateToTask(id);
+            setDrawer(false);
+          }}
+          onNewTask={openNewTask}
+          onAddProject={() => {
+            setAddingProject(true);
+            setDrawer(false);
+          }}
+          onDeleteProject={(p) => setDeletingProject(p)}
+        />
+        <div className="drawer-scrim" onClick={() => setDrawer(false)} />
+        <main className="main">{main}</main>
+      </div>
+
+      {addingProject && (
+        <AddProjectDialog
+          onClose={() => setAddingProject(false)}
+          onAdded={(p) => {
+            setAddingProject(false);
+            setProjects((l) => (l ? [...l.filter((x) => x.id !== p.id), p] : [p]));
+            toast.notify(`Added project ${p.name}.`, 'success');
+            loadProjects();
+          }}
+        />
+      )}
+      {newTaskProject && (
+        <NewTaskDialog
+          project={newTaskProject}
+          onClose={() => setNewTaskFor(null)}
+          onCreated={(t) => {
+            setNewTaskFor(null);
+            upsertTask(t);
+            navigateToTask(t.id);
+          }}
+        />
+      )}
+      {deletingProject && (
+        <ConfirmDialog
+          title="Remove project?"
+          message={
+            <>
+              Remove <strong>{deletingProject.name}</strong> (<span className="mono">{deletingProject.path}</span>) from AnyCode?
+              The repository itself is not touched.
+            </>
+          }
+          confirmLabel="Remove project"
+          danger
+          busy={deleteBusy}
+          onConfirm={deleteProject}
+          onCancel={() => setDeletingProject(null)}
+        />
+      )}
+    </div>
+  );
+}
+

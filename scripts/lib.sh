@@ -1,0 +1,60 @@
+# Shared helpers of AnyCode's scripts. Source it; it changes nothing by itself.
+
+log()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+is_root() { [ "$(id -u)" = 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# Installs Debian/Ubuntu packages that are missing (as root only; otherwise says what to run).
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if is_root && have apt-get; then
+    log "installing ${missing[*]}"
+    if [ -z "${ANYCODE_APT_UPDATED:-}" ]; then apt-get update -qq; export ANYCODE_APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif have apt-get; then
+    die "missing packages: ${missing[*]} — run: sudo apt-get install -y ${missing[*]}"
+  else
+    warn "cannot install ${missing[*]} on this system; install the equivalents yourself"
+  fi
+}
+
+# The build prerequisites: a C toolchain for bundled SQLite and libgit2, Rust, Node.js 20+.
+ensure_build_tools() {
+  if have apt-get; then
+    apt_install build-essential pkg-config libssl-dev git ca-certificates curl
+  fi
+  if ! have cargo; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! have cargo; then
+    log "installing Rust with rustup (https://rustup.rs)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null \
+      || die "Rust is missing and rustup could not be fetched: install Rust from https://rustup.rs"
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! have node || ! have npm; then
+    have apt-get && apt_install nodejs npm
+  fi
+  have node || die "Node.js is missing: install Node.js 20 or newer (https://nodejs.org)"
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 20 ] || die "Node.js $(node --version) is too old for the web UI build: install Node.js 20 or newer (https://nodejs.org)"
+}
+
+# Builds the web UI into frontend/dist (npm ci only when the lock file changed).
+build_frontend() {
+  local fe="$ROOT/frontend"
+  if [ ! -d "$fe/node_modules" ] || [ "$fe/package-lock.json" -nt "$fe/node_modules/.package-lock.json" ]; then
+    log "installing the web UI's packages (npm ci)"
+    (cd "$fe" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  log "building the web UI"
+  (cd "$fe" && npm run --silent build >/dev/null)
+}

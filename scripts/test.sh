@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs every test of AnyCode against real parts: `scripts/test.sh`.
+#
+# 1. installs what is missing (build tools, Debian's chromium, docker.io) and makes
+#    sure a Docker engine answers (see scripts/ensure-docker.sh);
+# 2. type-checks and builds the web UI;
+# 3. builds the workspace and the sandbox image;
+# 4. runs the Rust tests (unit tests, and integration tests against the real Docker
+#    engine, real git repositories and real HTTP/WebSocket servers on loopback);
+# 5. runs the browser test: a real `anycode serve` on a loopback port, driven in
+#    headless Chromium by Playwright; screenshots land in artifacts/e2e/.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+ensure_build_tools
+have apt-get && apt_install chromium
+bash scripts/ensure-docker.sh
+
+build_frontend
+log "type-checking the web UI"
+(cd frontend && npm run --silent typecheck)
+
+log "building the workspace"
+cargo build --locked --workspace --all-targets
+
+# One shared data dir for building the image; tests use their own data dirs.
+export ANYCODE_IMAGE_BUILD_DIR="${TMPDIR:-/tmp}/anycode-test-image"
+ANYCODE_DATA_DIR="$ANYCODE_IMAGE_BUILD_DIR" target/debug/anycode image build >/dev/null
+
+log "running the Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast
+else
+  cargo test --locked --workspace --no-fail-fast
+fi
+
+log "running the browser test (headless Chromium)"
+ARTIFACTS="$ROOT/artifacts/e2e"
+rm -rf "$ARTIFACTS"; mkdir -p "$ARTIFACTS"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  # The browser test's sandboxes carry its data dir's instance label (12 hex digits of
+  # the sha256 of the data dir's path): remove them whatever the test did.
+  if [ -d "$work/data" ]; then
+    inst=$(printf '%s' "$(realpath "$work/data")" | sha256sum | cut -c1-12)
+    docker ps -aq --filter "label=dev.anycode.instance=$inst" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+repo="$work/repo"
+mkdir -p "$repo"
+git -C "$repo" init -q -b main
+git -C "$repo" config user.name "E2E Tester"
+git -C "$repo" config user.email e2e@example.com
+printf '# e2e\n' > "$repo/README.md"
+git -C "$repo" add . && git -C "$repo" commit -qm init
+ANYCODE_DATA_DIR="$work/data" target/debug/anycode serve --no-open --port 0 >"$work/serve.out" 2>"$ARTIFACTS/serve.log" &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+  url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$work/serve.out" 2>/dev/null || true)
+  [ -n "$url" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$ARTIFACTS/serve.log" >&2; die "anycode serve exited"; }
+  sleep 0.3
+done
+[ -n "$url" ] || die "anycode serve did not print its URL"
+(cd frontend && ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
+log "all tests passed; screenshots in artifacts/e2e/"

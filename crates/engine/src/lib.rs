@@ -108,8 +108,7 @@ impl Engine {
             Ok(Store::open(&db)?)
         })
         .await?;
-        let canonical = config.data_dir.canonicalize().unwrap_or_else(|_| config.data_dir.clone());
-        let instance = hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6]);
+        let instance = instance_id(&config.data_dir);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
@@ -754,6 +753,13 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The label value marking the containers of the AnyCode instance whose data dir is
+/// `data_dir`: the first 12 hex digits of the sha256 of its canonical path.
+pub fn instance_id(data_dir: &Path) -> String {
+    let canonical = data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf());
+    hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6])
 }
 
 /// The tag of the sandbox image for this configuration, built or not: the user's

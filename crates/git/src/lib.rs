@@ -10,6 +10,7 @@
 
 use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository, WorktreeAddOptions, WorktreePruneOptions};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -64,14 +65,14 @@ pub struct RepoInfo {
     pub root: PathBuf,
     /// The working directory's folder name.
     pub name: String,
-    /// The branch HEAD points at, `None` when detached.
+    /// The branch HEAD points at, `None` when detached or unborn (no commits yet).
     pub current_branch: Option<String>,
 }
 
 /// Local branches of a repository.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Branches {
-    /// The branch HEAD points at, `None` when detached.
+    /// The branch HEAD points at, `None` when detached or unborn (no commits yet).
     pub current: Option<String>,
     /// Local branch names, sorted.
     pub branches: Vec<String>,
@@ -93,6 +94,10 @@ pub struct FileDiff {
     pub deletions: usize,
     /// True when git treats the file as binary (the patch then has no hunks).
     pub binary: bool,
+    /// True when the file differs between the task branch's HEAD and the worktree
+    /// or index, i.e. a commit would include it; false for changes already
+    /// committed on the branch.
+    pub uncommitted: bool,
     /// Unified diff of this file, starting with its `diff --git` header.
     pub patch: String,
 }
@@ -108,6 +113,11 @@ pub struct Diff {
 }
 
 fn open(path: &Path) -> Result<Repository> {
+    disable_owner_validation();
+    Ok(Repository::open(path)?)
+}
+
+fn disable_owner_validation() {
     static OWNER: Once = Once::new();
     OWNER.call_once(|| {
         // Worktrees of a root-run AnyCode are handed to the sandbox user (uid 1000),
@@ -118,7 +128,6 @@ fn open(path: &Path) -> Result<Repository> {
             let _ = git2::opts::set_verify_owner_validation(false);
         }
     });
-    Ok(Repository::open(path)?)
 }
 
 /// Checks that `path` is a non-bare git repository and describes it.
@@ -131,7 +140,15 @@ pub fn inspect_repo(path: &Path) -> Result<RepoInfo> {
     }
     let repo = match open(path) {
         Ok(r) => r,
-        Err(Error::Git(e)) if e.code() == git2::ErrorCode::NotFound => return Err(Error::NotARepo(shown)),
+        Err(Error::Git(e)) if e.code() == git2::ErrorCode::NotFound => {
+            // `open` does not look upwards: name the enclosing repository, if any, so
+            // the user knows which folder to add instead.
+            let enclosing = Repository::discover(path).ok().and_then(|r| r.workdir().and_then(|w| w.canonicalize().ok()));
+            return Err(Error::NotARepo(match enclosing {
+                Some(root) => format!("{shown} (it is inside the repository {})", root.display()),
+                None => shown,
+            }));
+        }
         Err(e) => return Err(e),
     };
     let workdir = repo.workdir().ok_or_else(|| Error::Bare(shown.clone()))?;
@@ -145,9 +162,12 @@ pub fn inspect_repo(path: &Path) -> Result<RepoInfo> {
     Ok(RepoInfo { root, name, current_branch: current_branch(&repo) })
 }
 
+/// The branch HEAD points at; `None` when HEAD is detached or unborn (the branch
+/// has no commit yet, so there is nothing to branch from).
 fn current_branch(repo: &Repository) -> Option<String> {
     let head = repo.find_reference("HEAD").ok()?;
     let target = head.symbolic_target()?;
+    repo.find_reference(target).ok()?;
     target.strip_prefix("refs/heads/").map(str::to_string)
 }
 
@@ -169,7 +189,8 @@ pub fn branches(repo_path: &Path) -> Result<Branches> {
 ///
 /// Errors: [`Error::InvalidBranchName`], [`Error::BranchExists`].
 pub fn check_new_branch(repo_path: &Path, name: &str) -> Result<()> {
-    if name.starts_with('-') || !git2::Branch::name_is_valid(name)? {
+    // `name_is_valid` errs (rather than answering false) on a NUL byte.
+    if name.starts_with('-') || !git2::Branch::name_is_valid(name).unwrap_or(false) {
         return Err(Error::InvalidBranchName(name.to_string()));
     }
     let repo = open(repo_path)?;
@@ -181,9 +202,15 @@ pub fn check_new_branch(repo_path: &Path, name: &str) -> Result<()> {
 
 /// Creates branch `branch` at the tip of `base` (the current branch when `None`)
 /// and a worktree of it at `worktree` (which must not exist), registered in the
-/// repository as `worktree_name`. Returns `(base, base_sha)`.
+/// repository as `worktree_name` (a plain folder name, not registered yet).
+/// Returns `(base, base_sha)`.
 ///
-/// On any failure the branch and the worktree are removed again.
+/// On any failure the branch and the worktree are removed again; an existing
+/// folder or registration is refused up front and never touched.
+///
+/// Errors: [`Error::NoCurrentBranch`], [`Error::UnknownBranch`],
+/// [`Error::InvalidBranchName`], [`Error::BranchExists`], [`Error::Io`] when the
+/// worktree folder or name is taken.
 pub fn create_task_worktree(
     repo_path: &Path,
     base: Option<&str>,
@@ -203,6 +230,18 @@ pub fn create_task_worktree(
         .peel_to_commit()
         .map_err(|_| Error::UnknownBranch(base.clone()))?;
     check_new_branch(repo_path, branch)?;
+    // Refuse anything that exists already, so that the rollback below only ever
+    // removes what this call made (never a user's folder or another task's worktree).
+    let registration = registration_dir(&repo, worktree_name)?;
+    if worktree.symlink_metadata().is_ok() {
+        return Err(Error::Io(format!("{} already exists; a task's worktree must be a new folder", worktree.display())));
+    }
+    if registration.symlink_metadata().is_ok() {
+        return Err(Error::Io(format!(
+            "a worktree named {worktree_name:?} is already registered in {}",
+            repo_path.display()
+        )));
+    }
     let new_branch = repo.branch(branch, &base_commit, false)?;
     let result = (|| -> Result<()> {
         if let Some(parent) = worktree.parent() {
@@ -214,7 +253,9 @@ pub fn create_task_worktree(
         Ok(())
     })();
     if let Err(e) = result {
-        let _ = remove_task_worktree(repo_path, worktree, worktree_name);
+        // Neither existed before this call (checked above).
+        let _ = std::fs::remove_dir_all(worktree);
+        let _ = std::fs::remove_dir_all(&registration);
         if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
             let _ = b.delete();
         }
@@ -223,13 +264,29 @@ pub fn create_task_worktree(
     Ok((base, base_commit.id().to_string()))
 }
 
+/// `<common git dir>/worktrees/<name>`, where libgit2 registers worktree `name`;
+/// refuses names that are not a single plain path component.
+fn registration_dir(repo: &Repository, name: &str) -> Result<PathBuf> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(n)), None) if n == name => {}
+        _ => return Err(Error::Io(format!("{name:?} is not a valid worktree name"))),
+    }
+    Ok(repo.commondir().join("worktrees").join(name))
+}
+
 /// Removes a task's worktree folder and its registration; keeps the branch.
-/// Missing pieces are not an error (idempotent).
+/// Missing pieces are not an error (idempotent), including the repository itself
+/// (moved or deleted since: there is then no registration left to remove).
 pub fn remove_task_worktree(repo_path: &Path, worktree: &Path, worktree_name: &str) -> Result<()> {
     if worktree.exists() {
         std::fs::remove_dir_all(worktree).map_err(|e| Error::Io(format!("removing {}: {e}", worktree.display())))?;
     }
+    if !repo_path.exists() {
+        return Ok(());
+    }
     let repo = open(repo_path)?;
+    registration_dir(&repo, worktree_name)?;
     if let Ok(wt) = repo.find_worktree(worktree_name) {
         let mut opts = WorktreePruneOptions::new();
         opts.valid(true).locked(true).working_tree(true);
@@ -249,7 +306,8 @@ pub fn delete_branch(repo_path: &Path, branch: &str) -> Result<()> {
 
 /// The worktree's changes (committed on the task branch, staged, unstaged and
 /// untracked) against the merge base of `base` and HEAD; `fallback_base_sha` is
-/// used when the base branch no longer exists.
+/// used when the base branch no longer exists. Each file says whether it also
+/// differs from HEAD ([`FileDiff::uncommitted`]).
 pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff> {
     let repo = open(worktree)?;
     let head = repo.head()?.peel_to_commit()?;
@@ -264,6 +322,19 @@ pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true).include_typechange(true);
     let mut diff = repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts))?;
+    // Paths a commit would include: HEAD against the index and worktree. Without
+    // rename detection, a rename shows here as its old and its new path.
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true);
+    let pending = repo.diff_tree_to_workdir_with_index(Some(&head.tree()?), Some(&mut opts))?;
+    let mut uncommitted = HashSet::new();
+    for delta in pending.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = file.path() {
+                uncommitted.insert(p.to_path_buf());
+            }
+        }
+    }
     let mut find = DiffFindOptions::new();
     find.renames(true).for_untracked(true);
     diff.find_similar(Some(&mut find))?;
@@ -277,6 +348,7 @@ pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff
             Delta::Modified | Delta::Typechange => "modified",
             _ => continue,
         };
+        let is_uncommitted = [delta.old_file(), delta.new_file()].iter().any(|f| f.path().is_some_and(|p| uncommitted.contains(p)));
         let path_of = |f: git2::DiffFile<'_>| f.path().map(|p| p.to_string_lossy().replace('\\', "/"));
         let new_path = path_of(delta.new_file());
         let old_path = path_of(delta.old_file());
@@ -301,6 +373,7 @@ pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff
             additions,
             deletions,
             binary,
+            uncommitted: is_uncommitted,
             patch: patch_text,
         });
     }

@@ -1,9 +1,7 @@
 //! Bad input gets a clear error and changes nothing (issue 2): each case is a
 //! request against a real server, with the repository and Docker checked afterwards.
 
-mod common;
-
-use common::*;
+use anycode_testkit::*;
 use serde_json::json;
 
 fn branches(repo: &std::path::Path) -> String {

@@ -2,9 +2,7 @@
 //! (issue 2): task lifecycle, the container as Docker shows it, the terminal over a
 //! real WebSocket, diff and commit, restart and reconcile.
 
-mod common;
-
-use common::*;
+use anycode_testkit::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

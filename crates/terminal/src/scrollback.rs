@@ -78,7 +78,7 @@ mod tests {
     fn truncated_snapshot_starts_at_a_line() {
         let mut s = Scrollback::new(12);
         s.push(b"aaaa\nbbbb\ncccc\n");
-        assert_eq!(&s.snapshot()[..], b"cccc\n");
+        assert_eq!(&s.snapshot()[..], b"bbbb\ncccc\n");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Test support: a real git repository, a real engine on a temporary data dir, a
-//! real server on a loopback port, and clients for its HTTP API and WebSockets.
-#![allow(dead_code)]
+//! Test support shared by AnyCode's integration tests: a real git repository, a
+//! real engine on a temporary data dir, a real server on a loopback port, and
+//! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
 
 use anycode_engine::{Config, Engine};
 use anycode_server::{AccessToken, ServerOptions};
@@ -106,16 +106,9 @@ impl Server {
         self.data.clone()
     }
 
+    /// Sends a request with the test token; returns status and JSON (or Null).
     pub async fn req(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        (status, v)
+        Api::new(&self.base).req(method, path, body).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -152,14 +145,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // Remove the containers of this test's instance, whatever the test did.
-        if !self.cleanup {
-            return;
+        if self.cleanup {
+            remove_instance_containers(self.engine.instance());
         }
-        let instance = self.engine.instance().to_string();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("docker ps -aq --filter label=dev.anycode.instance={instance} | xargs -r docker rm -f >/dev/null 2>&1"))
-            .status();
     }
 }
 
@@ -267,4 +255,86 @@ pub async fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A real `anycode serve` process on a loopback port.
+pub struct ServeProcess {
+    /// The child process.
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The data dir it runs on.
+    pub data_dir: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `bin serve --no-open --port 0` on `data_dir` with the test token and
+    /// waits for the URL it prints. Extra arguments follow `serve`.
+    pub fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(["serve", "--no-open", "--port", "0"])
+            .args(extra)
+            .env("ANYCODE_DATA_DIR", data_dir)
+            .env("ANYCODE_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("anycode serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines.next().expect("a line").expect("readable");
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_string();
+        assert!(url.contains(&format!("?token={TOKEN}")), "the link carries the token: {url}");
+        let base = url.split("/?").next().unwrap().to_string();
+        ServeProcess { child, base, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// `kill -9`: no shutdown code runs.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal API client for a server at `base` with the test token.
+pub struct Api {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client of `base`.
+    pub fn new(base: &str) -> Api {
+        Api { base: base.to_string(), http: reqwest::Client::new() }
+    }
+
+    /// Sends a request with the test token; returns status and JSON (or Null).
+    pub async fn req(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+}
+
+/// Removes every container of the AnyCode instance owning `data_dir`.
+pub fn remove_instance_containers(instance: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker ps -aq --filter label=dev.anycode.instance={instance} | xargs -r docker rm -f >/dev/null 2>&1"))
+        .status();
 }

@@ -1,0 +1,109 @@
+//! The `anycode` binary itself: `serve` survives `kill -9` with its sandboxes and
+//! scrollback (issue 2, step 7), and `task` talks to a running server.
+
+use anycode_testkit::*;
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_anycode");
+
+struct Cleanup(String);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_instance_containers(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_survives_kill_9_with_running_sandbox_and_scrollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+
+    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    assert_eq!(projects[0]["path"], repo.canonicalize().unwrap().to_str().unwrap(), "--project added the repository");
+    let pid = projects[0]["id"].as_str().unwrap();
+    let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": "durable", "agent": "shell"}))).await;
+    assert_eq!(st, 201, "{t}");
+    let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;
+    term.run("export MARK=kept; echo before-kill-$((4+5))", "pre").await;
+    drop(term);
+
+    serve.kill9();
+    assert_eq!(docker_inspect(&cid)["State"]["Running"], true, "the sandbox outlives the server");
+
+    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let api = Api::new(&serve.base);
+    let (_, t2) = api.req(reqwest::Method::GET, &format!("/api/tasks/{}", t["id"].as_str().unwrap()), None).await;
+    assert_eq!(t2["status"], "running", "{t2}");
+    let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;
+    term.wait_for(15, "scrollback after kill -9", |t| t.contains("before-kill-9")).await;
+    // The same shell, not a new one: its variable is still set.
+    term.run("echo mark=$MARK", "post").await;
+    assert!(term.text().contains("mark=kept"), "{}", term.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_commands_talk_to_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--url", &serve.base])
+            .env("ANYCODE_TOKEN", TOKEN)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // `task new` in a repository adds it as a project and creates the task.
+    let (code, out, err) = cli(&["task", "new", "From the CLI"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("anycode/from-the-cli") && out.contains("running"), "{out}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+    let (code, out, _) = cli(&["task", "ls"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&id) && out.contains("From the CLI"), "{out}");
+    let (code, out, _) = cli(&["task", "stop", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("stopped"), "{out}");
+    // Bad input: a clear message and a non-zero exit.
+    let (code, _, err) = cli(&["task", "new", "x", "--branch", "bad..name"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a valid git branch name"), "{err}");
+    let (code, _, err) = cli(&["task", "stop", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("task nope does not exist"), "{err}");
+    let (code, _, _) = cli(&["task", "rm", &id]);
+    assert_eq!(code, Some(0));
+    // No server: says so.
+    let out = Command::new(BIN).args(["task", "ls", "--url", "http://127.0.0.1:9"]).env("ANYCODE_TOKEN", TOKEN).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `anycode serve` running?"));
+}
+
+#[test]
+fn doctor_reports_an_unreachable_docker_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("doctor")
+        .env("ANYCODE_DATA_DIR", dir.path())
+        .env("DOCKER_HOST", format!("unix://{}/none.sock", dir.path().display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  docker") && text.contains("fix:"), "{text}");
+}

@@ -1,0 +1,24 @@
+//! The real Claude Code CLI starts as the agent of a `claude` task (issue 2). Without
+//! credentials it shows "Not logged in, run /login", which is what this test looks for.
+
+use anycode_testkit::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_code_starts_in_the_sandbox_and_shows_its_login_screen() {
+    let s = Server::start().await;
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "Ask Claude", "agent": "claude"})).await;
+    assert_eq!(t["agent"], "claude");
+    assert_eq!(t["terminals"][0]["title"], "claude");
+    let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
+    term.resize(120, 40).await;
+    // The TUI places words with cursor moves, so spaces are not in the byte stream.
+    term.wait_for(60, "Claude Code's banner and its not-logged-in notice", |t| {
+        let t: String = t.split_whitespace().collect::<String>().to_lowercase();
+        t.contains("claudecodev2.") && t.contains("notloggedin") && t.contains("/login")
+    })
+    .await;
+    let (_, task) = s.get(&format!("/api/tasks/{}", t["id"].as_str().unwrap())).await;
+    assert_eq!(task["status"], "running", "Claude Code keeps running at its login screen");
+}

@@ -107,3 +107,67 @@ fn doctor_reports_an_unreachable_docker_with_a_fix() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL  docker") && text.contains("fix:"), "{text}");
 }
+
+/// `anycode attach` in a real pseudo-terminal: raw mode, typing reaches the agent,
+/// output comes back, Ctrl-] detaches and leaves the sandbox running.
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_opens_the_agent_terminal_in_a_native_terminal_and_detaches() {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().unwrap();
+    let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": "attach me", "agent": "shell"}))).await;
+    assert_eq!(st, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let base = serve.base.clone();
+
+    let screen = tokio::task::spawn_blocking(move || {
+        let pty = native_pty_system().openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(["attach", &id, "--url", &base]);
+        cmd.env("ANYCODE_TOKEN", TOKEN);
+        let mut child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let mut writer = pty.master.take_writer().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        let mut wait_for = |needle: &str, seen: &mut Vec<u8>| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !String::from_utf8_lossy(seen).contains(needle) {
+                assert!(std::time::Instant::now() < deadline, "no {needle:?} in {}", String::from_utf8_lossy(seen));
+                if let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+                    seen.extend_from_slice(&chunk);
+                }
+            }
+        };
+        wait_for("[attached to", &mut seen);
+        writer.write_all(b"stty size; echo attached-$((6*7))\r").unwrap();
+        wait_for("attached-42", &mut seen);
+        writer.write_all(&[0x1d]).unwrap(); // Ctrl-]
+        wait_for("[detached]", &mut seen);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "attach exits 0 on detach");
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(screen.contains("30 100"), "the native terminal's size reached the TTY: {screen}");
+    let (_, t2) = api.req(reqwest::Method::GET, &format!("/api/tasks/{}", t["id"].as_str().unwrap()), None).await;
+    assert_eq!(t2["status"], "running", "detaching leaves the sandbox running");
+}

@@ -233,6 +233,15 @@ pub fn create_task_worktree(
     // Refuse anything that exists already, so that the rollback below only ever
     // removes what this call made (never a user's folder or another task's worktree).
     let registration = registration_dir(&repo, worktree_name)?;
+    if worktree.symlink_metadata().is_ok() {
+        return Err(Error::Io(format!("{} already exists; a task's worktree must be a new folder", worktree.display())));
+    }
+    if registration.symlink_metadata().is_ok() {
+        return Err(Error::Io(format!(
+            "a worktree named {worktree_name:?} is already registered in {}",
+            repo_path.display()
+        )));
+    }
     let new_branch = repo.branch(branch, &base_commit, false)?;
     let result = (|| -> Result<()> {
         if let Some(parent) = worktree.parent() {
@@ -245,7 +254,8 @@ pub fn create_task_worktree(
     })();
     if let Err(e) = result {
         // Neither existed before this call (checked above).
-        let _ = remove_task_worktree(repo_path, worktree, worktree_name);
+        let _ = std::fs::remove_dir_all(worktree);
+        let _ = std::fs::remove_dir_all(&registration);
         if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
             let _ = b.delete();
         }

@@ -297,8 +297,8 @@ fn create_task_worktree_into_an_existing_folder_fails_leaving_no_branch_and_the_
     let wt = fx.worktree_path("task");
     write(&wt.join("precious.txt"), "keep me\n");
     let err = create_task_worktree(&fx.repo, Some("main"), "task", &wt, "wt-task").unwrap_err();
-    eprintln!("ERR {err:?}");
-    
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(err.to_string().contains("already exists"), "{err}");
     assert!(!fx.branch_exists("task"), "no branch is left behind");
     assert_eq!(fs::read_to_string(wt.join("precious.txt")).unwrap(), "keep me\n", "the folder is not touched");
     assert!(!git(&fx.repo, &["worktree", "list"]).contains(&wt.display().to_string()));
@@ -313,7 +313,7 @@ fn create_task_worktree_with_a_taken_worktree_name_fails_without_touching_the_ot
     let first = fx.task("first");
     write(&first.join("work.txt"), "in progress\n");
     let err = create_task_worktree(&fx.repo, Some("main"), "second", &fx.worktree_path("second"), "wt-first").unwrap_err();
-    eprintln!("ERR {err:?}");
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
     assert!(!fx.branch_exists("second"));
     assert!(!fx.worktree_path("second").exists());
     assert_eq!(fs::read_to_string(first.join("work.txt")).unwrap(), "in progress\n");
@@ -328,7 +328,7 @@ fn create_task_worktree_rolls_back_the_branch_when_the_worktree_cannot_be_made()
     write(&fx.dir.join("blocker"), "a file\n");
     let wt = fx.dir.join("blocker/task");
     let err = create_task_worktree(&fx.repo, Some("main"), "task", &wt, "wt-task").unwrap_err();
-    eprintln!("ERR {err:?}");
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
     assert!(!fx.branch_exists("task"), "the branch is deleted again");
     assert!(!fx.repo.join(".git/worktrees/wt-task").exists());
     assert_eq!(fs::read_to_string(fx.dir.join("blocker")).unwrap(), "a file\n");
@@ -628,11 +628,12 @@ fn commit_all_on_a_clean_worktree_is_nothing_to_commit() {
 #[test]
 fn commit_all_without_any_configured_identity_is_no_identity() {
     // No identity in the repository; point libgit2's global, XDG and system config
-    // at an empty folder. Process-wide, but every other test's repository carries
-    // its own identity, so they do not depend on these.
+    // at an empty folder (rather than HOME, which libgit2 reads once per process).
+    // Process-wide: nextest runs this test in its own process, and every other
+    // test's repository carries its own identity anyway.
     let empty = TempDir::new().unwrap();
     for level in [git2::ConfigLevel::Global, git2::ConfigLevel::XDG, git2::ConfigLevel::System] {
-        // SAFETY: no other thread of this test uses libgit2 while this is set.
+        // SAFETY: set before this test's first libgit2 call, which reads these paths.
         unsafe { git2::opts::set_search_path(level, empty.path()).unwrap() };
     }
     let fx = Fixture::without_identity();

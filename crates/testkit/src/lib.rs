@@ -2,6 +2,8 @@
 //! real engine on a temporary data dir, a real server on a loopback port, and
 //! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
 
+pub mod github;
+
 use anycode_engine::{Config, Engine};
 use anycode_server::{AccessToken, ServerOptions};
 use futures_util::{SinkExt, StreamExt};

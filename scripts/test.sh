@@ -14,7 +14,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_build_tools
-have apt-get && apt_install chromium
+# chromium: the browser tests; dbus, gnome-keyring, libsecret-tools: a private Secret
+# Service for the OS keyring tests (testkit::SecretService).
+have apt-get && apt_install chromium dbus gnome-keyring libsecret-tools
 bash scripts/ensure-docker.sh
 
 build_frontend

@@ -5,7 +5,17 @@ export interface Project {
   id: string;
   name: string;
   path: string;
+  /** Empty (null from the server) while an import (clone) runs. */
   default_branch: string;
+  /** `ready`, or `cloning` / `failed` for an import from GitHub or a URL. */
+  status?: 'ready' | 'cloning' | 'failed';
+  /** `owner/name` when the repository's origin is on GitHub. */
+  github?: string | null;
+  /** Where an import clones from. */
+  url?: string;
+  progress?: CloneProgress;
+  error?: string | null;
+  error_code?: string | null;
 }
 
 export type AgentKind = 'shell' | 'claude';
@@ -34,6 +44,8 @@ export interface Task {
   base_sha?: string;
   worktree?: string;
   agent_terminal_id?: string;
+  /** The task branch's pull request, once opened. */
+  pr?: PullRequestInfo | null;
 }
 
 export interface Health {
@@ -173,4 +185,92 @@ export function slugify(title: string): string {
 export function terminalWsUrl(terminalId: string): string {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${proto}//${location.host}/ws/terminals/${enc(terminalId)}`;
+}
+
+// ---- GitHub: import, token, push, pull requests, conflict radar ----
+
+export interface CloneProgress {
+  phase: 'connecting' | 'receiving' | 'resolving' | 'checkout' | 'done';
+  received_objects: number;
+  total_objects: number;
+  indexed_deltas: number;
+  total_deltas: number;
+  received_bytes: number;
+  checkout_done: number;
+  checkout_total: number;
+}
+
+export interface PullRequestInfo {
+  repo: string;
+  number: number;
+  url: string;
+  state: 'open' | 'closed' | 'merged';
+  draft: boolean;
+  checks?: 'success' | 'failure' | 'pending' | 'none' | null;
+  review?: 'approved' | 'changes_requested' | 'none' | null;
+  mergeable?: boolean | null;
+  refreshed_at: string;
+  refresh_error?: string | null;
+}
+
+export interface Conflicts {
+  task_id: string;
+  base: string;
+  ahead: number;
+  behind: number;
+  uncommitted: boolean;
+  clean: boolean;
+  conflicts: string[];
+  changed: string[];
+  overlaps: { task_id: string; title: string; branch: string; files: string[] }[];
+}
+
+export interface GitHubStatus {
+  api: string;
+  source: 'keyring' | 'env' | 'gh_cli' | null;
+  login: string | null;
+  error: string | null;
+}
+
+export interface RepoMeta {
+  full_name: string;
+  clone_url: string;
+  html_url: string;
+  default_branch: string;
+  private: boolean;
+  description?: string | null;
+  pushed_at?: string | null;
+}
+
+export const gh = {
+  status: () => request<GitHubStatus>('GET', '/api/github'),
+  saveToken: (token: string) => request<GitHubStatus>('PUT', '/api/github/token', { token }),
+  removeToken: () => request<GitHubStatus>('DELETE', '/api/github/token'),
+  repos: () => request<RepoMeta[]>('GET', '/api/github/repos'),
+  importProject: (url: string, path?: string) => request<Project>('POST', '/api/projects', path ? { url, path } : { url }),
+  push: (taskId: string) => request<{ sha: string; upstream: string }>('POST', `/api/tasks/${enc(taskId)}/push`),
+  createPr: (taskId: string, body: { title?: string; body?: string; base?: string; draft?: boolean }) =>
+    request<PullRequestInfo>('POST', `/api/tasks/${enc(taskId)}/pr`, body),
+  refreshPr: (taskId: string) => request<PullRequestInfo>('GET', `/api/tasks/${enc(taskId)}/pr`),
+  merge: (taskId: string, method: 'merge' | 'squash' | 'rebase', deleteBranch: boolean) =>
+    request<{ sha: string; merged: boolean; message: string; pr: PullRequestInfo }>('POST', `/api/tasks/${enc(taskId)}/merge`, {
+      method,
+      delete_branch: deleteBranch,
+    }),
+  conflicts: (taskId: string) => request<Conflicts>('GET', `/api/tasks/${enc(taskId)}/conflicts`),
+  projectConflicts: (projectId: string) => request<Conflicts[]>('GET', `/api/projects/${enc(projectId)}/conflicts`),
+  updateFromBase: (taskId: string) =>
+    request<{ result: 'up_to_date' | 'fast_forward' | 'merged'; sha: string }>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
+};
+
+/** A clone's progress as a fraction 0..1 and a short label. */
+export function cloneProgress(p?: CloneProgress): { fraction: number; label: string } {
+  if (!p) return { fraction: 0, label: 'starting' };
+  if (p.phase === 'checkout') return { fraction: p.checkout_total ? p.checkout_done / p.checkout_total : 0, label: 'checking out files' };
+  if (p.phase === 'resolving') return { fraction: p.total_deltas ? p.indexed_deltas / p.total_deltas : 0, label: 'resolving deltas' };
+  if (p.phase === 'receiving') {
+    const mb = (p.received_bytes / 1048576).toFixed(1);
+    return { fraction: p.total_objects ? p.received_objects / p.total_objects : 0, label: `receiving objects (${mb} MB)` };
+  }
+  return { fraction: 0, label: p.phase };
 }

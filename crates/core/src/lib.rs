@@ -14,7 +14,7 @@ mod config;
 mod model;
 
 pub use config::{Config, Limits};
-pub use model::{Agent, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use model::{Agent, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind};
 
 use rand::Rng;
 

@@ -156,4 +156,38 @@ pub struct Task {
     pub terminals: Vec<TerminalInfo>,
     /// RFC 3339 UTC, e.g. `2026-11-21T20:35:05Z`.
     pub created_at: String,
+    /// The task branch's pull request on GitHub, once opened (kept in its own table,
+    /// filled in by the engine and refreshed in the background).
+    #[serde(default)]
+    pub pr: Option<PullRequestInfo>,
+}
+
+/// A task's pull request as AnyCode last saw it on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestInfo {
+    /// `owner/name` of the repository on GitHub.
+    pub repo: String,
+    /// Its number.
+    pub number: u64,
+    /// Its page, e.g. `https://github.com/octo/hello/pull/7`.
+    pub url: String,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+    /// Whether it is a draft.
+    #[serde(default)]
+    pub draft: bool,
+    /// Its head commit's checks: `success`, `failure`, `pending` or `none`.
+    #[serde(default)]
+    pub checks: Option<String>,
+    /// Its review decision: `approved`, `changes_requested` or `none`.
+    #[serde(default)]
+    pub review: Option<String>,
+    /// GitHub's mergeability (`None` while GitHub computes it).
+    #[serde(default)]
+    pub mergeable: Option<bool>,
+    /// When AnyCode last read it from GitHub, RFC 3339 UTC.
+    pub refreshed_at: String,
+    /// Why the last refresh failed, if it did (rate limit, revoked token, …).
+    #[serde(default)]
+    pub refresh_error: Option<String>,
 }

@@ -40,6 +40,9 @@ pub enum Error {
     /// A database failure.
     #[error(transparent)]
     Store(#[from] anycode_store::Error),
+    /// A GitHub failure (token, API).
+    #[error(transparent)]
+    GitHub(#[from] anycode_github::Error),
     /// A Docker failure other than "unreachable".
     #[error(transparent)]
     Sandbox(anycode_sandbox::Error),
@@ -82,8 +85,21 @@ impl Error {
                 | G::EmptyMessage
                 | G::NoIdentity => ErrorKind::Invalid,
                 G::BranchExists(_) | G::NothingToCommit => ErrorKind::Conflict,
+                G::DestinationExists(_) | G::NoRemote(_) => ErrorKind::Invalid,
+                G::AuthFailed { .. } | G::RemoteNotFound(_) => ErrorKind::Invalid,
+                G::PushRejected { .. } | G::Dirty(_) | G::MergeConflicts { .. } | G::Cancelled => ErrorKind::Conflict,
+                G::Unreachable { .. } | G::Remote(_) => ErrorKind::Unavailable,
                 G::Git(_) | G::Io(_) => ErrorKind::Internal,
             },
+            Error::GitHub(g) => {
+                use anycode_github::Error as H;
+                match g {
+                    H::NoToken | H::BadCredentials(_) | H::Forbidden(_) | H::NotFound(_) | H::Validation(_) | H::Invalid(_) => ErrorKind::Invalid,
+                    H::MergeRefused(_) => ErrorKind::Conflict,
+                    H::RateLimited { .. } | H::Unreachable { .. } | H::Keyring(_) => ErrorKind::Unavailable,
+                    H::Api { .. } => ErrorKind::Internal,
+                }
+            }
             Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
             Error::Store(_) | Error::Sandbox(_) | Error::Internal(_) => ErrorKind::Internal,
@@ -110,7 +126,33 @@ impl Error {
             Error::Git(G::NothingToCommit) => "NOTHING_TO_COMMIT",
             Error::Git(G::EmptyMessage) => "EMPTY_MESSAGE",
             Error::Git(G::NoIdentity) => "NO_GIT_IDENTITY",
+            Error::Git(G::AuthFailed { .. }) => "AUTH_FAILED",
+            Error::Git(G::RemoteNotFound(_)) => "REPOSITORY_NOT_FOUND",
+            Error::Git(G::Unreachable { .. }) => "REMOTE_UNREACHABLE",
+            Error::Git(G::Remote(_)) => "REMOTE_ERROR",
+            Error::Git(G::PushRejected { .. }) => "PUSH_REJECTED",
+            Error::Git(G::NoRemote(_)) => "NO_REMOTE",
+            Error::Git(G::DestinationExists(_)) => "DESTINATION_EXISTS",
+            Error::Git(G::Cancelled) => "CANCELLED",
+            Error::Git(G::Dirty(_)) => "UNCOMMITTED_CHANGES",
+            Error::Git(G::MergeConflicts { .. }) => "MERGE_CONFLICTS",
             Error::Git(_) => "GIT_ERROR",
+            Error::GitHub(g) => {
+                use anycode_github::Error as H;
+                match g {
+                    H::NoToken => "GITHUB_NO_TOKEN",
+                    H::BadCredentials(_) => "GITHUB_BAD_CREDENTIALS",
+                    H::Forbidden(_) => "GITHUB_FORBIDDEN",
+                    H::RateLimited { .. } => "GITHUB_RATE_LIMITED",
+                    H::NotFound(_) => "GITHUB_NOT_FOUND",
+                    H::MergeRefused(_) => "MERGE_REFUSED",
+                    H::Validation(_) => "GITHUB_VALIDATION",
+                    H::Unreachable { .. } => "GITHUB_UNREACHABLE",
+                    H::Api { .. } => "GITHUB_ERROR",
+                    H::Keyring(_) => "KEYRING_UNAVAILABLE",
+                    H::Invalid(_) => "INVALID_INPUT",
+                }
+            }
             Error::Store(anycode_store::Error::Conflict(_)) => "ALREADY_EXISTS",
             Error::Store(_) => "DATABASE_ERROR",
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => "IMAGE_MISSING",

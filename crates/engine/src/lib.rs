@@ -15,6 +15,7 @@
 //! This crate knows nothing of HTTP or JSON.
 
 mod error;
+mod github;
 mod runtime;
 
 pub use anycode_core::{Agent, Config, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
@@ -22,6 +23,11 @@ pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer};
 pub use error::{Error, ErrorKind, Result};
+pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
+pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
+pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
+pub use anycode_github::{MergeResult, RepoMeta, Secret as GitHubSecret};
+pub use anycode_core::PullRequestInfo;
 
 use anycode_sandbox::{ContainerSpec, Docker};
 use anycode_store::Store;
@@ -79,6 +85,7 @@ struct Inner {
     terminals: StdMutex<HashMap<String, TermEntry>>,
     task_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     seq: std::sync::atomic::AtomicU64,
+    gh: github::GhState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -109,7 +116,8 @@ impl Engine {
         })
         .await?;
         let instance = instance_id(&config.data_dir);
-        Ok(Engine {
+        let keyring_service = Some(anycode_github::token::KEYRING_SERVICE.to_string());
+        let engine = Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
@@ -119,8 +127,12 @@ impl Engine {
                 terminals: StdMutex::new(HashMap::new()),
                 task_locks: StdMutex::new(HashMap::new()),
                 seq: Default::default(),
+                gh: github::GhState::new(keyring_service.as_deref()),
             }),
-        })
+        };
+        engine.sweep_partial_clones();
+        engine.ensure_pr_refresher();
+        Ok(engine)
     }
 
     /// The settings this engine runs with.
@@ -253,6 +265,7 @@ impl Engine {
         for t in &mut tasks {
             t.terminals = self.task_terminals(t);
         }
+        self.fill_prs(&mut tasks).await?;
         Ok(tasks)
     }
 
@@ -262,6 +275,7 @@ impl Engine {
         let id = id.to_string();
         let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
         t.terminals = self.task_terminals(&t);
+        self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
 
@@ -370,6 +384,7 @@ impl Engine {
             agent_terminal_id: anycode_core::new_id(),
             terminals: vec![],
             created_at: anycode_core::now_rfc3339(),
+            pr: None,
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;

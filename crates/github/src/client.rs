@@ -538,11 +538,8 @@ fn review_decision(reviews: &Value) -> ReviewState {
     let mut latest: HashMap<String, String> = HashMap::new();
     for r in reviews.as_array().into_iter().flatten() {
         let who = r["user"]["login"].as_str().unwrap_or("").to_string();
-        match r["state"].as_str() {
-            Some(s @ ("APPROVED" | "CHANGES_REQUESTED" | "DISMISSED")) => {
-                latest.insert(who, s.to_string());
-            }
-            _ => {}
+        if let Some(s @ ("APPROVED" | "CHANGES_REQUESTED" | "DISMISSED")) = r["state"].as_str() {
+            latest.insert(who, s.to_string());
         }
     }
     if latest.values().any(|s| s == "CHANGES_REQUESTED") {

@@ -4,27 +4,11 @@
 //! non-fast-forward and a pre-receive hook), upstream, and no token anywhere on disk.
 
 use anycode_git::{clone_repo, push_branch, CloneProgress, Error, HttpAuth};
-use anycode_testkit::github::FakeGitHub;
+use anycode_testkit::github::{files_containing, FakeGitHub};
 use anycode_testkit::{git, make_repo};
 use std::path::Path;
 
 const TOKEN: &str = "ghp_testtoken0123456789abcdefABCDEF0123";
-
-/// Every file under `dir` (including .git) as text, to look for the token.
-fn grep_tree(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        if p.is_dir() {
-            stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
-        } else if let Ok(bytes) = std::fs::read(&p) {
-            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
-}
 
 fn clone(url: &str, dest: &Path, auth: Option<&HttpAuth>) -> (Result<anycode_git::RepoInfo, Error>, Vec<CloneProgress>) {
     let mut seen = Vec::new();
@@ -103,7 +87,7 @@ async fn clone_public_and_private_with_progress_and_no_token_on_disk() {
     r.unwrap();
     assert!(dest2.join("README.md").exists());
     assert!(hub.git_requests()[before..].iter().any(|(_, p)| p.as_deref() == Some(TOKEN)), "the token went over Basic auth");
-    assert!(grep_tree(&dest2, TOKEN).is_empty(), "the token is nowhere in the clone (config, remotes)");
+    assert!(files_containing(&dest2, TOKEN).is_empty(), "the token is nowhere in the clone (config, remotes)");
     assert_eq!(git(&dest2, &["remote", "get-url", "origin"]).trim(), url);
 
     // Into an existing non-empty folder: refused, the folder untouched.
@@ -179,7 +163,14 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     assert_eq!(out.upstream, "origin/anycode/feature");
     assert_eq!(git(&bare, &["rev-parse", "anycode/feature"]).trim(), local_sha);
     assert_eq!(git(&work, &["rev-parse", "--abbrev-ref", "anycode/feature@{upstream}"]).trim(), "origin/anycode/feature");
-    assert!(grep_tree(&work, TOKEN).is_empty(), "no token in .git/config or anywhere");
+    assert!(files_containing(&work, TOKEN).is_empty(), "no token in .git/config or anywhere");
+
+    // The branch deleted on the remote (merged and deleted on GitHub): pushing again
+    // brings it back; nothing local is lost.
+    git(&bare, &["branch", "-D", "anycode/feature"]);
+    let again = push(Some(HttpAuth::token(TOKEN))).await.unwrap().unwrap();
+    assert_eq!(again.sha, local_sha);
+    assert_eq!(git(&bare, &["rev-parse", "anycode/feature"]).trim(), local_sha);
 
     // A non-fast-forward: someone else pushed to the branch. git2's push returns Ok;
     // AnyCode checks the ref's status and reports the rejection.

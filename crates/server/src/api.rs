@@ -1,7 +1,7 @@
 //! The JSON API under `/api`. Shapes are documented in `openapi.json`.
 
 use crate::{ApiError, AppState};
-use anycode_engine::{Agent, NewTask, Project, Task, TaskStatus, TerminalInfo};
+use anycode_engine::{Agent, NewTask, Task, TaskStatus, TerminalInfo};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -15,6 +15,7 @@ const OPENAPI: &str = include_str!("../openapi.json");
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .merge(crate::github_api::routes())
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/projects", get(list_projects).post(add_project))
@@ -71,6 +72,7 @@ struct TaskView {
     worktree: String,
     terminals: Vec<TerminalInfo>,
     created_at: String,
+    pr: Option<anycode_engine::PullRequestInfo>,
 }
 
 impl From<Task> for TaskView {
@@ -91,6 +93,7 @@ impl From<Task> for TaskView {
             worktree: t.worktree,
             terminals: t.terminals,
             created_at: t.created_at,
+            pr: t.pr,
         }
     }
 }
@@ -111,24 +114,42 @@ async fn openapi() -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
-    Ok(Json(st.engine.projects().await?))
+async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    Ok(Json(crate::github_api::list_projects(&st).await?))
 }
 
+/// `{"path"}` adds a repository on this machine; `{"url", "path"?}` imports one
+/// (GitHub `owner/name` or a URL) by cloning it.
 #[derive(Deserialize)]
 struct AddProject {
-    path: String,
+    path: Option<String>,
+    url: Option<String>,
 }
 
-async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<Project>)> {
-    Ok((StatusCode::CREATED, Json(st.engine.add_project(&req.path).await?)))
+async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    match (req.url, req.path) {
+        (Some(url), path) => crate::github_api::import(&st, url, path).await,
+        (None, Some(path)) => {
+            let p = st.engine.add_project(&path).await?;
+            Ok((StatusCode::CREATED, Json(crate::github_api::project_view(&st, p).await)))
+        }
+        (None, None) => Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "give \"path\" (a repository here) or \"url\" (owner/name or a URL to clone)")),
+    }
 }
 
-async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Project>> {
-    Ok(Json(st.engine.project(&id).await?))
+async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    if let Some(i) = st.engine.import(&id) {
+        return Ok(Json(crate::github_api::import_view(&i)));
+    }
+    let p = st.engine.project(&id).await?;
+    Ok(Json(crate::github_api::project_view(&st, p).await))
 }
 
 async fn delete_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    // An import: a running one is cancelled (its clone is removed), a failed one forgotten.
+    if st.engine.dismiss_import(&id) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
     st.engine.delete_project(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

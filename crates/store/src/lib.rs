@@ -7,7 +7,7 @@
 //!   connection behind a mutex; WAL mode keeps readers of other processes unblocked.
 //! - Secrets are never stored here.
 
-use anycode_core::{Agent, Project, Task, TaskStatus};
+use anycode_core::{Agent, Project, PullRequestInfo, Task, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
@@ -33,7 +33,8 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
     "CREATE TABLE projects (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -59,7 +60,16 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         created_at TEXT NOT NULL
     );
     CREATE INDEX tasks_project ON tasks(project_id);",
-)];
+    ),
+    // Issue 4: a task's pull request on GitHub (number, URL, state, checks, review) as
+    // JSON, in its own table so task rows stay as they are.
+    M::up(
+        "CREATE TABLE task_prs (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            pr TEXT NOT NULL
+        );",
+    ),
+];
 
 /// Handle on the database; clones share one connection.
 #[derive(Clone)]
@@ -180,6 +190,45 @@ impl Store {
         Ok(())
     }
 
+    /// The pull request recorded for task `id`, or `None`.
+    pub fn task_pr(&self, id: &str) -> Result<Option<PullRequestInfo>> {
+        let json: Option<String> = self.conn().query_row("SELECT pr FROM task_prs WHERE task_id = ?1", [id], |r| r.get(0)).optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| Error::Corrupt(format!("pull request of task {id}: {e}")))).transpose()
+    }
+
+    /// Every recorded pull request, by task id.
+    pub fn task_prs(&self) -> Result<Vec<(String, PullRequestInfo)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT task_id, pr FROM task_prs")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            match serde_json::from_str(&json) {
+                Ok(pr) => out.push((id, pr)),
+                Err(e) => return Err(Error::Corrupt(format!("pull request of task {id}: {e}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records (or, with `None`, forgets) task `id`'s pull request.
+    pub fn set_task_pr(&self, id: &str, pr: Option<&PullRequestInfo>) -> Result<()> {
+        match pr {
+            Some(pr) => {
+                let json = serde_json::to_string(pr).map_err(|e| Error::Corrupt(e.to_string()))?;
+                self.conn().execute(
+                    "INSERT INTO task_prs (task_id, pr) VALUES (?1, ?2) ON CONFLICT(task_id) DO UPDATE SET pr = excluded.pr",
+                    params![id, json],
+                )?;
+            }
+            None => {
+                self.conn().execute("DELETE FROM task_prs WHERE task_id = ?1", [id])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records the task's container id.
     pub fn set_task_container(&self, id: &str, container_id: Option<&str>) -> Result<()> {
         self.conn().execute("UPDATE tasks SET container_id = ?2 WHERE id = ?1", params![id, container_id])?;
@@ -227,6 +276,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         agent_terminal_id: r.get(13)?,
         terminals: Vec::new(),
         created_at: r.get(14)?,
+        pr: None,
     }))
 }
 
@@ -256,6 +306,7 @@ mod tests {
             agent_terminal_id: "a1".into(),
             terminals: vec![],
             created_at: "2026-11-21T00:00:00Z".into(),
+            pr: None,
         }
     }
 
@@ -278,6 +329,23 @@ mod tests {
         assert_eq!(t.container_id.as_deref(), Some("abc"));
         assert_eq!(s.tasks(Some("p1")).unwrap().len(), 1);
         assert_eq!(s.tasks(Some("nope")).unwrap().len(), 0);
+        let pr = PullRequestInfo {
+            repo: "octo/hello".into(),
+            number: 7,
+            url: "https://github.com/octo/hello/pull/7".into(),
+            state: "open".into(),
+            draft: false,
+            checks: Some("pending".into()),
+            review: None,
+            mergeable: None,
+            refreshed_at: "2026-11-21T00:00:00Z".into(),
+            refresh_error: None,
+        };
+        s.set_task_pr("t1", Some(&pr)).unwrap();
+        s.set_task_pr("t1", Some(&PullRequestInfo { state: "merged".into(), ..pr.clone() })).unwrap();
+        assert_eq!(s.task_pr("t1").unwrap().unwrap().state, "merged");
+        assert_eq!(s.task_prs().unwrap().len(), 1);
+        assert!(s.task_pr("nope").unwrap().is_none());
         assert!(s.delete_task("t1").unwrap());
         assert!(s.delete_project("p1").unwrap());
         assert!(s.projects().unwrap().is_empty());

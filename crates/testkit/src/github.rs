@@ -328,6 +328,7 @@ pub mod docs {
     }
 
     /// A pull request (`POST /repos/{owner}/{repo}/pulls` → 201, `GET …/pulls/{n}`).
+    #[allow(clippy::too_many_arguments)]
     pub fn pull(owner: &str, name: &str, number: u64, head: &str, head_sha: &str, base: &str, state: &str, merged: bool) -> Value {
         json!({
             "url": format!("https://api.github.com/repos/{owner}/{name}/pulls/{number}"), "id": 1, "node_id": "MDExOlB1bGxSZXF1ZXN0MQ==",
@@ -399,4 +400,23 @@ pub mod docs {
                 "body": "Here is the body for the review.", "state": state, "commit_id": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091",
                 "submitted_at": "2019-11-17T17:43:43Z", "author_association": "COLLABORATOR"}])
     }
+}
+
+/// Every file under `dir` (`.git` included) whose bytes contain `needle`: where a
+/// secret must not be.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(b) = std::fs::read(&p) {
+            if b.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
 }

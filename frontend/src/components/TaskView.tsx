@@ -4,6 +4,7 @@ import { timeAgo } from '../hooks';
 import { matchShortcut } from '../shortcuts';
 import { disposeSession } from '../terminal/session';
 import { ChangesPanel } from './ChangesPanel';
+import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
@@ -216,6 +217,7 @@ export function TaskView({
           </button>
         </div>
       </header>
+      <GitHubBar task={task} project={project} onTaskChanged={onTaskChanged} />
 
       {task.error && (
         <div className="task-error" role="alert">

@@ -327,6 +327,11 @@ impl Engine {
                     imports.remove(&id);
                     tracing::info!(project = %id, "import complete");
                 }
+                // Cancelled by the user: nothing is left, so nothing is shown either.
+                Err(Error::Git(anycode_git::Error::Cancelled)) => {
+                    imports.remove(&id);
+                    tracing::info!(project = %id, "import cancelled");
+                }
                 Err(e) => {
                     tracing::warn!(project = %id, error = %e, "import failed");
                     if let Some((i, _)) = imports.get_mut(&id) {
@@ -640,10 +645,20 @@ impl Engine {
     pub async fn conflicts(&self, task_id: &str) -> Result<Conflicts> {
         let task = self.task(task_id).await?;
         let all = self.project_conflicts(&task.project_id).await?;
-        all.into_iter().find(|c| c.task_id == task.id).ok_or_else(|| Error::NotFound { what: "task", id: task_id.to_string() })
+        if let Some(c) = all.into_iter().find(|c| c.task_id == task.id) {
+            return Ok(c);
+        }
+        // Left out of the project's radar: say why (a base branch that is gone, a
+        // worktree that was removed).
+        if !Path::new(&task.worktree).exists() {
+            return Err(Error::Conflict(format!("the worktree {} is gone", task.worktree)));
+        }
+        let check = blocking(move || Ok(anycode_git::merge_check(Path::new(&task.worktree), &task.base)?)).await?;
+        Ok(Conflicts { task_id: task_id.to_string(), check, overlaps: Vec::new() })
     }
 
-    /// [`Engine::conflicts`] for every task of a project whose worktree exists.
+    /// [`Engine::conflicts`] for every task of a project whose worktree exists and
+    /// whose base branch is there.
     pub async fn project_conflicts(&self, project_id: &str) -> Result<Vec<Conflicts>> {
         self.project(project_id).await?;
         let tasks = self.tasks(Some(project_id)).await?;
@@ -653,8 +668,12 @@ impl Engine {
                 if !Path::new(&t.worktree).exists() {
                     continue;
                 }
-                let check = anycode_git::merge_check(Path::new(&t.worktree), &t.base)?;
-                out.push((t, check));
+                // One task's trouble (its base branch deleted) must not blind the
+                // radar for the others.
+                match anycode_git::merge_check(Path::new(&t.worktree), &t.base) {
+                    Ok(check) => out.push((t, check)),
+                    Err(e) => tracing::debug!(task = %t.id, error = %e, "no radar for this task"),
+                }
             }
             Ok(out)
         })

@@ -14,9 +14,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_build_tools
-# chromium: the browser tests; dbus, gnome-keyring, libsecret-tools: a private Secret
-# Service for the OS keyring tests (testkit::SecretService).
-have apt-get && apt_install chromium dbus gnome-keyring libsecret-tools
+# chromium: the browser tests; dbus, dbus-x11, gnome-keyring, libsecret-tools: a real
+# Secret Service for the OS keyring tests (the session below, and testkit::SecretService).
+have apt-get && apt_install chromium dbus dbus-x11 gnome-keyring libsecret-tools
 bash scripts/ensure-docker.sh
 
 build_frontend
@@ -31,10 +31,26 @@ export ANYCODE_IMAGE_BUILD_DIR="${TMPDIR:-/tmp}/anycode-test-image"
 ANYCODE_DATA_DIR="$ANYCODE_IMAGE_BUILD_DIR" target/debug/anycode image build >/dev/null
 
 log "running the Rust tests"
+# Inside a D-Bus session of their own with an unlocked gnome-keyring (its keyring files in
+# a temporary folder, so a developer's own keyring is never touched): keyring code gets a
+# real Secret Service, as on a desktop. Tests that lock or break theirs start a private
+# one (testkit::SecretService).
+keyring_dir=$(mktemp -d)
+in_keyring_session() {
+  if have dbus-run-session && have gnome-keyring-daemon; then
+    local rc=0
+    dbus-run-session -- bash -c 'printf %s anycode-test | XDG_DATA_HOME="$0/data" XDG_RUNTIME_DIR="$0" gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec "$@"' "$keyring_dir" "$@" || rc=$?
+    rm -rf "$keyring_dir"
+    return $rc
+  else
+    warn "no dbus-run-session or gnome-keyring-daemon: keyring tests run without a session Secret Service"
+    "$@"
+  fi
+}
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast
+  in_keyring_session cargo nextest run --locked --workspace --no-fail-fast
 else
-  cargo test --locked --workspace --no-fail-fast
+  in_keyring_session cargo test --locked --workspace --no-fail-fast
 fi
 
 log "running the browser test (headless Chromium)"

@@ -4,6 +4,7 @@ import { navigateToTask, useHashRoute, usePageVisible, usePoll } from './hooks';
 import { disposeSessions } from './terminal/session';
 import { matchShortcut } from './shortcuts';
 import { AddProjectDialog } from './components/AddProjectDialog';
+import { CredentialsDialog } from './components/CredentialsDialog';
 import { NewTaskDialog } from './components/NewTaskDialog';
 import { ConfirmDialog } from './components/Modal';
 import { Sidebar } from './components/Sidebar';
@@ -44,6 +45,7 @@ export function App() {
   const [deletingProject, setDeletingProject] = useState<Project | null>(null);
   const [deleteBusy, setDeleteBusy] = useState(false);
   const [drawer, setDrawer] = useState(false);
+  const [credentialsOpen, setCredentialsOpen] = useState(false);
   const tasksSeq = useRef(0);
   const lastTasksJson = useRef('');
 
@@ -314,6 +316,10 @@ export function App() {
           }}
           onDeleteProject={(p) => setDeletingProject(p)}
           conflicts={conflicts}
+          onCredentials={() => {
+            setCredentialsOpen(true);
+            setDrawer(false);
+          }}
         />
         <div className="drawer-scrim" onClick={() => setDrawer(false)} />
         <main className="main">{main}</main>
@@ -341,6 +347,7 @@ export function App() {
           }}
         />
       )}
+      {credentialsOpen && <CredentialsDialog onClose={() => setCredentialsOpen(false)} />}
       {deletingProject && (
         <ConfirmDialog
           title="Remove project?"

@@ -19,6 +19,8 @@ export interface Project {
 }
 
 export type AgentKind = 'shell' | 'claude';
+/** Which credential a task's agent gets in its environment at each start. */
+export type CredentialChoice = 'none' | 'subscription' | 'api_key';
 export type TaskStatus = 'creating' | 'running' | 'stopped' | 'exited' | 'error';
 
 export interface TerminalInfo {
@@ -46,6 +48,14 @@ export interface Task {
   agent_terminal_id?: string;
   /** The task branch's pull request, once opened. */
   pr?: PullRequestInfo | null;
+  /** Which credential the agent gets (older servers: absent). */
+  credential?: CredentialChoice;
+  /** Where the credential handed over at the last start came from (never the secret). */
+  credential_source?: string | null;
+  /** When that access token expires, epoch ms. */
+  credential_expires_at?: number | null;
+  /** "none found", "expired", "expires in 40 min", a handover failure; null when all is well. */
+  credential_warning?: string | null;
 }
 
 export interface Health {
@@ -83,6 +93,31 @@ export interface NewTask {
   base?: string;
   branch?: string;
   prompt?: string;
+  /** Default: the agent's (see the server's openapi.json). */
+  credential?: CredentialChoice;
+}
+
+export type Provider = 'claude' | 'anthropic' | 'openai' | 'gemini' | 'github';
+export type CredentialName = 'claude-token' | 'anthropic-api-key' | 'openai-api-key' | 'gemini-api-key' | 'github-token';
+
+export interface ProviderStatus {
+  provider: Provider;
+  state: 'ok' | 'expiring' | 'expired' | 'missing';
+  source?: 'keyring' | 'claude_keychain' | 'claude_file' | 'env' | null;
+  location?: string | null;
+  subscription_type?: string | null;
+  /** epoch ms */
+  expires_at?: number | null;
+  /** `sk-…abcd` for keys the user typed; never more of a secret. */
+  display?: string | null;
+  hint?: string | null;
+  sources: { kind: string; location: string; found: boolean; problem?: string | null }[];
+}
+
+export interface CredentialsStatus {
+  providers: ProviderStatus[];
+  keyring_service?: string | null;
+  keyring_problem?: string | null;
 }
 
 export class ApiError extends Error {
@@ -160,6 +195,12 @@ export const api = {
   addTerminal: (taskId: string, cmd?: string) =>
     request<TerminalInfo>('POST', `/api/tasks/${enc(taskId)}/terminals`, cmd ? { cmd } : {}),
   deleteTerminal: (id: string) => request<void>('DELETE', `/api/terminals/${enc(id)}`),
+
+  credentialsStatus: () => request<CredentialsStatus>('GET', '/api/credentials/status'),
+  saveCredential: (name: CredentialName, value: string) =>
+    request<{ name: string; display: string }>('PUT', `/api/credentials/${enc(name)}`, { value }),
+  deleteCredential: (name: CredentialName) =>
+    request<{ name: string; removed: boolean }>('DELETE', `/api/credentials/${enc(name)}`),
 
   diff: (taskId: string) => request<TaskDiff>('GET', `/api/tasks/${enc(taskId)}/diff`),
   commit: (taskId: string, message: string) =>

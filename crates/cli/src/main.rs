@@ -4,6 +4,7 @@
 
 mod attach;
 mod client;
+mod credentials;
 mod doctor;
 mod github;
 mod serve;
@@ -30,6 +31,9 @@ enum Command {
     Task(task::TaskCommand),
     /// Open a task's agent terminal in this terminal (detach with Ctrl-]).
     Attach(attach::AttachArgs),
+    /// Credentials for agents: status, and AnyCode's own OS keyring entries.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
     /// The GitHub token: save it in the OS keyring (checked first), remove it, show it.
     #[command(subcommand)]
     Github(github::GitHubCommand),
@@ -66,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Attach(a) => attach::run(a).await,
             Command::Github(c) => github::run(c).await,
             Command::Project(c) => github::run_project(c).await,
+            Command::Credentials(c) => credentials::run(c).await,
             Command::Image(ImageCommand::Build) => {
                 let engine = anycode_engine::Engine::open(anycode_engine::Config::from_env()).await?;
                 engine.docker().await?;

@@ -38,6 +38,15 @@ pub struct Config {
     /// Docker endpoint (`DOCKER_HOST`, e.g. `unix:///var/run/docker.sock` or
     /// `tcp://127.0.0.1:2375`); the usual sockets are tried when `None`.
     pub docker_host: Option<String>,
+    /// The OS keyring service of AnyCode's own credentials (`ANYCODE_KEYRING_SERVICE`,
+    /// default `anycode`; `none` turns the keyring off, e.g. on a headless server).
+    pub keyring_service: Option<String>,
+    /// Claude Code's config dir, where its login is (`CLAUDE_CONFIG_DIR`; `None`
+    /// means `~/.claude`).
+    pub claude_config_dir: Option<PathBuf>,
+    /// Whether credentials in AnyCode's own environment (`CLAUDE_CODE_OAUTH_TOKEN`,
+    /// `ANTHROPIC_API_KEY`, …) are a source (default true; tests turn it off).
+    pub credentials_from_env: bool,
 }
 
 impl Config {
@@ -61,7 +70,22 @@ impl Config {
             let p = PathBuf::from("/usr/local/share/ca-certificates");
             p.is_dir().then_some(p)
         });
-        Config { data_dir, image: env("ANYCODE_IMAGE"), limits, scrollback_bytes, extra_ca_dir, docker_host: env("DOCKER_HOST") }
+        let keyring_service = match env("ANYCODE_KEYRING_SERVICE") {
+            Some(v) if v.trim().eq_ignore_ascii_case("none") || v.trim().eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(v.trim().to_string()),
+            None => Some("anycode".to_string()),
+        };
+        Config {
+            data_dir,
+            image: env("ANYCODE_IMAGE"),
+            limits,
+            scrollback_bytes,
+            extra_ca_dir,
+            docker_host: env("DOCKER_HOST"),
+            keyring_service,
+            claude_config_dir: env("CLAUDE_CONFIG_DIR").map(PathBuf::from),
+            credentials_from_env: true,
+        }
     }
 
     /// A configuration rooted at `data_dir` with every other setting at its default

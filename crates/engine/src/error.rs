@@ -43,6 +43,9 @@ pub enum Error {
     /// A GitHub failure (token, API).
     #[error(transparent)]
     GitHub(#[from] anycode_github::Error),
+    /// A credentials failure: an unknown name, a bad value, the OS keyring.
+    #[error(transparent)]
+    Credentials(anycode_credentials::Error),
     /// A Docker failure other than "unreachable".
     #[error(transparent)]
     Sandbox(anycode_sandbox::Error),
@@ -100,6 +103,10 @@ impl Error {
                     H::Api { .. } => ErrorKind::Internal,
                 }
             }
+            Error::Credentials(c) => match c {
+                anycode_credentials::Error::UnknownName(_) | anycode_credentials::Error::InvalidValue(_) => ErrorKind::Invalid,
+                anycode_credentials::Error::KeyringDisabled | anycode_credentials::Error::Keyring(_) => ErrorKind::Unavailable,
+            },
             Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
             Error::Store(_) | Error::Sandbox(_) | Error::Internal(_) => ErrorKind::Internal,
@@ -153,6 +160,9 @@ impl Error {
                     H::Invalid(_) => "INVALID_INPUT",
                 }
             }
+            Error::Credentials(anycode_credentials::Error::UnknownName(_)) => "UNKNOWN_CREDENTIAL",
+            Error::Credentials(anycode_credentials::Error::InvalidValue(_)) => "INVALID_CREDENTIAL",
+            Error::Credentials(_) => "KEYRING_UNAVAILABLE",
             Error::Store(anycode_store::Error::Conflict(_)) => "ALREADY_EXISTS",
             Error::Store(_) => "DATABASE_ERROR",
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => "IMAGE_MISSING",

@@ -7,7 +7,7 @@
 //!   connection behind a mutex; WAL mode keeps readers of other processes unblocked.
 //! - Secrets are never stored here.
 
-use anycode_core::{Agent, Project, PullRequestInfo, Task, TaskStatus};
+use anycode_core::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
@@ -68,6 +68,14 @@ const MIGRATIONS: &[M<'static>] = &[
             task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
             pr TEXT NOT NULL
         );",
+    ),
+    // Issue 5: which credential a task's agent gets, and what happened at its last
+    // start. Never the secret itself.
+    M::up(
+        "ALTER TABLE tasks ADD COLUMN credential TEXT NOT NULL DEFAULT 'none';
+         ALTER TABLE tasks ADD COLUMN credential_source TEXT;
+         ALTER TABLE tasks ADD COLUMN credential_expires_at INTEGER;
+         ALTER TABLE tasks ADD COLUMN credential_problem TEXT;",
     ),
 ];
 
@@ -143,8 +151,9 @@ impl Store {
     pub fn insert_task(&self, t: &Task) -> Result<()> {
         self.conn().execute(
             "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
-                                error, container_id, worktree, agent_terminal_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                error, container_id, worktree, agent_terminal_id, created_at,
+                                credential, credential_source, credential_expires_at, credential_problem)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             params![
                 t.id,
                 t.project_id,
@@ -160,7 +169,11 @@ impl Store {
                 t.container_id,
                 t.worktree,
                 t.agent_terminal_id,
-                t.created_at
+                t.created_at,
+                t.credential.as_str(),
+                t.credential_source,
+                t.credential_expires_at,
+                t.credential_problem
             ],
         )?;
         Ok(())
@@ -186,6 +199,16 @@ impl Store {
         self.conn().execute(
             "UPDATE tasks SET status = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
             params![id, status.as_str(), exit_code, error],
+        )?;
+        Ok(())
+    }
+
+    /// Records what the agent got at its last start: where its credential came from,
+    /// when it expires (epoch ms), or why it got none. Never the secret.
+    pub fn set_task_credential_state(&self, id: &str, source: Option<&str>, expires_at: Option<i64>, problem: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET credential_source = ?2, credential_expires_at = ?3, credential_problem = ?4 WHERE id = ?1",
+            params![id, source, expires_at, problem],
         )?;
         Ok(())
     }
@@ -242,7 +265,8 @@ impl Store {
 }
 
 const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
-                         container_id, worktree, agent_terminal_id, created_at";
+                         container_id, worktree, agent_terminal_id, created_at, \
+                         credential, credential_source, credential_expires_at, credential_problem";
 
 fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
@@ -257,6 +281,11 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
     };
     let status = match status.parse::<TaskStatus>() {
         Ok(s) => s,
+        Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
+    };
+    let credential: String = r.get(15)?;
+    let credential = match credential.parse::<Credential>() {
+        Ok(c) => c,
         Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
     };
     Ok(Ok(Task {
@@ -276,6 +305,10 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         agent_terminal_id: r.get(13)?,
         terminals: Vec::new(),
         created_at: r.get(14)?,
+        credential,
+        credential_source: r.get(16)?,
+        credential_expires_at: r.get(17)?,
+        credential_problem: r.get(18)?,
         pr: None,
     }))
 }
@@ -306,6 +339,10 @@ mod tests {
             agent_terminal_id: "a1".into(),
             terminals: vec![],
             created_at: "2026-11-21T00:00:00Z".into(),
+            credential: Credential::Subscription,
+            credential_source: None,
+            credential_expires_at: None,
+            credential_problem: None,
             pr: None,
         }
     }
@@ -327,6 +364,13 @@ mod tests {
         assert_eq!(t.status, TaskStatus::Exited);
         assert_eq!(t.exit_code, Some(3));
         assert_eq!(t.container_id.as_deref(), Some("abc"));
+        assert_eq!(t.credential, Credential::Subscription);
+        s.set_task_credential_state("t1", Some("keyring anycode/claude-token"), Some(1_800_000_000_000), None).unwrap();
+        let t = s.task("t1").unwrap().unwrap();
+        assert_eq!(t.credential_source.as_deref(), Some("keyring anycode/claude-token"));
+        assert_eq!(t.credential_expires_at, Some(1_800_000_000_000));
+        s.set_task_credential_state("t1", None, None, Some("none found")).unwrap();
+        assert_eq!(s.task("t1").unwrap().unwrap().credential_problem.as_deref(), Some("none found"));
         assert_eq!(s.tasks(Some("p1")).unwrap().len(), 1);
         assert_eq!(s.tasks(Some("nope")).unwrap().len(), 0);
         let pr = PullRequestInfo {

@@ -24,6 +24,7 @@ export function Sidebar({
   onNewTask,
   onAddProject,
   onDeleteProject,
+  onCredentials,
   conflicts,
 }: {
   projects: Project[] | null;
@@ -34,6 +35,8 @@ export function Sidebar({
   onNewTask: (projectId: string) => void;
   onAddProject: () => void;
   onDeleteProject: (p: Project) => void;
+  /** Opens the Credentials dialog. */
+  onCredentials?: () => void;
   /** The conflict radar of each task, by task id. */
   conflicts?: Record<string, Conflicts>;
 }) {
@@ -165,6 +168,11 @@ export function Sidebar({
         <button className="btn btn-block" data-testid="add-project" onClick={onAddProject}>
           <IconPlus size={14} /> Project
         </button>
+        {onCredentials && (
+          <button className="btn btn-block sidebar-credentials" data-testid="open-credentials" onClick={onCredentials}>
+            Credentials
+          </button>
+        )}
       </div>
     </nav>
   );

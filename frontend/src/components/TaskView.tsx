@@ -6,6 +6,7 @@ import { disposeSession } from '../terminal/session';
 import { ChangesPanel } from './ChangesPanel';
 import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
+import { CredentialWarning } from './CredentialWarning';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
 import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from './icons';
@@ -192,6 +193,11 @@ export function TaskView({
               <span className="muted"> ← {task.base}</span>
             </span>
             <span className="meta-item chip">{task.agent}</span>
+            {task.credential && task.credential !== 'none' && (
+              <span className="meta-item chip" data-testid="task-credential" title={task.credential_source ?? undefined}>
+                {task.credential === 'api_key' ? 'API key' : 'subscription'}
+              </span>
+            )}
             {project && (
               <span className="meta-item muted hide-narrow" title={project.path}>
                 {project.name}
@@ -224,6 +230,8 @@ export function TaskView({
           <IconAlert size={14} /> {task.error}
         </div>
       )}
+
+      <CredentialWarning task={task} onTaskChanged={onTaskChanged} />
 
       <div className="split" ref={splitRef} style={{ ['--changes-width' as string]: `${changesWidth}px` }}>
         <section className="split-terminals" aria-label="Terminals">

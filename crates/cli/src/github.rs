@@ -3,6 +3,7 @@
 //! cloned by a running server, with a progress bar).
 
 use crate::client::{Client, ServerArgs};
+use anycode_engine::Config;
 use anycode_github::token::Tokens;
 use anycode_github::Secret as GitHubSecret;
 use anyhow::{anyhow, Context};
@@ -46,7 +47,8 @@ pub enum ProjectCommand {
 }
 
 fn tokens() -> (String, Tokens) {
-    (anycode_github::api_base_from_env(), Tokens::default())
+    let cfg = Config::from_env();
+    (anycode_github::api_base_from_env(), Tokens::with_service(cfg.keyring_service.as_deref()))
 }
 
 /// The login of `token`'s user, asking GitHub.

@@ -122,7 +122,8 @@ impl Engine {
         })
         .await?;
         let instance = instance_id(&config.data_dir);
-        let keyring_service = Some(anycode_github::token::KEYRING_SERVICE.to_string());
+        // The GitHub token lives next to AnyCode's other credentials in the keyring.
+        let keyring_service = config.keyring_service.clone();
         let engine = Engine {
             inner: Arc::new(Inner {
                 config,

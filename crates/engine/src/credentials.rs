@@ -174,11 +174,10 @@ fn handover_for(choice: Credential, found: Option<Found>) -> (Handover, Option<S
             }
             note.push_str(&format!(", as ${var}"));
             let warn = state == State::Expiring;
-            if let Some(at) = st.expires_at {
-                note.push_str(&format!("; expires {}", anycode_credentials::relative(at, anycode_credentials::now_ms())));
-            }
             if warn && !hint.is_empty() {
                 note.push_str(&format!(" — {hint}"));
+            } else if let Some(at) = st.expires_at {
+                note.push_str(&format!("; expires {}", anycode_credentials::relative(at, anycode_credentials::now_ms())));
             }
             let env = vec![(var, secret.clone())];
             (Handover { env, note, warn }, st.location.clone(), st.expires_at, None)

@@ -41,8 +41,8 @@ const SOURCE_LABEL: Record<string, string> = {
 /** "in 40 min", "in 7 h", "2 h ago". */
 export function relativeTime(ms: number): string {
   const d = ms - Date.now();
-  const mins = Math.round(Math.abs(d) / 60000);
-  const text = mins < 1 ? 'less than a minute' : mins < 120 ? `${mins} min` : mins < 48 * 60 ? `${Math.round(mins / 60)} h` : `${Math.round(mins / 1440)} days`;
+  const mins = Math.floor(Math.abs(d) / 60000);
+  const text = mins < 1 ? 'less than a minute' : mins < 120 ? `${mins} min` : mins < 48 * 60 ? `${Math.floor((mins + 30) / 60)} h` : `${Math.floor((mins + 720) / 1440)} days`;
   return d >= 0 ? `in ${text}` : `${text} ago`;
 }
 

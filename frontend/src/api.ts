@@ -56,6 +56,8 @@ export interface Task {
   credential_expires_at?: number | null;
   /** "none found", "expired", "expires in 40 min", a handover failure; null when all is well. */
   credential_warning?: string | null;
+  /** Whether the agent terminal is recorded (asciicast, replayable). */
+  record?: boolean;
 }
 
 export interface Health {
@@ -95,6 +97,8 @@ export interface NewTask {
   prompt?: string;
   /** Default: the agent's (see the server's openapi.json). */
   credential?: CredentialChoice;
+  /** Record the agent terminal (default true). */
+  record?: boolean;
 }
 
 export type Provider = 'claude' | 'anthropic' | 'openai' | 'gemini' | 'github';

@@ -77,6 +77,8 @@ const MIGRATIONS: &[M<'static>] = &[
          ALTER TABLE tasks ADD COLUMN credential_expires_at INTEGER;
          ALTER TABLE tasks ADD COLUMN credential_problem TEXT;",
     ),
+    // Issue 3: per-task switch for recording the agent terminal.
+    M::up("ALTER TABLE tasks ADD COLUMN record INTEGER NOT NULL DEFAULT 1;"),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -152,8 +154,8 @@ impl Store {
         self.conn().execute(
             "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
                                 error, container_id, worktree, agent_terminal_id, created_at,
-                                credential, credential_source, credential_expires_at, credential_problem)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                                credential, credential_source, credential_expires_at, credential_problem, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 t.id,
                 t.project_id,
@@ -173,7 +175,8 @@ impl Store {
                 t.credential.as_str(),
                 t.credential_source,
                 t.credential_expires_at,
-                t.credential_problem
+                t.credential_problem,
+                t.record
             ],
         )?;
         Ok(())
@@ -266,7 +269,7 @@ impl Store {
 
 const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
                          container_id, worktree, agent_terminal_id, created_at, \
-                         credential, credential_source, credential_expires_at, credential_problem";
+                         credential, credential_source, credential_expires_at, credential_problem, record";
 
 fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
@@ -309,6 +312,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         credential_source: r.get(16)?,
         credential_expires_at: r.get(17)?,
         credential_problem: r.get(18)?,
+        record: r.get(19)?,
         pr: None,
     }))
 }
@@ -337,6 +341,7 @@ mod tests {
             container_id: None,
             worktree: "/tmp/wt".into(),
             agent_terminal_id: "a1".into(),
+            record: true,
             terminals: vec![],
             created_at: "2026-11-21T00:00:00Z".into(),
             credential: Credential::Subscription,

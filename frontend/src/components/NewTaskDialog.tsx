@@ -31,6 +31,7 @@ export function NewTaskDialog({
   const [prompt, setPrompt] = useState('');
   const [credential, setCredential] = useState<'' | CredentialChoice>('');
   const [creds, setCreds] = useState<CredentialsStatus | null>(null);
+  const [record, setRecord] = useState(true);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -91,6 +92,7 @@ export function NewTaskDialog({
       if (branch.trim()) body.branch = branch.trim();
       if (prompt.trim()) body.prompt = prompt;
       if (credential) body.credential = credential;
+      if (!record) body.record = false;
       const task = await api.createTask(project.id, body);
       onCreated(task);
     } catch (err) {
@@ -186,6 +188,10 @@ export function NewTaskDialog({
                 }
               }}
             />
+          </label>
+          <label className="field field-inline">
+            <input type="checkbox" data-testid="task-record" checked={record} onChange={(e) => setRecord(e.target.checked)} />
+            <span>Record the agent terminal (replayable, kept in AnyCode's data dir)</span>
           </label>
           <label className="field">
             <span className="field-label">Credential</span>

@@ -60,7 +60,15 @@ function testRegistry(): Map<string, Terminal> {
 }
 
 // WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
-let webglBroken = false;
+// `localStorage['anycode.renderer'] = 'dom'` chooses the DOM renderer outright (for
+// machines whose WebGL is software-emulated and slower than the DOM, and for benchmarks).
+let webglBroken = (() => {
+  try {
+    return localStorage.getItem('anycode.renderer') === 'dom';
+  } catch {
+    return false;
+  }
+})();
 
 export class TermSession {
   readonly term: Terminal;
@@ -266,6 +274,8 @@ export class TermSession {
         resetDone = true;
       }
       this.update({ state: 'open', exitCode: undefined });
+      // Announce flow control: from now on the server counts what we have not acked.
+      this.sendJson({ type: 'ack', bytes: 0 });
       this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
       this.scheduleFit();
     };

@@ -144,6 +144,40 @@ impl Engine {
             }
         });
     }
+
+    /// After a server restart: a start-agent that is still waiting for its line (the
+    /// server went away between starting the container and answering) is answered
+    /// now. One that already has its environment is left alone: start-agent prints
+    /// nothing after the marker until it has its line, so only a log that ends with
+    /// the marker means it still waits.
+    pub(crate) async fn answer_pending_handover(&self, docker: &Docker, task: &Task, container_id: &str) {
+        if !uses_start_agent(task) {
+            return;
+        }
+        let tail = match docker.logs(container_id, 4096).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(task = %task.id, error = %e, "reading the log for a pending handover failed");
+                return;
+            }
+        };
+        if !handover::log_shows_waiting(&tail) {
+            return;
+        }
+        let line = match self.prepare_handover(task).await {
+            Ok(Some(h)) => h.line(),
+            Ok(None) => return,
+            Err(e) => Err(e.to_string()),
+        };
+        let result = match line {
+            Ok(line) => docker.write_stdin(container_id, line.expose().as_bytes()).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(task = %task.id, "answered a credential handover left pending by a restart"),
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "answering a pending credential handover failed"),
+        }
+    }
 }
 
 /// What to hand over for `choice` given the lookup, with the task row's record:

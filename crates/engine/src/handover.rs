@@ -63,6 +63,16 @@ impl Handover {
     }
 }
 
+/// Whether a container's log ends with start-agent waiting for its line: the marker
+/// and the newline it prints after it (see start-agent).
+pub(crate) fn log_shows_waiting(tail: &[u8]) -> bool {
+    let mut end = tail.len();
+    while end > 0 && matches!(tail[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    tail[..end].ends_with(MARKER)
+}
+
 /// How waiting for the marker ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wait {
@@ -78,34 +88,49 @@ pub(crate) enum Wait {
 /// process ends, or `limit` passes. The viewer's snapshot (earlier runs) is ignored.
 pub(crate) async fn wait_for_marker(viewer: &mut Viewer, limit: Duration) -> Wait {
     let deadline = tokio::time::Instant::now() + limit;
-    // The last bytes seen, enough to find a marker split across chunks.
-    let mut tail: Vec<u8> = Vec::new();
+    let mut scanner = Scanner::default();
     loop {
         let next = tokio::time::timeout_at(deadline, viewer.recv()).await;
         match next {
             Err(_) => return Wait::TimedOut,
             Ok(Recv::Output(b)) => {
-                tail.extend_from_slice(&b);
-                if contains(&tail, MARKER) {
+                if scanner.feed(&b) {
                     return Wait::Asked;
-                }
-                let keep = MARKER.len() - 1;
-                if tail.len() > keep {
-                    tail.drain(..tail.len() - keep);
                 }
             }
-            // Fallen behind: start-agent prints nothing after the marker until it has
-            // its line, so a marker that was missed ends the snapshot.
+            // Fallen behind: start-agent prints nothing after the marker but its
+            // newline until it has its line, so a missed marker ends the snapshot.
             Ok(Recv::Resync(snapshot)) => {
-                if snapshot.ends_with(MARKER) {
+                if log_shows_waiting(&snapshot) {
                     return Wait::Asked;
                 }
-                tail.clear();
+                scanner = Scanner::default();
             }
             Ok(Recv::Exit(_)) | Ok(Recv::Closed) => return Wait::Exited,
             #[allow(unreachable_patterns)]
             Ok(_) => {}
         }
+    }
+}
+
+/// Finds [`MARKER`] in a byte stream however it is cut into chunks.
+#[derive(Default)]
+struct Scanner {
+    /// The last bytes seen, enough to find a marker split across chunks.
+    tail: Vec<u8>,
+}
+
+impl Scanner {
+    fn feed(&mut self, chunk: &[u8]) -> bool {
+        self.tail.extend_from_slice(chunk);
+        if contains(&self.tail, MARKER) {
+            return true;
+        }
+        let keep = MARKER.len() - 1;
+        if self.tail.len() > keep {
+            self.tail.drain(..self.tail.len() - keep);
+        }
+        false
     }
 }
 
@@ -116,6 +141,14 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_ending_with_the_marker_waits() {
+        assert!(log_shows_waiting(b"old output\r\n\x1b]777;anycode-env\x07\r\n"));
+        assert!(log_shows_waiting(b"\x1b]777;anycode-env\x07"));
+        assert!(!log_shows_waiting(b"\x1b]777;anycode-env\x07\r\n\x1b[AAnyCode: note\r\n$ "));
+        assert!(!log_shows_waiting(b""));
+    }
 
     #[test]
     fn the_line_is_base64_of_nul_separated_entries() {
@@ -134,8 +167,25 @@ mod tests {
         assert!(long.line().is_err());
     }
 
+    #[test]
+    fn finds_the_marker_however_it_is_cut() {
+        let mut stream = b"prompt text ".to_vec();
+        stream.extend_from_slice(MARKER);
+        for at in 0..=stream.len() {
+            let mut s = Scanner::default();
+            let first = s.feed(&stream[..at]);
+            let second = s.feed(&stream[at..]);
+            assert_eq!(first, at == stream.len(), "cut at {at}");
+            assert!(first || second, "cut at {at}");
+        }
+        let mut s = Scanner::default();
+        assert!(!s.feed(b"\x1b]777;anycode-en"), "a partial marker is not one");
+        assert!(!s.feed(b"v"));
+        assert!(s.feed(b"\x07"));
+    }
+
     #[tokio::test]
-    async fn finds_the_marker_across_chunks_and_ignores_the_snapshot() {
+    async fn ignores_markers_of_earlier_runs() {
         use anycode_terminal::Terminal;
         let t = Terminal::with_history("t", 4096, b"old run \x1b]777;anycode-env\x07 done", None);
         let mut v = t.subscribe();

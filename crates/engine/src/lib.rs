@@ -833,6 +833,7 @@ impl Engine {
                     terminal.connect(stream.output, stream.input, control, move |code| {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
+                    self.answer_pending_handover(docker, &task2, &c.id).await;
                     (TaskStatus::Running, None, None)
                 }
                 Some(c) => {

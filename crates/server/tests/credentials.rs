@@ -376,3 +376,66 @@ async fn keyring_entries_are_saved_and_removed_through_the_api() {
     let (_, st) = s.get("/api/credentials/status").await;
     assert!(st["providers"].as_array().unwrap().iter().all(|p| p["state"] == "missing"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handover_left_pending_by_a_server_restart_is_answered_after_it() {
+    const TOKEN: &str = "sk-ant-oat01-PENDING-HANDOVER-0123456789abcdef";
+    let (s, claude_dir) = server_with_claude_dir().await;
+    write_login(&claude_dir, TOKEN, "sk-ant-ort01-x", 8 * 3_600_000);
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "pending", "agent": "shell", "credential": "subscription"})).await;
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let id = t["id"].as_str().unwrap().to_string();
+    let shell_pid = |cid: &str| container_processes(cid).into_iter().find(|(_, c)| c.starts_with("bash -l")).map(|(p, _)| p);
+    let mut has_token = false;
+    for _ in 0..100 {
+        if shell_pid(&cid).is_some_and(|p| environ(&cid, &p).contains(TOKEN)) {
+            has_token = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(has_token, "the first start handed the token over");
+
+    // Stopped, then started behind AnyCode's back: start-agent asks, nobody answers.
+    let (st, _) = s.post(&format!("/api/tasks/{id}/stop"), json!({})).await;
+    assert_eq!(st, 200);
+    let (dir, repo) = s.shutdown().await;
+    assert!(Command::new("docker").args(["start", &cid]).status().unwrap().success());
+    let mut asking = false;
+    for _ in 0..100 {
+        let logs = Command::new("docker").args(["logs", &cid]).output().unwrap();
+        if logs.stdout.ends_with(b"\x1b]777;anycode-env\x07\r\n") {
+            asking = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = Command::new("docker").args(["logs", &cid]).output().unwrap();
+    assert!(asking, "start-agent waits for its line: {:?}", String::from_utf8_lossy(&logs.stdout[logs.stdout.len().saturating_sub(300)..]));
+    assert!(shell_pid(&cid).is_none(), "no shell yet");
+
+    // The next server answers it when it reconciles, with the host's credential.
+    let data = dir.path().join("data");
+    let s2 = Server::start_with(dir, repo, config(&data)).await;
+    let mut answered = false;
+    for _ in 0..100 {
+        if shell_pid(&cid).is_some_and(|p| environ(&cid, &p).contains(&format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}"))) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(answered, "the shell started with the token after the restart");
+    let (_, task) = s2.get(&format!("/api/tasks/{id}")).await;
+    assert_eq!(task["status"], "running");
+    assert_eq!(task["credential_warning"], Value::Null);
+
+    // A second restart leaves the running shell alone (nothing is typed into it).
+    let (dir, repo) = s2.shutdown().await;
+    let data = dir.path().join("data");
+    let s3 = Server::start_with(dir, repo, config(&data)).await;
+    let mut term = s3.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
+    term.run("echo still-here", "m").await;
+    assert!(!term.text().contains("anycode-env:"), "{}", term.text());
+}

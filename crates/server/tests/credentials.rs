@@ -245,6 +245,9 @@ async fn the_claude_login_reaches_only_the_agent_process_environment() {
     let worktree = task["worktree"].as_str().unwrap().to_string();
     let data_dir = s.data_dir();
     assert!(data_dir.join("anycode.db").is_file());
+    // The agent terminal is recorded (asciicast) under the data dir, which is searched.
+    let casts = files_containing(&data_dir.join("recordings"), "AnyCode: Claude subscription");
+    assert!(!casts.is_empty(), "the recording of the agent terminal was searched too");
     let log_text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(log_text.contains("credentials handed over"), "the log was captured at debug level");
     let api_text = r.all();

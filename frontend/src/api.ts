@@ -34,6 +34,8 @@ export interface Task {
   base_sha?: string;
   worktree?: string;
   agent_terminal_id?: string;
+  /** Whether the agent terminal is recorded (asciicast, replayable). */
+  record?: boolean;
 }
 
 export interface Health {
@@ -71,6 +73,8 @@ export interface NewTask {
   base?: string;
   branch?: string;
   prompt?: string;
+  /** Record the agent terminal (default true). */
+  record?: boolean;
 }
 
 export class ApiError extends Error {

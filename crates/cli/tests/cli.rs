@@ -147,7 +147,7 @@ async fn attach_opens_the_agent_terminal_in_a_native_terminal_and_detaches() {
             }
         });
         let mut seen = Vec::new();
-        let mut wait_for = |needle: &str, seen: &mut Vec<u8>| {
+        let wait_for = |needle: &str, seen: &mut Vec<u8>| {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
             while !String::from_utf8_lossy(seen).contains(needle) {
                 assert!(std::time::Instant::now() < deadline, "no {needle:?} in {}", String::from_utf8_lossy(seen));

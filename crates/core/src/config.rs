@@ -35,6 +35,9 @@ pub struct Config {
     /// Folder of extra CA certificates (`*.crt`, PEM) trusted in sandboxes
     /// (`ANYCODE_EXTRA_CA_DIR`, default `/usr/local/share/ca-certificates` where it exists).
     pub extra_ca_dir: Option<PathBuf>,
+    /// Size cap of one task's terminal recording in bytes (`ANYCODE_RECORDING_MB`,
+    /// default 100 MiB).
+    pub recording_max_bytes: u64,
     /// Docker endpoint (`DOCKER_HOST`, e.g. `unix:///var/run/docker.sock` or
     /// `tcp://127.0.0.1:2375`); the usual sockets are tried when `None`.
     pub docker_host: Option<String>,
@@ -61,7 +64,16 @@ impl Config {
             let p = PathBuf::from("/usr/local/share/ca-certificates");
             p.is_dir().then_some(p)
         });
-        Config { data_dir, image: env("ANYCODE_IMAGE"), limits, scrollback_bytes, extra_ca_dir, docker_host: env("DOCKER_HOST") }
+        let recording_max_bytes = num("ANYCODE_RECORDING_MB").map(|m| (m * 1024.0 * 1024.0) as u64).unwrap_or(100 * 1024 * 1024);
+        Config {
+            data_dir,
+            image: env("ANYCODE_IMAGE"),
+            limits,
+            scrollback_bytes,
+            extra_ca_dir,
+            recording_max_bytes,
+            docker_host: env("DOCKER_HOST"),
+        }
     }
 
     /// A configuration rooted at `data_dir` with every other setting at its default
@@ -78,6 +90,11 @@ impl Config {
     /// `<data_dir>/worktrees`, parent of every task's worktree.
     pub fn worktrees_dir(&self) -> PathBuf {
         self.data_dir.join("worktrees")
+    }
+
+    /// `<data_dir>/recordings`, parent of every task's recordings.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
     }
 
     /// `<data_dir>/token`, the access token (mode 0600).

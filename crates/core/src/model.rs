@@ -150,6 +150,8 @@ pub struct Task {
     pub worktree: String,
     /// The agent terminal's id.
     pub agent_terminal_id: String,
+    /// Whether the agent terminal is recorded (asciicast in the data dir).
+    pub record: bool,
     /// Open terminals: the agent's first, then extra shells. Filled in by the engine,
     /// not stored.
     #[serde(default)]

@@ -98,6 +98,7 @@ impl Error {
             Error::NotFound { what: "project", .. } => "PROJECT_NOT_FOUND",
             Error::NotFound { what: "task", .. } => "TASK_NOT_FOUND",
             Error::NotFound { what: "terminal", .. } => "TERMINAL_NOT_FOUND",
+            Error::NotFound { what: "recording", .. } => "RECORDING_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",

@@ -20,7 +20,7 @@ mod runtime;
 pub use anycode_core::{Agent, Config, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
 pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;
-pub use anycode_terminal::{Recv, Terminal, Viewer};
+pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 
 use anycode_sandbox::{ContainerSpec, Docker};
@@ -50,6 +50,8 @@ pub struct NewTask {
     pub branch: Option<String>,
     /// Instructions handed to the agent on its first start.
     pub prompt: Option<String>,
+    /// Record the agent terminal as an asciicast (default: yes).
+    pub record: Option<bool>,
 }
 
 /// Docker's state as [`Engine::health`] reports it.
@@ -368,6 +370,7 @@ impl Engine {
             container_id: None,
             worktree: worktree.to_string_lossy().into_owned(),
             agent_terminal_id: anycode_core::new_id(),
+            record: req.record.unwrap_or(true),
             terminals: vec![],
             created_at: anycode_core::now_rfc3339(),
         };
@@ -475,6 +478,7 @@ impl Engine {
     /// (attaching first, so no output of the new run is missed).
     async fn attach_and_start(&self, docker: &Docker, task: &Task, terminal: &Terminal) -> Result<()> {
         let cid = task.container_id.clone().ok_or_else(|| Error::Internal("task has no container".into()))?;
+        self.start_recording(task, terminal, 0).await;
         let stream = docker.attach(&cid, false).await?;
         let control = Arc::new(ContainerControl { docker: docker.clone(), id: cid.clone(), before_start: true });
         let engine = self.clone();
@@ -485,6 +489,59 @@ impl Engine {
         docker.start(&cid).await?;
         terminal.apply_size().await;
         Ok(())
+    }
+
+    /// `<data_dir>/recordings/<task id>/<terminal id>.cast`.
+    fn recording_file(&self, task_id: &str, terminal_id: &str) -> PathBuf {
+        self.inner.config.recordings_dir().join(task_id).join(format!("{terminal_id}.cast"))
+    }
+
+    /// Starts (or continues) the agent terminal's recording when the task records.
+    /// A recording that cannot start is logged and skipped: it never stops the task.
+    async fn start_recording(&self, task: &Task, terminal: &Terminal, skip: u64) {
+        if !task.record {
+            terminal.set_recorder(None);
+            return;
+        }
+        let (cols, rows) = terminal.size().unwrap_or((80, 24));
+        let opts = anycode_terminal::RecordingOptions {
+            path: self.recording_file(&task.id, &task.agent_terminal_id),
+            max_bytes: self.inner.config.recording_max_bytes,
+            width: cols,
+            height: rows,
+            title: Some(task.title.clone()),
+        };
+        match anycode_terminal::Recorder::start(opts).await {
+            Ok(r) => {
+                r.skip(skip);
+                terminal.set_recorder(Some(r));
+            }
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "recording could not start"),
+        }
+    }
+
+    /// The asciicast file of a terminal's recording.
+    ///
+    /// Errors: `TERMINAL_NOT_FOUND`; `RECORDING_NOT_FOUND` when that terminal is not
+    /// recorded (recording off for its task, or an extra shell).
+    pub async fn recording(&self, terminal_id: &str) -> Result<PathBuf> {
+        let store = self.inner.store.clone();
+        let tid = terminal_id.to_string();
+        let task = blocking(move || Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid))).await?;
+        let Some(task) = task else {
+            let known = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner()).contains_key(terminal_id);
+            return Err(if known {
+                Error::NotFound { what: "recording", id: terminal_id.to_string() }
+            } else {
+                Error::NotFound { what: "terminal", id: terminal_id.to_string() }
+            });
+        };
+        let path = self.recording_file(&task.id, terminal_id);
+        if tokio::fs::metadata(&path).await.is_ok() {
+            Ok(path)
+        } else {
+            Err(Error::NotFound { what: "recording", id: terminal_id.to_string() })
+        }
     }
 
     async fn agent_exited(&self, task_id: &str, code: Option<i64>) {
@@ -576,7 +633,10 @@ impl Engine {
         }
         self.forget_terminals(&task.id);
         let store = self.inner.store.clone();
+        let recordings = self.inner.config.recordings_dir().join(&task.id);
         blocking(move || {
+            // The recordings belong to the task; its branch is what the user keeps.
+            let _ = std::fs::remove_dir_all(&recordings);
             anycode_git::remove_task_worktree(Path::new(&project.path), Path::new(&task.worktree), &worktree_name(&task.id))?;
             store.delete_task(&task.id)?;
             Ok(())
@@ -717,6 +777,10 @@ impl Engine {
                     let mut task2 = task.clone();
                     task2.container_id = Some(c.id.clone());
                     let terminal = self.register_agent_terminal(&task2, t);
+                    // The attach replays the container's log first; that part was
+                    // recorded before the restart.
+                    let replayed = docker.logs_len(&c.id).await.unwrap_or(0);
+                    self.start_recording(&task2, &terminal, replayed).await;
                     let stream = docker.attach(&c.id, true).await?;
                     let control = Arc::new(ContainerControl { docker: docker.clone(), id: c.id.clone(), before_start: false });
                     let engine = self.clone();

@@ -14,6 +14,7 @@
 //! owns it), [`LABEL_TASK`] and [`LABEL_PROJECT`]; containers of other instances are
 //! never touched.
 
+mod hijack;
 pub mod image;
 
 use bollard::container::{
@@ -74,6 +75,9 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 pub struct Docker {
     api: bollard::Docker,
     instance: String,
+    /// The same engine for raw (hijacked) TTY connections, when it is a Unix socket
+    /// or plain TCP; `None` falls back to bollard's streams.
+    raw: Option<hijack::Endpoint>,
     /// Where the engine was found, e.g. `unix:///var/run/docker.sock`.
     pub endpoint: String,
 }
@@ -150,7 +154,10 @@ impl Docker {
                 Ok::<_, bollard::errors::Error>(api)
             };
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-                Ok(Ok(api)) => return Ok(Docker { api, instance: instance.to_string(), endpoint }),
+                Ok(Ok(api)) => {
+                    let raw = hijack::Endpoint::parse(&endpoint);
+                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw });
+                }
                 Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
                 Err(_) => tracing::debug!(%endpoint, "docker endpoint timed out"),
             }
@@ -162,6 +169,12 @@ impl Docker {
              or set DOCKER_HOST.",
             if tried.is_empty() { "no endpoints".to_string() } else { tried.join(", ") }
         )))
+    }
+
+    /// `/v1.41`-style prefix of the negotiated API version, for raw requests.
+    fn version_prefix(&self) -> String {
+        let v = self.api.client_version();
+        format!("/v{}.{}", v.major_version, v.minor_version)
     }
 
     /// The bollard handle, for callers that need an API this crate does not wrap.
@@ -296,6 +309,14 @@ impl Docker {
     /// container's logged output (its history, bounded by the log limits), then goes
     /// on live. Attaching before `start` catches every byte of the new run.
     pub async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
+        if let Some(ep) = &self.raw {
+            let path = format!("{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&logs={}", self.version_prefix(), u8::from(logs));
+            return match hijack::hijack(ep, &path, None).await {
+                Ok((output, input)) => Ok(TtyStream { output, input }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoSuchContainer(id.to_string())),
+                Err(e) => Err(Error::Io(format!("attaching to {id}: {e}"))),
+            };
+        }
         let opts = AttachContainerOptions::<String> {
             stdin: Some(true),
             stdout: Some(true),
@@ -334,6 +355,22 @@ impl Docker {
             out.drain(..out.len() - max_bytes);
         }
         Ok(out)
+    }
+
+    /// How many bytes of output the container's log holds (what an attach with
+    /// `logs` replays before the live stream).
+    pub async fn logs_len(&self, id: &str) -> Result<u64> {
+        let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
+        let mut s = self.api.logs(id, Some(opts));
+        let mut n = 0u64;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(chunk) => n += chunk.into_bytes().len() as u64,
+                Err(e) if is_not_found(&e) => return Err(Error::NoSuchContainer(id.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
     }
 
     /// Sets the main process's TTY size in character cells.
@@ -380,6 +417,14 @@ impl Docker {
                 e.into()
             }
         })?;
+        if let Some(ep) = &self.raw {
+            let path = format!("{}/exec/{}/start", self.version_prefix(), exec.id);
+            let (output, input) = hijack::hijack(ep, &path, Some(r#"{"Detach":false,"Tty":true}"#))
+                .await
+                .map_err(|e| Error::Io(format!("starting exec in {id}: {e}")))?;
+            let _ = self.resize_exec(&exec.id, cols, rows).await;
+            return Ok((exec.id, TtyStream { output, input }));
+        }
         let start = StartExecOptions { detach: false, tty: true, output_capacity: None };
         match self.api.start_exec(&exec.id, Some(start)).await? {
             StartExecResults::Attached { output, input } => {

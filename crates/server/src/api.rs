@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/diff", get(diff))
         .route("/tasks/{id}/commit", post(commit))
         .route("/terminals/{id}", delete(close_terminal))
+        .route("/terminals/{id}/recording", get(recording))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
 
@@ -69,6 +70,7 @@ struct TaskView {
     error: Option<String>,
     container_id: Option<String>,
     worktree: String,
+    record: bool,
     terminals: Vec<TerminalInfo>,
     created_at: String,
 }
@@ -89,6 +91,7 @@ impl From<Task> for TaskView {
             error: t.error,
             container_id: t.container_id,
             worktree: t.worktree,
+            record: t.record,
             terminals: t.terminals,
             created_at: t.created_at,
         }
@@ -144,6 +147,7 @@ struct CreateTask {
     base: Option<String>,
     branch: Option<String>,
     prompt: Option<String>,
+    record: Option<bool>,
 }
 
 async fn create_task(
@@ -151,7 +155,7 @@ async fn create_task(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateTask>,
 ) -> ApiResult<(StatusCode, Json<TaskView>)> {
-    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt };
+    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt, record: req.record };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }
 
@@ -206,6 +210,24 @@ async fn open_terminal(
 async fn close_terminal(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     st.engine.close_terminal(&id)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The terminal's asciicast v2 recording, streamed from the data dir.
+async fn recording(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let path = st.engine.recording(&id).await?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "RECORDING_NOT_FOUND", format!("recording unreadable: {e}")))?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/x-asciicast"),
+            (axum::http::header::CONTENT_DISPOSITION, "inline; filename=\"terminal.cast\""),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn diff(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<anycode_engine::Diff>> {

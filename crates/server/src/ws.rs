@@ -9,11 +9,12 @@
 //! On connect the server sends the scrollback, then live output.
 
 use crate::{ApiError, AppState};
-use anycode_engine::{Recv, Terminal};
+use anycode_engine::{Recv, Terminal, Viewer, ViewerHandle};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -32,19 +33,21 @@ pub(crate) async fn terminal(ws: WebSocketUpgrade, Path(id): Path<String>, State
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Control {
     Resize { cols: u16, rows: u16 },
-    Ack {
-        #[allow(dead_code)]
-        bytes: u64,
-    },
+    Ack { bytes: u64 },
 }
 
-async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes) -> bool {
+/// Largest frame built by coalescing output that is already queued (bulk output);
+/// a chunk that arrives alone is sent at once.
+const COALESCE: usize = 64 * 1024;
+
+async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes, handle: &ViewerHandle) -> bool {
     let mut off = 0;
     while off < snapshot.len() {
         let end = (off + REPLAY_FRAME).min(snapshot.len());
         if sink.send(Message::Binary(snapshot.slice(off..end))).await.is_err() {
             return false;
         }
+        handle.sent(end - off);
         off = end;
     }
     true
@@ -55,9 +58,37 @@ fn exit_frame(code: Option<i64>) -> Message {
 }
 
 async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken) {
-    let mut viewer = term.subscribe();
-    let (mut sink, mut stream) = socket.split();
-    if !send_replay(&mut sink, std::mem::take(&mut viewer.snapshot)).await {
+    let viewer = term.subscribe();
+    let handle = viewer.handle();
+    let (sink, mut stream) = socket.split();
+    // Output has its own task, so input never waits behind output, even when the
+    // socket is full during a flood.
+    let mut pump = tokio::spawn(pump_output(viewer, sink, handle.clone()));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = &mut pump => return,
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if handle.write(b).await.is_err() {
+                        tracing::debug!(terminal = %term.id(), "input to an ended process dropped");
+                    }
+                }
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
+                    Ok(Control::Resize { cols, rows }) => handle.resize(cols, rows).await,
+                    Ok(Control::Ack { bytes }) => handle.ack(bytes),
+                    Err(_) => tracing::debug!(terminal = %term.id(), "unknown control frame ignored"),
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    pump.abort();
+}
+
+async fn pump_output(mut viewer: Viewer, mut sink: SplitSink<WebSocket, Message>, handle: ViewerHandle) {
+    if !send_replay(&mut sink, std::mem::take(&mut viewer.snapshot), &handle).await {
         return;
     }
     if let Some(code) = viewer.exited {
@@ -66,47 +97,42 @@ async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken)
         }
     }
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => {
+        match viewer.recv().await {
+            Recv::Output(first) => {
+                // Coalesce only what is already queued: no waiting, no added latency.
+                let frame = match viewer.try_recv_output(COALESCE.saturating_sub(first.len())) {
+                    None => first,
+                    Some(next) => {
+                        let mut buf = bytes::BytesMut::with_capacity(COALESCE);
+                        buf.extend_from_slice(&first);
+                        buf.extend_from_slice(&next);
+                        while let Some(more) = viewer.try_recv_output(COALESCE.saturating_sub(buf.len())) {
+                            buf.extend_from_slice(&more);
+                        }
+                        buf.freeze()
+                    }
+                };
+                let n = frame.len();
+                if sink.send(Message::Binary(frame)).await.is_err() {
+                    break;
+                }
+                handle.sent(n);
+            }
+            Recv::Exit(code) => {
+                if sink.send(exit_frame(code)).await.is_err() {
+                    break;
+                }
+            }
+            Recv::Resync(snapshot) => {
+                let resync = Message::Text(json!({"type": "resync"}).to_string().into());
+                if sink.send(resync).await.is_err() || !send_replay(&mut sink, snapshot, &handle).await {
+                    break;
+                }
+            }
+            Recv::Closed => {
                 let _ = sink.send(Message::Close(None)).await;
                 break;
             }
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Binary(b))) => {
-                    if term.write(b).await.is_err() {
-                        tracing::debug!(terminal = %term.id(), "input to an ended process dropped");
-                    }
-                }
-                Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
-                    Ok(Control::Resize { cols, rows }) => term.resize(cols, rows).await,
-                    Ok(Control::Ack { .. }) => {}
-                    Err(_) => tracing::debug!(terminal = %term.id(), "unknown control frame ignored"),
-                },
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-            r = viewer.recv() => match r {
-                Recv::Output(b) => {
-                    if sink.send(Message::Binary(b)).await.is_err() {
-                        break;
-                    }
-                }
-                Recv::Exit(code) => {
-                    if sink.send(exit_frame(code)).await.is_err() {
-                        break;
-                    }
-                }
-                Recv::Resync(snapshot) => {
-                    let resync = Message::Text(json!({"type": "resync"}).to_string().into());
-                    if sink.send(resync).await.is_err() || !send_replay(&mut sink, snapshot).await {
-                        break;
-                    }
-                }
-                Recv::Closed => {
-                    let _ = sink.send(Message::Close(None)).await;
-                    break;
-                }
-            },
         }
     }
 }

@@ -33,8 +33,9 @@ pub enum Error {
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "CREATE TABLE projects (
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "CREATE TABLE projects (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         path TEXT NOT NULL UNIQUE,
@@ -59,7 +60,10 @@ const MIGRATIONS: &[M<'static>] = &[M::up(
         created_at TEXT NOT NULL
     );
     CREATE INDEX tasks_project ON tasks(project_id);",
-)];
+    ),
+    // Issue 3: per-task switch for recording the agent terminal.
+    M::up("ALTER TABLE tasks ADD COLUMN record INTEGER NOT NULL DEFAULT 1;"),
+];
 
 /// Handle on the database; clones share one connection.
 #[derive(Clone)]
@@ -133,8 +137,8 @@ impl Store {
     pub fn insert_task(&self, t: &Task) -> Result<()> {
         self.conn().execute(
             "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
-                                error, container_id, worktree, agent_terminal_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                error, container_id, worktree, agent_terminal_id, created_at, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 t.id,
                 t.project_id,
@@ -150,7 +154,8 @@ impl Store {
                 t.container_id,
                 t.worktree,
                 t.agent_terminal_id,
-                t.created_at
+                t.created_at,
+                t.record
             ],
         )?;
         Ok(())
@@ -193,7 +198,7 @@ impl Store {
 }
 
 const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
-                         container_id, worktree, agent_terminal_id, created_at";
+                         container_id, worktree, agent_terminal_id, created_at, record";
 
 fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
@@ -227,6 +232,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         agent_terminal_id: r.get(13)?,
         terminals: Vec::new(),
         created_at: r.get(14)?,
+        record: r.get(15)?,
     }))
 }
 
@@ -254,6 +260,7 @@ mod tests {
             container_id: None,
             worktree: "/tmp/wt".into(),
             agent_terminal_id: "a1".into(),
+            record: true,
             terminals: vec![],
             created_at: "2026-11-21T00:00:00Z".into(),
         }

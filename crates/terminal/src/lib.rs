@@ -1,9 +1,11 @@
 //! AnyCode's terminal hub: one process TTY (a container's main process or an exec
 //! session), a bounded scrollback, and any number of viewers (browser tabs, phones,
-//! `anycode attach`).
+//! `anycode attach`), optionally recorded as an asciicast.
 //!
 //! ```text
-//!  TTY output stream ──reader task──▶ scrollback (bounded ring) ──▶ broadcast ──▶ viewers
+//!  TTY output ──reader task──▶ scrollback (bounded ring) ──▶ broadcast ──▶ viewers
+//!                     │                                  └──▶ recorder (asciicast, never blocks)
+//!                     └── paused while even the fastest viewer is a high watermark behind
 //!  viewers' input ──▶ bounded queue ──writer task──▶ TTY input
 //! ```
 //!
@@ -12,32 +14,47 @@
 //!   viewer takes its scrollback snapshot and subscribes under the same lock: a
 //!   viewer sees every byte exactly once, in order.
 //! - Every buffer is bounded: the scrollback by its capacity, the broadcast by
-//!   [`BROADCAST_CHUNKS`] chunks. A viewer that falls further behind is told
-//!   [`Recv::Resync`] and restarts from a fresh snapshot; it never slows the process
-//!   or the other viewers.
+//!   [`BROADCAST_CHUNKS`] chunks, the input queue by [`INPUT_QUEUE`] chunks, the
+//!   recorder's queue by [`recording::QUEUE`] chunks.
+//! - Flow control: each viewer's lag is what it has not yet taken from the broadcast
+//!   plus, for clients that acknowledge ([`Viewer::ack`]), what was sent to it but not
+//!   acknowledged. The reader stops reading the TTY while the *least* lagging viewer is
+//!   more than [`HIGH_WATERMARK`] bytes behind and resumes below [`LOW_WATERMARK`]. So
+//!   the fastest viewer paces the process (a client that never acks is paced by TCP
+//!   alone), and a slower viewer never slows the process or the others: it falls out
+//!   of the broadcast and is resynchronised from the scrollback ([`Recv::Resync`]).
 //! - Input has its own queue and task, so keystrokes never wait behind output.
+//! - Resizing: the TTY takes the size of the viewer that typed last; until anyone
+//!   types, the last size any viewer asked for.
 //!
 //! The hub knows nothing of Docker or WebSockets: the backend supplies byte streams
 //! and a [`Control`]; the server crate turns viewers into WebSocket frames.
 
+pub mod recording;
 mod scrollback;
 
+pub use recording::{Recorder, RecordingOptions};
 pub use scrollback::Scrollback;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Chunks the live broadcast holds for slow viewers before they must resync.
-pub const BROADCAST_CHUNKS: usize = 256;
+pub const BROADCAST_CHUNKS: usize = 1024;
 /// Input chunks queued for the TTY before writers wait.
 pub const INPUT_QUEUE: usize = 256;
+/// Bytes the fastest viewer may be behind before the TTY stops being read.
+pub const HIGH_WATERMARK: u64 = 256 * 1024;
+/// Bytes the fastest viewer must be back under before reading resumes.
+pub const LOW_WATERMARK: u64 = 64 * 1024;
 
 /// What a backend (Docker attach or exec) does besides moving bytes.
 pub trait Control: Send + Sync + 'static {
@@ -71,19 +88,46 @@ enum Event {
     Closed,
 }
 
+/// Flow-control state of one viewer, shared between the hub and the viewer's tasks.
+#[derive(Debug, Default)]
+struct Flow {
+    /// Hub byte position up to which this viewer has taken output from the broadcast.
+    taken: AtomicU64,
+    /// Hub chunk position likewise.
+    taken_chunks: AtomicU64,
+    /// Bytes sent to an acknowledging client and not acknowledged yet.
+    unacked: AtomicU64,
+    /// Whether this client acknowledges (it has sent at least one ack).
+    acking: AtomicBool,
+    /// The size this viewer asked for, as `cols << 16 | rows` (0: none).
+    size: AtomicU64,
+}
+
 struct State {
     scrollback: Scrollback,
     exit: Option<Option<i64>>,
-    size: Option<(u16, u16)>,
     input: Option<mpsc::Sender<Bytes>>,
     control: Option<Arc<dyn Control>>,
     tasks: Vec<JoinHandle<()>>,
+    viewers: Vec<(u64, Arc<Flow>)>,
+    next_viewer: u64,
+    /// The viewer that typed last (its size wins), if any.
+    typist: Option<u64>,
+    /// The size last applied, `(cols, rows)`.
+    size: Option<(u16, u16)>,
+    recorder: Option<Recorder>,
 }
 
 struct Inner {
     id: String,
     state: Mutex<State>,
     tx: broadcast::Sender<Event>,
+    /// Bytes and chunks published so far.
+    produced: AtomicU64,
+    produced_chunks: AtomicU64,
+    /// Set while the reader waits for viewers to catch up; viewers then notify.
+    paused: AtomicBool,
+    resume: Notify,
 }
 
 /// A terminal hub. Cheap to clone; clones share the hub.
@@ -92,36 +136,185 @@ pub struct Terminal {
     inner: Arc<Inner>,
 }
 
-/// A viewer of a [`Terminal`].
+/// A viewer of a [`Terminal`]. Dropping it unregisters it.
 pub struct Viewer {
     terminal: Terminal,
     rx: broadcast::Receiver<Event>,
+    id: u64,
+    flow: Arc<Flow>,
+    /// What `try_recv_output` took that was not plain output (an event, or the news
+    /// that this viewer lagged), handed out by the next `recv()`.
+    pending: Option<Result<Event, broadcast::error::RecvError>>,
     /// The scrollback at the moment of subscribing: write it first.
     pub snapshot: Bytes,
     /// Set when the process had already exited when subscribing.
     pub exited: Option<Option<i64>>,
 }
 
+/// A handle for the input side of a viewer (acks, typing, resizing), usable from
+/// another task than the one receiving output.
+#[derive(Clone)]
+pub struct ViewerHandle {
+    terminal: Terminal,
+    id: u64,
+    flow: Arc<Flow>,
+}
+
 impl Viewer {
     /// The next thing to show. Never blocks the process or other viewers.
     pub async fn recv(&mut self) -> Recv {
-        match self.rx.recv().await {
-            Ok(Event::Output(b)) => Recv::Output(b),
+        let next = match self.pending.take() {
+            Some(p) => p,
+            None => self.rx.recv().await,
+        };
+        let r = match next {
+            Ok(Event::Output(b)) => {
+                self.flow.taken.fetch_add(b.len() as u64, Ordering::Relaxed);
+                self.flow.taken_chunks.fetch_add(1, Ordering::Relaxed);
+                Recv::Output(b)
+            }
             Ok(Event::Exit(c)) => Recv::Exit(c),
             Ok(Event::Closed) => Recv::Closed,
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 let state = self.terminal.lock();
                 self.rx = self.terminal.inner.tx.subscribe();
+                self.flow.taken.store(self.terminal.inner.produced.load(Ordering::Relaxed), Ordering::Relaxed);
+                self.flow.taken_chunks.store(self.terminal.inner.produced_chunks.load(Ordering::Relaxed), Ordering::Relaxed);
                 Recv::Resync(state.scrollback.snapshot())
             }
             Err(broadcast::error::RecvError::Closed) => Recv::Closed,
+        };
+        self.terminal.wake_reader();
+        r
+    }
+
+    /// Takes whatever output is already queued, without waiting, up to `max` bytes
+    /// (coalescing bulk output into fewer frames; never delays anything).
+    pub fn try_recv_output(&mut self, max: usize) -> Option<Bytes> {
+        if max == 0 {
+            return None;
         }
+        if self.pending.is_some() {
+            return None;
+        }
+        match self.rx.try_recv() {
+            Ok(Event::Output(b)) if b.len() <= max => {
+                self.flow.taken.fetch_add(b.len() as u64, Ordering::Relaxed);
+                self.flow.taken_chunks.fetch_add(1, Ordering::Relaxed);
+                self.terminal.wake_reader();
+                Some(b)
+            }
+            Ok(other) => {
+                // Not output, or too big for this frame: recv() hands it out next.
+                self.pending = Some(Ok(other));
+                None
+            }
+            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                // recv() turns this into a resync.
+                self.pending = Some(Err(broadcast::error::RecvError::Lagged(n)));
+                None
+            }
+            Err(broadcast::error::TryRecvError::Closed) => {
+                self.pending = Some(Err(broadcast::error::RecvError::Closed));
+                None
+            }
+            Err(broadcast::error::TryRecvError::Empty) => None,
+        }
+    }
+
+    /// A handle for acks, input and resizing from another task.
+    pub fn handle(&self) -> ViewerHandle {
+        ViewerHandle { terminal: self.terminal.clone(), id: self.id, flow: self.flow.clone() }
     }
 
     /// The terminal this viewer watches.
     pub fn terminal(&self) -> &Terminal {
         &self.terminal
     }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let mut s = self.terminal.lock();
+        s.viewers.retain(|(id, _)| *id != self.id);
+        if s.typist == Some(self.id) {
+            s.typist = None;
+        }
+        drop(s);
+        self.terminal.wake_reader();
+    }
+}
+
+impl ViewerHandle {
+    /// Records that `n` bytes were handed to the client (its socket accepted them).
+    /// For acknowledging clients they count as unacknowledged until [`ViewerHandle::ack`].
+    pub fn sent(&self, n: usize) {
+        if self.flow.acking.load(Ordering::Relaxed) {
+            self.flow.unacked.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// The client has processed `n` more bytes. The first ack turns this viewer into
+    /// an acknowledging one (`ack(0)` announces it without acknowledging anything).
+    pub fn ack(&self, n: u64) {
+        if !self.flow.acking.swap(true, Ordering::Relaxed) {
+            self.flow.unacked.store(0, Ordering::Relaxed);
+        }
+        let _ = self.flow.unacked.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+        self.terminal.wake_reader();
+    }
+
+    /// Sends input typed by this viewer; its size becomes the TTY's if it differs.
+    pub async fn write(&self, bytes: Bytes) -> Result<(), Closed> {
+        let resize = {
+            let mut s = self.terminal.lock();
+            s.typist = Some(self.id);
+            let wanted = unpack(self.flow.size.load(Ordering::Relaxed));
+            match wanted {
+                Some(sz) if s.size != Some(sz) => {
+                    s.size = Some(sz);
+                    s.control.clone().map(|c| (c, sz))
+                }
+                _ => None,
+            }
+        };
+        if let Some((c, (cols, rows))) = resize {
+            c.resize(cols, rows).await;
+            self.terminal.record_resize(cols, rows);
+        }
+        self.terminal.write(bytes).await
+    }
+
+    /// This viewer's window size. It is applied when this viewer typed last, or when
+    /// nobody has typed yet.
+    pub async fn resize(&self, cols: u16, rows: u16) {
+        if cols == 0 || rows == 0 {
+            return;
+        }
+        self.flow.size.store(pack(cols, rows), Ordering::Relaxed);
+        let apply = {
+            let mut s = self.terminal.lock();
+            let mine = s.typist.is_none() || s.typist == Some(self.id);
+            if mine && s.size != Some((cols, rows)) {
+                s.size = Some((cols, rows));
+                s.control.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(c) = apply {
+            c.resize(cols, rows).await;
+            self.terminal.record_resize(cols, rows);
+        }
+    }
+}
+
+fn pack(cols: u16, rows: u16) -> u64 {
+    (u64::from(cols) << 16) | u64::from(rows)
+}
+
+fn unpack(v: u64) -> Option<(u16, u16)> {
+    (v != 0).then(|| ((v >> 16) as u16, (v & 0xffff) as u16))
 }
 
 /// The process has no TTY input any more (exited or not connected).
@@ -138,12 +331,20 @@ impl Terminal {
                 state: Mutex::new(State {
                     scrollback: Scrollback::new(scrollback_bytes),
                     exit: None,
-                    size: None,
                     input: None,
                     control: None,
                     tasks: Vec::new(),
+                    viewers: Vec::new(),
+                    next_viewer: 0,
+                    typist: None,
+                    size: None,
+                    recorder: None,
                 }),
                 tx,
+                produced: AtomicU64::new(0),
+                produced_chunks: AtomicU64::new(0),
+                paused: AtomicBool::new(false),
+                resume: Notify::new(),
             }),
         }
     }
@@ -170,6 +371,59 @@ impl Terminal {
         &self.inner.id
     }
 
+    /// Records this terminal's output from now on (replacing any recorder).
+    pub fn set_recorder(&self, recorder: Option<Recorder>) {
+        let mut s = self.lock();
+        if let (Some(r), Some((c, rows))) = (&recorder, s.size) {
+            r.resize(c, rows);
+        }
+        s.recorder = recorder;
+    }
+
+    fn record_resize(&self, cols: u16, rows: u16) {
+        if let Some(r) = &self.lock().recorder {
+            r.resize(cols, rows);
+        }
+    }
+
+    fn wake_reader(&self) {
+        if self.inner.paused.load(Ordering::Relaxed) {
+            self.inner.resume.notify_one();
+        }
+    }
+
+    /// Waits while even the least lagging viewer is too far behind (flow control).
+    async fn wait_for_viewers(&self) {
+        let mut threshold = HIGH_WATERMARK;
+        loop {
+            let produced = self.inner.produced.load(Ordering::Relaxed);
+            let produced_chunks = self.inner.produced_chunks.load(Ordering::Relaxed);
+            let behind = {
+                let s = self.lock();
+                s.viewers
+                    .iter()
+                    .map(|(_, f)| {
+                        let queued = produced.saturating_sub(f.taken.load(Ordering::Relaxed));
+                        let chunks = produced_chunks.saturating_sub(f.taken_chunks.load(Ordering::Relaxed));
+                        let bytes = queued + f.unacked.load(Ordering::Relaxed);
+                        // Keep the fastest viewer well inside the broadcast, too.
+                        if chunks as usize > BROADCAST_CHUNKS / 2 { u64::MAX } else { bytes }
+                    })
+                    .min()
+            };
+            match behind {
+                None => break,
+                Some(b) if b <= threshold => break,
+                Some(_) => {}
+            }
+            threshold = LOW_WATERMARK;
+            self.inner.paused.store(true, Ordering::Relaxed);
+            // The timeout covers a wake-up that raced with setting `paused`.
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.inner.resume.notified()).await;
+        }
+        self.inner.paused.store(false, Ordering::Relaxed);
+    }
+
     /// Connects a (new) process TTY. The scrollback is kept, so a restarted container
     /// continues the same terminal. `on_exit` runs with the exit code when the process
     /// ends (after the exit was broadcast).
@@ -193,6 +447,7 @@ impl Terminal {
         let reader = tokio::spawn(async move {
             let mut exited = ctl.wait_exit();
             let code = loop {
+                me.wait_for_viewers().await;
                 tokio::select! {
                     biased;
                     item = output.next() => match item {
@@ -231,26 +486,47 @@ impl Terminal {
     }
 
     fn publish(&self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
         let mut s = self.lock();
         s.scrollback.push(&chunk);
+        if let Some(r) = &s.recorder {
+            r.output(&chunk);
+        }
+        self.inner.produced.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.inner.produced_chunks.fetch_add(1, Ordering::Relaxed);
         // No receivers is fine: output still lands in the scrollback.
         let _ = self.inner.tx.send(Event::Output(chunk));
     }
 
-    /// A new viewer: the scrollback snapshot, then every later byte.
-    pub fn subscribe(&self) -> Viewer {
-        let s = self.lock();
-        let rx = self.inner.tx.subscribe();
-        Viewer { terminal: self.clone(), rx, snapshot: s.scrollback.snapshot(), exited: s.exit }
+    /// Adds text to the terminal's output as if the process had printed it (notices
+    /// such as "[credentials expired]"); it reaches viewers, scrollback and recording.
+    pub fn notice(&self, text: &str) {
+        self.publish(Bytes::copy_from_slice(text.as_bytes()));
     }
 
-    /// Sends input bytes to the process.
+    /// A new viewer: the scrollback snapshot, then every later byte.
+    pub fn subscribe(&self) -> Viewer {
+        let mut s = self.lock();
+        let rx = self.inner.tx.subscribe();
+        let flow = Arc::new(Flow::default());
+        flow.taken.store(self.inner.produced.load(Ordering::Relaxed), Ordering::Relaxed);
+        flow.taken_chunks.store(self.inner.produced_chunks.load(Ordering::Relaxed), Ordering::Relaxed);
+        let id = s.next_viewer;
+        s.next_viewer += 1;
+        s.viewers.push((id, flow.clone()));
+        Viewer { terminal: self.clone(), rx, id, flow, pending: None, snapshot: s.scrollback.snapshot(), exited: s.exit }
+    }
+
+    /// Sends input bytes to the process (not on behalf of a viewer).
     pub async fn write(&self, bytes: Bytes) -> Result<(), Closed> {
         let tx = self.lock().input.clone().ok_or(Closed)?;
         tx.send(bytes).await.map_err(|_| Closed)
     }
 
-    /// Resizes the TTY (remembered and re-applied by [`Terminal::apply_size`]).
+    /// Resizes the TTY (not on behalf of a viewer); remembered and re-applied by
+    /// [`Terminal::apply_size`].
     pub async fn resize(&self, cols: u16, rows: u16) {
         if cols == 0 || rows == 0 {
             return;
@@ -262,10 +538,11 @@ impl Terminal {
         };
         if let Some(c) = control {
             c.resize(cols, rows).await;
+            self.record_resize(cols, rows);
         }
     }
 
-    /// Re-applies the last size a viewer asked for (after a process restart).
+    /// Re-applies the last size (after a process restart).
     pub async fn apply_size(&self) {
         let (size, control) = {
             let s = self.lock();
@@ -276,9 +553,14 @@ impl Terminal {
         }
     }
 
-    /// The last size a viewer asked for.
+    /// The size last applied to the TTY.
     pub fn size(&self) -> Option<(u16, u16)> {
         self.lock().size
+    }
+
+    /// Number of viewers watching now.
+    pub fn viewer_count(&self) -> usize {
+        self.lock().viewers.len()
     }
 
     /// `Some(exit code)` once the process has ended.
@@ -301,6 +583,7 @@ impl Terminal {
             t.abort();
         }
         s.input = None;
+        s.recorder = None;
         let _ = self.inner.tx.send(Event::Closed);
     }
 }

@@ -18,6 +18,7 @@ export function NewTaskDialog({
   const [base, setBase] = useState('');
   const [branch, setBranch] = useState('');
   const [prompt, setPrompt] = useState('');
+  const [record, setRecord] = useState(true);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -49,6 +50,7 @@ export function NewTaskDialog({
       if (base) body.base = base;
       if (branch.trim()) body.branch = branch.trim();
       if (prompt.trim()) body.prompt = prompt;
+      if (!record) body.record = false;
       const task = await api.createTask(project.id, body);
       onCreated(task);
     } catch (err) {
@@ -144,6 +146,10 @@ export function NewTaskDialog({
                 }
               }}
             />
+          </label>
+          <label className="field field-inline">
+            <input type="checkbox" data-testid="task-record" checked={record} onChange={(e) => setRecord(e.target.checked)} />
+            <span>Record the agent terminal (replayable, kept in AnyCode's data dir)</span>
           </label>
           {branchesError && <div className="inline-warn">Could not list branches: {branchesError}</div>}
           {error && (

@@ -5,6 +5,7 @@ import { matchShortcut } from '../shortcuts';
 import { disposeSession } from '../terminal/session';
 import { ChangesPanel } from './ChangesPanel';
 import { ConfirmDialog } from './Modal';
+import { RecordingDialog } from './RecordingDialog';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
 import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from './icons';
@@ -39,6 +40,7 @@ export function TaskView({
   const [busy, setBusy] = useState<null | 'stop' | 'start' | 'delete'>(null);
   const [adding, setAdding] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [showRecording, setShowRecording] = useState(false);
   const [changesWidth, setChangesWidth] = useState<number>(() => {
     const v = Number(localStorage.getItem(SPLIT_KEY));
     return v >= 280 && v <= 1400 ? v : 460;
@@ -211,11 +213,24 @@ export function TaskView({
               {busy === 'start' ? <Spinner size={12} /> : <IconPlay size={13} />} Start
             </button>
           )}
+          {task.record && (
+            <button className="btn" data-testid="task-recording" onClick={() => setShowRecording(true)} title="Replay the agent terminal's recording">
+              ⏵ Replay
+            </button>
+          )}
           <button className="btn btn-danger-ghost" data-testid="task-delete" onClick={() => setConfirmDelete(true)} disabled={busy !== null}>
             <IconTrash size={13} /> Delete
           </button>
         </div>
       </header>
+
+      {showRecording && (
+        <RecordingDialog
+          terminalId={task.terminals.find((t) => t.kind === 'agent')?.id ?? ''}
+          title={task.title}
+          onClose={() => setShowRecording(false)}
+        />
+      )}
 
       {task.error && (
         <div className="task-error" role="alert">

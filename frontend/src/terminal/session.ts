@@ -266,6 +266,8 @@ export class TermSession {
         resetDone = true;
       }
       this.update({ state: 'open', exitCode: undefined });
+      // Announce flow control: from now on the server counts what we have not acked.
+      this.sendJson({ type: 'ack', bytes: 0 });
       this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
       this.scheduleFit();
     };

@@ -1,0 +1,417 @@
+//! `anycode-bench`: measures AnyCode's terminal bridge (container TTY → Docker →
+//! AnyCode → WebSocket) against raw `docker exec` on the same machine, in the same
+//! container, in one run, and prints the figures and their ratios.
+//!
+//! ```text
+//! cargo build --release -p anycode -p anycode-bench
+//! target/release/anycode-bench            # the full run (a few minutes)
+//! target/release/anycode-bench --quick    # smaller sizes, for a smoke run
+//! ```
+//!
+//! It starts a real `anycode serve` (the release binary next to this one) on a
+//! loopback port with a temporary data dir, creates a shell task, and measures:
+//! throughput of a flood (byte-exact, sha256 checked against raw), keystroke echo
+//! round trips, server memory during a long flood with an acknowledging client and
+//! Ctrl-C latency, the memory of idle terminals, and echo latency beside a flood.
+
+use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks AnyCode's terminal bridge against raw docker exec")]
+struct Args {
+    /// Smaller sizes and shorter runs (a smoke run, not for the README).
+    #[arg(long)]
+    quick: bool,
+    /// Flood size in MB for the throughput test.
+    #[arg(long)]
+    flood_mb: Option<u64>,
+    /// Seconds of the long flood (server memory, Ctrl-C latency).
+    #[arg(long)]
+    flood_secs: Option<u64>,
+    /// Idle terminals to open.
+    #[arg(long)]
+    idle: Option<usize>,
+    /// Seconds to hold the idle terminals.
+    #[arg(long)]
+    idle_secs: Option<u64>,
+    /// The `anycode` binary (default: next to this one).
+    #[arg(long)]
+    anycode: Option<PathBuf>,
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    serve: ServeProcess,
+    api: Api,
+    task: String,
+    cid: String,
+    instance: String,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        remove_instance_containers(&self.instance);
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn setup(bin: &Path) -> Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let instance = instance_of(&data);
+    let serve = ServeProcess::start(bin, &data, &["--project", repo.to_str().unwrap_or_default()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().context("no project")?.to_string();
+    let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": "bench", "agent": "shell", "record": false}))).await;
+    if st != 201 {
+        bail!("creating the task failed: {t}");
+    }
+    Ok(Setup {
+        task: t["id"].as_str().unwrap_or_default().to_string(),
+        cid: t["container_id"].as_str().unwrap_or_default().to_string(),
+        _dir: dir,
+        serve,
+        api,
+        instance,
+    })
+}
+
+fn instance_of(data: &Path) -> String {
+    let canonical = data.canonicalize().unwrap_or_else(|_| data.to_path_buf());
+    hex::encode(&Sha256::digest(canonical.to_string_lossy().as_bytes())[..6])
+}
+
+async fn open_terminal(s: &Setup, cmd: &str) -> Result<String> {
+    let (st, t) = s.api.req(reqwest::Method::POST, &format!("/api/tasks/{}/terminals", s.task), Some(json!({"cmd": cmd}))).await;
+    if st != 201 {
+        bail!("opening a terminal failed: {t}");
+    }
+    Ok(t["id"].as_str().unwrap_or_default().to_string())
+}
+
+/// Raw baseline: `docker exec -t <cid> sh -c <script>` piped into this process.
+fn raw_flood(cid: &str, script: &str) -> Result<(u64, String, Duration)> {
+    let start = Instant::now();
+    let mut child = Command::new("docker").args(["exec", "-t", cid, "sh", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut out = child.stdout.take().context("stdout")?;
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let k = out.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        hasher.update(&buf[..k]);
+        n += k as u64;
+    }
+    child.wait()?;
+    Ok((n, hex::encode(hasher.finalize()), start.elapsed()))
+}
+
+/// Through AnyCode: a terminal running `script` once a key arrives, read to its exit.
+async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String, Duration)> {
+    let id = open_terminal(s, &format!("stty -echo; read -r -n1 _; stty echo; {script}")).await?;
+    let mut term = Term::connect(&s.serve.base, &id, TOKEN).await;
+    if ack {
+        term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
+    }
+    let start = Instant::now();
+    term.ws.send(Message::Binary(b"g".to_vec().into())).await?;
+    let mut hasher = Sha256::new();
+    let mut n = 0u64;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), term.ws.next()).await? {
+            Some(Ok(Message::Binary(b))) => {
+                hasher.update(&b);
+                n += b.len() as u64;
+                if ack {
+                    term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
+                }
+            }
+            Some(Ok(Message::Text(t))) if t.contains("\"exit\"") => break,
+            Some(Ok(_)) => {}
+            other => bail!("socket ended: {other:?}"),
+        }
+    }
+    Ok((n, hex::encode(hasher.finalize()), start.elapsed()))
+}
+
+fn mbps(n: u64, d: Duration) -> f64 {
+    n as f64 / 1e6 / d.as_secs_f64()
+}
+
+/// Echo round trips through bash's line editor: type `a`, wait for it, erase it.
+async fn bridge_echo(base: &str, term_id: &str, samples: usize) -> Result<Vec<f64>> {
+    let mut term = Term::connect(base, term_id, TOKEN).await;
+    term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
+    term.ws.send(Message::Binary(b"\x15".to_vec().into())).await?; // clear the line
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Drain the replay and prompt.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), term.ws.next()).await {}
+    let mut rtts = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let (key, expect): (&[u8], &[u8]) = if i % 2 == 0 { (b"a", b"a") } else { (b"\x7f", b"\x08") };
+        let t0 = Instant::now();
+        term.ws.send(Message::Binary(key.to_vec().into())).await?;
+        let mut got = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), term.ws.next()).await? {
+                Some(Ok(Message::Binary(b))) => {
+                    got.extend_from_slice(&b);
+                    term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
+                    if got.windows(expect.len()).any(|w| w == expect) {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => bail!("socket ended: {other:?}"),
+            }
+        }
+        rtts.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(rtts)
+}
+
+/// The same round trips through `docker exec -it <cid> bash` in a host PTY.
+fn raw_echo(cid: &str, samples: usize) -> Result<Vec<f64>> {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })?;
+    let mut cmd = CommandBuilder::new("docker");
+    cmd.args(["exec", "-it", "-e", "TERM=xterm-256color", cid, "bash", "--norc"]);
+    let mut child = pty.slave.spawn_command(cmd)?;
+    drop(pty.slave);
+    let mut reader = pty.master.try_clone_reader()?;
+    let mut writer = pty.master.take_writer()?;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    while rx.try_recv().is_ok() {}
+    let mut rtts = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let (key, expect): (&[u8], &[u8]) = if i % 2 == 0 { (b"a", b"a") } else { (b"\x7f", b"\x08") };
+        let t0 = Instant::now();
+        writer.write_all(key)?;
+        writer.flush()?;
+        let mut got = Vec::new();
+        loop {
+            let chunk = rx.recv_timeout(Duration::from_secs(5)).context("raw echo timed out")?;
+            got.extend_from_slice(&chunk);
+            if got.windows(expect.len()).any(|w| w == expect) {
+                break;
+            }
+        }
+        rtts.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = writer.write_all(b"\x15exit\r");
+    let _ = child.kill();
+    Ok(rtts)
+}
+
+fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    (pct(&v, 0.5), pct(&v, 0.95), pct(&v, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match args.anycode {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("anycode"),
+    };
+    if !bin.exists() {
+        bail!("{} not found: build it with `cargo build --release -p anycode`", bin.display());
+    }
+    let flood_mb = args.flood_mb.unwrap_or(if args.quick { 20 } else { 100 });
+    let flood_secs = args.flood_secs.unwrap_or(if args.quick { 10 } else { 60 });
+    let idle = args.idle.unwrap_or(if args.quick { 50 } else { 200 });
+    let idle_secs = args.idle_secs.unwrap_or(if args.quick { 10 } else { 60 });
+    let echo_samples = if args.quick { 200 } else { 1000 };
+
+    let s = setup(&bin).await?;
+    let pid = s.serve.child.id();
+    println!("AnyCode terminal bridge benchmark — server pid {pid}, container {}", &s.cid[..12]);
+
+    // 1. Throughput, byte-exact.
+    let script = format!("yes 'AnyCode flood line 0123456789 abcdefghijklmnopqrstuvwxyz' | head -c {}", flood_mb * 1_000_000);
+    let mut raw_best = Duration::MAX;
+    let mut bridge_best = Duration::MAX;
+    let mut bridge_ack_best = Duration::MAX;
+    let (mut raw_n, mut raw_sha);
+    for _ in 0..3 {
+        let (n, sha, d) = raw_flood(&s.cid, &script)?;
+        (raw_n, raw_sha) = (n, sha);
+        raw_best = raw_best.min(d);
+        let (n2, sha2, d2) = bridge_flood(&s, &script, false).await?;
+        if (n2, &sha2) != (raw_n, &raw_sha) {
+            bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");
+        }
+        bridge_best = bridge_best.min(d2);
+        let (n3, sha3, d3) = bridge_flood(&s, &script, true).await?;
+        if (n3, &sha3) != (raw_n, &raw_sha) {
+            bail!("bridge (acking) output differs from raw");
+        }
+        bridge_ack_best = bridge_ack_best.min(d3);
+    }
+    let raw_tp = mbps(raw_n, raw_best);
+    println!("\nThroughput, {flood_mb} MB flood, best of 3 (byte-exact: sha256 equal to raw)");
+    println!("  raw docker exec -t             {:>8.1} MB/s", raw_tp);
+    println!("  AnyCode, client without acks   {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_best), mbps(raw_n, bridge_best) / raw_tp);
+    println!("  AnyCode, acking client         {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_ack_best), mbps(raw_n, bridge_ack_best) / raw_tp);
+
+    // 2. Echo round trips.
+    let echo_term = open_terminal(&s, "").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (b50, b95, b99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples).await?);
+    let cid = s.cid.clone();
+    let (r50, r95, r99) = summary(tokio::task::spawn_blocking(move || raw_echo(&cid, echo_samples)).await??);
+    println!("\nKeystroke echo round trip through bash, {echo_samples} keys (ms)");
+    println!("  raw docker exec -it   p50 {r50:.3}  p95 {r95:.3}  p99 {r99:.3}");
+    println!("  AnyCode WebSocket     p50 {b50:.3}  p95 {b95:.3}  p99 {b99:.3}   (p99 {:.2} x raw)", b99 / r99);
+
+    // 3. Echo beside a flooding terminal.
+    let flood_term = open_terminal(&s, "yes 'flooding the other terminal 0123456789'").await?;
+    let base = s.serve.base.clone();
+    let flood_reader = tokio::spawn(async move {
+        let mut t = Term::connect(&base, &flood_term, TOKEN).await;
+        let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await;
+        let mut n = 0u64;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), t.ws.next()).await {
+            if let Message::Binary(b) = m {
+                n += b.len() as u64;
+                let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await;
+            }
+        }
+        n
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (f50, _f95, f99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples / 2).await?);
+    flood_reader.abort();
+    println!("  AnyCode beside a flood p50 {f50:.3}  p99 {f99:.3}   (p99 {:.2} x quiet)", f99 / b99);
+
+    // 4. Long flood: server memory, Ctrl-C latency.
+    let term_id = open_terminal(&s, "").await?;
+    let mut term = Term::connect(&s.serve.base, &term_id, TOKEN).await;
+    term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kb(pid);
+    let mut rss_max = rss_before;
+    let mut ctrl_c = Vec::new();
+    let mut flooded = 0u64;
+    let end = Instant::now() + Duration::from_secs(flood_secs);
+    let mut round = 0;
+    while Instant::now() < end {
+        round += 1;
+        term.ws.send(Message::Binary(b"yes 'long flood 0123456789 abcdefghijklmnopqrstuvwxyz'\r".to_vec().into())).await?;
+        let until = Instant::now() + Duration::from_secs(3).min(end.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
+        while Instant::now() < until {
+            if let Ok(Some(Ok(Message::Binary(b)))) = tokio::time::timeout(Duration::from_secs(1), term.ws.next()).await {
+                flooded += b.len() as u64;
+                term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
+            }
+            rss_max = rss_max.max(rss_kb(pid));
+        }
+        // Only the command's output has the computed value; its echo has `$((1+1))`.
+        let marker = format!("ctrlc-{round}-2");
+        let t0 = Instant::now();
+        term.ws.send(Message::Binary(b"\x03".to_vec().into())).await?;
+        term.ws.send(Message::Binary(format!("echo ctrlc-{round}-$((1+1))\r").into_bytes().into())).await?;
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await? {
+                Some(Ok(Message::Binary(b))) => {
+                    flooded += b.len() as u64;
+                    term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
+                    tail.extend_from_slice(&b);
+                    if tail.len() > 8192 {
+                        tail.drain(..tail.len() - 8192);
+                    }
+                    if String::from_utf8_lossy(&tail).contains(&marker) {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => bail!("socket ended: {other:?}"),
+            }
+        }
+        ctrl_c.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (c50, c95, _) = summary(ctrl_c.clone());
+    println!("\nLong flood, {flood_secs} s, acking client ({:.0} MB delivered)", flooded as f64 / 1e6);
+    println!("  server RSS before {:.1} MB, max during {:.1} MB, growth {:.1} MB", rss_before as f64 / 1024.0, rss_max as f64 / 1024.0, (rss_max.saturating_sub(rss_before)) as f64 / 1024.0);
+    println!("  Ctrl-C to prompt over {} floods: p50 {c50:.1} ms, p95 {c95:.1} ms", ctrl_c.len());
+    drop(term);
+
+    // 5. Idle terminals.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss0 = rss_kb(pid);
+    let mut idle_terms = Vec::new();
+    for _ in 0..idle {
+        let id = open_terminal(&s, "").await?;
+        let t = Term::connect(&s.serve.base, &id, TOKEN).await;
+        idle_terms.push((id, t));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kb(pid);
+    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+    let mut alive = 0;
+    for (_, t) in idle_terms.iter_mut() {
+        t.send("echo alive-$((1+1))\r").await;
+    }
+    for (_, t) in idle_terms.iter_mut() {
+        let ok = tokio::time::timeout(Duration::from_secs(10), async {
+            while !t.text().contains("alive-2") {
+                match t.ws.next().await {
+                    Some(Ok(Message::Binary(b))) => t.output.extend_from_slice(&b),
+                    Some(Ok(_)) => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            alive += 1;
+        }
+    }
+    let per = (rss1.saturating_sub(rss0)) as f64 / idle as f64;
+    println!("\nIdle terminals: {idle} open with a viewer each, held {idle_secs} s");
+    println!("  server RSS +{:.1} MB, {per:.1} KiB per terminal (each prompt's scrollback included); {alive}/{idle} answered afterwards", (rss1.saturating_sub(rss0)) as f64 / 1024.0);
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! The terminal bridge under load, against a real container and a real WebSocket
+//! (issue 3): byte-exact transfers with and without acks, UTF-8 split across chunks,
+//! Ctrl-C during a flood, a slow viewer beside a fast one, two viewers resizing, and
+//! a recording that plays back to the same bytes.
+
+use anycode_testkit::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+async fn shell_task(s: &Server) -> Value {
+    let p = s.add_project().await;
+    s.create_task(&p, json!({"title": "bridge", "agent": "shell"})).await
+}
+
+async fn open(s: &Server, task: &Value, cmd: &str) -> String {
+    let (st, t) = s.post(&format!("/api/tasks/{}/terminals", task["id"].as_str().unwrap()), json!({"cmd": cmd})).await;
+    assert_eq!(st, 201, "{t}");
+    t["id"].as_str().unwrap().to_string()
+}
+
+fn docker_sh(cid: &str, script: &str) -> String {
+    let out = std::process::Command::new("docker").args(["exec", cid, "sh", "-c", script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads binary frames until the exit frame; acks each frame when `ack` is set, and
+/// sleeps `delay` per frame (a slow client). Returns the bytes and the exit frame.
+async fn drain(term: &mut Term, ack: bool, delay: Duration) -> (Vec<u8>, Value) {
+    if ack {
+        term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await.unwrap();
+    }
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no exit after {} bytes", out.len());
+        match tokio::time::timeout(Duration::from_secs(30), term.ws.next()).await.expect("output keeps coming") {
+            Some(Ok(Message::Binary(b))) => {
+                out.extend_from_slice(&b);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if ack {
+                    term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await.unwrap();
+                }
+            }
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                assert_ne!(v["type"], "resync", "a lone viewer is never resynced: flow control paces the process");
+                if v["type"] == "exit" {
+                    return (out, v);
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_megabytes_arrive_byte_exact_with_and_without_acks() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let cid = t["container_id"].as_str().unwrap();
+    // Random bytes, so every byte value (and invalid UTF-8) is in the stream.
+    let want = docker_sh(cid, "head -c 10485760 /dev/urandom > /tmp/blob && sha256sum /tmp/blob | cut -d' ' -f1");
+    // Raw mode: the TTY passes bytes through unchanged. The process says READY once
+    // echo is off, then waits for one key, so the viewer is there for the first byte.
+    let cmd = "stty raw -echo; printf READY; read -r -n1 _; cat /tmp/blob";
+    for (ack, delay) in [(false, Duration::ZERO), (true, Duration::ZERO), (true, Duration::from_micros(300)), (false, Duration::from_micros(300))] {
+        let id = open(&s, &t, cmd).await;
+        let mut term = s.ws(&id).await;
+        term.wait_for(20, "READY", |t| t.contains("READY")).await;
+        assert_eq!(term.output, b"READY", "nothing but the marker before the key");
+        term.send("g").await;
+        let (bytes, exit) = drain(&mut term, ack, delay).await;
+        assert_eq!(exit["code"], 0);
+        assert_eq!(bytes.len(), 10 * 1024 * 1024, "ack={ack} delay={delay:?}");
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), want.trim(), "ack={ack} delay={delay:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn utf8_split_at_every_offset_arrives_whole_and_records_whole() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    let mut term = s.ws(&term_id).await;
+    // 2-, 3- and 4-byte characters, each written in two parts with a pause between,
+    // at every split offset, so they cross Docker's chunks.
+    let chars = ["é", "€", "😀"];
+    let mut script = String::from("stty -echo; ");
+    let mut expected = String::new();
+    for c in chars {
+        let b = c.as_bytes();
+        for cut in 1..b.len() {
+            let esc = |x: &[u8]| x.iter().map(|v| format!("\\{:03o}", v)).collect::<String>();
+            script.push_str(&format!("printf '[{}'; sleep 0.05; printf '{}]'; ", esc(&b[..cut]), esc(&b[cut..])));
+            expected.push_str(&format!("[{c}]"));
+        }
+    }
+    script.push_str("printf '\\n'; stty echo\r");
+    term.send(&script).await;
+    let raw = {
+        let exp = expected.clone();
+        term.wait_for(20, "split characters", move |t| t.contains(&exp)).await;
+        term.output.clone()
+    };
+    assert!(String::from_utf8(raw).unwrap().contains(&expected), "bytes arrive whole and in order");
+    // The recording has them whole too.
+    let body = s.http.get(format!("{}/api/terminals/{term_id}/recording", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(body.status().as_u16(), 200);
+    assert_eq!(body.headers()["content-type"], "application/x-asciicast");
+    let text = body.text().await.unwrap();
+    let mut lines = text.lines();
+    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(header["title"], "bridge");
+    let played: String = lines
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e[1] == "o")
+        .map(|e| e[2].as_str().unwrap().to_string())
+        .collect();
+    assert!(played.contains(&expected), "recording plays back the same text");
+    // The recording plays back to the same bytes as the live stream.
+    assert_eq!(played.as_bytes(), &term.output[..played.len().min(term.output.len())], "recording == live bytes");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_reaches_the_process_during_a_flood() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let id = open(&s, &t, "").await;
+    let mut term = s.ws(&id).await;
+    term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await.unwrap();
+    term.send("yes flood-flood-flood-flood\r").await;
+    // Read a few megabytes of flood, acking like xterm.js does.
+    let mut seen = 0usize;
+    while seen < 4 * 1024 * 1024 {
+        if let Some(Ok(Message::Binary(b))) = tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await.unwrap() {
+            seen += b.len();
+            term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await.unwrap();
+        }
+    }
+    let sent = Instant::now();
+    term.send("\x03").await;
+    term.send("echo stopped-$((20+22))\r").await;
+    let mut tail = Vec::new();
+    loop {
+        assert!(sent.elapsed() < Duration::from_secs(20), "Ctrl-C did not stop the flood");
+        if let Some(Ok(Message::Binary(b))) = tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await.unwrap() {
+            term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await.unwrap();
+            tail.extend_from_slice(&b);
+            if tail.len() > 64 * 1024 {
+                tail.drain(..tail.len() - 64 * 1024);
+            }
+            if String::from_utf8_lossy(&tail).contains("stopped-42") {
+                break;
+            }
+        }
+    }
+    eprintln!("prompt back {:?} after Ctrl-C", sent.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_viewer_never_slows_a_fast_one() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let id = open(&s, &t, "").await;
+    let mut fast = s.ws(&id).await;
+    let mut slow = s.ws(&id).await;
+    slow.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await.unwrap();
+    fast.send("yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 60000000; echo; echo flood-$((1+1))-done\r").await;
+    // The slow viewer acknowledges nothing; the fast one reads everything.
+    let mut got = 0usize;
+    let mut tail = Vec::new();
+    let start = Instant::now();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(90), "fast viewer stalled after {got} bytes");
+        match tokio::time::timeout(Duration::from_secs(20), fast.ws.next()).await.expect("fast viewer keeps receiving") {
+            Some(Ok(Message::Binary(b))) => {
+                got += b.len();
+                tail.extend_from_slice(&b);
+                if tail.len() > 4096 {
+                    tail.drain(..tail.len() - 4096);
+                }
+                if String::from_utf8_lossy(&tail).contains("flood-2-done") {
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(got > 60_000_000, "the fast viewer got the whole flood: {got}");
+    // The slow viewer fell behind and is resynchronised from the scrollback.
+    let mut resynced = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), slow.ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("resync") => {
+                resynced = true;
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    assert!(resynced, "the slow viewer gets a resync");
+    // And ends up showing the end of the flood.
+    slow.wait_for(20, "the end of the flood after resync", |t| t.contains("flood-2-done")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_viewers_the_last_one_that_typed_sets_the_size() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    let mut desk = s.ws(&id).await;
+    let mut phone = s.ws(&id).await;
+    desk.resize(160, 50).await;
+    desk.run("stty size", "d1").await;
+    assert!(desk.text().contains("50 160"), "{}", desk.text());
+    // The phone joins and reports its small screen: the desk typed last, so its size stays.
+    phone.resize(40, 20).await;
+    desk.run("echo $(stty size)-one", "d2").await;
+    assert!(desk.text().contains("50 160-one"), "{}", desk.text());
+    // The phone types: its size wins.
+    phone.run("echo $(stty size)-two", "p1").await;
+    assert!(phone.text().contains("20 40-two"), "{}", phone.text());
+    // The desk types again: back to the desk's size.
+    desk.run("echo $(stty size)-three", "d3").await;
+    assert!(desk.text().contains("50 160-three"), "{}", desk.text());
+}

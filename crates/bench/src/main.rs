@@ -137,11 +137,20 @@ fn raw_flood(cid: &str, script: &str) -> Result<(u64, String, Duration)> {
 }
 
 /// Through AnyCode: a terminal running `script` once a key arrives, read to its exit.
+/// The terminal prints `READY` once its echo is off; the timing starts with the key.
 async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String, Duration)> {
-    let id = open_terminal(s, &format!("stty -echo; read -r -n1 _; stty echo; {script}")).await?;
+    let id = open_terminal(s, &format!("stty -echo; printf READY; read -r -n1 _; stty echo; {script}")).await?;
     let mut term = Term::connect(&s.serve.base, &id, TOKEN).await;
     if ack {
         term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
+    }
+    let mut prefix = Vec::new();
+    while !prefix.ends_with(b"READY") {
+        match tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await? {
+            Some(Ok(Message::Binary(b))) => prefix.extend_from_slice(&b),
+            Some(Ok(_)) => {}
+            other => bail!("socket ended before READY: {other:?}"),
+        }
     }
     let start = Instant::now();
     term.ws.send(Message::Binary(b"g".to_vec().into())).await?;

@@ -37,7 +37,8 @@ pub async fn run(args: AttachArgs) -> anyhow::Result<ExitCode> {
     let ws_url = format!("{}/ws/terminals/{term_id}", c.base.replacen("http", "ws", 1));
     let mut req = ws_url.as_str().into_client_request()?;
     req.headers_mut().insert("Authorization", format!("Bearer {}", c.token).parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.with_context(|| format!("cannot open {ws_url}"))?;
+    // TCP_NODELAY: keystrokes must not wait for the previous frame's ACK (Nagle).
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.with_context(|| format!("cannot open {ws_url}"))?;
     let (mut sink, mut stream) = ws.split();
 
     crossterm::terminal::enable_raw_mode().context("this is not a terminal")?;

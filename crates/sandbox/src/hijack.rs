@@ -99,6 +99,7 @@ pub(crate) async fn hijack(
     let leftover = buf.split_off(head_end).freeze();
     let (rd, wr) = tokio::io::split(conn);
     let first = stream::iter((!leftover.is_empty()).then_some(Ok(leftover)));
-    let rest = tokio_util::io::ReaderStream::with_capacity(rd, 64 * 1024);
+    // 32 KiB reads: large enough for floods, small enough for hundreds of idle TTYs.
+    let rest = tokio_util::io::ReaderStream::with_capacity(rd, 32 * 1024);
     Ok((first.chain(rest).boxed(), Box::pin(wr)))
 }

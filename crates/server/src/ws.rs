@@ -26,6 +26,10 @@ const REPLAY_FRAME: usize = 256 * 1024;
 pub(crate) async fn terminal(ws: WebSocketUpgrade, Path(id): Path<String>, State(st): State<AppState>) -> Result<Response, ApiError> {
     let term = st.engine.terminal(&id).await?;
     let shutdown = st.shutdown.clone();
+    // Small buffers: an idle terminal should cost little (tungstenite's defaults are
+    // 128 KiB each way), and with no write buffer every frame goes out at once; bulk
+    // output is already coalesced into large frames by the pump.
+    let ws = ws.read_buffer_size(8 * 1024).write_buffer_size(0);
     Ok(ws.on_upgrade(move |socket| session(socket, term, shutdown)))
 }
 

@@ -48,7 +48,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 
 /// Chunks the live broadcast holds for slow viewers before they must resync.
-pub const BROADCAST_CHUNKS: usize = 1024;
+pub const BROADCAST_CHUNKS: usize = 256;
 /// Input chunks queued for the TTY before writers wait.
 pub const INPUT_QUEUE: usize = 256;
 /// Bytes the fastest viewer may be behind before the TTY stops being read.

@@ -164,7 +164,9 @@ impl Term {
         let url = format!("{}/ws/terminals/{terminal}", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request().unwrap();
         req.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+        // TCP_NODELAY like browsers: otherwise Nagle's algorithm holds a small frame
+        // that follows another (key after ack) for a delayed ACK, about 40 ms.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await.expect("websocket connects");
         Term { ws, output: Vec::new(), exit: None, controls: Vec::new() }
     }
 

@@ -47,6 +47,10 @@ struct Args {
     /// The `anycode` binary (default: next to this one).
     #[arg(long)]
     anycode: Option<PathBuf>,
+    /// Also measure in headless Chromium through the real web UI (needs Debian's
+    /// chromium and `npm ci` in frontend/).
+    #[arg(long)]
+    browser: bool,
 }
 
 struct Setup {
@@ -334,6 +338,30 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (f50, _f95, f99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples / 2).await?);
     flood_reader.abort();
+    // The raw baseline beside a raw flood (unpaced: its reader discards as fast as it can).
+    let cid = s.cid.clone();
+    let raw_beside = tokio::task::spawn_blocking(move || -> Result<Vec<f64>> {
+        let mut flood = Command::new("docker")
+            .args(["exec", "-t", &cid, "sh", "-c", "yes 'flooding the other terminal 0123456789'"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut out = flood.stdout.take().context("stdout")?;
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            while matches!(out.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let r = raw_echo(&cid, echo_samples / 2);
+        let _ = flood.kill();
+        let _ = drain.join();
+        r
+    })
+    .await??;
+    let (rf50, _, rf99) = summary(raw_beside);
+    // The flooding command was started with `docker exec`; stop it inside the container too.
+    let _ = Command::new("docker").args(["exec", &s.cid, "pkill", "-f", "flooding the other terminal"]).status();
+    println!("  raw beside a raw flood p50 {rf50:.3}  p99 {rf99:.3}   (p99 {:.2} x quiet raw)", rf99 / r99);
     println!("  AnyCode beside a flood p50 {f50:.3}  p99 {f99:.3}   (p99 {:.2} x quiet)", f99 / b99);
 
     // 4. Long flood: server memory, Ctrl-C latency.
@@ -423,7 +451,55 @@ async fn main() -> Result<()> {
         }
     }
     let per = (rss1.saturating_sub(rss0)) as f64 / idle as f64;
+    drop(idle_terms);
     println!("\nIdle terminals: {idle} open with a viewer each, held {idle_secs} s");
     println!("  server RSS +{:.1} MB, {per:.1} KiB per terminal (each prompt's scrollback included); {alive}/{idle} answered afterwards", (rss1.saturating_sub(rss0)) as f64 / 1024.0);
+
+    if args.browser {
+        browser(&s, pid, flood_mb, flood_secs).await?;
+    }
+    Ok(())
+}
+
+/// Runs frontend/bench/browser.mjs against this server and prints its figures.
+async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<()> {
+    let frontend = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../frontend"));
+    let url = format!("{}/?token={TOKEN}", s.serve.base);
+    let rss_before = rss_kb(pid);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop2, max) = (stop.clone(), std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before)));
+    let max2 = max.clone();
+    let sampler = std::thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            max2.fetch_max(rss_kb(pid), std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let out = tokio::process::Command::new("node")
+        .arg("bench/browser.mjs")
+        .args([&url, &s.task, &flood_mb.to_string(), &flood_secs.to_string()])
+        .current_dir(&frontend)
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("running node bench/browser.mjs")?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    if !out.status.success() {
+        bail!("the browser benchmark failed");
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("browser benchmark output")?;
+    let nums = |k: &str| -> Vec<f64> { v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default() };
+    let path_ms = v["path_ms"].as_f64().unwrap_or(f64::NAN);
+    let mem_ms = v["memory_ms"].as_f64().unwrap_or(f64::NAN);
+    let (e50, e95, e99) = summary(nums("echo_ms"));
+    let (_, c95, _) = summary(nums("ctrl_c_ms"));
+    let (l50, _, l99) = summary(nums("lag_ms"));
+    println!("\nIn headless Chromium through the web UI (xterm.js renderer: {})", v["renderer"].as_str().unwrap_or("?"));
+    println!("  {flood_mb} MB through the whole path {:.0} ms ({:.1} MB/s); from memory {:.0} ms ({:.1} MB/s): {:.2} x memory",
+        path_ms, flood_mb as f64 * 1000.0 / path_ms, mem_ms, flood_mb as f64 * 1000.0 / mem_ms, mem_ms / path_ms);
+    println!("  echo measured in the page: p50 {e50:.2} ms  p95 {e95:.2} ms  p99 {e99:.2} ms");
+    println!("  {flood_secs} s of floods with the page attached: server RSS growth {:.1} MB; page event-loop lag p50 {l50:.0} ms, p99 {l99:.0} ms; Ctrl-C to prompt p95 {c95:.0} ms",
+        (max.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(rss_before)) as f64 / 1024.0);
     Ok(())
 }

@@ -40,9 +40,14 @@ enum Control {
     Ack { bytes: u64 },
 }
 
-/// Largest frame built by coalescing output that is already queued (bulk output);
-/// a chunk that arrives alone is sent at once.
-const COALESCE: usize = 64 * 1024;
+/// Largest frame built by coalescing bulk output.
+const COALESCE: usize = 256 * 1024;
+/// A chunk at least this big is bulk output (a full read of the TTY): more is waited
+/// for, briefly, to build a large frame. Browsers handle about one WebSocket message
+/// per rendered frame during a flood, so large frames are what makes xterm.js fast.
+const BULK: usize = 16 * 1024;
+/// How long bulk output waits for more before its frame is sent.
+const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(3);
 
 async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes, handle: &ViewerHandle) -> bool {
     let mut off = 0;
@@ -103,15 +108,26 @@ async fn pump_output(mut viewer: Viewer, mut sink: SplitSink<WebSocket, Message>
     loop {
         match viewer.recv().await {
             Recv::Output(first) => {
-                // Coalesce only what is already queued: no waiting, no added latency.
+                // Small output (echo, prompts) goes out at once; what is already queued
+                // joins it. Bulk output waits up to BULK_WAIT for more to fill a frame.
                 let frame = match viewer.try_recv_output(COALESCE.saturating_sub(first.len())) {
-                    None => first,
-                    Some(next) => {
-                        let mut buf = bytes::BytesMut::with_capacity(COALESCE);
+                    None if first.len() < BULK => first,
+                    next => {
+                        let mut buf = bytes::BytesMut::with_capacity(COALESCE.min(4 * first.len().max(BULK)));
                         buf.extend_from_slice(&first);
-                        buf.extend_from_slice(&next);
-                        while let Some(more) = viewer.try_recv_output(COALESCE.saturating_sub(buf.len())) {
-                            buf.extend_from_slice(&more);
+                        if let Some(next) = next {
+                            buf.extend_from_slice(&next);
+                        }
+                        let deadline = tokio::time::Instant::now() + BULK_WAIT;
+                        while buf.len() < COALESCE {
+                            if let Some(more) = viewer.try_recv_output(COALESCE - buf.len()) {
+                                buf.extend_from_slice(&more);
+                                continue;
+                            }
+                            if buf.len() < BULK || tokio::time::Instant::now() >= deadline {
+                                break;
+                            }
+                            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
                         }
                         buf.freeze()
                     }

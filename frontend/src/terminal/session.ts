@@ -60,7 +60,15 @@ function testRegistry(): Map<string, Terminal> {
 }
 
 // WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
-let webglBroken = false;
+// `localStorage['anycode.renderer'] = 'dom'` chooses the DOM renderer outright (for
+// machines whose WebGL is software-emulated and slower than the DOM, and for benchmarks).
+let webglBroken = (() => {
+  try {
+    return localStorage.getItem('anycode.renderer') === 'dom';
+  } catch {
+    return false;
+  }
+})();
 
 export class TermSession {
   readonly term: Terminal;

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/commit", post(commit))
         .route("/terminals/{id}", delete(close_terminal))
         .route("/terminals/{id}/recording", get(recording))
+        .merge(crate::pairing::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
 

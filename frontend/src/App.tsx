@@ -197,7 +197,8 @@ export function App() {
   if (unauthorized) {
     // At the desk the token link signs in; anywhere else (a phone on the LAN) pairing does.
     const desk = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
-    return desk && !location.hash.startsWith('#/pair/') ? <Unauthorized /> : <PairPage />;
+    if (desk && !location.hash.startsWith('#/pair/')) return <Unauthorized />;
+    return <PairPage notice={me?.kind === 'device' ? 'This device was signed out: it was revoked at the computer. Pair it again with a new code.' : undefined} />;
   }
 
   const newTaskProject = newTaskFor ? projects?.find((p) => p.id === newTaskFor) : undefined;
@@ -275,6 +276,16 @@ export function App() {
     );
   }
 
+  const settingsButton = (testId: string) =>
+    me?.kind === 'owner' ? (
+      <button className="icon-btn settings-btn" onClick={() => setSettingsOpen(true)} title="Settings: local network, pair a phone" aria-label="Settings" data-testid={testId}>
+        <svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+          <rect x="7" y="2" width="10" height="20" rx="2" />
+          <path d="M11 18h2" />
+        </svg>
+      </button>
+    ) : null;
+
   return (
     <SessionContext.Provider value={me}>
     <div className={`app${drawer ? ' drawer-open' : ''}`} data-role={me?.role ?? 'owner'}>
@@ -314,15 +325,8 @@ export function App() {
             watching
           </span>
         )}
+        {me?.kind === 'owner' && <span className="mobile-settings">{settingsButton('settings-button-narrow')}</span>}
       </div>
-      {me?.kind === 'owner' && (
-        <button className="settings-fab icon-btn" onClick={() => setSettingsOpen(true)} title="Settings: local network, pair a phone" aria-label="Settings" data-testid="settings-button">
-          <svg viewBox="0 0 24 24" width="17" height="17" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
-            <rect x="7" y="2" width="10" height="20" rx="2" />
-            <path d="M11 18h2" />
-          </svg>
-        </button>
-      )}
       {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
       <div className="layout">
         <Sidebar
@@ -340,6 +344,7 @@ export function App() {
             setDrawer(false);
           }}
           onDeleteProject={(p) => setDeletingProject(p)}
+          brandExtra={settingsButton('settings-button')}
         />
         <div className="drawer-scrim" onClick={() => setDrawer(false)} />
         <main className="main">{main}</main>

@@ -25,7 +25,7 @@ pub struct ServeArgs {
     no_build: bool,
     /// Also serve on the local network, so paired phones can watch and drive tasks
     /// (can also be switched in the web UI's settings).
-    #[arg(long)]
+    #[arg(long, env = "ANYCODE_LAN", value_parser = clap::builder::BoolishValueParser::new())]
     lan: bool,
     /// In LAN mode, serve on this address instead of every local-network address
     /// (repeatable; comma-separated in ANYCODE_LAN_ADDRESSES).

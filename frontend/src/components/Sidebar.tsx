@@ -24,6 +24,7 @@ export function Sidebar({
   onNewTask,
   onAddProject,
   onDeleteProject,
+  brandExtra,
 }: {
   projects: Project[] | null;
   tasks: Task[] | null;
@@ -33,6 +34,8 @@ export function Sidebar({
   onNewTask: (projectId: string) => void;
   onAddProject: () => void;
   onDeleteProject: (p: Project) => void;
+  /** Shown at the end of the brand row (the settings button). */
+  brandExtra?: React.ReactNode;
 }) {
   return (
     <nav className="sidebar" aria-label="Projects and tasks">
@@ -45,6 +48,7 @@ export function Sidebar({
         </div>
         <span className="brand-name">AnyCode</span>
         {health && <span className="brand-version">v{health.version}</span>}
+        {brandExtra}
       </div>
 
       <div className="sidebar-scroll">

@@ -25,7 +25,8 @@ function formatCode(v: string): string {
   return raw.replace(/(.{3})(?=.)/g, '$1-');
 }
 
-export function PairPage() {
+/** `notice`: why this page shows (e.g. the device was revoked). */
+export function PairPage({ notice }: { notice?: string }) {
   const [code, setCode] = useState(() => formatCode(codeFromHash(location.hash)));
   const [name, setName] = useState(() => localStorage.getItem('anycode.deviceName') || defaultName());
   const [busy, setBusy] = useState(false);
@@ -78,6 +79,11 @@ export function PairPage() {
           </svg>
         </div>
         <h1>Pair with AnyCode</h1>
+        {notice && (
+          <p className="pair-notice small" data-testid="pair-notice">
+            {notice}
+          </p>
+        )}
         <p className="muted">
           On the computer running AnyCode, open <strong>Settings → Pair a phone</strong> and enter the code it shows.
         </p>

@@ -144,6 +144,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
 
   return (
     <Modal title="Settings" onClose={onClose} width={620} testId="settings-dialog">
+      <div className="modal-body settings-body">
       <section className="settings-section">
         <label className="switch-row">
           <span>
@@ -174,6 +175,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         <h3>Paired devices</h3>
         <DeviceList devices={devices} onRevoke={revoke} />
       </section>
+      </div>
     </Modal>
   );
 }

@@ -62,8 +62,11 @@ function testRegistry(): Map<string, Terminal> {
 // WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
 // `localStorage['anycode.renderer'] = 'dom'` chooses the DOM renderer outright (for
 // machines whose WebGL is software-emulated and slower than the DOM, and for benchmarks).
+// Touch devices (phones, tablets) use the DOM renderer too: mobile browsers drop
+// WebGL contexts when the page is put away, and a phone's terminal output is small.
 let webglBroken = (() => {
   try {
+    if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) return true;
     return localStorage.getItem('anycode.renderer') === 'dom';
   } catch {
     return false;
@@ -121,7 +124,50 @@ export class TermSession {
     });
 
     testRegistry().set(id, this.term);
+    this.installTouchScroll();
     this.connect();
+  }
+
+  /**
+   * Touch screens: a vertical swipe on the terminal scrolls its scrollback (xterm.js
+   * does not do this itself). At either end of the scrollback the swipe is left to
+   * the page, so the page still scrolls past the terminal.
+   */
+  private installTouchScroll() {
+    const el = this.element;
+    let lastY: number | null = null;
+    let acc = 0;
+    el.addEventListener(
+      'touchstart',
+      (e) => {
+        lastY = e.touches.length === 1 ? e.touches[0].clientY : null;
+        acc = 0;
+      },
+      { passive: true, capture: true },
+    );
+    el.addEventListener(
+      'touchmove',
+      (e) => {
+        if (lastY === null || e.touches.length !== 1) return;
+        const y = e.touches[0].clientY;
+        acc += y - lastY;
+        lastY = y;
+        const lineHeight = el.clientHeight / Math.max(1, this.term.rows);
+        const lines = Math.trunc(acc / lineHeight);
+        if (lines === 0) return;
+        acc -= lines * lineHeight;
+        const buf = this.term.buffer.active;
+        const before = buf.viewportY;
+        this.term.scrollLines(-lines);
+        if (buf.viewportY !== before && e.cancelable) e.preventDefault();
+      },
+      { passive: false, capture: true },
+    );
+    const end = () => {
+      lastY = null;
+    };
+    el.addEventListener('touchend', end, { passive: true, capture: true });
+    el.addEventListener('touchcancel', end, { passive: true, capture: true });
   }
 
   // ---- observable state for React ----

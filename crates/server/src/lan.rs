@@ -143,7 +143,12 @@ impl LanControl {
         if let Some(app) = self.inner.app.get() {
             for l in listeners {
                 let app = app.clone().layer(axum::Extension(LanConn(epoch.clone())));
-                tokio::spawn(crate::serve_listener(l, app, epoch.clone()));
+                let stop = epoch.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = crate::serve_listener(l, app, stop).await {
+                        tracing::warn!(error = %e, "a LAN listener failed");
+                    }
+                });
             }
         }
         let addresses: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect();

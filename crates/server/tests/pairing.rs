@@ -162,6 +162,11 @@ async fn lan_mode_listens_on_the_lan_address_only_while_on() {
     assert_eq!(r.status().as_u16(), 403, "the LAN Host is refused again");
     // The loopback socket is untouched.
     via_loopback.run("echo still", "LOOP").await;
+    // The API document describes the new endpoints.
+    let (_, doc) = s.get("/api/openapi.json").await;
+    for p in ["/api/session", "/api/lan", "/api/pairing", "/api/pair", "/api/devices", "/api/devices/{id}"] {
+        assert!(doc["paths"][p].is_object(), "openapi.json lacks {p}");
+    }
     // And it can be turned on again (same port).
     enable_lan(&s).await;
     let r = http.get(format!("{lan}/api/health")).bearer_auth(TOKEN).send().await.unwrap();

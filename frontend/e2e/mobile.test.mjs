@@ -400,6 +400,30 @@ test('phone: pair, drive as control, watch read-only, reconnect, revoke', { time
     t.diagnostic(`the phone reconnected ${Date.now() - t1} ms after LAN mode came back`);
     await shot(phone, 'mobile-7-reconnected.png');
 
+    // ---- the phone sleeps (page hidden for more than 10 s) and wakes up ----
+    const setVisibility = (page, state) =>
+      page.evaluate((v) => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => v });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, state);
+    await phone.evaluate((id) => {
+      const pane = document.querySelector(`[data-testid="terminal-${id}"]`);
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(pane.getAttribute('data-state'))).observe(pane, { attributes: true });
+    }, termId);
+    await setVisibility(phone, 'hidden');
+    await deskPage.keyboard.press('Escape');
+    await deskPage.locator(`[data-testid="terminal-${termId}"] .xterm`).click();
+    await deskPage.keyboard.type('echo while-asleep-$((7*7))', { delay: 10 });
+    await deskPage.keyboard.press('Enter');
+    await phone.waitForTimeout(10_500);
+    await setVisibility(phone, 'visible');
+    await waitForState(phone, termId, 'open', 20_000);
+    await waitForBuffer(phone, termId, (l) => l.some((x) => /^\s*while-asleep-49\s*$/.test(x)) && l.some((x) => /^\s*control-42\s*$/.test(x)), 'output from before and during the sleep');
+    const states = await phone.evaluate(() => window.__states);
+    assert.ok(states.includes('reconnecting') && states.at(-1) === 'open', `after waking the phone reconnected: ${states}`);
+    await deskPage.getByTestId('settings-button').click();
+
     // ---- revoke the control phone at the desk: its socket closes at once ----
     const listed = await owner('GET', '/api/devices');
     const mine = listed.body.find((d) => d.name === phoneName);

@@ -554,15 +554,18 @@ export function setReadOnly(ro: boolean) {
 }
 
 // Phones sleep: when the page comes back after a while (or the network does),
-// reconnect every terminal; the server replays the scrollback.
+// reconnect every terminal; the server replays the scrollback. Only touch devices
+// reconnect a socket that still looks open (a phone's often is dead after sleep);
+// at a desk that would only redraw the screen after every tab switch.
 const SLEEP_MS = 10_000;
+const COARSE = typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches;
 let hiddenAt = 0;
 if (typeof document !== 'undefined') {
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'hidden') {
       hiddenAt = Date.now();
     } else {
-      const slept = hiddenAt > 0 && Date.now() - hiddenAt >= SLEEP_MS;
+      const slept = COARSE && hiddenAt > 0 && Date.now() - hiddenAt >= SLEEP_MS;
       hiddenAt = 0;
       sessions.forEach((s) => s.wake(slept));
     }

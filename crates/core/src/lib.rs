@@ -5,6 +5,7 @@
 //!   container, and its terminals.
 //! - [`Agent`]: which program runs as the task's main process (`shell`, `claude`).
 //! - [`Device`], [`DeviceRole`]: a phone paired to watch or control tasks.
+//! - [`Credential`]: which credential a task's agent gets (`none`, `subscription`, `api_key`).
 //! - [`Config`]: settings with their defaults, read from the environment.
 //! - [`slugify`], [`new_id`]: naming helpers.
 //!
@@ -17,7 +18,7 @@ mod model;
 
 pub use config::{Config, Limits};
 pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
-pub use model::{Agent, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use model::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, CREDENTIAL_WARNING_MS};
 
 use rand::Rng;
 
@@ -27,6 +28,9 @@ pub enum Error {
     /// An agent name that is not one of [`Agent::ALL`].
     #[error("unknown agent {0:?}: choose one of shell, claude")]
     UnknownAgent(String),
+    /// A credential choice that is not one of [`Credential::ALL`].
+    #[error("unknown credential {0:?}: choose one of none, subscription, api_key")]
+    UnknownCredential(String),
     /// A task status string that this version does not know (from a newer database).
     #[error("unknown task status {0:?}")]
     UnknownStatus(String),

@@ -21,6 +21,7 @@ mod assets;
 pub mod auth;
 mod devices;
 mod error;
+mod github_api;
 pub mod lan;
 pub mod pairing;
 mod ws;
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Settings of one server. Make it with [`ServerOptions::new`] and change fields.
+/// Settings of one server.
 #[derive(Clone)]
 pub struct ServerOptions {
     /// The access token every /api and /ws request must carry.

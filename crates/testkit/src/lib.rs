@@ -52,6 +52,8 @@ pub struct Server {
     pub repo: PathBuf,
     pub base: String,
     pub engine: Engine,
+    /// LAN mode of this server.
+    pub lan: anycode_server::LanControl,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -83,21 +85,28 @@ impl Server {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, repo: PathBuf, cfg: Config) -> Server {
+        Server::start_with_options(dir, repo, cfg, ServerOptions::new(AccessToken::new(TOKEN))).await
+    }
+
+    /// A server with these options (LAN mode, pairing limits); `opts.token` should
+    /// be [`TOKEN`] for the helpers to work.
+    pub async fn start_with_options(dir: tempfile::TempDir, repo: PathBuf, cfg: Config, opts: ServerOptions) -> Server {
         let engine = Engine::open(cfg).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServerOptions { token: AccessToken::new(TOKEN), extra_hosts: vec![] };
-        let e2 = engine.clone();
+        let server = anycode_server::Server::new(engine.clone(), listener, opts).unwrap();
+        let lan = server.lan();
         let handle = tokio::spawn(async move {
-            anycode_server::serve(e2, listener, opts, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         let data = dir.path().join("data");
-        Server { dir: Some(dir), data, cleanup: true, repo, base, engine, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+        Server { dir: Some(dir), data, cleanup: true, repo, base, engine, lan, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
     }
 
     /// Stops the server (as a restart would), keeping the data dir and repository.

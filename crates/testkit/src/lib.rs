@@ -202,27 +202,33 @@ impl Term {
         String::from_utf8_lossy(&strip_ansi_escapes::strip(&self.output)).replace('\r', "")
     }
 
+    /// Reads one frame within `left`: output is appended, control frames are kept (an
+    /// exit frame also in `exit`). Returns false when the socket has closed.
+    async fn read_frame(&mut self, left: Duration, what: &str) -> bool {
+        match tokio::time::timeout(left, self.ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "exit" {
+                    self.exit = Some(v.clone());
+                }
+                self.controls.push(v);
+            }
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(Some(Err(e))) => panic!("websocket error while waiting for {what}: {e}"),
+            Ok(None) => return false,
+        }
+        true
+    }
+
     /// Reads until `pred(output text)` holds; panics with the output after `secs`.
     pub async fn wait_for(&mut self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !pred(&self.text()) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out waiting for {what}; output so far:\n{}\nraw: {:?}", self.text(), String::from_utf8_lossy(&self.output));
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == "exit" {
-                        self.exit = Some(v.clone());
-                    }
-                    self.controls.push(v);
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => panic!("websocket error while waiting for {what}: {e}"),
-                Ok(None) => {
-                    assert!(pred(&self.text()), "socket closed while waiting for {what}; output:\n{}", self.text());
-                }
-                Err(_) => {}
+            if !self.read_frame(left, what).await {
+                assert!(pred(&self.text()), "socket closed while waiting for {what}; output:\n{}", self.text());
             }
         }
     }
@@ -233,19 +239,8 @@ impl Term {
         while self.exit.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out waiting for the exit frame; output:\n{}", self.text());
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == "exit" {
-                        self.exit = Some(v.clone());
-                    }
-                    self.controls.push(v);
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => panic!("websocket error: {e}"),
-                Ok(None) => panic!("socket closed without an exit frame; output:\n{}", self.text()),
-                Err(_) => {}
+            if !self.read_frame(left, "the exit frame").await {
+                panic!("socket closed without an exit frame; output:\n{}", self.text());
             }
         }
         self.exit.clone().unwrap()

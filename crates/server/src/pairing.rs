@@ -255,9 +255,12 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Paths only the owner (token or desktop session) may use, whatever the method:
-/// a phone must not pair more phones, revoke others or change LAN mode.
+/// a phone must not pair more phones, revoke others or change LAN mode, nor save or
+/// remove secrets (agent credentials, the GitHub token). Reading their status is fine.
 pub(crate) fn owner_only(path: &str) -> bool {
-    matches!(path, "/api/pairing" | "/api/devices" | "/api/lan") || path.starts_with("/api/devices/")
+    matches!(path, "/api/pairing" | "/api/devices" | "/api/lan" | "/api/github/token")
+        || path.starts_with("/api/devices/")
+        || (path.starts_with("/api/credentials/") && path != "/api/credentials/status")
 }
 
 impl From<LanError> for ApiError {

@@ -352,10 +352,19 @@ async fn a_watch_device_cannot_change_anything() {
             (M::DELETE, format!("/api/devices/{watch_id}"), None),
             (M::GET, "/api/lan".to_string(), None),
             (M::POST, "/api/lan".to_string(), Some(json!({"enabled": false}))),
+            (M::PUT, "/api/credentials/anthropic_api_key".to_string(), Some(json!({"value": "sk-ant-api03-x"}))),
+            (M::DELETE, "/api/credentials/anthropic_api_key".to_string(), None),
+            (M::PUT, "/api/github/token".to_string(), Some(json!({"token": "ghp_x"}))),
+            (M::DELETE, "/api/github/token".to_string(), None),
         ] {
             let (st, e) = as_device(&s, cookie, m.clone(), &path, body).await;
-            assert_eq!(st, 403, "{m} {path}: {e}");
+            assert_eq!((st, e["error"]["code"].as_str()), (403, Some("OWNER_ONLY")), "{m} {path}: {e}");
         }
+    }
+    // Reading the credentials' and GitHub's status is fine for a device.
+    for path in ["/api/credentials/status", "/api/github"] {
+        let (st, v) = as_device(&s, &control, M::GET, path, None).await;
+        assert_ne!(st, 403, "{path}: {v}");
     }
     // The task is untouched.
     let (_, now) = s.get(&format!("/api/tasks/{task}")).await;

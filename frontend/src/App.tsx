@@ -17,6 +17,9 @@ import { disposeAllSessions, setReadOnly } from './terminal/session';
 import { PairPage } from './mobile/PairPage';
 import { SettingsDialog } from './mobile/SettingsDialog';
 import { MobileTaskList } from './mobile/MobileTaskList';
+import { useTaskEvents } from './events';
+import { needsYou } from './status';
+import { useAttentionBadge } from './badge';
 
 function Unauthorized() {
   return (
@@ -119,7 +122,38 @@ export function App() {
     loadProjects();
   }, [loadProjects]);
 
-  usePoll(loadTasks, 2000, pageVisible && !unauthorized);
+  // Live task states over WS /ws/events; polling only while that socket is down.
+  const events = useTaskEvents(!unauthorized, {
+    snapshot: (list) => {
+      tasksSeq.current++; // a poll in flight now is stale
+      lastTasksJson.current = '';
+      setTasks(list);
+    },
+    task: (t) => {
+      tasksSeq.current++;
+      lastTasksJson.current = '';
+      setTasks((list) => {
+        if (!list) return list;
+        const i = list.findIndex((x) => x.id === t.id);
+        if (i < 0) return [...list, t];
+        const n = list.slice();
+        n[i] = t;
+        return n;
+      });
+    },
+    deleted: (id) => {
+      tasksSeq.current++;
+      lastTasksJson.current = '';
+      setTasks((list) => list?.filter((t) => t.id !== id) ?? list);
+    },
+  });
+  const eventsLive = events === 'live';
+  const eventsLiveRef = useRef(eventsLive);
+  eventsLiveRef.current = eventsLive;
+  usePoll(loadTasks, 2000, pageVisible && !unauthorized && !eventsLive);
+
+  // The tab's title and icon say how many tasks wait for you.
+  useAttentionBadge(tasks?.filter((t) => needsYou(t.status)).length ?? 0);
 
   // Imports in progress: follow their clone's progress closely.
   const importing = !!projects?.some((p) => p.status === 'cloning');
@@ -176,7 +210,8 @@ export function App() {
           return n;
         });
       }
-      loadTasks();
+      // The events socket brings the rest; without it, ask.
+      if (!eventsLiveRef.current) loadTasks();
     },
     [loadTasks],
   );
@@ -248,7 +283,7 @@ export function App() {
           lastTasksJson.current = '';
           setTasks((l) => l?.filter((t) => t.id !== id) ?? null);
           navigateToTask(null);
-          loadTasks();
+          if (!eventsLiveRef.current) loadTasks();
         }}
       />
     );
@@ -286,6 +321,7 @@ export function App() {
           tasks={tasks}
           onSelect={(id) => navigateToTask(id)}
           onNewTask={mayControl ? () => openNewTask() : undefined}
+          onTaskChanged={upsertTask}
         />
         <div className="empty-card">
           <h2>{tasks.length ? 'Select a task' : 'Create your first task'}</h2>
@@ -314,7 +350,7 @@ export function App() {
 
   return (
     <SessionContext.Provider value={me}>
-    <div className={`app${drawer ? ' drawer-open' : ''}`} data-role={me?.role ?? 'owner'}>
+    <div className={`app${drawer ? ' drawer-open' : ''}`} data-role={me?.role ?? 'owner'} data-events={events}>
       {dockerDown && (
         <div className="banner banner-error" data-testid="docker-banner" role="alert">
           <IconAlert size={15} />
@@ -372,6 +408,7 @@ export function App() {
           onDeleteProject={(p) => setDeletingProject(p)}
           brandExtra={settingsButton('settings-button')}
           conflicts={conflicts}
+          onTaskChanged={upsertTask}
           onCredentials={() => {
             setCredentialsOpen(true);
             setDrawer(false);

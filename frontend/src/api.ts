@@ -149,6 +149,31 @@ export interface NewTask {
   credential?: CredentialChoice;
   /** Record the agent terminal (default true). */
   record?: boolean;
+  /** Claude Code only: how it asks before using tools (default: Claude Code's own). */
+  permission_mode?: PermissionMode;
+  /** CPU cap, in CPUs (1.5 = one and a half); default from the settings. */
+  cpus?: number;
+  /** Memory cap, MiB; default from the settings. */
+  memory_mb?: number;
+}
+
+/** An agent profile as `GET /api/agents` lists it. */
+export interface AgentProfile {
+  name: string;
+  title: string;
+  /** Whether AnyCode learns its states from hooks (else from the screen). */
+  hooks: boolean;
+  image: string;
+  image_ready: boolean;
+  credential: string;
+  builtin: boolean;
+}
+
+/** The answer to a `needs_approval` task. */
+export interface ApprovalDecision {
+  decision: 'allow' | 'deny';
+  /** With deny: what the agent is told instead. */
+  message?: string;
 }
 
 export type Provider = 'claude' | 'anthropic' | 'openai' | 'gemini' | 'github';
@@ -245,6 +270,9 @@ export const api = {
   stopTask: (id: string) => request<Task>('POST', `/api/tasks/${enc(id)}/stop`),
   startTask: (id: string) => request<Task>('POST', `/api/tasks/${enc(id)}/start`),
   deleteTask: (id: string) => request<void>('DELETE', `/api/tasks/${enc(id)}`),
+  /** Answers the agent's permission request (409 NO_PENDING_APPROVAL when there is none). */
+  approve: (id: string, d: ApprovalDecision) => request<Task>('POST', `/api/tasks/${enc(id)}/approval`, d),
+  agents: () => request<AgentProfile[]>('GET', '/api/agents'),
 
   addTerminal: (taskId: string, cmd?: string) =>
     request<TerminalInfo>('POST', `/api/tasks/${enc(taskId)}/terminals`, cmd ? { cmd } : {}),
@@ -275,6 +303,12 @@ export function slugify(title: string): string {
     .replace(/^-+|-+$/g, '')
     .slice(0, 50)
     .replace(/-+$/g, '');
+}
+
+/** `ws://host/ws/events`: the live task states (see events.ts). */
+export function eventsWsUrl(): string {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}/ws/events`;
 }
 
 export function terminalWsUrl(terminalId: string): string {

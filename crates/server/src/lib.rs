@@ -9,6 +9,7 @@
 //!   that keeps other sites' pages away from terminals.
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
+//! - `events_ws`: `WS /ws/events`, live task states (a snapshot, then changes).
 //! - [`lan`]: LAN mode (off by default): listening on the local-network addresses
 //!   too, switched at run time through [`LanControl`].
 //! - [`pairing`]: pairing codes and QR, device sessions with a role (watch or
@@ -21,6 +22,7 @@ mod assets;
 pub mod auth;
 mod devices;
 mod error;
+mod events_ws;
 mod github_api;
 pub mod lan;
 pub mod pairing;
@@ -78,6 +80,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api::routes())
         .route("/ws/terminals/{id}", axum::routing::get(ws::terminal))
+        .route("/ws/events", axum::routing::get(events_ws::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .merge(assets::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_host))

@@ -44,13 +44,13 @@ pub(crate) async fn terminal(
     // output is already coalesced into large frames by the pump.
     let ws = ws.read_buffer_size(8 * 1024).write_buffer_size(0);
     Ok(ws.on_upgrade(move |socket| async move {
-        let _watchers = access.watch();
+        let _watchers = access.watch(true);
         session(socket, term, shutdown, access.read_only).await
     }))
 }
 
-/// What a socket may do and what ends it early.
-struct Access {
+/// What a socket may do and what ends it early (also used by `WS /ws/events`).
+pub(crate) struct Access {
     /// A watch device: its input and resize frames are dropped.
     read_only: bool,
     device: Option<std::sync::Arc<crate::devices::DeviceSession>>,
@@ -59,7 +59,7 @@ struct Access {
 }
 
 impl Access {
-    fn new(who: &Principal, lan: Option<CancellationToken>, close: CancellationToken) -> Access {
+    pub(crate) fn new(who: &Principal, lan: Option<CancellationToken>, close: CancellationToken) -> Access {
         let device = match who {
             Principal::Device(d) => Some(d.clone()),
             Principal::Owner => None,
@@ -67,10 +67,11 @@ impl Access {
         Access { read_only: who.read_only(), device, lan, close }
     }
 
-    /// Cancels `close` when the device is revoked or LAN mode goes off; counts the
-    /// socket for the device list. Dropping the result ends both.
-    fn watch(&self) -> (Option<crate::devices::SocketGuard>, tokio_util::sync::DropGuard) {
-        let guard = self.device.as_ref().map(|d| d.socket_opened());
+    /// Cancels `close` when the device is revoked or LAN mode goes off; with `count`,
+    /// counts the socket for the device list (terminal sockets are counted, the
+    /// events socket is not). Dropping the result ends both.
+    pub(crate) fn watch(&self, count: bool) -> (Option<crate::devices::SocketGuard>, tokio_util::sync::DropGuard) {
+        let guard = if count { self.device.as_ref().map(|d| d.socket_opened()) } else { None };
         let (close, revoked, lan) = (self.close.clone(), self.device.as_ref().map(|d| d.revoked.clone()), self.lan.clone());
         let done = CancellationToken::new();
         let done2 = done.clone();

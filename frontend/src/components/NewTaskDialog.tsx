@@ -1,10 +1,13 @@
 import { useEffect, useState } from 'react';
 import {
   api,
+  ApiError,
   errorMessage,
   slugify,
   type AgentKind,
+  type AgentProfile,
   type Branches,
+  type PermissionMode,
   type CredentialChoice,
   type CredentialsStatus,
   type Project,
@@ -12,6 +15,30 @@ import {
 } from '../api';
 import { describeProvider } from './CredentialsDialog';
 import { Modal } from './Modal';
+
+/** When the server has no `GET /api/agents` (older servers): the two agents every server runs. */
+const FALLBACK_AGENTS: AgentProfile[] = [
+  { name: 'claude', title: 'Claude Code', hooks: true, image: '', image_ready: true, credential: 'subscription', builtin: true },
+  { name: 'shell', title: 'Shell', hooks: false, image: '', image_ready: true, credential: 'none', builtin: true },
+];
+
+/** Claude Code's permission modes, with what each means. */
+const PERMISSION_MODES: { value: PermissionMode; label: string; help: string }[] = [
+  { value: 'default', label: 'Default', help: 'Asks before each tool that changes something: approve from here, the phone or the terminal.' },
+  { value: 'acceptEdits', label: 'Accept edits', help: 'File edits go through without asking; commands and other tools still ask.' },
+  { value: 'plan', label: 'Plan', help: 'Reads and plans only; makes no changes until you accept the plan.' },
+  { value: 'auto', label: 'Auto', help: "Claude Code decides itself; its safety check runs on Anthropic's servers." },
+  { value: 'bypassPermissions', label: 'Bypass permissions', help: 'Never asks. The agent still runs inside the sandbox, as a non-root user, on its own worktree.' },
+];
+
+/** A cap field: empty is the default; otherwise a positive number. */
+function parseCap(v: string, integer: boolean): number | null | 'bad' {
+  const t = v.trim();
+  if (!t) return null;
+  const n = Number(t);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) return 'bad';
+  return n;
+}
 
 export function NewTaskDialog({
   project,
@@ -32,6 +59,31 @@ export function NewTaskDialog({
   const [credential, setCredential] = useState<'' | CredentialChoice>('');
   const [creds, setCreds] = useState<CredentialsStatus | null>(null);
   const [record, setRecord] = useState(true);
+  const [agents, setAgents] = useState<AgentProfile[] | null>(null);
+  const [agentsNote, setAgentsNote] = useState<string | null>(null);
+  const [permissionMode, setPermissionMode] = useState<'' | PermissionMode>('');
+  const [cpus, setCpus] = useState('');
+  const [memory, setMemory] = useState('');
+
+  useEffect(() => {
+    let cancelled = false;
+    api
+      .agents()
+      .then((list) => {
+        if (cancelled) return;
+        setAgents(list.length ? list : FALLBACK_AGENTS);
+        if (list.length && !list.some((a) => a.name === 'claude')) setAgent(list[0].name);
+      })
+      .catch((e) => {
+        if (cancelled) return;
+        // An older server without profiles: the built-in two.
+        setAgents(FALLBACK_AGENTS);
+        if (!(e instanceof ApiError && e.status === 404)) setAgentsNote(`Could not list agents: ${errorMessage(e)}`);
+      });
+    return () => {
+      cancelled = true;
+    };
+  }, []);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -78,12 +130,18 @@ export function NewTaskDialog({
   })();
   const credentialWarn = effective !== 'none' && !!credentialHint && /^(None found|Expired)/.test(credentialHint);
 
+  const isClaude = agent === 'claude';
+  const profile = agents?.find((a) => a.name === agent);
+  const cpuCap = parseCap(cpus, false);
+  const memCap = parseCap(memory, true);
+  const capsBad = cpuCap === 'bad' || memCap === 'bad';
+
   const slug = slugify(title);
   const branchPlaceholder = `anycode/${slug || '<slug-of-title>'}`;
 
   const submit = async (e?: React.FormEvent) => {
     e?.preventDefault();
-    if (!title.trim() || busy) return;
+    if (!title.trim() || busy || capsBad) return;
     setBusy(true);
     setError(null);
     try {
@@ -93,6 +151,9 @@ export function NewTaskDialog({
       if (prompt.trim()) body.prompt = prompt;
       if (credential) body.credential = credential;
       if (!record) body.record = false;
+      if (isClaude && permissionMode) body.permission_mode = permissionMode;
+      if (typeof cpuCap === 'number') body.cpus = cpuCap;
+      if (typeof memCap === 'number') body.memory_mb = memCap;
       const task = await api.createTask(project.id, body);
       onCreated(task);
     } catch (err) {
@@ -133,8 +194,12 @@ export function NewTaskDialog({
             <label className="field">
               <span className="field-label">Agent</span>
               <select className="input" data-testid="task-agent" value={agent} onChange={(e) => setAgent(e.target.value as AgentKind)}>
-                <option value="claude">Claude Code</option>
-                <option value="shell">Shell</option>
+                {(agents ?? FALLBACK_AGENTS).map((a) => (
+                  <option key={a.name} value={a.name}>
+                    {a.title || a.name}
+                    {a.image_ready ? '' : ' (image built on first use)'}
+                  </option>
+                ))}
               </select>
             </label>
             <label className="field">
@@ -178,7 +243,7 @@ export function NewTaskDialog({
               className="input"
               data-testid="task-prompt"
               rows={4}
-              placeholder={agent === 'claude' ? 'What should the agent do?' : 'Not used by the shell agent'}
+              placeholder={agent === 'shell' ? 'Not used by the shell agent' : 'What should the agent do? (sent as its first message)'}
               value={prompt}
               onChange={(e) => setPrompt(e.target.value)}
               onKeyDown={(e) => {
@@ -189,6 +254,34 @@ export function NewTaskDialog({
               }}
             />
           </label>
+          {isClaude && (
+            <label className="field">
+              <span className="field-label">Permission mode</span>
+              <select
+                className="input"
+                data-testid="task-permission-mode"
+                value={permissionMode}
+                onChange={(e) => setPermissionMode(e.target.value as '' | PermissionMode)}
+              >
+                <option value="">Claude Code's own (its settings decide)</option>
+                {PERMISSION_MODES.map((m) => (
+                  <option key={m.value} value={m.value}>
+                    {m.label}
+                  </option>
+                ))}
+              </select>
+              <span className="field-hint" data-testid="task-permission-hint">
+                {permissionMode
+                  ? PERMISSION_MODES.find((m) => m.value === permissionMode)?.help
+                  : 'Default asks before tools run; the others trade questions for speed.'}
+              </span>
+            </label>
+          )}
+          {profile && !profile.hooks && agent !== 'shell' && (
+            <div className="field-hint">
+              {profile.title || profile.name} has no hooks: AnyCode reads its state from the screen (idle with its prompt shown means waiting).
+            </div>
+          )}
           <label className="field field-inline">
             <input type="checkbox" data-testid="task-record" checked={record} onChange={(e) => setRecord(e.target.checked)} />
             <span>Record the agent terminal (replayable, kept in AnyCode's data dir)</span>
@@ -210,6 +303,40 @@ export function NewTaskDialog({
               {credentialHint}
             </span>
           </label>
+          <details className="field advanced" data-testid="task-advanced" open={!!(cpus || memory)}>
+            <summary>Advanced: resource caps</summary>
+            <div className="field-row">
+              <label className="field">
+                <span className="field-label">CPUs</span>
+                <input
+                  className="input"
+                  data-testid="task-cpus"
+                  inputMode="decimal"
+                  placeholder="default"
+                  value={cpus}
+                  onChange={(e) => setCpus(e.target.value)}
+                />
+                <span className={cpuCap === 'bad' ? 'field-hint field-hint-warn' : 'field-hint'}>
+                  {cpuCap === 'bad' ? 'A positive number, e.g. 1.5' : 'How many CPUs the sandbox may use (1.5 = one and a half).'}
+                </span>
+              </label>
+              <label className="field">
+                <span className="field-label">Memory (MiB)</span>
+                <input
+                  className="input"
+                  data-testid="task-memory"
+                  inputMode="numeric"
+                  placeholder="default"
+                  value={memory}
+                  onChange={(e) => setMemory(e.target.value)}
+                />
+                <span className={memCap === 'bad' ? 'field-hint field-hint-warn' : 'field-hint'}>
+                  {memCap === 'bad' ? 'A whole number of MiB, e.g. 2048' : 'Memory cap; empty uses the settings (config.toml).'}
+                </span>
+              </label>
+            </div>
+          </details>
+          {agentsNote && <div className="inline-warn">{agentsNote}</div>}
           {branchesError && <div className="inline-warn">Could not list branches: {branchesError}</div>}
           {error && (
             <div className="inline-error" role="alert">
@@ -221,7 +348,7 @@ export function NewTaskDialog({
           <button type="button" className="btn" onClick={onClose} disabled={busy}>
             Cancel
           </button>
-          <button type="submit" className="btn btn-primary" data-testid="task-submit" disabled={busy || !title.trim()}>
+          <button type="submit" className="btn btn-primary" data-testid="task-submit" disabled={busy || !title.trim() || capsBad}>
             {busy && <span className="spinner" />}
             {busy ? 'Starting container…' : 'Create task'}
           </button>

@@ -1,26 +1,8 @@
-import { cloneProgress, type Conflicts, type Health, type Project, type Task } from '../api';
+import { cloneProgress, isLive, type Conflicts, type Health, type Project, type Task } from '../api';
 import { timeAgo } from '../hooks';
+import { statusClass, statusHelp, statusLabel } from '../status';
+import { ApprovalCard, UsageBadge } from './Attention';
 import { IconFolder, IconPlus, IconTrash } from './icons';
-
-export function statusClass(status: Task['status']): string {
-  switch (status) {
-    case 'running':
-    case 'starting':
-    case 'done':
-      return 'dot-running';
-    case 'needs_approval':
-    case 'waiting_input':
-    case 'failed':
-      return 'dot-attention';
-    case 'creating':
-    case 'queued':
-      return 'dot-creating';
-    case 'error':
-      return 'dot-error';
-    default:
-      return 'dot-stopped';
-  }
-}
 
 export function Sidebar({
   projects,
@@ -34,6 +16,7 @@ export function Sidebar({
   brandExtra,
   onCredentials,
   conflicts,
+  onTaskChanged,
 }: {
   projects: Project[] | null;
   tasks: Task[] | null;
@@ -49,6 +32,8 @@ export function Sidebar({
   onCredentials?: () => void;
   /** The conflict radar of each task, by task id. */
   conflicts?: Record<string, Conflicts>;
+  /** A task changed by an action here (an approval). */
+  onTaskChanged?: (t?: Task) => void;
 }) {
   return (
     <nav className="sidebar" aria-label="Projects and tasks">
@@ -131,19 +116,23 @@ export function Sidebar({
               <ul className="task-list">
                 {ptasks.length === 0 && <li className="task-empty">No tasks</li>}
                 {ptasks.map((t) => (
-                  <li key={t.id}>
+                  <li key={t.id} className="task-li" data-status={t.status}>
                     <button
                       className={`task-item${t.id === selectedTaskId ? ' selected' : ''}`}
                       data-testid={`task-item-${t.id}`}
                       data-status={t.status}
                       onClick={() => onSelectTask(t.id)}
-                      title={`${t.title}\n${t.branch} ← ${t.base}\n${t.status}`}
+                      title={`${t.title}\n${t.branch} ← ${t.base}\n${statusHelp(t)}`}
                     >
-                      <span className={`dot ${statusClass(t.status)}`} aria-label={t.status} />
+                      <span className={`dot ${statusClass(t.status)}`} aria-label={statusLabel(t)} />
                       <span className="task-item-main">
                         <span className="task-item-title">{t.title}</span>
                         <span className="task-item-meta">
-                          <span className="mono">{t.branch}</span>
+                          <span className={`task-item-status text-${t.status}`} data-testid={`task-item-status-${t.id}`}>
+                            {statusLabel(t)}
+                          </span>
+                          {isLive(t.status) && <UsageBadge task={t} compact />}
+                          <span className="mono task-item-branch">{t.branch}</span>
                           {conflicts?.[t.id] && !conflicts[t.id].clean && (
                             <span
                               className="conflict-mark"
@@ -167,6 +156,7 @@ export function Sidebar({
                       </span>
                       <span className="task-item-time">{timeAgo(t.created_at)}</span>
                     </button>
+                    {t.status === 'needs_approval' && <ApprovalCard task={t} compact onTaskChanged={onTaskChanged} />}
                   </li>
                 ))}
               </ul>

@@ -11,7 +11,8 @@ import { RecordingDialog } from './RecordingDialog';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
 import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from './icons';
-import { statusClass } from './Sidebar';
+import { ApprovalCard, AttentionNote, StatusPill, UsageBadge } from './Attention';
+import { ordinal } from '../status';
 
 // Which tab was active in each task, so coming back to a task restores it.
 const activeTabByTask = new Map<string, string>();
@@ -39,7 +40,7 @@ export function TaskView({
   const [added, setAdded] = useState<TerminalInfo[]>([]);
   const [removed, setRemoved] = useState<Set<string>>(new Set());
   const [active, setActiveState] = useState<string | null>(activeTabByTask.get(task.id) ?? null);
-  const [busy, setBusy] = useState<null | 'stop' | 'start' | 'delete'>(null);
+  const [busy, setBusy] = useState<null | 'stop' | 'start' | 'resume' | 'delete'>(null);
   const [adding, setAdding] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showRecording, setShowRecording] = useState(false);
@@ -123,13 +124,14 @@ export function TaskView({
     return () => window.removeEventListener('keydown', onKey, true);
   }, [addTerminal]);
 
-  const act = async (kind: 'stop' | 'start') => {
+  const act = async (kind: 'stop' | 'start' | 'resume') => {
     setBusy(kind);
     try {
+      // Resume is a start of a paused task (the server unpauses it).
       const t = kind === 'stop' ? await api.stopTask(task.id) : await api.startTask(task.id);
       onTaskChanged(t);
     } catch (e) {
-      toast.error(e, kind === 'stop' ? 'Stop' : 'Start');
+      toast.error(e, kind === 'stop' ? 'Stop' : kind === 'resume' ? 'Resume' : 'Start');
     } finally {
       setBusy(null);
     }
@@ -174,7 +176,8 @@ export function TaskView({
     window.addEventListener('pointerup', up);
   };
 
-  const running = isLive(task.status) || task.status === 'creating';
+  // The container exists and runs (or will): Stop rather than Start.
+  const running = isLive(task.status) || task.status === 'creating' || task.status === 'queued' || task.status === 'paused';
 
   return (
     <div className="task-view" data-testid="task-view" data-task-id={task.id}>
@@ -184,11 +187,13 @@ export function TaskView({
             {task.title}
           </h1>
           <div className="task-meta">
-            <span className={`status-pill status-${task.status}`} data-testid="task-status">
-              <span className={`dot ${statusClass(task.status)}`} />
-              {task.status}
-              {task.status === 'exited' && task.exit_code != null ? ` (${task.exit_code})` : ''}
-            </span>
+            <StatusPill task={task} testId="task-status" />
+            {isLive(task.status) && <UsageBadge task={task} />}
+            {task.status === 'queued' && task.queue_position != null && (
+              <span className="meta-item muted" data-testid="task-queue">
+                {ordinal(task.queue_position)} in the queue: starts when a running task ends
+              </span>
+            )}
             <span className="meta-item mono" title="branch ← base">
               <IconBranch size={13} />
               <span className="branch">{task.branch}</span>
@@ -211,6 +216,11 @@ export function TaskView({
           </div>
         </div>
         <div className="task-actions">
+          {task.status === 'paused' && (
+            <button className="btn btn-primary" data-testid="task-resume" onClick={() => act('resume')} disabled={busy !== null} title="Unpause the sandbox">
+              {busy === 'resume' ? <Spinner size={12} /> : <IconPlay size={13} />} Resume
+            </button>
+          )}
           {running ? (
             <button className="btn" data-testid="task-stop" onClick={() => act('stop')} disabled={busy !== null || task.status === 'creating'}>
               {busy === 'stop' ? <Spinner size={12} /> : <IconStop size={13} />} Stop
@@ -247,6 +257,13 @@ export function TaskView({
       )}
 
       <CredentialWarning task={task} onTaskChanged={onTaskChanged} />
+
+      {task.status === 'needs_approval' && (
+        <div className="task-attention">
+          <ApprovalCard task={task} onTaskChanged={onTaskChanged} shortcuts />
+        </div>
+      )}
+      <AttentionNote task={task} />
 
       <div className="split" ref={splitRef} style={{ ['--changes-width' as string]: `${changesWidth}px` }}>
         <section className="split-terminals" aria-label="Terminals">

@@ -1,8 +1,9 @@
 // Phones: the task list is the home screen (task list → task → terminal).
 
-import type { Project, Task } from '../api';
+import { isLive, type Project, type Task } from '../api';
 import { timeAgo } from '../hooks';
-import { statusClass } from '../components/Sidebar';
+import { statusClass, statusLabel } from '../status';
+import { ApprovalCard, StatusPill, UsageBadge } from '../components/Attention';
 import { IconPlus } from '../components/icons';
 
 export function MobileTaskList({
@@ -10,11 +11,13 @@ export function MobileTaskList({
   tasks,
   onSelect,
   onNewTask,
+  onTaskChanged,
 }: {
   projects: Project[];
   tasks: Task[];
   onSelect: (id: string) => void;
   onNewTask?: () => void;
+  onTaskChanged?: (t?: Task) => void;
 }) {
   const sorted = [...tasks].sort((a, b) => b.created_at.localeCompare(a.created_at));
   return (
@@ -32,9 +35,9 @@ export function MobileTaskList({
         {sorted.map((t) => {
           const project = projects.find((p) => p.id === t.project_id);
           return (
-            <li key={t.id}>
+            <li key={t.id} data-status={t.status}>
               <button className="mobile-task" data-testid={`mobile-task-${t.id}`} data-status={t.status} onClick={() => onSelect(t.id)}>
-                <span className={`dot ${statusClass(t.status)}`} aria-label={t.status} />
+                <span className={`dot ${statusClass(t.status)}`} aria-label={statusLabel(t)} />
                 <span className="mobile-task-main">
                   <span className="mobile-task-title">{t.title}</span>
                   <span className="mobile-task-meta mono">
@@ -43,10 +46,11 @@ export function MobileTaskList({
                   </span>
                 </span>
                 <span className="mobile-task-side">
-                  <span className={`status-pill status-${t.status}`}>{t.status}</span>
-                  <span className="muted small">{timeAgo(t.created_at)}</span>
+                  <StatusPill task={t} testId={`mobile-status-${t.id}`} />
+                  {isLive(t.status) && t.usage ? <UsageBadge task={t} compact /> : <span className="muted small">{timeAgo(t.created_at)}</span>}
                 </span>
               </button>
+              {t.status === 'needs_approval' && <ApprovalCard task={t} compact onTaskChanged={onTaskChanged} />}
             </li>
           );
         })}

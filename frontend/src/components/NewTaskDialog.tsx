@@ -40,6 +40,24 @@ function parseCap(v: string, integer: boolean): number | null | 'bad' {
   return n;
 }
 
+/** One resource cap: empty means the settings' default. */
+function CapField(p: { label: string; testId: string; value: string; onChange: (v: string) => void; bad: boolean; decimal?: boolean; hint: string; badHint: string }) {
+  return (
+    <label className="field">
+      <span className="field-label">{p.label}</span>
+      <input
+        className="input"
+        data-testid={p.testId}
+        inputMode={p.decimal ? 'decimal' : 'numeric'}
+        placeholder="default"
+        value={p.value}
+        onChange={(e) => p.onChange(e.target.value)}
+      />
+      <span className={p.bad ? 'field-hint field-hint-warn' : 'field-hint'}>{p.bad ? p.badHint : p.hint}</span>
+    </label>
+  );
+}
+
 export function NewTaskDialog({
   project,
   onClose,
@@ -306,34 +324,10 @@ export function NewTaskDialog({
           <details className="field advanced" data-testid="task-advanced" open={!!(cpus || memory)}>
             <summary>Advanced: resource caps</summary>
             <div className="field-row">
-              <label className="field">
-                <span className="field-label">CPUs</span>
-                <input
-                  className="input"
-                  data-testid="task-cpus"
-                  inputMode="decimal"
-                  placeholder="default"
-                  value={cpus}
-                  onChange={(e) => setCpus(e.target.value)}
-                />
-                <span className={cpuCap === 'bad' ? 'field-hint field-hint-warn' : 'field-hint'}>
-                  {cpuCap === 'bad' ? 'A positive number, e.g. 1.5' : 'How many CPUs the sandbox may use (1.5 = one and a half).'}
-                </span>
-              </label>
-              <label className="field">
-                <span className="field-label">Memory (MiB)</span>
-                <input
-                  className="input"
-                  data-testid="task-memory"
-                  inputMode="numeric"
-                  placeholder="default"
-                  value={memory}
-                  onChange={(e) => setMemory(e.target.value)}
-                />
-                <span className={memCap === 'bad' ? 'field-hint field-hint-warn' : 'field-hint'}>
-                  {memCap === 'bad' ? 'A whole number of MiB, e.g. 2048' : 'Memory cap; empty uses the settings (config.toml).'}
-                </span>
-              </label>
+              <CapField label="CPUs" testId="task-cpus" value={cpus} onChange={setCpus} bad={cpuCap === 'bad'} decimal
+                hint="How many CPUs the sandbox may use (1.5 = one and a half)." badHint="A positive number, e.g. 1.5" />
+              <CapField label="Memory (MiB)" testId="task-memory" value={memory} onChange={setMemory} bad={memCap === 'bad'}
+                hint="Memory cap; empty uses the settings (config.toml)." badHint="A whole number of MiB, e.g. 2048" />
             </div>
           </details>
           {agentsNote && <div className="inline-warn">{agentsNote}</div>}

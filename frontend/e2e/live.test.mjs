@@ -243,7 +243,7 @@ test('attention states: approval with tool and input, Allow/Deny, queue, paused,
   });
 
   // The list shows the request with the command and Allow/Deny.
-  const card = page.getByTestId(`approval-${id}`);
+  const card = page.locator(`nav.sidebar [data-testid="approval-${id}"]`);
   await card.waitFor({ timeout: 10_000 });
   assert.equal((await card.getByTestId('approval-tool').textContent()).trim(), 'Bash');
   assert.equal((await card.getByTestId('approval-input').textContent()).trim(), command);

@@ -95,7 +95,8 @@ export function TerminalTabs({
   onClose: (id: string) => void;
   adding: boolean;
 }) {
-  const connectAllowed = isLive(task.status) || task.status === 'creating';
+  // A paused sandbox keeps its terminals: a keystroke resumes it.
+  const connectAllowed = isLive(task.status) || task.status === 'creating' || task.status === 'paused';
   const agentLabel = task.agent === 'claude' ? 'Claude' : 'Agent';
   let shellIndex = 0;
   // Shell tabs with the same title (e.g. several "bash") get a number.

@@ -201,6 +201,27 @@ test('task states arrive live over /ws/events, without reload or polling', { tim
   t.diagnostic(`events socket: ${JSON.stringify(ev)}`);
   assert.equal(ev.connects, 1);
   assert.equal(ev.snapshots, 1);
+
+  // The new-task dialog: agents (GET /api/agents, or claude and shell without it),
+  // Claude's permission mode with what it means, caps checked before sending.
+  await page.click(`[data-testid="new-task-${pid}"]`);
+  await page.getByTestId('new-task-dialog').waitFor();
+  const agents = await page.$$eval('[data-testid="task-agent"] option', (os) => os.map((o) => o.value));
+  assert.ok(agents.includes('claude') && agents.includes('shell'), agents.join(','));
+  await page.getByTestId('task-title').fill('Dialog only');
+  await page.getByTestId('task-agent').selectOption('claude');
+  await page.getByTestId('task-permission-mode').selectOption('plan');
+  assert.match(await page.textContent('[data-testid="task-permission-hint"]'), /plans only/i);
+  await page.click('[data-testid="task-advanced"] summary');
+  await page.getByTestId('task-cpus').fill('lots');
+  assert.equal(await page.isEnabled('[data-testid="task-submit"]'), false, 'a bad cap blocks Create');
+  await page.getByTestId('task-cpus').fill('1.5');
+  await page.getByTestId('task-memory').fill('2048');
+  assert.equal(await page.isEnabled('[data-testid="task-submit"]'), true);
+  await shot(page, 'live-0-new-task-dialog.png');
+  await page.getByTestId('task-agent').selectOption('shell');
+  assert.equal(await page.getByTestId('task-permission-mode').count(), 0, 'permission mode is for Claude Code only');
+  await page.keyboard.press('Escape');
   await page.close();
 });
 

@@ -451,7 +451,10 @@ async fn main() -> Result<()> {
         }
     }
     let per = (rss1.saturating_sub(rss0)) as f64 / idle as f64;
-    drop(idle_terms);
+    for (id, t) in idle_terms {
+        drop(t);
+        let _ = s.api.req(reqwest::Method::DELETE, &format!("/api/terminals/{id}"), None).await;
+    }
     println!("\nIdle terminals: {idle} open with a viewer each, held {idle_secs} s");
     println!("  server RSS +{:.1} MB, {per:.1} KiB per terminal (each prompt's scrollback included); {alive}/{idle} answered afterwards", (rss1.saturating_sub(rss0)) as f64 / 1024.0);
 
@@ -479,14 +482,13 @@ async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<
         .arg("bench/browser.mjs")
         .args([&url, &s.task, &flood_mb.to_string(), &flood_secs.to_string()])
         .current_dir(&frontend)
-        .stderr(Stdio::inherit())
         .output()
         .await
         .context("running node bench/browser.mjs")?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();
     if !out.status.success() {
-        bail!("the browser benchmark failed");
+        bail!("the browser benchmark failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("browser benchmark output")?;
     let nums = |k: &str| -> Vec<f64> { v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default() };

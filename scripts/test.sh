@@ -17,7 +17,9 @@ cd "$ROOT"
 
 ensure_build_tools
 ensure_desktop_deps
-have apt-get && apt_install chromium
+# chromium: the browser tests; dbus, dbus-x11, gnome-keyring, libsecret-tools: a real
+# Secret Service for the OS keyring tests (the session below, and testkit::SecretService).
+have apt-get && apt_install chromium dbus dbus-x11 gnome-keyring libsecret-tools
 bash scripts/ensure-docker.sh
 
 build_frontend
@@ -32,10 +34,26 @@ export ANYCODE_IMAGE_BUILD_DIR="${TMPDIR:-/tmp}/anycode-test-image"
 ANYCODE_DATA_DIR="$ANYCODE_IMAGE_BUILD_DIR" target/debug/anycode image build >/dev/null
 
 log "running the Rust tests"
+# Inside a D-Bus session of their own with an unlocked gnome-keyring (its keyring files in
+# a temporary folder, so a developer's own keyring is never touched): keyring code gets a
+# real Secret Service, as on a desktop. Tests that lock or break theirs start a private
+# one (testkit::SecretService).
+keyring_dir=$(mktemp -d)
+in_keyring_session() {
+  if have dbus-run-session && have gnome-keyring-daemon; then
+    local rc=0
+    dbus-run-session -- bash -c 'printf %s anycode-test | XDG_DATA_HOME="$0/data" XDG_RUNTIME_DIR="$0" gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec "$@"' "$keyring_dir" "$@" || rc=$?
+    rm -rf "$keyring_dir"
+    return $rc
+  else
+    warn "no dbus-run-session or gnome-keyring-daemon: keyring tests run without a session Secret Service"
+    "$@"
+  fi
+}
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast
+  in_keyring_session cargo nextest run --locked --workspace --no-fail-fast
 else
-  cargo test --locked --workspace --no-fail-fast
+  in_keyring_session cargo test --locked --workspace --no-fail-fast
 fi
 
 log "running the browser test (headless Chromium)"
@@ -43,8 +61,11 @@ ARTIFACTS="$ROOT/artifacts/e2e"
 rm -rf "$ARTIFACTS"; mkdir -p "$ARTIFACTS"
 work=$(mktemp -d)
 server_pid=""
+bus_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  # The server's Secret Service: gnome-keyring-daemon leaves with its bus.
+  if [ -n "$bus_pid" ]; then kill "$bus_pid" 2>/dev/null || true; fi
   # The browser test's sandboxes carry its data dir's instance label (12 hex digits of
   # the sha256 of the data dir's path): remove them whatever the test did.
   if [ -d "$work/data" ]; then
@@ -61,7 +82,23 @@ git -C "$repo" config user.name "E2E Tester"
 git -C "$repo" config user.email e2e@example.com
 printf '# e2e\n' > "$repo/README.md"
 git -C "$repo" add . && git -C "$repo" commit -qm init
-ANYCODE_DATA_DIR="$work/data" target/debug/anycode serve --no-open --port 0 >"$work/serve.out" 2>"$ARTIFACTS/serve.log" &
+# The server gets a Secret Service of its own (a bus and an unlocked gnome-keyring, files
+# in $work) and a (fake) Claude Code login expiring in 40 minutes: the credentials test
+# saves a key from the UI and sees the task view's expiry warning.
+e2e_env=()
+if have dbus-daemon && have gnome-keyring-daemon; then
+  mkdir -p "$work/keyring" "$work/run" && chmod 700 "$work/run"
+  bus=$(dbus-daemon --session --fork --print-address=1 --print-pid=1 --address="unix:path=$work/bus")
+  bus_pid=$(sed -n 2p <<<"$bus")
+  printf %s anycode-e2e | DBUS_SESSION_BUS_ADDRESS="$(sed -n 1p <<<"$bus")" XDG_DATA_HOME="$work/keyring" XDG_RUNTIME_DIR="$work/run" \
+    gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  mkdir -p "$work/claude"
+  printf '{"claudeAiOauth":{"accessToken":"sk-ant-oat01-e2e-fake-token","refreshToken":"sk-ant-ort01-e2e-fake","expiresAt":%s,"scopes":["user:inference"],"subscriptionType":"max"}}' \
+    "$(( ($(date +%s) + 40 * 60) * 1000 ))" >"$work/claude/.credentials.json"
+  chmod 600 "$work/claude/.credentials.json"
+  e2e_env=(DBUS_SESSION_BUS_ADDRESS="$(sed -n 1p <<<"$bus")" CLAUDE_CONFIG_DIR="$work/claude" ANYCODE_KEYRING_SERVICE=anycode-e2e ANYCODE_E2E_CLAUDE_LOGIN=1)
+fi
+env "${e2e_env[@]}" ANYCODE_DATA_DIR="$work/data" target/debug/anycode serve --no-open --port 0 >"$work/serve.out" 2>"$ARTIFACTS/serve.log" &
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
@@ -71,7 +108,7 @@ for _ in $(seq 1 100); do
   sleep 0.3
 done
 [ -n "$url" ] || die "anycode serve did not print its URL"
-(cd frontend && ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
+(cd frontend && env "${e2e_env[@]}" ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
 
 log "running the desktop app under Xvfb"
 bash scripts/desktop-test.sh

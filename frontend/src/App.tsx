@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, ApiError, onUnauthorized, type Health, type Project, type Task } from './api';
+import { api, ApiError, gh, onUnauthorized, type Conflicts, type Health, type Project, type Task } from './api';
 import { navigateToTask, useHashRoute, usePageVisible, usePoll } from './hooks';
 import { disposeSessions } from './terminal/session';
 import { matchShortcut } from './shortcuts';
 import { AddProjectDialog } from './components/AddProjectDialog';
+import { CredentialsDialog } from './components/CredentialsDialog';
 import { NewTaskDialog } from './components/NewTaskDialog';
 import { ConfirmDialog } from './components/Modal';
 import { Sidebar } from './components/Sidebar';
@@ -44,6 +45,7 @@ export function App() {
   const [deletingProject, setDeletingProject] = useState<Project | null>(null);
   const [deleteBusy, setDeleteBusy] = useState(false);
   const [drawer, setDrawer] = useState(false);
+  const [credentialsOpen, setCredentialsOpen] = useState(false);
   const tasksSeq = useRef(0);
   const lastTasksJson = useRef('');
 
@@ -97,6 +99,36 @@ export function App() {
   }, [loadProjects]);
 
   usePoll(loadTasks, 2000, pageVisible && !unauthorized);
+
+  // Imports in progress: follow their clone's progress closely.
+  const importing = !!projects?.some((p) => p.status === 'cloning');
+  usePoll(loadProjects, 700, importing && !unauthorized);
+
+  // A task of a project added elsewhere (the CLI, the API, the desktop app's tray): fetch the projects again.
+  const unknownProject = !!projects && !!tasks?.some((t) => !projects.some((p) => p.id === t.project_id));
+  useEffect(() => {
+    if (unknownProject) loadProjects();
+  }, [unknownProject, loadProjects]);
+
+  // The conflict radar of every task, for the markers in the project list.
+  const [conflicts, setConflicts] = useState<Record<string, Conflicts>>({});
+  const readyProjects = (projects ?? []).filter((p) => !p.status || p.status === 'ready').map((p) => p.id);
+  usePoll(
+    async () => {
+      const next: Record<string, Conflicts> = {};
+      for (const pid of readyProjects) {
+        try {
+          for (const c of await gh.projectConflicts(pid)) next[c.task_id] = c;
+        } catch {
+          /* a project whose repository moved: no markers */
+        }
+      }
+      setConflicts(next);
+    },
+    10000,
+    pageVisible && !unauthorized && readyProjects.length > 0,
+    [readyProjects.join(',')],
+  );
 
   // Dispose terminal sessions whose terminal disappeared from the server's lists. Only ids
   // seen listed before are pruned (a freshly added terminal may not be listed yet).
@@ -289,6 +321,11 @@ export function App() {
             setDrawer(false);
           }}
           onDeleteProject={(p) => setDeletingProject(p)}
+          conflicts={conflicts}
+          onCredentials={() => {
+            setCredentialsOpen(true);
+            setDrawer(false);
+          }}
         />
         <div className="drawer-scrim" onClick={() => setDrawer(false)} />
         <main className="main">{main}</main>
@@ -300,7 +337,7 @@ export function App() {
           onAdded={(p) => {
             setAddingProject(false);
             setProjects((l) => (l ? [...l.filter((x) => x.id !== p.id), p] : [p]));
-            toast.notify(`Added project ${p.name}.`, 'success');
+            toast.notify(p.status === 'cloning' ? `Cloning ${p.github ?? p.name}…` : `Added project ${p.name}.`, 'success');
             loadProjects();
           }}
         />
@@ -316,6 +353,7 @@ export function App() {
           }}
         />
       )}
+      {credentialsOpen && <CredentialsDialog onClose={() => setCredentialsOpen(false)} />}
       {deletingProject && (
         <ConfirmDialog
           title="Remove project?"

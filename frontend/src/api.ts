@@ -5,10 +5,22 @@ export interface Project {
   id: string;
   name: string;
   path: string;
+  /** Empty (null from the server) while an import (clone) runs. */
   default_branch: string;
+  /** `ready`, or `cloning` / `failed` for an import from GitHub or a URL. */
+  status?: 'ready' | 'cloning' | 'failed';
+  /** `owner/name` when the repository's origin is on GitHub. */
+  github?: string | null;
+  /** Where an import clones from. */
+  url?: string;
+  progress?: CloneProgress;
+  error?: string | null;
+  error_code?: string | null;
 }
 
 export type AgentKind = 'shell' | 'claude';
+/** Which credential a task's agent gets in its environment at each start. */
+export type CredentialChoice = 'none' | 'subscription' | 'api_key';
 export type TaskStatus = 'creating' | 'running' | 'stopped' | 'exited' | 'error';
 
 export interface TerminalInfo {
@@ -34,6 +46,16 @@ export interface Task {
   base_sha?: string;
   worktree?: string;
   agent_terminal_id?: string;
+  /** The task branch's pull request, once opened. */
+  pr?: PullRequestInfo | null;
+  /** Which credential the agent gets (older servers: absent). */
+  credential?: CredentialChoice;
+  /** Where the credential handed over at the last start came from (never the secret). */
+  credential_source?: string | null;
+  /** When that access token expires, epoch ms. */
+  credential_expires_at?: number | null;
+  /** "none found", "expired", "expires in 40 min", a handover failure; null when all is well. */
+  credential_warning?: string | null;
   /** Whether the agent terminal is recorded (asciicast, replayable). */
   record?: boolean;
 }
@@ -73,8 +95,33 @@ export interface NewTask {
   base?: string;
   branch?: string;
   prompt?: string;
+  /** Default: the agent's (see the server's openapi.json). */
+  credential?: CredentialChoice;
   /** Record the agent terminal (default true). */
   record?: boolean;
+}
+
+export type Provider = 'claude' | 'anthropic' | 'openai' | 'gemini' | 'github';
+export type CredentialName = 'claude-token' | 'anthropic-api-key' | 'openai-api-key' | 'gemini-api-key' | 'github-token';
+
+export interface ProviderStatus {
+  provider: Provider;
+  state: 'ok' | 'expiring' | 'expired' | 'missing';
+  source?: 'keyring' | 'claude_keychain' | 'claude_file' | 'env' | null;
+  location?: string | null;
+  subscription_type?: string | null;
+  /** epoch ms */
+  expires_at?: number | null;
+  /** `sk-…abcd` for keys the user typed; never more of a secret. */
+  display?: string | null;
+  hint?: string | null;
+  sources: { kind: string; location: string; found: boolean; problem?: string | null }[];
+}
+
+export interface CredentialsStatus {
+  providers: ProviderStatus[];
+  keyring_service?: string | null;
+  keyring_problem?: string | null;
 }
 
 export class ApiError extends Error {
@@ -153,6 +200,12 @@ export const api = {
     request<TerminalInfo>('POST', `/api/tasks/${enc(taskId)}/terminals`, cmd ? { cmd } : {}),
   deleteTerminal: (id: string) => request<void>('DELETE', `/api/terminals/${enc(id)}`),
 
+  credentialsStatus: () => request<CredentialsStatus>('GET', '/api/credentials/status'),
+  saveCredential: (name: CredentialName, value: string) =>
+    request<{ name: string; display: string }>('PUT', `/api/credentials/${enc(name)}`, { value }),
+  deleteCredential: (name: CredentialName) =>
+    request<{ name: string; removed: boolean }>('DELETE', `/api/credentials/${enc(name)}`),
+
   diff: (taskId: string) => request<TaskDiff>('GET', `/api/tasks/${enc(taskId)}/diff`),
   commit: (taskId: string, message: string) =>
     request<{ sha: string }>('POST', `/api/tasks/${enc(taskId)}/commit`, { message }),
@@ -177,4 +230,92 @@ export function slugify(title: string): string {
 export function terminalWsUrl(terminalId: string): string {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${proto}//${location.host}/ws/terminals/${enc(terminalId)}`;
+}
+
+// ---- GitHub: import, token, push, pull requests, conflict radar ----
+
+export interface CloneProgress {
+  phase: 'connecting' | 'receiving' | 'resolving' | 'checkout' | 'done';
+  received_objects: number;
+  total_objects: number;
+  indexed_deltas: number;
+  total_deltas: number;
+  received_bytes: number;
+  checkout_done: number;
+  checkout_total: number;
+}
+
+export interface PullRequestInfo {
+  repo: string;
+  number: number;
+  url: string;
+  state: 'open' | 'closed' | 'merged';
+  draft: boolean;
+  checks?: 'success' | 'failure' | 'pending' | 'none' | null;
+  review?: 'approved' | 'changes_requested' | 'none' | null;
+  mergeable?: boolean | null;
+  refreshed_at: string;
+  refresh_error?: string | null;
+}
+
+export interface Conflicts {
+  task_id: string;
+  base: string;
+  ahead: number;
+  behind: number;
+  uncommitted: boolean;
+  clean: boolean;
+  conflicts: string[];
+  changed: string[];
+  overlaps: { task_id: string; title: string; branch: string; files: string[] }[];
+}
+
+export interface GitHubStatus {
+  api: string;
+  source: 'keyring' | 'env' | 'gh_cli' | null;
+  login: string | null;
+  error: string | null;
+}
+
+export interface RepoMeta {
+  full_name: string;
+  clone_url: string;
+  html_url: string;
+  default_branch: string;
+  private: boolean;
+  description?: string | null;
+  pushed_at?: string | null;
+}
+
+export const gh = {
+  status: () => request<GitHubStatus>('GET', '/api/github'),
+  saveToken: (token: string) => request<GitHubStatus>('PUT', '/api/github/token', { token }),
+  removeToken: () => request<GitHubStatus>('DELETE', '/api/github/token'),
+  repos: () => request<RepoMeta[]>('GET', '/api/github/repos'),
+  importProject: (url: string, path?: string) => request<Project>('POST', '/api/projects', path ? { url, path } : { url }),
+  push: (taskId: string) => request<{ sha: string; upstream: string }>('POST', `/api/tasks/${enc(taskId)}/push`),
+  createPr: (taskId: string, body: { title?: string; body?: string; base?: string; draft?: boolean }) =>
+    request<PullRequestInfo>('POST', `/api/tasks/${enc(taskId)}/pr`, body),
+  refreshPr: (taskId: string) => request<PullRequestInfo>('GET', `/api/tasks/${enc(taskId)}/pr`),
+  merge: (taskId: string, method: 'merge' | 'squash' | 'rebase', deleteBranch: boolean) =>
+    request<{ sha: string; merged: boolean; message: string; pr: PullRequestInfo }>('POST', `/api/tasks/${enc(taskId)}/merge`, {
+      method,
+      delete_branch: deleteBranch,
+    }),
+  conflicts: (taskId: string) => request<Conflicts>('GET', `/api/tasks/${enc(taskId)}/conflicts`),
+  projectConflicts: (projectId: string) => request<Conflicts[]>('GET', `/api/projects/${enc(projectId)}/conflicts`),
+  updateFromBase: (taskId: string) =>
+    request<{ result: 'up_to_date' | 'fast_forward' | 'merged'; sha: string }>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
+};
+
+/** A clone's progress as a fraction 0..1 and a short label. */
+export function cloneProgress(p?: CloneProgress): { fraction: number; label: string } {
+  if (!p) return { fraction: 0, label: 'starting' };
+  if (p.phase === 'checkout') return { fraction: p.checkout_total ? p.checkout_done / p.checkout_total : 0, label: 'checking out files' };
+  if (p.phase === 'resolving') return { fraction: p.total_deltas ? p.indexed_deltas / p.total_deltas : 0, label: 'resolving deltas' };
+  if (p.phase === 'receiving') {
+    const mb = (p.received_bytes / 1048576).toFixed(1);
+    return { fraction: p.total_objects ? p.received_objects / p.total_objects : 0, label: `receiving objects (${mb} MB)` };
+  }
+  return { fraction: 0, label: p.phase };
 }

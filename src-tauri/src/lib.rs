@@ -14,7 +14,7 @@
 //!   notifies when an agent exits (clicking opens that task).
 //! - One instance per user (tauri-plugin-single-instance): launching it again shows
 //!   the window; `anycode-desktop --open-task ID` shows that task.
-//! - Commands for the webview: [`server_url`] and [`open_task`].
+//! - Commands for the webview: [`commands::server_url`] and [`commands::open_task`].
 
 pub mod tray;
 
@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Manager, Runtime, State, WebviewUrl, WebviewWindowBuilder};
+use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio_util::sync::CancellationToken;
 use tray::{exit_notices, tray_model, MenuAction, Notice, TrayModel};
 
@@ -93,17 +93,24 @@ impl Shell {
     }
 }
 
-/// The server's base URL, e.g. `http://127.0.0.1:7878`.
-#[tauri::command]
-pub fn server_url(shell: State<'_, Shell>) -> String {
-    shell.base_url.clone()
-}
+/// The Tauri commands (in a module of their own: `#[tauri::command]` items at a
+/// crate's root clash with the macros it generates).
+pub mod commands {
+    use super::{show_task, Shell};
+    use tauri::{AppHandle, Runtime, State};
 
-/// Shows the window on task `id` and returns the URL it went to. Errors: not a
-/// task id, or no window.
-#[tauri::command]
-pub fn open_task<R: Runtime>(app: AppHandle<R>, id: String) -> Result<String, String> {
-    show_task(&app, &id)
+    /// The server's base URL, e.g. `http://127.0.0.1:7878`.
+    #[tauri::command]
+    pub fn server_url(shell: State<'_, Shell>) -> String {
+        shell.base_url.clone()
+    }
+
+    /// Shows the window on task `id` and returns the URL it went to. Errors: not a
+    /// task id, or no window.
+    #[tauri::command]
+    pub fn open_task<R: Runtime>(app: AppHandle<R>, id: String) -> Result<String, String> {
+        show_task(&app, &id)
+    }
 }
 
 /// Shows and focuses the main window, on task `id` when given.
@@ -128,7 +135,7 @@ fn show_window<R: Runtime>(app: &AppHandle<R>) {
 /// Registers the commands, the state handling and the plugins on `builder`: what
 /// both the real app and the tests build on.
 pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
-    builder.invoke_handler(tauri::generate_handler![server_url, open_task])
+    builder.invoke_handler(tauri::generate_handler![commands::server_url, commands::open_task])
 }
 
 /// Runs the desktop app until Quit. Errors: the data dir cannot be opened, the
@@ -142,26 +149,6 @@ pub fn run() -> anyhow::Result<()> {
     // Tauri's own tasks and ours share this runtime.
     tauri::async_runtime::set(rt.handle().clone());
 
-    let config = Config::from_env();
-    let (engine, token, listener) = rt.block_on(async {
-        let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
-        let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
-            Some(t) => AccessToken::new(t),
-            None => AccessToken::load_or_create(&config.token_path()).context("reading the access token")?,
-        };
-        let listener = bind().await?;
-        anyhow::Ok((engine, token, listener))
-    })?;
-    let port = listener.local_addr()?.port();
-    let base_url = format!("http://127.0.0.1:{port}");
-    let shutdown = CancellationToken::new();
-    let opts = ServerOptions { token: token.clone(), extra_hosts: vec![] };
-    let server = rt.spawn(anycode_server::serve(engine.clone(), listener, opts, shutdown.clone().cancelled_owned()));
-    // Scripts (and the CI test) read this line to find the server.
-    println!("AnyCode is running: {base_url}/?token={}", token.expose());
-    tracing::info!(%base_url, "server started");
-
-    let shell = Shell::new(engine, base_url, token, shutdown.clone(), Some(server));
     let first_task = open_task_arg(std::env::args().skip(1));
     let app = builder(tauri::Builder::default())
         // First, so a second launch exits before it does anything else.
@@ -175,8 +162,10 @@ pub fn run() -> anyhow::Result<()> {
         }))
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
-        .manage(shell)
         .setup(move |app| {
+            // Only now, after the single-instance plugin let this launch through, is
+            // the data dir opened and the server (which reconciles sandboxes) started.
+            app.manage(tauri::async_runtime::block_on(start_server())?);
             let handle = app.handle().clone();
             let shell = app.state::<Shell>();
             let mut url = shell.login_url();
@@ -217,12 +206,12 @@ pub fn run() -> anyhow::Result<()> {
         // away does not.
         tauri::RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
         tauri::RunEvent::Exit => {
-            let shell = app.state::<Shell>();
+            let Some(shell) = app.try_state::<Shell>() else { return };
             shell.shutdown.cancel();
             let server = shell.server.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(server) = server {
                 // Give open requests and WebSockets a moment to close.
-                match rt.block_on(tokio::time::timeout(Duration::from_secs(5), server)) {
+                match rt.block_on(async move { tokio::time::timeout(Duration::from_secs(5), server).await }) {
                     Ok(Ok(Ok(()))) => tracing::info!("server stopped"),
                     Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server ended with an error"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
@@ -233,6 +222,26 @@ pub fn run() -> anyhow::Result<()> {
         _ => {}
     });
     Ok(())
+}
+
+/// Opens the engine, binds the port and spawns the server on the current runtime.
+async fn start_server() -> anyhow::Result<Shell> {
+    let config = Config::from_env();
+    let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
+    let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
+        Some(t) => AccessToken::new(t),
+        None => AccessToken::load_or_create(&config.token_path()).context("reading the access token")?,
+    };
+    let listener = bind().await?;
+    let port = listener.local_addr()?.port();
+    let base_url = format!("http://127.0.0.1:{port}");
+    let shutdown = CancellationToken::new();
+    let opts = ServerOptions { token: token.clone(), extra_hosts: vec![] };
+    let server = tokio::spawn(anycode_server::serve(engine.clone(), listener, opts, shutdown.clone().cancelled_owned()));
+    // Scripts (and the CI test) read this line to find the server.
+    println!("AnyCode is running: {base_url}/?token={}", token.expose());
+    tracing::info!(%base_url, "server started");
+    Ok(Shell::new(engine, base_url, token, shutdown, Some(server)))
 }
 
 /// The task id of `--open-task ID` (or `--open-task=ID`) among the arguments.

@@ -50,25 +50,22 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         "git config --global user.name \"Your Name\" && git config --global user.email you@example.com",
     );
 
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
-    let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| home.join(".claude"));
-    let creds = claude_dir.join(".credentials.json");
-    let found = if std::env::var("CLAUDE_CODE_OAUTH_TOKEN").is_ok_and(|v| !v.is_empty()) {
-        Some("CLAUDE_CODE_OAUTH_TOKEN in the environment".to_string())
-    } else if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|v| !v.is_empty()) {
-        Some("ANTHROPIC_API_KEY in the environment".to_string())
-    } else if creds.is_file() {
-        Some(format!("Claude Code login at {}", creds.display()))
-    } else {
-        None
-    };
-    // Not a failure: shell tasks need no credentials, and Claude Code can log in inside the sandbox.
-    report(
-        true,
-        "claude credentials",
-        found.as_deref().unwrap_or("none found (claude tasks will show Claude Code's login screen)"),
-        "",
-    );
+    // Credentials are not a failure: shell tasks need none, and Claude Code can log
+    // in inside its sandbox. Each provider says where it stands and what to do.
+    let creds = crate::credentials::status().await?;
+    for p in &creds.providers {
+        let (ok, line, hint) = crate::credentials::describe(p);
+        if ok && p.hint.is_none() {
+            println!("  ok    credentials: {line}");
+        } else if ok {
+            println!("  ok    credentials: {line}\n        note: {}", hint.unwrap_or_default());
+        } else {
+            println!("  --    credentials: {line}\n        fix: {}", hint.unwrap_or_default());
+        }
+    }
+    if let Some(k) = &creds.keyring_problem {
+        println!("  warn  OS keyring: {k}");
+    }
 
     println!("{}", if all_ok { "All checks passed." } else { "Some checks failed: see the fixes above." });
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

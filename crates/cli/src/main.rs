@@ -4,7 +4,9 @@
 
 mod attach;
 mod client;
+mod credentials;
 mod doctor;
+mod github;
 mod serve;
 mod task;
 
@@ -29,6 +31,15 @@ enum Command {
     Task(task::TaskCommand),
     /// Open a task's agent terminal in this terminal (detach with Ctrl-]).
     Attach(attach::AttachArgs),
+    /// Credentials for agents: status, and AnyCode's own OS keyring entries.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
+    /// The GitHub token: save it in the OS keyring (checked first), remove it, show it.
+    #[command(subcommand)]
+    Github(github::GitHubCommand),
+    /// Add projects (a path here, or a GitHub repository to clone) and list them.
+    #[command(subcommand)]
+    Project(github::ProjectCommand),
     /// Build the sandbox image now (it is also built by `serve` when missing or outdated).
     #[command(subcommand)]
     Image(ImageCommand),
@@ -57,6 +68,9 @@ fn main() -> std::process::ExitCode {
             Command::Doctor(a) => doctor::run(a).await,
             Command::Task(c) => task::run(c).await,
             Command::Attach(a) => attach::run(a).await,
+            Command::Github(c) => github::run(c).await,
+            Command::Project(c) => github::run_project(c).await,
+            Command::Credentials(c) => credentials::run(c).await,
             Command::Image(ImageCommand::Build) => {
                 let engine = anycode_engine::Engine::open(anycode_engine::Config::from_env()).await?;
                 engine.docker().await?;

@@ -41,6 +41,15 @@ pub struct Config {
     /// Docker endpoint (`DOCKER_HOST`, e.g. `unix:///var/run/docker.sock` or
     /// `tcp://127.0.0.1:2375`); the usual sockets are tried when `None`.
     pub docker_host: Option<String>,
+    /// The OS keyring service of AnyCode's own credentials (`ANYCODE_KEYRING_SERVICE`,
+    /// default `anycode`; `none` turns the keyring off, e.g. on a headless server).
+    pub keyring_service: Option<String>,
+    /// Claude Code's config dir, where its login is (`CLAUDE_CONFIG_DIR`; `None`
+    /// means `~/.claude`).
+    pub claude_config_dir: Option<PathBuf>,
+    /// Whether credentials in AnyCode's own environment (`CLAUDE_CODE_OAUTH_TOKEN`,
+    /// `ANTHROPIC_API_KEY`, …) are a source (default true; tests turn it off).
+    pub credentials_from_env: bool,
 }
 
 impl Config {
@@ -64,6 +73,11 @@ impl Config {
             let p = PathBuf::from("/usr/local/share/ca-certificates");
             p.is_dir().then_some(p)
         });
+        let keyring_service = match env("ANYCODE_KEYRING_SERVICE") {
+            Some(v) if v.trim().eq_ignore_ascii_case("none") || v.trim().eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(v.trim().to_string()),
+            None => Some("anycode".to_string()),
+        };
         let recording_max_bytes = num("ANYCODE_RECORDING_MB").map(|m| (m * 1024.0 * 1024.0) as u64).unwrap_or(100 * 1024 * 1024);
         Config {
             data_dir,
@@ -73,6 +87,9 @@ impl Config {
             extra_ca_dir,
             recording_max_bytes,
             docker_host: env("DOCKER_HOST"),
+            keyring_service,
+            claude_config_dir: env("CLAUDE_CONFIG_DIR").map(PathBuf::from),
+            credentials_from_env: true,
         }
     }
 

@@ -4,6 +4,7 @@
 //! - [`Task`]: one unit of agent work: a branch, a worktree of it, one sandbox
 //!   container, and its terminals.
 //! - [`Agent`]: which program runs as the task's main process (`shell`, `claude`).
+//! - [`Credential`]: which credential a task's agent gets (`none`, `subscription`, `api_key`).
 //! - [`Config`]: settings with their defaults, read from the environment.
 //! - [`slugify`], [`new_id`]: naming helpers.
 //!
@@ -14,7 +15,7 @@ mod config;
 mod model;
 
 pub use config::{Config, Limits};
-pub use model::{Agent, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use model::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, CREDENTIAL_WARNING_MS};
 
 use rand::Rng;
 
@@ -24,6 +25,9 @@ pub enum Error {
     /// An agent name that is not one of [`Agent::ALL`].
     #[error("unknown agent {0:?}: choose one of shell, claude")]
     UnknownAgent(String),
+    /// A credential choice that is not one of [`Credential::ALL`].
+    #[error("unknown credential {0:?}: choose one of none, subscription, api_key")]
+    UnknownCredential(String),
     /// A task status string that this version does not know (from a newer database).
     #[error("unknown task status {0:?}")]
     UnknownStatus(String),

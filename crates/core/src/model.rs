@@ -55,6 +55,49 @@ impl FromStr for Agent {
     }
 }
 
+/// Which credential a task's agent gets in its environment when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// Nothing: the agent logs in by itself (Claude Code's /login) or needs nothing.
+    None,
+    /// The Claude subscription login (Claude Code's OAuth login, or a
+    /// `claude setup-token` token), as `CLAUDE_CODE_OAUTH_TOKEN`.
+    Subscription,
+    /// The Anthropic API key, as `ANTHROPIC_API_KEY`.
+    ApiKey,
+}
+
+impl Credential {
+    /// Every choice.
+    pub const ALL: [Credential; 3] = [Credential::None, Credential::Subscription, Credential::ApiKey];
+
+    /// The name used in the API, the CLI and the database: `none`, `subscription`, `api_key`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Credential::None => "none",
+            Credential::Subscription => "subscription",
+            Credential::ApiKey => "api_key",
+        }
+    }
+}
+
+impl fmt::Display for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Credential {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Credential::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| crate::Error::UnknownCredential(s.chars().take(60).collect()))
+    }
+}
+
 /// The state of a task's sandbox as AnyCode last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,4 +201,80 @@ pub struct Task {
     pub terminals: Vec<TerminalInfo>,
     /// RFC 3339 UTC, e.g. `2026-11-21T20:35:05Z`.
     pub created_at: String,
+    /// Which credential the agent gets at each start.
+    #[serde(default = "no_credential")]
+    pub credential: Credential,
+    /// Where the credential handed over at the last start came from, e.g.
+    /// `/home/me/.claude/.credentials.json` or `keyring anycode/claude-token` (never
+    /// the secret).
+    #[serde(default)]
+    pub credential_source: Option<String>,
+    /// When the access token handed over at the last start expires, epoch ms.
+    #[serde(default)]
+    pub credential_expires_at: Option<i64>,
+    /// Why the agent got no credential at its last start although one was chosen
+    /// (`none found`, `expired`, …).
+    #[serde(default)]
+    pub credential_problem: Option<String>,
+    /// The task branch's pull request on GitHub, once opened (kept in its own table,
+    /// filled in by the engine and refreshed in the background).
+    #[serde(default)]
+    pub pr: Option<PullRequestInfo>,
+}
+
+/// A task's pull request as AnyCode last saw it on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestInfo {
+    /// `owner/name` of the repository on GitHub.
+    pub repo: String,
+    /// Its number.
+    pub number: u64,
+    /// Its page, e.g. `https://github.com/octo/hello/pull/7`.
+    pub url: String,
+    /// `open`, `closed` or `merged`.
+    pub state: String,
+    /// Whether it is a draft.
+    #[serde(default)]
+    pub draft: bool,
+    /// Its head commit's checks: `success`, `failure`, `pending` or `none`.
+    #[serde(default)]
+    pub checks: Option<String>,
+    /// Its review decision: `approved`, `changes_requested` or `none`.
+    #[serde(default)]
+    pub review: Option<String>,
+    /// GitHub's mergeability (`None` while GitHub computes it).
+    #[serde(default)]
+    pub mergeable: Option<bool>,
+    /// When AnyCode last read it from GitHub, RFC 3339 UTC.
+    pub refreshed_at: String,
+    /// Why the last refresh failed, if it did (rate limit, revoked token, …).
+    #[serde(default)]
+    pub refresh_error: Option<String>,
+}
+
+fn no_credential() -> Credential {
+    Credential::None
+}
+
+/// A token expiring within this many milliseconds gets a warning (1 hour).
+pub const CREDENTIAL_WARNING_MS: i64 = 60 * 60 * 1000;
+
+impl Task {
+    /// What the task view should warn about the agent's credential at `now_ms`
+    /// (epoch ms): the problem of its last start (`none found`, `expired`, …), or
+    /// `expired` / `expires in 40 min` when the token it got expires within the hour.
+    pub fn credential_warning(&self, now_ms: i64) -> Option<String> {
+        if let Some(p) = &self.credential_problem {
+            return Some(p.clone());
+        }
+        let at = self.credential_expires_at?;
+        let left = at - now_ms;
+        if left <= 0 {
+            Some("expired".to_string())
+        } else if left < CREDENTIAL_WARNING_MS {
+            Some(format!("expires in {} min", (left / 60_000).max(1)))
+        } else {
+            None
+        }
+    }
 }

@@ -40,6 +40,12 @@ pub enum Error {
     /// A database failure.
     #[error(transparent)]
     Store(#[from] anycode_store::Error),
+    /// A GitHub failure (token, API).
+    #[error(transparent)]
+    GitHub(#[from] anycode_github::Error),
+    /// A credentials failure: an unknown name, a bad value, the OS keyring.
+    #[error(transparent)]
+    Credentials(anycode_credentials::Error),
     /// A Docker failure other than "unreachable".
     #[error(transparent)]
     Sandbox(anycode_sandbox::Error),
@@ -82,7 +88,24 @@ impl Error {
                 | G::EmptyMessage
                 | G::NoIdentity => ErrorKind::Invalid,
                 G::BranchExists(_) | G::NothingToCommit => ErrorKind::Conflict,
+                G::DestinationExists(_) | G::NoRemote(_) => ErrorKind::Invalid,
+                G::AuthFailed { .. } | G::RemoteNotFound(_) => ErrorKind::Invalid,
+                G::PushRejected { .. } | G::Dirty(_) | G::MergeConflicts { .. } | G::Cancelled => ErrorKind::Conflict,
+                G::Unreachable { .. } | G::Remote(_) => ErrorKind::Unavailable,
                 G::Git(_) | G::Io(_) => ErrorKind::Internal,
+            },
+            Error::GitHub(g) => {
+                use anycode_github::Error as H;
+                match g {
+                    H::NoToken | H::BadCredentials(_) | H::Forbidden(_) | H::NotFound(_) | H::Validation(_) | H::Invalid(_) => ErrorKind::Invalid,
+                    H::MergeRefused(_) => ErrorKind::Conflict,
+                    H::RateLimited { .. } | H::Unreachable { .. } | H::Keyring(_) => ErrorKind::Unavailable,
+                    H::Api { .. } => ErrorKind::Internal,
+                }
+            }
+            Error::Credentials(c) => match c {
+                anycode_credentials::Error::UnknownName(_) | anycode_credentials::Error::InvalidValue(_) => ErrorKind::Invalid,
+                anycode_credentials::Error::KeyringDisabled | anycode_credentials::Error::Keyring(_) => ErrorKind::Unavailable,
             },
             Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
@@ -111,7 +134,36 @@ impl Error {
             Error::Git(G::NothingToCommit) => "NOTHING_TO_COMMIT",
             Error::Git(G::EmptyMessage) => "EMPTY_MESSAGE",
             Error::Git(G::NoIdentity) => "NO_GIT_IDENTITY",
+            Error::Git(G::AuthFailed { .. }) => "AUTH_FAILED",
+            Error::Git(G::RemoteNotFound(_)) => "REPOSITORY_NOT_FOUND",
+            Error::Git(G::Unreachable { .. }) => "REMOTE_UNREACHABLE",
+            Error::Git(G::Remote(_)) => "REMOTE_ERROR",
+            Error::Git(G::PushRejected { .. }) => "PUSH_REJECTED",
+            Error::Git(G::NoRemote(_)) => "NO_REMOTE",
+            Error::Git(G::DestinationExists(_)) => "DESTINATION_EXISTS",
+            Error::Git(G::Cancelled) => "CANCELLED",
+            Error::Git(G::Dirty(_)) => "UNCOMMITTED_CHANGES",
+            Error::Git(G::MergeConflicts { .. }) => "MERGE_CONFLICTS",
             Error::Git(_) => "GIT_ERROR",
+            Error::GitHub(g) => {
+                use anycode_github::Error as H;
+                match g {
+                    H::NoToken => "GITHUB_NO_TOKEN",
+                    H::BadCredentials(_) => "GITHUB_BAD_CREDENTIALS",
+                    H::Forbidden(_) => "GITHUB_FORBIDDEN",
+                    H::RateLimited { .. } => "GITHUB_RATE_LIMITED",
+                    H::NotFound(_) => "GITHUB_NOT_FOUND",
+                    H::MergeRefused(_) => "MERGE_REFUSED",
+                    H::Validation(_) => "GITHUB_VALIDATION",
+                    H::Unreachable { .. } => "GITHUB_UNREACHABLE",
+                    H::Api { .. } => "GITHUB_ERROR",
+                    H::Keyring(_) => "KEYRING_UNAVAILABLE",
+                    H::Invalid(_) => "INVALID_INPUT",
+                }
+            }
+            Error::Credentials(anycode_credentials::Error::UnknownName(_)) => "UNKNOWN_CREDENTIAL",
+            Error::Credentials(anycode_credentials::Error::InvalidValue(_)) => "INVALID_CREDENTIAL",
+            Error::Credentials(_) => "KEYRING_UNAVAILABLE",
             Error::Store(anycode_store::Error::Conflict(_)) => "ALREADY_EXISTS",
             Error::Store(_) => "DATABASE_ERROR",
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => "IMAGE_MISSING",

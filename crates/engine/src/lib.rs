@@ -14,14 +14,23 @@
 //!
 //! This crate knows nothing of HTTP or JSON.
 
+mod credentials;
 mod error;
+mod github;
+mod handover;
 mod runtime;
 
-pub use anycode_core::{Agent, Config, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use anycode_core::{Agent, Config, Credential, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use anycode_credentials::{Secret, Status as CredentialsStatus};
 pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
+pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
+pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
+pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
+pub use anycode_github::{MergeResult, RepoMeta, Secret as GitHubSecret};
+pub use anycode_core::PullRequestInfo;
 
 use anycode_sandbox::{ContainerSpec, Docker};
 use anycode_store::Store;
@@ -50,6 +59,9 @@ pub struct NewTask {
     pub branch: Option<String>,
     /// Instructions handed to the agent on its first start.
     pub prompt: Option<String>,
+    /// Which credential the agent gets: `none`, `subscription` or `api_key`; the
+    /// agent's default when `None` (see [`Engine::create_task`]).
+    pub credential: Option<String>,
     /// Record the agent terminal as an asciicast (default: yes).
     pub record: Option<bool>,
 }
@@ -81,6 +93,7 @@ struct Inner {
     terminals: StdMutex<HashMap<String, TermEntry>>,
     task_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     seq: std::sync::atomic::AtomicU64,
+    gh: github::GhState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -111,7 +124,9 @@ impl Engine {
         })
         .await?;
         let instance = instance_id(&config.data_dir);
-        Ok(Engine {
+        // The GitHub token lives next to AnyCode's other credentials in the keyring.
+        let keyring_service = config.keyring_service.clone();
+        let engine = Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
@@ -121,8 +136,12 @@ impl Engine {
                 terminals: StdMutex::new(HashMap::new()),
                 task_locks: StdMutex::new(HashMap::new()),
                 seq: Default::default(),
+                gh: github::GhState::new(keyring_service.as_deref()),
             }),
-        })
+        };
+        engine.sweep_partial_clones();
+        engine.ensure_pr_refresher();
+        Ok(engine)
     }
 
     /// The settings this engine runs with.
@@ -255,6 +274,7 @@ impl Engine {
         for t in &mut tasks {
             t.terminals = self.task_terminals(t);
         }
+        self.fill_prs(&mut tasks).await?;
         Ok(tasks)
     }
 
@@ -264,6 +284,7 @@ impl Engine {
         let id = id.to_string();
         let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
         t.terminals = self.task_terminals(&t);
+        self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
 
@@ -299,6 +320,10 @@ impl Engine {
             return Err(Error::Invalid(format!("title is longer than {MAX_TITLE} characters")));
         }
         let agent: Agent = req.agent.trim().parse()?;
+        let credential: Option<Credential> = match req.credential.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => Some(c.parse()?),
+            None => None,
+        };
         let project = self.project(project_id).await?;
         let repo = PathBuf::from(&project.path);
         let base = req.base.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
@@ -341,6 +366,10 @@ impl Engine {
 
         let docker = self.docker().await?;
         let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
+        let credential = match credential {
+            Some(c) => c,
+            None => self.default_credential(agent).await?,
+        };
 
         let id = anycode_core::new_id();
         let worktree = self.inner.config.worktrees_dir().join(&project.id).join(&id);
@@ -373,6 +402,11 @@ impl Engine {
             record: req.record.unwrap_or(true),
             terminals: vec![],
             created_at: anycode_core::now_rfc3339(),
+            pr: None,
+            credential,
+            credential_source: None,
+            credential_expires_at: None,
+            credential_problem: None,
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;
@@ -384,7 +418,8 @@ impl Engine {
             let row = task.clone();
             blocking(move || Ok(store.insert_task(&row)?)).await?;
             let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
-            self.attach_and_start(&docker, &task, &terminal).await?;
+            let handover = self.prepare_handover(&task).await?;
+            self.attach_and_start(&docker, &task, &terminal, handover).await?;
             Ok::<Task, Error>(task)
         }
         .await;
@@ -430,9 +465,12 @@ impl Engine {
                 env.push(format!("{k}={v}"));
             }
         }
-        let cmd = match task.agent {
-            Agent::Shell => vec!["bash".to_string(), "-l".to_string()],
-            Agent::Claude => vec!["/opt/anycode/bin/start-agent".to_string(), "claude".to_string()],
+        // start-agent receives the credential at every start (see handover.rs); a
+        // shell without one stays a plain login shell.
+        let cmd = if credentials::uses_start_agent(task) {
+            vec!["/opt/anycode/bin/start-agent".to_string(), task.agent.to_string()]
+        } else {
+            vec!["bash".to_string(), "-l".to_string()]
         };
         let limits = &self.inner.config.limits;
         ContainerSpec {
@@ -475,8 +513,9 @@ impl Engine {
     }
 
     /// Attaches the agent terminal to the container's main process and starts it
-    /// (attaching first, so no output of the new run is missed).
-    async fn attach_and_start(&self, docker: &Docker, task: &Task, terminal: &Terminal) -> Result<()> {
+    /// (attaching first, so no output of the new run is missed), then hands over
+    /// the credential when start-agent asks for it.
+    async fn attach_and_start(&self, docker: &Docker, task: &Task, terminal: &Terminal, handover: Option<handover::Handover>) -> Result<()> {
         let cid = task.container_id.clone().ok_or_else(|| Error::Internal("task has no container".into()))?;
         self.start_recording(task, terminal, 0).await;
         let stream = docker.attach(&cid, false).await?;
@@ -486,8 +525,13 @@ impl Engine {
         terminal.connect(stream.output, stream.input, control, move |code| {
             tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
         });
+        // Subscribed before the start, so start-agent's request cannot be missed.
+        let viewer = handover.as_ref().map(|_| terminal.subscribe());
         docker.start(&cid).await?;
         terminal.apply_size().await;
+        if let (Some(h), Some(v)) = (handover, viewer) {
+            self.spawn_handover(docker.clone(), task.id.clone(), cid, v, h);
+        }
         Ok(())
     }
 
@@ -612,7 +656,8 @@ impl Engine {
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
         let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
-        if let Err(e) = self.attach_and_start(&docker, &task, &terminal).await {
+        let handover = self.prepare_handover(&task).await?;
+        if let Err(e) = self.attach_and_start(&docker, &task, &terminal, handover).await {
             let store = self.inner.store.clone();
             let (tid, msg) = (task.id.clone(), e.to_string());
             let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
@@ -788,6 +833,7 @@ impl Engine {
                     terminal.connect(stream.output, stream.input, control, move |code| {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
+                    self.answer_pending_handover(docker, &task2, &c.id).await;
                     (TaskStatus::Running, None, None)
                 }
                 Some(c) => {

@@ -7,6 +7,17 @@
 //! - [`diff`]: the worktree against the base, untracked files and renames included.
 //! - [`commit_all`]: a commit of everything in the worktree on the task's branch,
 //!   with the user's git identity.
+//! - [`remote`]: cloning with progress ([`clone_repo`]) and pushing a branch
+//!   ([`push_branch`], every ref's verdict checked) over HTTPS, with a token handed
+//!   over only through libgit2's credential callback.
+//! - [`radar`]: the conflict radar ([`merge_check`], in memory, nothing written) and
+//!   [`update_from_base`]; commits and diffstat of a branch for pull request bodies.
+
+pub mod radar;
+pub mod remote;
+
+pub use radar::{commits_since, diffstat, merge_check, uncommitted_paths, update_from_base, MergeCheck, UpdateOutcome};
+pub use remote::{branch_sha, clone_repo, https_url, is_partial_clone, push_branch, remote_url, strip_userinfo, CloneProgress, HttpAuth, PushOutcome};
 
 use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository, WorktreeAddOptions, WorktreePruneOptions};
 use serde::Serialize;
@@ -47,12 +58,73 @@ pub enum Error {
     /// No user.name / user.email configured.
     #[error("git has no identity to commit with: run `git config --global user.name \"Your Name\"` and `git config --global user.email you@example.com`")]
     NoIdentity,
+    /// The remote refused the credentials, or asked for some and none were set.
+    #[error("authentication failed for {url}: {hint}")]
+    AuthFailed {
+        /// The remote's URL (without credentials).
+        url: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The remote has no such repository.
+    #[error("{0} was not found: check the owner and name (a private repository needs a token with access to it)")]
+    RemoteNotFound(String),
+    /// The remote's host could not be reached.
+    #[error("{url} is unreachable: {detail}")]
+    Unreachable {
+        /// The remote's URL (without credentials).
+        url: String,
+        /// libgit2's words.
+        detail: String,
+    },
+    /// Another failure talking to a remote.
+    #[error("{0}")]
+    Remote(String),
+    /// The remote rejected a pushed ref (non-fast-forward, a hook, a protected branch).
+    #[error("the remote rejected {refname}: {reason}")]
+    PushRejected {
+        /// The ref, e.g. `refs/heads/anycode/fix-login`.
+        refname: String,
+        /// The remote's reason, e.g. `cannot lock ref` or `pre-receive hook declined`.
+        reason: String,
+    },
+    /// The repository has no remote of that name.
+    #[error("the repository has no remote {0:?} to push to")]
+    NoRemote(String),
+    /// A clone's destination exists and is not an empty folder.
+    #[error("{0} already exists and is not an empty folder: pick another folder")]
+    DestinationExists(String),
+    /// A clone was cancelled.
+    #[error("the clone was cancelled")]
+    Cancelled,
+    /// The worktree has uncommitted changes, so it cannot be updated safely.
+    #[error("the worktree has uncommitted changes ({}): commit or discard them first", list(.0))]
+    Dirty(Vec<String>),
+    /// Merging the base into the branch would conflict; nothing was changed.
+    #[error("merging {base:?} into {branch:?} would conflict in {}: resolve it in the task's terminal (git merge {base})", list(.files))]
+    MergeConflicts {
+        /// The task branch.
+        branch: String,
+        /// The base branch.
+        base: String,
+        /// Conflicting paths.
+        files: Vec<String>,
+    },
     /// Anything else libgit2 reported.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
     /// A filesystem operation around the worktree failed.
     #[error("{0}")]
     Io(String),
+}
+
+/// At most five paths, then how many more.
+fn list(paths: &[String]) -> String {
+    let mut s = paths.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if paths.len() > 5 {
+        s.push_str(&format!(" and {} more", paths.len() - 5));
+    }
+    s
 }
 
 /// Result alias of this crate.

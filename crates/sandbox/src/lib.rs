@@ -335,6 +335,35 @@ impl Docker {
         Ok(TtyStream { output: output_stream(res.output), input: res.input })
     }
 
+    /// Writes `bytes` to the main process's TTY input over an attach of its own
+    /// (stdin only), bypassing the terminal hub: what is written here goes through
+    /// no viewer, scrollback, recording or log of AnyCode. Used to hand credentials
+    /// to the agent after it turned echo off.
+    pub async fn write_stdin(&self, id: &str, bytes: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let opts = AttachContainerOptions::<String> {
+            stdin: Some(true),
+            stdout: Some(false),
+            stderr: Some(false),
+            stream: Some(true),
+            logs: Some(false),
+            detach_keys: None,
+        };
+        let mut res = self.api.attach_container(id, Some(opts)).await.map_err(|e| {
+            if is_not_found(&e) {
+                Error::NoSuchContainer(id.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        let io = |e: std::io::Error| Error::Io(format!("writing to the container's input: {e}"));
+        res.input.write_all(bytes).await.map_err(io)?;
+        res.input.flush().await.map_err(io)?;
+        // Closing this attach does not close the process's input (no StdinOnce).
+        let _ = res.input.shutdown().await;
+        Ok(())
+    }
+
     /// The container's logged output so far (its TTY history), for terminals of
     /// stopped containers. At most the last `max_bytes`.
     pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {

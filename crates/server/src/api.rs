@@ -1,12 +1,12 @@
 //! The JSON API under `/api`. Shapes are documented in `openapi.json`.
 
 use crate::{ApiError, AppState};
-use anycode_engine::{Agent, NewTask, Project, Task, TaskStatus, TerminalInfo};
+use anycode_engine::{Agent, Credential, NewTask, Secret, Task, TaskStatus, TerminalInfo};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,6 +15,7 @@ const OPENAPI: &str = include_str!("../openapi.json");
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .merge(crate::github_api::routes())
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/projects", get(list_projects).post(add_project))
@@ -29,6 +30,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/diff", get(diff))
         .route("/tasks/{id}/commit", post(commit))
         .route("/terminals/{id}", delete(close_terminal))
+        .route("/credentials/status", get(credentials_status))
+        .route("/credentials/{name}", put(save_credential).delete(delete_credential))
         .route("/terminals/{id}/recording", get(recording))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
@@ -73,10 +76,17 @@ struct TaskView {
     record: bool,
     terminals: Vec<TerminalInfo>,
     created_at: String,
+    pr: Option<anycode_engine::PullRequestInfo>,
+    credential: Credential,
+    credential_source: Option<String>,
+    credential_expires_at: Option<i64>,
+    credential_warning: Option<String>,
 }
 
 impl From<Task> for TaskView {
     fn from(t: Task) -> Self {
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let credential_warning = t.credential_warning(now_ms);
         TaskView {
             id: t.id,
             project_id: t.project_id,
@@ -94,6 +104,11 @@ impl From<Task> for TaskView {
             record: t.record,
             terminals: t.terminals,
             created_at: t.created_at,
+            pr: t.pr,
+            credential: t.credential,
+            credential_source: t.credential_source,
+            credential_expires_at: t.credential_expires_at,
+            credential_warning,
         }
     }
 }
@@ -114,24 +129,42 @@ async fn openapi() -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
-    Ok(Json(st.engine.projects().await?))
+async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    Ok(Json(crate::github_api::list_projects(&st).await?))
 }
 
+/// `{"path"}` adds a repository on this machine; `{"url", "path"?}` imports one
+/// (GitHub `owner/name` or a URL) by cloning it.
 #[derive(Deserialize)]
 struct AddProject {
-    path: String,
+    path: Option<String>,
+    url: Option<String>,
 }
 
-async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<Project>)> {
-    Ok((StatusCode::CREATED, Json(st.engine.add_project(&req.path).await?)))
+async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    match (req.url, req.path) {
+        (Some(url), path) => crate::github_api::import(&st, url, path).await,
+        (None, Some(path)) => {
+            let p = st.engine.add_project(&path).await?;
+            Ok((StatusCode::CREATED, Json(crate::github_api::project_view(&st, p).await)))
+        }
+        (None, None) => Err(ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "give \"path\" (a repository here) or \"url\" (owner/name or a URL to clone)")),
+    }
 }
 
-async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Project>> {
-    Ok(Json(st.engine.project(&id).await?))
+async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    if let Some(i) = st.engine.import(&id) {
+        return Ok(Json(crate::github_api::import_view(&i)));
+    }
+    let p = st.engine.project(&id).await?;
+    Ok(Json(crate::github_api::project_view(&st, p).await))
 }
 
 async fn delete_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    // An import: a running one is cancelled (its clone is removed), a failed one forgotten.
+    if st.engine.dismiss_import(&id) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
     st.engine.delete_project(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -147,6 +180,7 @@ struct CreateTask {
     base: Option<String>,
     branch: Option<String>,
     prompt: Option<String>,
+    credential: Option<String>,
     record: Option<bool>,
 }
 
@@ -155,7 +189,7 @@ async fn create_task(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateTask>,
 ) -> ApiResult<(StatusCode, Json<TaskView>)> {
-    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt, record: req.record };
+    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt, credential: req.credential, record: req.record };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }
 
@@ -242,4 +276,27 @@ struct Commit {
 async fn commit(State(st): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<Commit>) -> ApiResult<Json<serde_json::Value>> {
     let sha = st.engine.commit(&id, &req.message).await?;
     Ok(Json(json!({"sha": sha})))
+}
+
+async fn credentials_status(State(st): State<AppState>) -> ApiResult<Json<anycode_engine::CredentialsStatus>> {
+    Ok(Json(st.engine.credentials_status().await?))
+}
+
+#[derive(Deserialize)]
+struct SaveCredential {
+    value: Secret,
+}
+
+async fn save_credential(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult<Json<serde_json::Value>> {
+    // Parsed by hand: serde's messages can quote the input (`invalid type: string
+    // "sk-…"`), and this input is a secret.
+    let req: SaveCredential = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "the body must be {\"value\": \"<key or token>\"}"))?;
+    let display = st.engine.save_credential(&name, req.value).await?;
+    Ok(Json(json!({"name": name, "display": display})))
+}
+
+async fn delete_credential(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    let removed = st.engine.delete_credential(&name).await?;
+    Ok(Json(json!({"name": name, "removed": removed})))
 }

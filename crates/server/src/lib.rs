@@ -14,6 +14,7 @@ mod api;
 mod assets;
 pub mod auth;
 mod error;
+mod github_api;
 mod ws;
 
 pub use auth::AccessToken;

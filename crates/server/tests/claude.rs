@@ -1,5 +1,6 @@
 //! The real Claude Code CLI starts as the agent of a `claude` task (issue 2). Without
-//! credentials it shows "Not logged in, run /login", which is what this test looks for.
+//! credentials it shows "Not logged in, run /login", which is what this test looks for,
+//! after AnyCode's own first line saying that no credential was found.
 
 use anycode_testkit::*;
 use serde_json::json;
@@ -19,6 +20,12 @@ async fn claude_code_starts_in_the_sandbox_and_shows_its_login_screen() {
         t.contains("claudecodev2.") && t.contains("notloggedin") && t.contains("/login")
     })
     .await;
+    // No credential on the (test's) host: the terminal's first line says so and how to
+    // fix it, and the task shows it (issue 5).
+    let first = term.text().lines().find(|l| !l.trim().is_empty()).unwrap_or_default().to_string();
+    assert!(first.contains("no Claude subscription login found on this machine") && first.contains("anycode credentials set claude-token"), "{first}");
+    assert_eq!(t["credential"], "subscription");
     let (_, task) = s.get(&format!("/api/tasks/{}", t["id"].as_str().unwrap())).await;
     assert_eq!(task["status"], "running", "Claude Code keeps running at its login screen");
+    assert_eq!(task["credential_warning"], "none found");
 }

@@ -7,7 +7,7 @@
 //!   connection behind a mutex; WAL mode keeps readers of other processes unblocked.
 //! - Secrets are never stored here.
 
-use anycode_core::{Agent, Project, Task, TaskStatus};
+use anycode_core::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
@@ -35,7 +35,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(
-        "CREATE TABLE projects (
+    "CREATE TABLE projects (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         path TEXT NOT NULL UNIQUE,
@@ -60,6 +60,22 @@ const MIGRATIONS: &[M<'static>] = &[
         created_at TEXT NOT NULL
     );
     CREATE INDEX tasks_project ON tasks(project_id);",
+    ),
+    // Issue 4: a task's pull request on GitHub (number, URL, state, checks, review) as
+    // JSON, in its own table so task rows stay as they are.
+    M::up(
+        "CREATE TABLE task_prs (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            pr TEXT NOT NULL
+        );",
+    ),
+    // Issue 5: which credential a task's agent gets, and what happened at its last
+    // start. Never the secret itself.
+    M::up(
+        "ALTER TABLE tasks ADD COLUMN credential TEXT NOT NULL DEFAULT 'none';
+         ALTER TABLE tasks ADD COLUMN credential_source TEXT;
+         ALTER TABLE tasks ADD COLUMN credential_expires_at INTEGER;
+         ALTER TABLE tasks ADD COLUMN credential_problem TEXT;",
     ),
     // Issue 3: per-task switch for recording the agent terminal.
     M::up("ALTER TABLE tasks ADD COLUMN record INTEGER NOT NULL DEFAULT 1;"),
@@ -137,8 +153,9 @@ impl Store {
     pub fn insert_task(&self, t: &Task) -> Result<()> {
         self.conn().execute(
             "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
-                                error, container_id, worktree, agent_terminal_id, created_at, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                                error, container_id, worktree, agent_terminal_id, created_at,
+                                credential, credential_source, credential_expires_at, credential_problem, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 t.id,
                 t.project_id,
@@ -155,6 +172,10 @@ impl Store {
                 t.worktree,
                 t.agent_terminal_id,
                 t.created_at,
+                t.credential.as_str(),
+                t.credential_source,
+                t.credential_expires_at,
+                t.credential_problem,
                 t.record
             ],
         )?;
@@ -185,6 +206,55 @@ impl Store {
         Ok(())
     }
 
+    /// Records what the agent got at its last start: where its credential came from,
+    /// when it expires (epoch ms), or why it got none. Never the secret.
+    pub fn set_task_credential_state(&self, id: &str, source: Option<&str>, expires_at: Option<i64>, problem: Option<&str>) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET credential_source = ?2, credential_expires_at = ?3, credential_problem = ?4 WHERE id = ?1",
+            params![id, source, expires_at, problem],
+        )?;
+        Ok(())
+    }
+
+    /// The pull request recorded for task `id`, or `None`.
+    pub fn task_pr(&self, id: &str) -> Result<Option<PullRequestInfo>> {
+        let json: Option<String> = self.conn().query_row("SELECT pr FROM task_prs WHERE task_id = ?1", [id], |r| r.get(0)).optional()?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| Error::Corrupt(format!("pull request of task {id}: {e}")))).transpose()
+    }
+
+    /// Every recorded pull request, by task id.
+    pub fn task_prs(&self) -> Result<Vec<(String, PullRequestInfo)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT task_id, pr FROM task_prs")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row?;
+            match serde_json::from_str(&json) {
+                Ok(pr) => out.push((id, pr)),
+                Err(e) => return Err(Error::Corrupt(format!("pull request of task {id}: {e}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records (or, with `None`, forgets) task `id`'s pull request.
+    pub fn set_task_pr(&self, id: &str, pr: Option<&PullRequestInfo>) -> Result<()> {
+        match pr {
+            Some(pr) => {
+                let json = serde_json::to_string(pr).map_err(|e| Error::Corrupt(e.to_string()))?;
+                self.conn().execute(
+                    "INSERT INTO task_prs (task_id, pr) VALUES (?1, ?2) ON CONFLICT(task_id) DO UPDATE SET pr = excluded.pr",
+                    params![id, json],
+                )?;
+            }
+            None => {
+                self.conn().execute("DELETE FROM task_prs WHERE task_id = ?1", [id])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Records the task's container id.
     pub fn set_task_container(&self, id: &str, container_id: Option<&str>) -> Result<()> {
         self.conn().execute("UPDATE tasks SET container_id = ?2 WHERE id = ?1", params![id, container_id])?;
@@ -198,7 +268,8 @@ impl Store {
 }
 
 const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
-                         container_id, worktree, agent_terminal_id, created_at, record";
+                         container_id, worktree, agent_terminal_id, created_at, \
+                         credential, credential_source, credential_expires_at, credential_problem, record";
 
 fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
@@ -213,6 +284,11 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
     };
     let status = match status.parse::<TaskStatus>() {
         Ok(s) => s,
+        Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
+    };
+    let credential: String = r.get(15)?;
+    let credential = match credential.parse::<Credential>() {
+        Ok(c) => c,
         Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
     };
     Ok(Ok(Task {
@@ -232,7 +308,12 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         agent_terminal_id: r.get(13)?,
         terminals: Vec::new(),
         created_at: r.get(14)?,
-        record: r.get(15)?,
+        credential,
+        credential_source: r.get(16)?,
+        credential_expires_at: r.get(17)?,
+        credential_problem: r.get(18)?,
+        record: r.get(19)?,
+        pr: None,
     }))
 }
 
@@ -263,6 +344,11 @@ mod tests {
             record: true,
             terminals: vec![],
             created_at: "2026-11-21T00:00:00Z".into(),
+            credential: Credential::Subscription,
+            credential_source: None,
+            credential_expires_at: None,
+            credential_problem: None,
+            pr: None,
         }
     }
 
@@ -283,8 +369,32 @@ mod tests {
         assert_eq!(t.status, TaskStatus::Exited);
         assert_eq!(t.exit_code, Some(3));
         assert_eq!(t.container_id.as_deref(), Some("abc"));
+        assert_eq!(t.credential, Credential::Subscription);
+        s.set_task_credential_state("t1", Some("keyring anycode/claude-token"), Some(1_800_000_000_000), None).unwrap();
+        let t = s.task("t1").unwrap().unwrap();
+        assert_eq!(t.credential_source.as_deref(), Some("keyring anycode/claude-token"));
+        assert_eq!(t.credential_expires_at, Some(1_800_000_000_000));
+        s.set_task_credential_state("t1", None, None, Some("none found")).unwrap();
+        assert_eq!(s.task("t1").unwrap().unwrap().credential_problem.as_deref(), Some("none found"));
         assert_eq!(s.tasks(Some("p1")).unwrap().len(), 1);
         assert_eq!(s.tasks(Some("nope")).unwrap().len(), 0);
+        let pr = PullRequestInfo {
+            repo: "octo/hello".into(),
+            number: 7,
+            url: "https://github.com/octo/hello/pull/7".into(),
+            state: "open".into(),
+            draft: false,
+            checks: Some("pending".into()),
+            review: None,
+            mergeable: None,
+            refreshed_at: "2026-11-21T00:00:00Z".into(),
+            refresh_error: None,
+        };
+        s.set_task_pr("t1", Some(&pr)).unwrap();
+        s.set_task_pr("t1", Some(&PullRequestInfo { state: "merged".into(), ..pr.clone() })).unwrap();
+        assert_eq!(s.task_pr("t1").unwrap().unwrap().state, "merged");
+        assert_eq!(s.task_prs().unwrap().len(), 1);
+        assert!(s.task_pr("nope").unwrap().is_none());
         assert!(s.delete_task("t1").unwrap());
         assert!(s.delete_project("p1").unwrap());
         assert!(s.projects().unwrap().is_empty());

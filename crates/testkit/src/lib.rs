@@ -2,6 +2,10 @@
 //! real engine on a temporary data dir, a real server on a loopback port, and
 //! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
 
+pub mod github;
+pub mod secret_service;
+pub use secret_service::SecretService;
+
 use anycode_engine::{Config, Engine};
 use anycode_server::{AccessToken, ServerOptions};
 use futures_util::{SinkExt, StreamExt};
@@ -60,6 +64,12 @@ pub fn config(data_dir: &Path) -> Config {
     c.limits.nano_cpus = 1_000_000_000;
     c.limits.pids = 256;
     c.scrollback_bytes = 256 * 1024;
+    // Credentials: none of the machine's. A keyring service of this test's own (in
+    // whatever Secret Service the process sees), no Claude Code login, no
+    // credentials from the environment. Tests that want one put it there.
+    c.keyring_service = Some(format!("anycode-test-{}", anycode_core::new_id()));
+    c.claude_config_dir = Some(data_dir.with_file_name("claude-config"));
+    c.credentials_from_env = false;
     c
 }
 
@@ -279,6 +289,13 @@ impl ServeProcess {
             .args(extra)
             .env("ANYCODE_DATA_DIR", data_dir)
             .env("ANYCODE_TOKEN", TOKEN)
+            // None of the machine's credentials (see `config`).
+            .env("ANYCODE_KEYRING_SERVICE", format!("anycode-test-{}", anycode_core::new_id()))
+            .env("CLAUDE_CONFIG_DIR", data_dir.with_file_name("claude-config"))
+            .env_remove("CLAUDE_CODE_OAUTH_TOKEN")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("GEMINI_API_KEY")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -1,5 +1,16 @@
 import { useEffect, useState } from 'react';
-import { api, errorMessage, slugify, type AgentKind, type Branches, type Project, type Task } from '../api';
+import {
+  api,
+  errorMessage,
+  slugify,
+  type AgentKind,
+  type Branches,
+  type CredentialChoice,
+  type CredentialsStatus,
+  type Project,
+  type Task,
+} from '../api';
+import { describeProvider } from './CredentialsDialog';
 import { Modal } from './Modal';
 
 export function NewTaskDialog({
@@ -18,6 +29,8 @@ export function NewTaskDialog({
   const [base, setBase] = useState('');
   const [branch, setBranch] = useState('');
   const [prompt, setPrompt] = useState('');
+  const [credential, setCredential] = useState<'' | CredentialChoice>('');
+  const [creds, setCreds] = useState<CredentialsStatus | null>(null);
   const [record, setRecord] = useState(true);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -37,6 +50,34 @@ export function NewTaskDialog({
     };
   }, [project.id, project.default_branch]);
 
+  useEffect(() => {
+    let cancelled = false;
+    api
+      .credentialsStatus()
+      .then((c) => !cancelled && setCreds(c))
+      .catch(() => {});
+    return () => {
+      cancelled = true;
+    };
+  }, []);
+
+  // The server's default (see openapi.json), to say what "Default" means here.
+  const claude = creds?.providers.find((p) => p.provider === 'claude');
+  const apiKey = creds?.providers.find((p) => p.provider === 'anthropic');
+  const defaultChoice: CredentialChoice =
+    agent === 'shell' ? 'none' : claude && claude.state === 'missing' && apiKey && (apiKey.state === 'ok' || apiKey.state === 'expiring') ? 'api_key' : 'subscription';
+  const effective = credential || defaultChoice;
+  const credentialHint = (() => {
+    if (effective === 'none') return 'The agent gets no credential (Claude Code then asks you to /login).';
+    const p = effective === 'subscription' ? claude : apiKey;
+    if (!p) return creds ? '' : 'Looking up credentials…';
+    const what = effective === 'subscription' ? 'CLAUDE_CODE_OAUTH_TOKEN' : 'ANTHROPIC_API_KEY';
+    if (p.state === 'missing') return `None found on this machine: the agent starts without it. ${p.hint ?? ''}`;
+    if (p.state === 'expired') return `Expired: ${p.hint ?? ''}`;
+    return `${describeProvider(p)} → $${what} of the agent process only.`;
+  })();
+  const credentialWarn = effective !== 'none' && !!credentialHint && /^(None found|Expired)/.test(credentialHint);
+
   const slug = slugify(title);
   const branchPlaceholder = `anycode/${slug || '<slug-of-title>'}`;
 
@@ -50,6 +91,7 @@ export function NewTaskDialog({
       if (base) body.base = base;
       if (branch.trim()) body.branch = branch.trim();
       if (prompt.trim()) body.prompt = prompt;
+      if (credential) body.credential = credential;
       if (!record) body.record = false;
       const task = await api.createTask(project.id, body);
       onCreated(task);
@@ -150,6 +192,23 @@ export function NewTaskDialog({
           <label className="field field-inline">
             <input type="checkbox" data-testid="task-record" checked={record} onChange={(e) => setRecord(e.target.checked)} />
             <span>Record the agent terminal (replayable, kept in AnyCode's data dir)</span>
+          </label>
+          <label className="field">
+            <span className="field-label">Credential</span>
+            <select
+              className="input"
+              data-testid="task-credential"
+              value={credential}
+              onChange={(e) => setCredential(e.target.value as '' | CredentialChoice)}
+            >
+              <option value="">Default ({defaultChoice === 'api_key' ? 'API key' : defaultChoice})</option>
+              <option value="subscription">Claude subscription</option>
+              <option value="api_key">Anthropic API key</option>
+              <option value="none">None</option>
+            </select>
+            <span className={credentialWarn ? 'field-hint field-hint-warn' : 'field-hint'} data-testid="task-credential-hint">
+              {credentialHint}
+            </span>
           </label>
           {branchesError && <div className="inline-warn">Could not list branches: {branchesError}</div>}
           {error && (

@@ -1,4 +1,4 @@
-import type { Health, Project, Task } from '../api';
+import { cloneProgress, type Conflicts, type Health, type Project, type Task } from '../api';
 import { timeAgo } from '../hooks';
 import { IconFolder, IconPlus, IconTrash } from './icons';
 
@@ -24,6 +24,8 @@ export function Sidebar({
   onNewTask,
   onAddProject,
   onDeleteProject,
+  onCredentials,
+  conflicts,
 }: {
   projects: Project[] | null;
   tasks: Task[] | null;
@@ -33,6 +35,10 @@ export function Sidebar({
   onNewTask: (projectId: string) => void;
   onAddProject: () => void;
   onDeleteProject: (p: Project) => void;
+  /** Opens the Credentials dialog. */
+  onCredentials?: () => void;
+  /** The conflict radar of each task, by task id. */
+  conflicts?: Record<string, Conflicts>;
 }) {
   return (
     <nav className="sidebar" aria-label="Projects and tasks">
@@ -53,6 +59,38 @@ export function Sidebar({
           <div className="sidebar-note">No projects yet. Add one below: the path of any git repository on this machine.</div>
         )}
         {projects?.map((p) => {
+          if (p.status === 'cloning' || p.status === 'failed') {
+            const prog = cloneProgress(p.progress);
+            return (
+              <section key={p.id} className="project" data-testid={`project-${p.id}`} data-status={p.status}>
+                <div className="project-head" title={p.url ?? p.path}>
+                  <IconFolder size={14} className="project-icon" />
+                  <span className="project-name">{p.github ?? p.name}</span>
+                  <button
+                    className="icon-btn project-delete"
+                    aria-label={p.status === 'cloning' ? `Cancel import of ${p.name}` : `Dismiss ${p.name}`}
+                    title={p.status === 'cloning' ? 'Cancel the import' : 'Dismiss'}
+                    data-testid={`delete-project-${p.id}`}
+                    onClick={() => onDeleteProject(p)}
+                  >
+                    <IconTrash size={13} />
+                  </button>
+                </div>
+                {p.status === 'cloning' ? (
+                  <div className="import-progress" data-testid="import-progress">
+                    <div className="import-bar">
+                      <div className="import-bar-fill" style={{ width: `${Math.round(prog.fraction * 100)}%` }} />
+                    </div>
+                    <span className="muted">Cloning: {prog.label}</span>
+                  </div>
+                ) : (
+                  <div className="inline-error import-error" role="alert" data-testid="import-error">
+                    {p.error}
+                  </div>
+                )}
+              </section>
+            );
+          }
           const ptasks = (tasks ?? [])
             .filter((t) => t.project_id === p.id)
             .sort((a, b) => b.created_at.localeCompare(a.created_at));
@@ -95,6 +133,25 @@ export function Sidebar({
                         <span className="task-item-title">{t.title}</span>
                         <span className="task-item-meta">
                           <span className="mono">{t.branch}</span>
+                          {conflicts?.[t.id] && !conflicts[t.id].clean && (
+                            <span
+                              className="conflict-mark"
+                              data-testid={`conflict-${t.id}`}
+                              title={`Would conflict with ${conflicts[t.id].base} in: ${conflicts[t.id].conflicts.join(', ')}`}
+                            >
+                              ⚠ conflict
+                            </span>
+                          )}
+                          {conflicts?.[t.id]?.clean && conflicts[t.id].overlaps.length > 0 && (
+                            <span
+                              className="overlap-mark"
+                              data-testid={`overlap-${t.id}`}
+                              title={conflicts[t.id].overlaps.map((o) => `${o.title}: ${o.files.join(', ')}`).join('\n')}
+                            >
+                              ⇄ overlaps
+                            </span>
+                          )}
+                          {t.pr && <span className={`pr-mark state-${t.pr.state}`}>#{t.pr.number}</span>}
                         </span>
                       </span>
                       <span className="task-item-time">{timeAgo(t.created_at)}</span>
@@ -111,6 +168,11 @@ export function Sidebar({
         <button className="btn btn-block" data-testid="add-project" onClick={onAddProject}>
           <IconPlus size={14} /> Project
         </button>
+        {onCredentials && (
+          <button className="btn btn-block sidebar-credentials" data-testid="open-credentials" onClick={onCredentials}>
+            Credentials
+          </button>
+        )}
       </div>
     </nav>
   );

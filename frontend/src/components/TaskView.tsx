@@ -4,7 +4,9 @@ import { timeAgo } from '../hooks';
 import { matchShortcut } from '../shortcuts';
 import { disposeSession } from '../terminal/session';
 import { ChangesPanel } from './ChangesPanel';
+import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
+import { CredentialWarning } from './CredentialWarning';
 import { RecordingDialog } from './RecordingDialog';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
@@ -193,6 +195,11 @@ export function TaskView({
               <span className="muted"> ← {task.base}</span>
             </span>
             <span className="meta-item chip">{task.agent}</span>
+            {task.credential && task.credential !== 'none' && (
+              <span className="meta-item chip" data-testid="task-credential" title={task.credential_source ?? undefined}>
+                {task.credential === 'api_key' ? 'API key' : 'subscription'}
+              </span>
+            )}
             {project && (
               <span className="meta-item muted hide-narrow" title={project.path}>
                 {project.name}
@@ -223,6 +230,7 @@ export function TaskView({
           </button>
         </div>
       </header>
+      <GitHubBar task={task} project={project} onTaskChanged={onTaskChanged} />
 
       {showRecording && (
         <RecordingDialog
@@ -237,6 +245,8 @@ export function TaskView({
           <IconAlert size={14} /> {task.error}
         </div>
       )}
+
+      <CredentialWarning task={task} onTaskChanged={onTaskChanged} />
 
       <div className="split" ref={splitRef} style={{ ['--changes-width' as string]: `${changesWidth}px` }}>
         <section className="split-terminals" aria-label="Terminals">

@@ -1,0 +1,228 @@
+//! The engine's side of credentials: the status for the API and `doctor`, saving
+//! and removing AnyCode's keyring entries, choosing a task's default credential,
+//! and handing the chosen one to the agent at every start (see [`crate::handover`]).
+
+use crate::handover::{self, Handover, Wait};
+use crate::{blocking, Engine, Error, Result};
+use anycode_core::{Agent, Credential, Task};
+use anycode_credentials::{Found, Name, Provider, Secret, Sources, State};
+use anycode_sandbox::Docker;
+use anycode_terminal::Viewer;
+
+/// The provider whose credential a choice hands over, and the variable it goes in.
+fn provider_of(c: Credential) -> Option<Provider> {
+    match c {
+        Credential::None => None,
+        Credential::Subscription => Some(Provider::Claude),
+        Credential::ApiKey => Some(Provider::Anthropic),
+    }
+}
+
+/// Whether the task's main process is start-agent (which asks for credentials at
+/// every start): Claude Code always; a shell only when it gets a credential.
+pub(crate) fn uses_start_agent(task: &Task) -> bool {
+    task.agent == Agent::Claude || task.credential != Credential::None
+}
+
+impl Engine {
+    /// Where credentials are looked up, from the configuration.
+    pub fn credential_sources(&self) -> Sources {
+        let c = &self.inner.config;
+        let mut s = Sources::new(c.keyring_service.clone(), c.claude_config_dir.clone());
+        if !c.credentials_from_env {
+            s.env.clear();
+        }
+        s
+    }
+
+    /// Where every provider's credential stands (see [`anycode_credentials::status`]);
+    /// never a secret. Keyring calls are bounded in time.
+    pub async fn credentials_status(&self) -> Result<anycode_credentials::Status> {
+        let sources = self.credential_sources();
+        blocking(move || Ok(anycode_credentials::status(&sources, anycode_credentials::now_ms()))).await
+    }
+
+    /// Saves `value` as AnyCode's keyring entry `name` (`claude-token`,
+    /// `anthropic-api-key`, `openai-api-key`, `gemini-api-key`, `github-token`);
+    /// returns its display form (`sk-…abcd`).
+    ///
+    /// Errors: `UNKNOWN_CREDENTIAL`, `INVALID_CREDENTIAL` (empty, spaces, too long,
+    /// the wrong kind of token), `KEYRING_UNAVAILABLE`.
+    pub async fn save_credential(&self, name: &str, value: Secret) -> Result<String> {
+        let name: Name = name.parse().map_err(Error::Credentials)?;
+        let sources = self.credential_sources();
+        blocking(move || anycode_credentials::save(&sources, name, &value).map_err(Error::Credentials)).await
+    }
+
+    /// Removes AnyCode's keyring entry `name`; returns whether it existed.
+    ///
+    /// Errors: `UNKNOWN_CREDENTIAL`, `KEYRING_UNAVAILABLE`.
+    pub async fn delete_credential(&self, name: &str) -> Result<bool> {
+        let name: Name = name.parse().map_err(Error::Credentials)?;
+        let sources = self.credential_sources();
+        blocking(move || anycode_credentials::remove(&sources, name).map_err(Error::Credentials)).await
+    }
+
+    /// The default credential of a new task: none for a shell; for Claude Code the
+    /// subscription when a Claude login or token is found (even an expired one: the
+    /// task then says so), else the API key when one is found, else the
+    /// subscription again, so the task and its terminal say that none was found.
+    pub(crate) async fn default_credential(&self, agent: Agent) -> Result<Credential> {
+        if agent == Agent::Shell {
+            return Ok(Credential::None);
+        }
+        let sources = self.credential_sources();
+        blocking(move || {
+            let now = anycode_credentials::now_ms();
+            if anycode_credentials::lookup(&sources, Provider::Claude, now).status.state != State::Missing {
+                return Ok(Credential::Subscription);
+            }
+            let key = anycode_credentials::lookup(&sources, Provider::Anthropic, now);
+            Ok(if key.secret.is_some() { Credential::ApiKey } else { Credential::Subscription })
+        })
+        .await
+    }
+
+    /// Looks up the task's credential now (the host's current one, so a restart
+    /// picks up a refreshed login), records where it came from, its expiry or why
+    /// there is none in the task row, and returns what to hand over. `None` for
+    /// tasks whose main process does not ask.
+    pub(crate) async fn prepare_handover(&self, task: &Task) -> Result<Option<Handover>> {
+        if !uses_start_agent(task) {
+            return Ok(None);
+        }
+        let sources = self.credential_sources();
+        let choice = task.credential;
+        let found = match provider_of(choice) {
+            Some(p) => Some(blocking(move || Ok(anycode_credentials::lookup(&sources, p, anycode_credentials::now_ms()))).await?),
+            None => None,
+        };
+        let (handover, source, expires_at, problem) = handover_for(choice, found);
+        let store = self.inner.store.clone();
+        let id = task.id.clone();
+        blocking(move || Ok(store.set_task_credential_state(&id, source.as_deref(), expires_at, problem.as_deref())?)).await?;
+        Ok(Some(handover))
+    }
+
+    /// Waits (in the background) for the agent's start-agent to ask, then writes the
+    /// credentials line into its TTY. A failure is recorded as the task's credential
+    /// problem (shown by the task view); start-agent itself says so in the terminal
+    /// when it gets no line within its own time limit. `viewer` must have subscribed before the
+    /// container started, so the marker cannot be missed.
+    pub(crate) fn spawn_handover(&self, docker: Docker, task_id: String, container_id: String, mut viewer: Viewer, h: Handover) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let outcome = handover::wait_for_marker(&mut viewer, handover::MARKER_WAIT).await;
+            drop(viewer);
+            let problem = match outcome {
+                Wait::Asked => match h.line() {
+                    Ok(line) => match docker.write_stdin(&container_id, line.expose().as_bytes()).await {
+                        Ok(()) => {
+                            tracing::debug!(task = %task_id, entries = h.env.len(), "credentials handed over");
+                            None
+                        }
+                        Err(e) => Some(format!("handing over the credential failed: {e}")),
+                    },
+                    Err(e) => Some(e),
+                },
+                Wait::Exited => None,
+                Wait::TimedOut => Some(format!(
+                    "the sandbox did not ask for its credential within {} s (a container from an older AnyCode or a custom image?): delete and recreate the task",
+                    handover::MARKER_WAIT.as_secs()
+                )),
+            };
+            if let Some(p) = problem {
+                tracing::warn!(task = %task_id, problem = %p, "credential handover");
+                let store = engine.inner.store.clone();
+                let _ = blocking(move || {
+                    if let Some(t) = store.task(&task_id)? {
+                        store.set_task_credential_state(&task_id, t.credential_source.as_deref(), t.credential_expires_at, Some(&p))?;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+        });
+    }
+
+    /// After a server restart: a start-agent that is still waiting for its line (the
+    /// server went away between starting the container and answering) is answered
+    /// now. One that already has its environment is left alone: start-agent prints
+    /// nothing after the marker until it has its line, so only a log that ends with
+    /// the marker means it still waits.
+    pub(crate) async fn answer_pending_handover(&self, docker: &Docker, task: &Task, container_id: &str) {
+        if !uses_start_agent(task) {
+            return;
+        }
+        let tail = match docker.logs(container_id, 4096).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(task = %task.id, error = %e, "reading the log for a pending handover failed");
+                return;
+            }
+        };
+        if !handover::log_shows_waiting(&tail) {
+            return;
+        }
+        let line = match self.prepare_handover(task).await {
+            Ok(Some(h)) => h.line(),
+            Ok(None) => return,
+            Err(e) => Err(e.to_string()),
+        };
+        let result = match line {
+            Ok(line) => docker.write_stdin(container_id, line.expose().as_bytes()).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => tracing::info!(task = %task.id, "answered a credential handover left pending by a restart"),
+            Err(e) => tracing::warn!(task = %task.id, error = %e, "answering a pending credential handover failed"),
+        }
+    }
+}
+
+/// What to hand over for `choice` given the lookup, with the task row's record:
+/// `(handover, source, expires_at, problem)`.
+fn handover_for(choice: Credential, found: Option<Found>) -> (Handover, Option<String>, Option<i64>, Option<String>) {
+    let Some(found) = found else {
+        let note = "AnyCode: no credential handed over (this task's credential is none); log in here if the agent needs to.".to_string();
+        return (Handover { env: vec![], note, warn: false }, None, None, None);
+    };
+    let st = &found.status;
+    let what = match st.provider {
+        Provider::Claude => "Claude subscription login",
+        _ => "Anthropic API key",
+    };
+    let hint = st.hint.clone().unwrap_or_default();
+    match (&found.secret, st.state) {
+        (Some(secret), state) => {
+            let var = st.provider.env_var();
+            let mut note = format!("AnyCode: {what}");
+            if let Some(t) = &st.subscription_type {
+                note.push_str(&format!(" ({t})"));
+            }
+            if let Some(l) = &st.location {
+                note.push_str(&format!(" from {l}"));
+            }
+            if let Some(d) = &st.display {
+                note.push_str(&format!(" [{d}]"));
+            }
+            note.push_str(&format!(", as ${var}"));
+            let warn = state == State::Expiring;
+            if warn && !hint.is_empty() {
+                note.push_str(&format!(" — {hint}"));
+            } else if let Some(at) = st.expires_at {
+                note.push_str(&format!("; expires {}", anycode_credentials::relative(at, anycode_credentials::now_ms())));
+            }
+            let env = vec![(var, secret.clone())];
+            (Handover { env, note, warn }, st.location.clone(), st.expires_at, None)
+        }
+        (None, State::Expired) => {
+            let note = format!("AnyCode: the {what} found on this machine has expired, so none was handed over: {hint}. Or log in here with /login.");
+            (Handover { env: vec![], note, warn: true }, st.location.clone(), st.expires_at, Some("expired".into()))
+        }
+        (None, _) => {
+            let note = format!("AnyCode: no {what} found on this machine ({choice} chosen): {hint}; then restart this task. Or log in here with /login.", choice = choice.as_str());
+            (Handover { env: vec![], note, warn: true }, None, None, Some("none found".into()))
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The conflict radar and "update from base" on real repositories with task
+//! worktrees, with branches built to conflict and not to conflict. The radar must
+//! leave every worktree, index and object store exactly as it was.
+
+use anycode_git::{create_task_worktree, merge_check, update_from_base, Error, UpdateOutcome};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "safe.directory=*", "-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn write(p: &Path, s: &str) {
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, s).unwrap();
+}
+
+/// Every file under `dir` with its bytes and modification time (the whole state a
+/// check could disturb: worktree files, the index, refs, objects).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            stack.extend(fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        } else {
+            out.insert(p.clone(), (fs::read(&p).unwrap_or_default(), meta.modified().unwrap()));
+        }
+    }
+    out
+}
+
+struct Fx {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    repo: PathBuf,
+}
+
+const SHARED: &str = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n";
+
+fn fixture() -> Fx {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let repo = dir.join("repo");
+    fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "T"]);
+    git(&repo, &["config", "user.email", "t@example.com"]);
+    write(&repo.join("shared.txt"), SHARED);
+    write(&repo.join("other.txt"), "other\n");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    Fx { _tmp: tmp, dir, repo }
+}
+
+impl Fx {
+    fn task(&self, branch: &str) -> PathBuf {
+        let wt = self.dir.join("wt").join(branch.replace('/', "-"));
+        create_task_worktree(&self.repo, Some("main"), branch, &wt, &branch.replace('/', "-")).unwrap();
+        wt
+    }
+
+    /// Commits on main (in the main repository's working directory).
+    fn advance_main(&self, file: &str, content: &str) {
+        write(&self.repo.join(file), content);
+        git(&self.repo, &["add", "."]);
+        git(&self.repo, &["commit", "-q", "-m", &format!("main changes {file}")]);
+    }
+}
+
+fn commit(wt: &Path, file: &str, content: &str) {
+    write(&wt.join(file), content);
+    git(wt, &["add", "-A"]);
+    git(wt, &["commit", "-q", "-m", &format!("task changes {file}")]);
+}
+
+#[test]
+fn clean_and_conflicting_branches_and_nothing_written() {
+    let fx = fixture();
+    let clean = fx.task("anycode/clean");
+    let clash = fx.task("anycode/clash");
+    let pending = fx.task("anycode/pending");
+    // clean: changes line 1 of shared.txt; main changes line 8 → merges cleanly.
+    commit(&clean, "shared.txt", &SHARED.replace("line 1\n", "line 1 (task)\n"));
+    // clash: changes line 8 like main does, differently → conflict.
+    commit(&clash, "shared.txt", &SHARED.replace("line 8\n", "line 8 (task)\n"));
+    // pending: the same clash, but uncommitted, plus an untracked new file.
+    write(&pending.join("shared.txt"), &SHARED.replace("line 8\n", "line eight, uncommitted\n"));
+    write(&pending.join("new/untracked.txt"), "new\n");
+    fx.advance_main("shared.txt", &SHARED.replace("line 8\n", "line 8 (main)\n"));
+
+    // `git status` refreshes indexes itself: run it before taking the snapshot.
+    let status_before: Vec<String> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| git(p, &["status", "--porcelain"])).collect();
+    let before: Vec<_> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| snapshot(p)).collect();
+
+    let c = merge_check(&clean, "main").unwrap();
+    assert!(c.clean, "{c:?}");
+    assert!(c.conflicts.is_empty());
+    assert_eq!((c.ahead, c.behind), (1, 1));
+    assert_eq!(c.changed, vec!["shared.txt"]);
+    assert!(!c.uncommitted);
+    assert_eq!(c.base_sha, git(&fx.repo, &["rev-parse", "main"]));
+    assert_eq!(c.head_sha, git(&clean, &["rev-parse", "HEAD"]));
+
+    let c = merge_check(&clash, "main").unwrap();
+    assert!(!c.clean, "{c:?}");
+    assert_eq!(c.conflicts, vec!["shared.txt"]);
+
+    let c = merge_check(&pending, "main").unwrap();
+    assert!(c.uncommitted);
+    assert_eq!(c.conflicts, vec!["shared.txt"], "uncommitted work counts");
+    assert_eq!(c.changed, vec!["new/untracked.txt", "shared.txt"]);
+    assert_eq!(c.ahead, 0);
+
+    // Unknown base: a clear error.
+    assert!(matches!(merge_check(&clean, "nope"), Err(Error::UnknownBranch(_))));
+
+    // Nothing was written anywhere: files, indexes, refs, objects, mtimes.
+    let after: Vec<_> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| snapshot(p)).collect();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>(), "no file added or removed");
+        for (k, v) in b {
+            assert!(a[k] == *v, "{} changed", k.display());
+        }
+    }
+    let status_after: Vec<String> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| git(p, &["status", "--porcelain"])).collect();
+    assert_eq!(status_before, status_after);
+}
+
+#[test]
+fn update_from_base_merges_fast_forwards_or_says_why_not() {
+    let fx = fixture();
+    let clean = fx.task("anycode/clean");
+    let clash = fx.task("anycode/clash");
+    let idle = fx.task("anycode/idle");
+    commit(&clean, "shared.txt", &SHARED.replace("line 1\n", "line 1 (task)\n"));
+    commit(&clash, "shared.txt", &SHARED.replace("line 8\n", "line 8 (task)\n"));
+    assert!(matches!(update_from_base(&clean, "main").unwrap(), UpdateOutcome::UpToDate { .. }));
+    fx.advance_main("shared.txt", &SHARED.replace("line 8\n", "line 8 (main)\n"));
+
+    // Conflicts: refused, nothing changed.
+    let head = git(&clash, &["rev-parse", "HEAD"]);
+    let snap = snapshot(&clash);
+    match update_from_base(&clash, "main") {
+        Err(e @ Error::MergeConflicts { .. }) => assert!(e.to_string().contains("shared.txt"), "{e}"),
+        other => panic!("expected MergeConflicts, got {other:?}"),
+    }
+    assert_eq!(git(&clash, &["rev-parse", "HEAD"]), head);
+    assert_eq!(snapshot(&clash).keys().collect::<Vec<_>>(), snap.keys().collect::<Vec<_>>());
+    assert_eq!(fs::read_to_string(clash.join("shared.txt")).unwrap(), SHARED.replace("line 8\n", "line 8 (task)\n"));
+
+    // Uncommitted changes: refused, kept.
+    write(&clean.join("wip.txt"), "work in progress\n");
+    match update_from_base(&clean, "main") {
+        Err(e @ Error::Dirty(_)) => assert!(e.to_string().contains("wip.txt"), "{e}"),
+        other => panic!("expected Dirty, got {other:?}"),
+    }
+    assert_eq!(fs::read_to_string(clean.join("wip.txt")).unwrap(), "work in progress\n");
+    fs::remove_file(clean.join("wip.txt")).unwrap();
+
+    // Clean: a merge commit with both parents; the worktree has both changes.
+    let out = update_from_base(&clean, "main").unwrap();
+    let UpdateOutcome::Merged { sha } = out else { panic!("expected Merged, got {out:?}") };
+    assert_eq!(git(&clean, &["rev-parse", "HEAD"]), sha);
+    assert_eq!(git(&clean, &["rev-parse", "HEAD^2"]), git(&fx.repo, &["rev-parse", "main"]));
+    let text = fs::read_to_string(clean.join("shared.txt")).unwrap();
+    assert!(text.contains("line 1 (task)") && text.contains("line 8 (main)"), "{text}");
+    assert_eq!(git(&clean, &["status", "--porcelain"]), "");
+    assert!(merge_check(&clean, "main").unwrap().clean);
+
+    // No commits of its own: a fast-forward.
+    let out = update_from_base(&idle, "main").unwrap();
+    assert_eq!(out, UpdateOutcome::FastForward { sha: git(&fx.repo, &["rev-parse", "main"]) });
+    assert_eq!(fs::read_to_string(idle.join("shared.txt")).unwrap(), SHARED.replace("line 8\n", "line 8 (main)\n"));
+    assert_eq!(git(&idle, &["status", "--porcelain"]), "");
+    assert_eq!(git(&idle, &["rev-parse", "--abbrev-ref", "HEAD"]), "anycode/idle");
+}

@@ -29,9 +29,11 @@ log "type-checking the web UI"
 log "building the workspace"
 cargo build --locked --workspace --all-targets
 
-# One shared data dir for building the image; tests use their own data dirs.
-export ANYCODE_IMAGE_BUILD_DIR="${TMPDIR:-/tmp}/anycode-test-image"
-ANYCODE_DATA_DIR="$ANYCODE_IMAGE_BUILD_DIR" target/debug/anycode image build >/dev/null
+# A fresh data dir for building the image (the image itself is found again by its tag);
+# a kept one could hold a database of another version of AnyCode. Tests use their own.
+image_data=$(mktemp -d)
+ANYCODE_DATA_DIR="$image_data" target/debug/anycode image build >/dev/null
+rm -rf "$image_data"
 
 log "running the Rust tests"
 # Inside a D-Bus session of their own with an unlocked gnome-keyring (its keyring files in

@@ -59,6 +59,9 @@ else
 fi
 
 log "running the browser test (headless Chromium)"
+# LAN mode on a loopback alias: the phone test (e2e/mobile.test.mjs) reaches the server
+# at 127.0.0.2 as a phone would at the computer's LAN address; nothing leaves the machine.
+export ANYCODE_LAN=1 ANYCODE_LAN_ADDRESSES=127.0.0.2 ANYCODE_LAN_HOST=127.0.0.2
 ARTIFACTS="$ROOT/artifacts/e2e"
 rm -rf "$ARTIFACTS"; mkdir -p "$ARTIFACTS"
 work=$(mktemp -d)

@@ -11,6 +11,12 @@ import { Sidebar } from './components/Sidebar';
 import { TaskView } from './components/TaskView';
 import { useToast } from './components/Toasts';
 import { IconAlert, IconMenu, IconPlus, Spinner } from './components/icons';
+import { devicesApi, type SessionInfo } from './api';
+import { SessionContext, canControl } from './role';
+import { disposeAllSessions, setReadOnly } from './terminal/session';
+import { PairPage } from './mobile/PairPage';
+import { SettingsDialog } from './mobile/SettingsDialog';
+import { MobileTaskList } from './mobile/MobileTaskList';
 
 function Unauthorized() {
   return (
@@ -50,6 +56,21 @@ export function App() {
   const lastTasksJson = useRef('');
 
   useEffect(() => onUnauthorized(() => setUnauthorized(true)), []);
+
+  // Who we are: the owner at the desk, or a paired phone (watch or control).
+  const [me, setMe] = useState<SessionInfo | null>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
+  useEffect(() => {
+    devicesApi.session().then(setMe, () => {
+      /* 401 shows the pairing page */
+    });
+  }, []);
+  useEffect(() => setReadOnly(me?.role === 'watch'), [me]);
+  // Revoked or signed out: stop every terminal from reconnecting.
+  useEffect(() => {
+    if (unauthorized) disposeAllSessions();
+  }, [unauthorized]);
+  const mayControl = canControl(me);
 
   // ---- polling ----
 
@@ -205,7 +226,12 @@ export function App() {
     }
   };
 
-  if (unauthorized) return <Unauthorized />;
+  if (unauthorized) {
+    // At the desk the token link signs in; anywhere else (a phone on the LAN) pairing does.
+    const desk = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
+    if (desk && !location.hash.startsWith('#/pair/')) return <Unauthorized />;
+    return <PairPage notice={me?.kind === 'device' ? 'This device was signed out: it was revoked at the computer. Pair it again with a new code.' : undefined} />;
+  }
 
   const newTaskProject = newTaskFor ? projects?.find((p) => p.id === newTaskFor) : undefined;
   const dockerDown = health && !health.docker.ok;
@@ -261,6 +287,12 @@ export function App() {
   } else {
     main = (
       <div className="empty">
+        <MobileTaskList
+          projects={projects}
+          tasks={tasks}
+          onSelect={(id) => navigateToTask(id)}
+          onNewTask={mayControl ? () => openNewTask() : undefined}
+        />
         <div className="empty-card">
           <h2>{tasks.length ? 'Select a task' : 'Create your first task'}</h2>
           <p>
@@ -276,8 +308,19 @@ export function App() {
     );
   }
 
+  const settingsButton = (testId: string) =>
+    me?.kind === 'owner' ? (
+      <button className="icon-btn settings-btn" onClick={() => setSettingsOpen(true)} title="Settings: local network, pair a phone" aria-label="Settings" data-testid={testId}>
+        <svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+          <rect x="7" y="2" width="10" height="20" rx="2" />
+          <path d="M11 18h2" />
+        </svg>
+      </button>
+    ) : null;
+
   return (
-    <div className={`app${drawer ? ' drawer-open' : ''}`}>
+    <SessionContext.Provider value={me}>
+    <div className={`app${drawer ? ' drawer-open' : ''}`} data-role={me?.role ?? 'owner'}>
       {dockerDown && (
         <div className="banner banner-error" data-testid="docker-banner" role="alert">
           <IconAlert size={15} />
@@ -303,8 +346,20 @@ export function App() {
           </svg>
           AnyCode
         </span>
+        {selectedTask ? (
+          <button className="btn btn-xs mobile-back" onClick={() => navigateToTask(null)} data-testid="mobile-back">
+            ‹ Tasks
+          </button>
+        ) : null}
         {selectedProject && <span className="mobile-sub">{selectedProject.name}</span>}
+        {me?.role === 'watch' && (
+          <span className="chip watch-chip" data-testid="watch-badge" title="This device is paired to watch only">
+            watching
+          </span>
+        )}
+        {me?.kind === 'owner' && <span className="mobile-settings">{settingsButton('settings-button-narrow')}</span>}
       </div>
+      {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
       <div className="layout">
         <Sidebar
           projects={projects}
@@ -321,6 +376,7 @@ export function App() {
             setDrawer(false);
           }}
           onDeleteProject={(p) => setDeletingProject(p)}
+          brandExtra={settingsButton('settings-button')}
           conflicts={conflicts}
           onCredentials={() => {
             setCredentialsOpen(true);
@@ -371,6 +427,7 @@ export function App() {
         />
       )}
     </div>
+    </SessionContext.Provider>
   );
 }
 

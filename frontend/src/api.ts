@@ -319,3 +319,50 @@ export function cloneProgress(p?: CloneProgress): { fraction: number; label: str
   }
   return { fraction: 0, label: p.phase };
 }
+
+// ---- pairing phones, devices, LAN mode (issue 7) ----
+
+export type DeviceRole = 'watch' | 'control';
+
+/** Who this browser is: the owner (token / desktop cookie) or a paired device. */
+export interface SessionInfo {
+  kind: 'owner' | 'device';
+  role: 'owner' | DeviceRole;
+  device?: { id: string; name: string };
+}
+
+export interface Pairing {
+  code: string;
+  role: DeviceRole;
+  url: string;
+  urls: string[];
+  expires_at: string;
+  expires_in: number;
+  qr_svg: string;
+}
+
+export interface PairedDevice {
+  id: string;
+  name: string;
+  role: DeviceRole;
+  created_at: string;
+  last_seen?: string | null;
+  /** Open terminal sockets right now. */
+  sockets: number;
+}
+
+export interface LanStatus {
+  enabled: boolean;
+  addresses: string[];
+  urls: string[];
+}
+
+export const devicesApi = {
+  session: () => request<SessionInfo>('GET', '/api/session'),
+  pair: (code: string, device_name: string) => request<{ device: PairedDevice }>('POST', '/api/pair', { code, device_name }),
+  newPairing: (role: DeviceRole) => request<Pairing>('POST', '/api/pairing', { role }),
+  devices: () => request<PairedDevice[]>('GET', '/api/devices'),
+  revoke: (id: string) => request<void>('DELETE', `/api/devices/${enc(id)}`),
+  lan: () => request<LanStatus>('GET', '/api/lan'),
+  setLan: (enabled: boolean) => request<LanStatus>('POST', '/api/lan', { enabled }),
+};

@@ -19,7 +19,7 @@
 pub mod tray;
 
 use anycode_engine::{Config, Engine, TaskStatus};
-use anycode_server::{AccessToken, ServerOptions};
+use anycode_server::{AccessToken, LanControl, ServerOptions};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,8 +50,9 @@ pub struct Shell {
     pub shutdown: CancellationToken,
     /// The server task, awaited on exit.
     server: Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
-    /// Whether "Serve on local network" is on.
-    lan: AtomicBool,
+    /// The server's LAN mode ("Serve on local network"); `None` when this process
+    /// does not run the server (the mock-runtime tests).
+    lan: Option<LanControl>,
     /// Set once Quit was chosen, so a second Quit does not ask again.
     quitting: AtomicBool,
 }
@@ -65,6 +66,7 @@ impl Shell {
         token: AccessToken,
         shutdown: CancellationToken,
         server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+        lan: Option<LanControl>,
     ) -> Shell {
         Shell {
             engine,
@@ -72,9 +74,15 @@ impl Shell {
             token,
             shutdown,
             server: Mutex::new(server),
-            lan: AtomicBool::new(false),
+            lan,
             quitting: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the server serves on the local network now (the web UI's settings can
+    /// change it too, so this asks the server rather than remembering the last click).
+    pub fn lan_enabled(&self) -> bool {
+        self.lan.as_ref().is_some_and(|l| l.status().enabled)
     }
 
     /// The URL that logs a browser in: `<base>/?token=<token>`.
@@ -236,12 +244,14 @@ async fn start_server() -> anyhow::Result<Shell> {
     let port = listener.local_addr()?.port();
     let base_url = format!("http://127.0.0.1:{port}");
     let shutdown = CancellationToken::new();
-    let opts = ServerOptions { token: token.clone(), extra_hosts: vec![] };
-    let server = tokio::spawn(anycode_server::serve(engine.clone(), listener, opts, shutdown.clone().cancelled_owned()));
+    let opts = ServerOptions::new(token.clone());
+    let server = anycode_server::Server::new(engine.clone(), listener, opts).context("starting the server")?;
+    let lan = server.lan();
+    let server = tokio::spawn(server.run(shutdown.clone().cancelled_owned()));
     // Scripts (and the CI test) read this line to find the server.
     println!("AnyCode is running: {base_url}/?token={}", token.expose());
     tracing::info!(%base_url, "server started");
-    Ok(Shell::new(engine, base_url, token, shutdown, Some(server)))
+    Ok(Shell::new(engine, base_url, token, shutdown, Some(server), Some(lan)))
 }
 
 /// The task id of `--open-task ID` (or `--open-task=ID`) among the arguments.
@@ -358,31 +368,48 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         }
         MenuAction::ToggleLan => {
             let shell = app.state::<Shell>();
-            let want = !shell.lan.load(Ordering::SeqCst);
-            match set_lan_serving(&shell, want) {
-                Ok(()) => shell.lan.store(want, Ordering::SeqCst),
-                Err(e) => error_dialog(app, &e),
-            }
+            let lan = shell.lan.clone();
+            let want = !shell.lan_enabled();
             let app = app.clone();
-            // The check mark toggles itself on click: put it back in line with the state.
-            tauri::async_runtime::spawn(async move { refresh_tray(&app).await });
+            tauri::async_runtime::spawn(async move {
+                match set_lan_serving(lan, want).await {
+                    Ok(Some(url)) => info_dialog(&app, &format!("AnyCode is now reachable on the local network at {url}.\n\nPair a phone from Settings in the AnyCode window: it shows a QR code.")),
+                    Ok(None) => {}
+                    Err(e) => error_dialog(&app, &e),
+                }
+                // The check mark toggles itself on click: put it back in line with the state.
+                refresh_tray(&app).await;
+            });
         }
         MenuAction::Quit => quit(app),
     }
 }
 
-/// Turns serving on the local network on or off.
-///
-/// TODO(lan): the server crate's LAN serving (the phone issue) is not on main yet;
-/// once it is, start/stop the LAN listener here. Until then this says so and
-/// changes nothing.
-fn set_lan_serving(_shell: &Shell, _on: bool) -> Result<(), String> {
-    Err("Serving on the local network is not available in this version yet.".into())
+/// Turns serving on the local network on or off; on success when turned on, the
+/// first LAN URL (for the notice). Errors (no local-network address, a port that
+/// cannot be listened on) are worded for a dialog; nothing changed then.
+async fn set_lan_serving(lan: Option<LanControl>, on: bool) -> Result<Option<String>, String> {
+    let Some(lan) = lan else { return Err("This window does not run the server.".into()) };
+    if on {
+        let status = lan.enable().await.map_err(|e| format!("Serving on the local network failed: {e}"))?;
+        Ok(status.urls.into_iter().next())
+    } else {
+        lan.disable().await;
+        Ok(None)
+    }
 }
 
 fn error_dialog<R: Runtime>(app: &AppHandle<R>, message: &str) {
-    use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
-    app.dialog().message(message).title("AnyCode").kind(MessageDialogKind::Error).show(|_| {});
+    message_dialog(app, message, tauri_plugin_dialog::MessageDialogKind::Error);
+}
+
+fn info_dialog<R: Runtime>(app: &AppHandle<R>, message: &str) {
+    message_dialog(app, message, tauri_plugin_dialog::MessageDialogKind::Info);
+}
+
+fn message_dialog<R: Runtime>(app: &AppHandle<R>, message: &str, kind: tauri_plugin_dialog::MessageDialogKind) {
+    use tauri_plugin_dialog::DialogExt;
+    app.dialog().message(message).title("AnyCode").kind(kind).show(|_| {});
 }
 
 /// Quit: asks whether to stop the running sandboxes (if any), then exits; the
@@ -483,7 +510,7 @@ async fn watch_tasks<R: Runtime>(app: AppHandle<R>) {
                 }
                 seen = Some(tasks.iter().map(|t| (t.id.clone(), t.status)).collect());
                 let model = tray_model(&tasks, &projects);
-                let lan = app.state::<Shell>().lan.load(Ordering::SeqCst);
+                let lan = app.state::<Shell>().lan_enabled();
                 if last.as_ref() != Some(&(model.clone(), lan)) {
                     apply_tray(&app, &model, lan);
                     last = Some((model, lan));
@@ -498,7 +525,7 @@ async fn watch_tasks<R: Runtime>(app: AppHandle<R>) {
 async fn refresh_tray<R: Runtime>(app: &AppHandle<R>) {
     let engine = app.state::<Shell>().engine.clone();
     if let Ok((tasks, projects)) = tokio::try_join!(engine.tasks(None), engine.projects()) {
-        let lan = app.state::<Shell>().lan.load(Ordering::SeqCst);
+        let lan = app.state::<Shell>().lan_enabled();
         apply_tray(app, &tray_model(&tasks, &projects), lan);
     }
 }

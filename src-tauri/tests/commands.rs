@@ -14,7 +14,7 @@ const BASE: &str = "http://127.0.0.1:7878";
 
 fn app(dir: &tempfile::TempDir) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
     let engine = tauri::async_runtime::block_on(Engine::open(Config::with_data_dir(dir.path()))).unwrap();
-    let shell = Shell::new(engine, BASE.into(), AccessToken::new("secret-token"), CancellationToken::new(), None);
+    let shell = Shell::new(engine, BASE.into(), AccessToken::new("secret-token"), CancellationToken::new(), None, None);
     let app = builder(mock_builder()).manage(shell).build(mock_context(noop_assets())).unwrap();
     let start: tauri::Url = format!("{BASE}/?token=secret-token").parse().unwrap();
     let window = WebviewWindowBuilder::new(&app, MAIN_WINDOW, WebviewUrl::External(start)).build().unwrap();

@@ -23,6 +23,14 @@ pub struct ServeArgs {
     /// Do not build the sandbox image at start (it is built on the first task instead).
     #[arg(long)]
     no_build: bool,
+    /// Also serve on the local network, so paired phones can watch and drive tasks
+    /// (can also be switched in the web UI's settings).
+    #[arg(long, env = "ANYCODE_LAN", value_parser = clap::builder::BoolishValueParser::new())]
+    lan: bool,
+    /// In LAN mode, serve on this address instead of every local-network address
+    /// (repeatable; comma-separated in ANYCODE_LAN_ADDRESSES).
+    #[arg(long = "lan-address", value_name = "IP", env = "ANYCODE_LAN_ADDRESSES", value_delimiter = ',')]
+    lan_addresses: Vec<std::net::IpAddr>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -62,8 +70,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = webbrowser::open(&url);
     }
     let extra_hosts = if addr.ip().is_loopback() { vec![] } else { vec![addr.ip().to_string()] };
-    let opts = ServerOptions { token, extra_hosts };
-    anycode_server::serve(engine, listener, opts, shutdown_signal()).await?;
+    let opts = ServerOptions { extra_hosts, lan_addresses: args.lan_addresses.clone(), ..ServerOptions::new(token) };
+    let server = anycode_server::Server::new(engine, listener, opts)?;
+    if args.lan {
+        // Not fatal: the web UI's settings can turn LAN mode on later (say, once
+        // this computer is on Wi-Fi).
+        match server.lan().enable().await {
+            Ok(st) => {
+                for url in &st.urls {
+                    println!("On the local network: {url} (pair a phone in the web UI: Settings → Pair a phone)");
+                }
+            }
+            Err(e) => eprintln!("warning: not serving on the local network: {e}"),
+        }
+    }
+    server.run(shutdown_signal()).await?;
     eprintln!("AnyCode stopped; running sandboxes keep running and are found again on the next start.");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,13 +15,27 @@ impl Drop for Cleanup {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn serve_survives_kill_9_with_running_sandbox_and_scrollback() {
+/// A repository and a data dir in a temporary folder; the data dir's containers are
+/// removed when it is dropped.
+struct Fixture {
+    _cleanup: Cleanup,
+    repo: std::path::PathBuf,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo = make_repo(dir.path());
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+    Fixture { _cleanup: Cleanup(anycode_engine::instance_id(&data)), repo, data, _dir: dir }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_survives_kill_9_with_running_sandbox_and_scrollback() {
+    let fx = fixture();
+    let (repo, data) = (fx.repo.clone(), fx.data.clone());
 
     let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
     let api = Api::new(&serve.base);
@@ -52,11 +66,8 @@ async fn serve_survives_kill_9_with_running_sandbox_and_scrollback() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn task_commands_talk_to_the_running_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+    let fx = fixture();
+    let (repo, data) = (fx.repo.clone(), fx.data.clone());
     let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
     let cli = |args: &[&str]| {
         let out = Command::new(BIN)
@@ -114,11 +125,8 @@ fn doctor_reports_an_unreachable_docker_with_a_fix() {
 async fn attach_opens_the_agent_terminal_in_a_native_terminal_and_detaches() {
     use portable_pty::{native_pty_system, CommandBuilder, PtySize};
     use std::io::{Read, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+    let fx = fixture();
+    let (repo, data) = (fx.repo.clone(), fx.data.clone());
     let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
     let api = Api::new(&serve.base);
     let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;

@@ -4,6 +4,7 @@
 //! - [`Task`]: one unit of agent work: a branch, a worktree of it, one sandbox
 //!   container, and its terminals.
 //! - [`Agent`]: which program runs as the task's main process (`shell`, `claude`).
+//! - [`Device`], [`DeviceRole`]: a phone paired to watch or control tasks.
 //! - [`Credential`]: which credential a task's agent gets (`none`, `subscription`, `api_key`).
 //! - [`Config`]: settings with their defaults, read from the environment.
 //! - [`slugify`], [`new_id`]: naming helpers.
@@ -12,9 +13,11 @@
 //! of HTTP, SQLite, git or Docker.
 
 mod config;
+mod device;
 mod model;
 
 pub use config::{Config, Limits};
+pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
 pub use model::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, CREDENTIAL_WARNING_MS};
 
 use rand::Rng;
@@ -31,6 +34,12 @@ pub enum Error {
     /// A task status string that this version does not know (from a newer database).
     #[error("unknown task status {0:?}")]
     UnknownStatus(String),
+    /// A device role that is not one of [`DeviceRole::ALL`].
+    #[error("unknown role {0:?}: choose watch or control")]
+    UnknownRole(String),
+    /// A device name that is empty, longer than 60 characters or has control characters.
+    #[error("a device name needs 1 to 60 characters and no control characters")]
+    InvalidDeviceName,
 }
 
 /// A new random identifier: 12 lowercase hex digits (48 bits), short enough to

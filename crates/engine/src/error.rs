@@ -122,6 +122,7 @@ impl Error {
             Error::NotFound { what: "task", .. } => "TASK_NOT_FOUND",
             Error::NotFound { what: "terminal", .. } => "TERMINAL_NOT_FOUND",
             Error::NotFound { what: "recording", .. } => "RECORDING_NOT_FOUND",
+            Error::NotFound { what: "device", .. } => "DEVICE_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",

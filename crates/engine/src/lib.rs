@@ -10,17 +10,21 @@
 //! - Terminals: the agent terminal is the container's main process (attached, so it
 //!   survives dropped clients and server restarts); extra shells are exec sessions.
 //!   [`Engine::terminal`] hands a [`Terminal`] hub to the server for its viewers.
+//! - Paired devices ([`Engine::add_device`], …): a name, a role and the hash of a
+//!   session secret; pairing codes and cookies are the server's.
 //! - Blocking work (SQLite, git) runs on `spawn_blocking`.
 //!
 //! This crate knows nothing of HTTP or JSON.
 
 mod credentials;
+mod devices;
 mod error;
 mod github;
 mod handover;
 mod runtime;
 
-pub use anycode_core::{Agent, Config, Credential, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use anycode_core::{check_device_name, Agent, Config, Credential, Device, DeviceRole, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use devices::session_hash;
 pub use anycode_credentials::{Secret, Status as CredentialsStatus};
 pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;

@@ -1,5 +1,11 @@
-//! Access control: the token, the session cookie, the Host allowlist and the
-//! Origin check.
+//! Access control: the token, the session cookie, device sessions and their roles,
+//! the Host allowlist and the Origin check.
+//!
+//! Who a request is ([`Principal`]) is decided here, once, and put into the
+//! request's extensions: the owner (the token, or the desktop's session cookie
+//! derived from it) or a paired device (its device cookie). Roles are enforced here
+//! by method and path, not by the UI: a device never reaches owner-only endpoints,
+//! and a watch device never reaches a non-GET one.
 
 use crate::{ApiError, AppState};
 use axum::body::Body;
@@ -9,7 +15,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 /// Name of the session cookie set by `GET /?token=…`.
 pub const SESSION_COOKIE: &str = "anycode_session";
@@ -90,17 +98,81 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The session cookie's value in a request, if any.
 pub(crate) fn session_cookie(req: &Request<Body>) -> Option<String> {
+    cookie(req, SESSION_COOKIE)
+}
+
+/// Cookie `name`'s value in a request, if any.
+fn cookie(req: &Request<Body>, name: &str) -> Option<String> {
     for v in req.headers().get_all(header::COOKIE) {
         let Ok(v) = v.to_str() else { continue };
         for part in v.split(';') {
             if let Some((k, val)) = part.trim().split_once('=') {
-                if k == SESSION_COOKIE {
+                if k == name {
                     return Some(val.to_string());
                 }
             }
         }
     }
     None
+}
+
+/// The `Host` values this server answers to: `127.0.0.1`, `localhost`, `[::1]`
+/// and configured extras (each with and without the port), plus the LAN addresses
+/// while LAN mode is on. Shared, so LAN mode can change it at run time.
+#[derive(Clone, Default)]
+pub(crate) struct AllowedHosts(Arc<RwLock<Vec<String>>>);
+
+/// `ip` as it appears in a `Host` header, with and without `port`.
+fn host_forms(ip: IpAddr, port: u16) -> [String; 2] {
+    match ip {
+        IpAddr::V4(v4) => [format!("{v4}:{port}"), v4.to_string()],
+        IpAddr::V6(v6) => [format!("[{v6}]:{port}"), format!("[{v6}]")],
+    }
+}
+
+impl AllowedHosts {
+    pub fn new(port: u16, extra: &[String]) -> AllowedHosts {
+        let mut hosts = vec![];
+        for h in ["127.0.0.1", "localhost", "[::1]"].into_iter().map(str::to_string).chain(extra.iter().cloned()) {
+            hosts.push(format!("{h}:{port}"));
+            hosts.push(h);
+        }
+        AllowedHosts(Arc::new(RwLock::new(hosts)))
+    }
+
+    pub fn contains(&self, host: &str) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).iter().any(|a| a == host)
+    }
+
+    pub fn add(&self, ip: IpAddr, port: u16) {
+        let mut hosts = self.0.write().unwrap_or_else(|p| p.into_inner());
+        for h in host_forms(ip, port) {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+    }
+
+    pub fn remove(&self, ip: IpAddr, port: u16) {
+        let forms = host_forms(ip, port);
+        self.0.write().unwrap_or_else(|p| p.into_inner()).retain(|h| !forms.contains(h));
+    }
+}
+
+/// Who sent a request; in the request's extensions after [`require_token`].
+#[derive(Clone)]
+pub(crate) enum Principal {
+    /// The access token or the desktop's session cookie: everything.
+    Owner,
+    /// A paired device, with its role.
+    Device(Arc<crate::devices::DeviceSession>),
+}
+
+impl Principal {
+    /// A watch device: terminal input and resizes are dropped.
+    pub fn read_only(&self) -> bool {
+        matches!(self, Principal::Device(d) if d.role() == anycode_engine::DeviceRole::Watch)
+    }
 }
 
 fn host_of(req: &Request<Body>) -> Option<String> {
@@ -112,7 +184,7 @@ fn host_of(req: &Request<Body>) -> Option<String> {
 /// reach the API.
 pub(crate) async fn check_host(State(st): State<AppState>, req: Request<Body>, next: Next) -> Result<Response, ApiError> {
     match host_of(&req) {
-        Some(h) if st.allowed_hosts.iter().any(|a| *a == h) => Ok(next.run(req).await),
+        Some(h) if st.allowed_hosts.contains(&h) => Ok(next.run(req).await),
         other => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "HOST_NOT_ALLOWED",
@@ -121,10 +193,12 @@ pub(crate) async fn check_host(State(st): State<AppState>, req: Request<Body>, n
     }
 }
 
-/// Requires the access token on /api and /ws: `Authorization: Bearer <token>` or
-/// the session cookie. Requests carrying an `Origin` of another site are refused
-/// (cross-site WebSockets and form posts).
-pub(crate) async fn require_token(State(st): State<AppState>, req: Request<Body>, next: Next) -> Result<Response, ApiError> {
+/// Requires a session on /api and /ws: `Authorization: Bearer <token>`, the session
+/// cookie, or a paired device's cookie (`POST /api/pair` alone needs none). Requests
+/// carrying an `Origin` of another site are refused (cross-site WebSockets and form
+/// posts). Devices are held to their role; the [`Principal`] goes into the request's
+/// extensions.
+pub(crate) async fn require_token(State(st): State<AppState>, mut req: Request<Body>, next: Next) -> Result<Response, ApiError> {
     let path = req.uri().path();
     if !(path.starts_with("/api/") || path.starts_with("/ws/")) {
         return Ok(next.run(req).await);
@@ -132,7 +206,7 @@ pub(crate) async fn require_token(State(st): State<AppState>, req: Request<Body>
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
         let host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).unwrap_or("");
-        let same_site = st.allowed_hosts.iter().any(|a| a == host);
+        let same_site = st.allowed_hosts.contains(host);
         let safe = req.method() == Method::GET && !path.starts_with("/ws/");
         if !same_site && !safe {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "ORIGIN_NOT_ALLOWED", format!("requests from {origin} are not allowed")));
@@ -144,17 +218,43 @@ pub(crate) async fn require_token(State(st): State<AppState>, req: Request<Body>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let ok = match bearer {
+    let owner = match bearer {
         Some(t) => st.token.matches(t),
         None => session_cookie(&req).is_some_and(|c| constant_time_eq(c.as_bytes(), st.token.session_value().as_bytes())),
     };
-    if !ok {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "missing or wrong access token: open the link `anycode serve` printed, or send Authorization: Bearer <token>",
-        ));
+    let who = if owner {
+        Principal::Owner
+    } else if req.uri().path() == "/api/pair" && req.method() == Method::POST {
+        // Pairing is how a device gets a session; it has its own guards.
+        return Ok(next.run(req).await);
+    } else {
+        let device = match cookie(&req, crate::devices::DEVICE_COOKIE).filter(|_| bearer.is_none()) {
+            Some(secret) => st.devices.authenticate(&secret).await?,
+            None => None,
+        };
+        match device {
+            Some(d) => Principal::Device(d),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "missing or wrong access token: open the link `anycode serve` printed, pair this device, or send Authorization: Bearer <token>",
+                ))
+            }
+        }
+    };
+    if let Principal::Device(d) = &who {
+        let path = req.uri().path();
+        if crate::pairing::owner_only(path) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "OWNER_ONLY", "only the computer AnyCode runs on can pair devices and change network settings"));
+        }
+        let reads = req.method() == Method::GET || req.method() == Method::HEAD;
+        if d.role() == anycode_engine::DeviceRole::Watch && !reads {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "WATCH_ONLY", "this device is paired to watch only: it cannot change anything"));
+        }
+        st.devices.seen(d);
     }
+    req.extensions_mut().insert(who);
     Ok(next.run(req).await)
 }
 

@@ -3,27 +3,39 @@
 //!
 //! - [`serve`] takes a bound listener and a shutdown future, so the CLI
 //!   (`anycode serve`), the desktop shell and tests all run the same server.
+//!   [`Server`] is the same in two steps, for callers that need its [`LanControl`].
 //! - [`auth`]: the access token (Bearer header, or the session cookie set by
 //!   `GET /?token=…`), the Host allowlist against DNS rebinding, and the Origin check
 //!   that keeps other sites' pages away from terminals.
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
+//! - [`lan`]: LAN mode (off by default): listening on the local-network addresses
+//!   too, switched at run time through [`LanControl`].
+//! - [`pairing`]: pairing codes and QR, device sessions with a role (watch or
+//!   control), the brute-force guard, revocation; `devices` keeps the live
+//!   sessions and their sockets.
 //! - [`assets`]: the web UI, embedded from `frontend/dist`.
 
 mod api;
 mod assets;
 pub mod auth;
+mod devices;
 mod error;
 mod github_api;
+pub mod lan;
+pub mod pairing;
 mod ws;
 
 pub use auth::AccessToken;
 pub use error::ApiError;
+pub use lan::{LanControl, LanError, LanStatus};
+pub use pairing::PairingLimits;
 
 use anycode_engine::Engine;
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -35,25 +47,34 @@ pub struct ServerOptions {
     /// Extra `Host` header values to accept besides `127.0.0.1`, `localhost` and
     /// `[::1]` (with or without the port), e.g. a LAN address.
     pub extra_hosts: Vec<String>,
+    /// LAN mode serves these addresses instead of the discovered local-network ones
+    /// (empty: discover). Tests use a loopback alias such as 127.0.0.2.
+    pub lan_addresses: Vec<IpAddr>,
+    /// Turn LAN mode on at start (`anycode serve --lan`).
+    pub lan: bool,
+    /// Pairing code lifetime and the brute-force guard.
+    pub pairing: PairingLimits,
+}
+
+impl ServerOptions {
+    /// Loopback only, LAN mode off, the product's pairing limits.
+    pub fn new(token: AccessToken) -> ServerOptions {
+        ServerOptions { token, extra_hosts: vec![], lan_addresses: vec![], lan: false, pairing: PairingLimits::default() }
+    }
 }
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub engine: Engine,
     pub token: AccessToken,
-    pub allowed_hosts: std::sync::Arc<Vec<String>>,
+    pub allowed_hosts: auth::AllowedHosts,
     pub shutdown: CancellationToken,
+    pub devices: Arc<devices::Devices>,
+    pub pairing: Arc<pairing::Pairing>,
+    pub lan: LanControl,
 }
 
-/// The application router for a server listening on `addr`.
-pub fn router(engine: Engine, opts: &ServerOptions, addr: SocketAddr, shutdown: CancellationToken) -> Router {
-    let port = addr.port();
-    let mut hosts = vec![];
-    for h in ["127.0.0.1", "localhost", "[::1]"].into_iter().map(str::to_string).chain(opts.extra_hosts.iter().cloned()) {
-        hosts.push(format!("{h}:{port}"));
-        hosts.push(h);
-    }
-    let state = AppState { engine, token: opts.token.clone(), allowed_hosts: std::sync::Arc::new(hosts), shutdown };
+fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api::routes())
         .route("/ws/terminals/{id}", axum::routing::get(ws::terminal))
@@ -64,35 +85,96 @@ pub fn router(engine: Engine, opts: &ServerOptions, addr: SocketAddr, shutdown: 
         .with_state(state)
 }
 
+/// A server bound to its main listener, not running yet.
+pub struct Server {
+    engine: Engine,
+    listener: TcpListener,
+    app: Router,
+    lan: LanControl,
+    lan_at_start: bool,
+    cancel: CancellationToken,
+}
+
+impl Server {
+    /// Prepares the server on `listener` (usually 127.0.0.1).
+    pub fn new(engine: Engine, listener: TcpListener, opts: ServerOptions) -> std::io::Result<Server> {
+        let addr = listener.local_addr()?;
+        let cancel = CancellationToken::new();
+        let hosts = auth::AllowedHosts::new(addr.port(), &opts.extra_hosts);
+        let lan = LanControl::new(addr, opts.lan_addresses.clone(), hosts.clone(), cancel.clone());
+        let state = AppState {
+            engine: engine.clone(),
+            token: opts.token.clone(),
+            allowed_hosts: hosts,
+            shutdown: cancel.clone(),
+            devices: Arc::new(devices::Devices::new(engine.clone())),
+            pairing: Arc::new(pairing::Pairing::new(opts.pairing.clone())),
+            lan: lan.clone(),
+        };
+        let app = router(state);
+        lan.set_app(app.clone());
+        Ok(Server { engine, listener, app, lan, lan_at_start: opts.lan, cancel })
+    }
+
+    /// The handle that turns LAN mode on and off while the server runs.
+    pub fn lan(&self) -> LanControl {
+        self.lan.clone()
+    }
+
+    /// The main listener's address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops the LAN listeners, closes open
+    /// WebSockets and returns. Errors: LAN mode asked for at start and impossible
+    /// ([`LanError`], as an `io::Error`), or the listener failing.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        // Connect to Docker and reconcile before the first request, so task states and
+        // terminals are current from the start (Docker may be down: that is reported by
+        // /api/health and retried on use).
+        if let Err(e) = self.engine.docker().await {
+            tracing::warn!(error = %e, "Docker is not available yet");
+        }
+        if self.lan_at_start {
+            self.lan.enable().await.map_err(std::io::Error::other)?;
+        }
+        // Shutting down cancels everything at once: the listeners stop accepting, and
+        // WebSockets (which a graceful shutdown would otherwise wait for) close.
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            cancel.cancel();
+        });
+        let res = serve_listener(self.listener, self.app, self.cancel.clone()).await;
+        self.lan.disable().await;
+        res
+    }
+}
+
+/// Serves `app` on `listener` until `stop` is cancelled. TCP_NODELAY is set on every
+/// connection so keystrokes and their echo are never held back by Nagle's algorithm;
+/// the peer address is available to handlers (`ConnectInfo`) for the pairing guard.
+pub(crate) async fn serve_listener(listener: TcpListener, app: Router, stop: CancellationToken) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY failed");
+        }
+    });
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled_owned().await })
+        .await
+}
+
 /// Serves AnyCode on `listener` until `shutdown` resolves, then closes open
-/// WebSockets and returns. TCP_NODELAY is set on every connection so keystrokes
-/// and their echo are never held back by Nagle's algorithm.
+/// WebSockets and returns; LAN mode as `opts` says. See [`Server`] for a handle on
+/// LAN mode while it runs.
 pub async fn serve(
     engine: Engine,
     listener: TcpListener,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let addr = listener.local_addr()?;
-    // Connect to Docker and reconcile before the first request, so task states and
-    // terminals are current from the start (Docker may be down: that is reported by
-    // /api/health and retried on use).
-    if let Err(e) = engine.docker().await {
-        tracing::warn!(error = %e, "Docker is not available yet");
-    }
-    let cancel = CancellationToken::new();
-    let app = router(engine, &opts, addr, cancel.clone());
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY failed");
-        }
-    });
-    let cancel2 = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            cancel2.cancel();
-        })
-        .await
+    Server::new(engine, listener, opts)?.run(shutdown).await
 }

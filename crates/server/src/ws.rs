@@ -6,12 +6,16 @@
 //! - text, server → client: `{"type":"exit","code"}`, `{"type":"resync"}` (then the
 //!   scrollback as binary).
 //!
-//! On connect the server sends the scrollback, then live output.
+//! On connect the server sends the scrollback, then live output. A watch device's
+//! binary and resize frames are dropped; its socket closes when it is revoked.
 
+use crate::auth::Principal;
+use crate::lan::LanConn;
 use crate::{ApiError, AppState};
 use anycode_engine::{Recv, Terminal, Viewer, ViewerHandle};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::SplitSink;
@@ -23,14 +27,64 @@ use tokio_util::sync::CancellationToken;
 /// Largest binary frame sent for a scrollback replay.
 const REPLAY_FRAME: usize = 256 * 1024;
 
-pub(crate) async fn terminal(ws: WebSocketUpgrade, Path(id): Path<String>, State(st): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn terminal(
+    ws: WebSocketUpgrade,
+    Path(id): Path<String>,
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    lan: Option<Extension<LanConn>>,
+) -> Result<Response, ApiError> {
     let term = st.engine.terminal(&id).await?;
-    let shutdown = st.shutdown.clone();
+    // The socket closes when the server stops, when its device is revoked, and when
+    // LAN mode is turned off if it came in through a LAN address.
+    let shutdown = st.shutdown.child_token();
+    let access = Access::new(&who, lan.map(|Extension(l)| l.0), shutdown.clone());
     // Small buffers: an idle terminal should cost little (tungstenite's defaults are
     // 128 KiB each way), and with no write buffer every frame goes out at once; bulk
     // output is already coalesced into large frames by the pump.
     let ws = ws.read_buffer_size(8 * 1024).write_buffer_size(0);
-    Ok(ws.on_upgrade(move |socket| session(socket, term, shutdown)))
+    Ok(ws.on_upgrade(move |socket| async move {
+        let _watchers = access.watch();
+        session(socket, term, shutdown, access.read_only).await
+    }))
+}
+
+/// What a socket may do and what ends it early.
+struct Access {
+    /// A watch device: its input and resize frames are dropped.
+    read_only: bool,
+    device: Option<std::sync::Arc<crate::devices::DeviceSession>>,
+    lan: Option<CancellationToken>,
+    close: CancellationToken,
+}
+
+impl Access {
+    fn new(who: &Principal, lan: Option<CancellationToken>, close: CancellationToken) -> Access {
+        let device = match who {
+            Principal::Device(d) => Some(d.clone()),
+            Principal::Owner => None,
+        };
+        Access { read_only: who.read_only(), device, lan, close }
+    }
+
+    /// Cancels `close` when the device is revoked or LAN mode goes off; counts the
+    /// socket for the device list. Dropping the result ends both.
+    fn watch(&self) -> (Option<crate::devices::SocketGuard>, tokio_util::sync::DropGuard) {
+        let guard = self.device.as_ref().map(|d| d.socket_opened());
+        let (close, revoked, lan) = (self.close.clone(), self.device.as_ref().map(|d| d.revoked.clone()), self.lan.clone());
+        let done = CancellationToken::new();
+        let done2 = done.clone();
+        tokio::spawn(async move {
+            let revoked = async { if let Some(r) = revoked { r.cancelled_owned().await } else { std::future::pending().await } };
+            let lan_off = async { if let Some(l) = lan { l.cancelled_owned().await } else { std::future::pending().await } };
+            tokio::select! {
+                _ = revoked => close.cancel(),
+                _ = lan_off => close.cancel(),
+                _ = done2.cancelled() => {}
+            }
+        });
+        (guard, done.drop_guard())
+    }
 }
 
 #[derive(Deserialize)]
@@ -66,7 +120,7 @@ fn exit_frame(code: Option<i64>) -> Message {
     Message::Text(json!({"type": "exit", "code": code}).to_string().into())
 }
 
-async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken) {
+async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken, read_only: bool) {
     let viewer = term.subscribe();
     let handle = viewer.handle();
     let (sink, mut stream) = socket.split();
@@ -78,12 +132,16 @@ async fn session(socket: WebSocket, term: Terminal, shutdown: CancellationToken)
             _ = shutdown.cancelled() => break,
             _ = &mut pump => return,
             msg = stream.next() => match msg {
+                // A watch device's keystrokes never reach the TTY.
+                Some(Ok(Message::Binary(_))) if read_only => {}
                 Some(Ok(Message::Binary(b))) => {
                     if handle.write(b).await.is_err() {
                         tracing::debug!(terminal = %term.id(), "input to an ended process dropped");
                     }
                 }
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
+                    // Nor do its resizes: watching must not change the desk's terminal.
+                    Ok(Control::Resize { .. }) if read_only => {}
                     Ok(Control::Resize { cols, rows }) => handle.resize(cols, rows).await,
                     Ok(Control::Ack { bytes }) => handle.ack(bytes),
                     Err(_) => tracing::debug!(terminal = %term.id(), "unknown control frame ignored"),

@@ -1,4 +1,5 @@
-//! AnyCode's SQLite database (`<data_dir>/anycode.db`): projects and tasks.
+//! AnyCode's SQLite database (`<data_dir>/anycode.db`): projects, tasks and paired
+//! devices (`devices.rs`).
 //!
 //! - Schema changes are [`rusqlite_migration`] steps in `MIGRATIONS`; never edit a
 //!   shipped step, append a new one.
@@ -12,6 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod devices;
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,18 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // Issue 3: per-task switch for recording the agent terminal.
     M::up("ALTER TABLE tasks ADD COLUMN record INTEGER NOT NULL DEFAULT 1;"),
+    // Issue 7: devices paired from the local network. Only the SHA-256 of a device's
+    // session secret is kept, so a copy of the database lets nobody in.
+    M::up(
+        "CREATE TABLE IF NOT EXISTS devices (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            session_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            last_seen TEXT
+        );",
+    ),
 ];
 
 /// Handle on the database; clones share one connection.

@@ -52,6 +52,8 @@ pub struct Server {
     pub repo: PathBuf,
     pub base: String,
     pub engine: Engine,
+    /// LAN mode of this server.
+    pub lan: anycode_server::LanControl,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -83,21 +85,28 @@ impl Server {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, repo: PathBuf, cfg: Config) -> Server {
+        Server::start_with_options(dir, repo, cfg, ServerOptions::new(AccessToken::new(TOKEN))).await
+    }
+
+    /// A server with these options (LAN mode, pairing limits); `opts.token` should
+    /// be [`TOKEN`] for the helpers to work.
+    pub async fn start_with_options(dir: tempfile::TempDir, repo: PathBuf, cfg: Config, opts: ServerOptions) -> Server {
         let engine = Engine::open(cfg).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let opts = ServerOptions { token: AccessToken::new(TOKEN), extra_hosts: vec![] };
-        let e2 = engine.clone();
+        let server = anycode_server::Server::new(engine.clone(), listener, opts).unwrap();
+        let lan = server.lan();
         let handle = tokio::spawn(async move {
-            anycode_server::serve(e2, listener, opts, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            server
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         let data = dir.path().join("data");
-        Server { dir: Some(dir), data, cleanup: true, repo, base, engine, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
+        Server { dir: Some(dir), data, cleanup: true, repo, base, engine, lan, http: reqwest::Client::new(), stop: Some(tx), handle: Some(handle) }
     }
 
     /// Stops the server (as a restart would), keeping the data dir and repository.
@@ -193,27 +202,33 @@ impl Term {
         String::from_utf8_lossy(&strip_ansi_escapes::strip(&self.output)).replace('\r', "")
     }
 
+    /// Reads one frame within `left`: output is appended, control frames are kept (an
+    /// exit frame also in `exit`). Returns false when the socket has closed.
+    async fn read_frame(&mut self, left: Duration, what: &str) -> bool {
+        match tokio::time::timeout(left, self.ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "exit" {
+                    self.exit = Some(v.clone());
+                }
+                self.controls.push(v);
+            }
+            Ok(Some(Ok(_))) | Err(_) => {}
+            Ok(Some(Err(e))) => panic!("websocket error while waiting for {what}: {e}"),
+            Ok(None) => return false,
+        }
+        true
+    }
+
     /// Reads until `pred(output text)` holds; panics with the output after `secs`.
     pub async fn wait_for(&mut self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !pred(&self.text()) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out waiting for {what}; output so far:\n{}\nraw: {:?}", self.text(), String::from_utf8_lossy(&self.output));
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == "exit" {
-                        self.exit = Some(v.clone());
-                    }
-                    self.controls.push(v);
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => panic!("websocket error while waiting for {what}: {e}"),
-                Ok(None) => {
-                    assert!(pred(&self.text()), "socket closed while waiting for {what}; output:\n{}", self.text());
-                }
-                Err(_) => {}
+            if !self.read_frame(left, what).await {
+                assert!(pred(&self.text()), "socket closed while waiting for {what}; output:\n{}", self.text());
             }
         }
     }
@@ -224,19 +239,8 @@ impl Term {
         while self.exit.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out waiting for the exit frame; output:\n{}", self.text());
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) => self.output.extend_from_slice(&b),
-                Ok(Some(Ok(Message::Text(t)))) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == "exit" {
-                        self.exit = Some(v.clone());
-                    }
-                    self.controls.push(v);
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => panic!("websocket error: {e}"),
-                Ok(None) => panic!("socket closed without an exit frame; output:\n{}", self.text()),
-                Err(_) => {}
+            if !self.read_frame(left, "the exit frame").await {
+                panic!("socket closed without an exit frame; output:\n{}", self.text());
             }
         }
         self.exit.clone().unwrap()

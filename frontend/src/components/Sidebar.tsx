@@ -24,6 +24,7 @@ export function Sidebar({
   onNewTask,
   onAddProject,
   onDeleteProject,
+  brandExtra,
   onCredentials,
   conflicts,
 }: {
@@ -33,6 +34,8 @@ export function Sidebar({
   health: Health | null;
   onSelectTask: (id: string) => void;
   onNewTask: (projectId: string) => void;
+  /** Shown at the end of the brand row (the settings button). */
+  brandExtra?: React.ReactNode;
   onAddProject: () => void;
   onDeleteProject: (p: Project) => void;
   /** Opens the Credentials dialog. */
@@ -51,6 +54,7 @@ export function Sidebar({
         </div>
         <span className="brand-name">AnyCode</span>
         {health && <span className="brand-version">v{health.version}</span>}
+        {brandExtra}
       </div>
 
       <div className="sidebar-scroll">

@@ -2,6 +2,8 @@ import { useEffect, useRef, useSyncExternalStore } from 'react';
 import type { Task, TerminalInfo } from '../api';
 import { getSession, type TermSession } from '../terminal/session';
 import { IconBot, IconPlus, IconTerminal, IconX, Spinner } from './icons';
+import { KeyBar } from '../mobile/KeyBar';
+import { canControl, useSessionInfo } from '../role';
 
 function useSession(s: TermSession) {
   return useSyncExternalStore(s.subscribe, s.getSnapshot);
@@ -100,6 +102,7 @@ export function TerminalTabs({
   const titleCount = new Map<string, number>();
   for (const t of terminals) if (t.kind === 'shell') titleCount.set(t.title || '', (titleCount.get(t.title || '') ?? 0) + 1);
   const canAdd = task.status === 'running';
+  const mayType = canControl(useSessionInfo());
 
   return (
     <div className="terminals">
@@ -170,6 +173,7 @@ export function TerminalTabs({
           <TerminalPane key={t.id} info={t} active={t.id === active} connectAllowed={connectAllowed} />
         ))}
       </div>
+      <KeyBar terminalId={active} canType={mayType} />
     </div>
   );
 }

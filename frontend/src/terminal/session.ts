@@ -62,8 +62,11 @@ function testRegistry(): Map<string, Terminal> {
 // WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
 // `localStorage['anycode.renderer'] = 'dom'` chooses the DOM renderer outright (for
 // machines whose WebGL is software-emulated and slower than the DOM, and for benchmarks).
+// Touch devices (phones, tablets) use the DOM renderer too: mobile browsers drop
+// WebGL contexts when the page is put away, and a phone's terminal output is small.
 let webglBroken = (() => {
   try {
+    if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) return true;
     return localStorage.getItem('anycode.renderer') === 'dom';
   } catch {
     return false;
@@ -93,7 +96,8 @@ export class TermSession {
   constructor(readonly id: string) {
     this.term = new Terminal({
       fontFamily: TERMINAL_FONT,
-      fontSize: 13,
+      fontSize: fontSize,
+      disableStdin: readOnly,
       lineHeight: 1.15,
       scrollback: 10000,
       cursorBlink: true,
@@ -114,10 +118,56 @@ export class TermSession {
       for (let i = 0; i < d.length; i++) bytes[i] = d.charCodeAt(i) & 0xff;
       this.send(bytes);
     });
-    this.term.onResize(({ cols, rows }) => this.sendJson({ type: 'resize', cols, rows }));
+    // A watch-only device never resizes the desk's terminal (the server drops it too).
+    this.term.onResize(({ cols, rows }) => {
+      if (!readOnly) this.sendJson({ type: 'resize', cols, rows });
+    });
 
     testRegistry().set(id, this.term);
+    this.installTouchScroll();
     this.connect();
+  }
+
+  /**
+   * Touch screens: a vertical swipe on the terminal scrolls its scrollback (xterm.js
+   * does not do this itself). At either end of the scrollback the swipe is left to
+   * the page, so the page still scrolls past the terminal.
+   */
+  private installTouchScroll() {
+    const el = this.element;
+    let lastY: number | null = null;
+    let acc = 0;
+    el.addEventListener(
+      'touchstart',
+      (e) => {
+        lastY = e.touches.length === 1 ? e.touches[0].clientY : null;
+        acc = 0;
+      },
+      { passive: true, capture: true },
+    );
+    el.addEventListener(
+      'touchmove',
+      (e) => {
+        if (lastY === null || e.touches.length !== 1) return;
+        const y = e.touches[0].clientY;
+        acc += y - lastY;
+        lastY = y;
+        const lineHeight = el.clientHeight / Math.max(1, this.term.rows);
+        const lines = Math.trunc(acc / lineHeight);
+        if (lines === 0) return;
+        acc -= lines * lineHeight;
+        const buf = this.term.buffer.active;
+        const before = buf.viewportY;
+        this.term.scrollLines(-lines);
+        if (buf.viewportY !== before && e.cancelable) e.preventDefault();
+      },
+      { passive: false, capture: true },
+    );
+    const end = () => {
+      lastY = null;
+    };
+    el.addEventListener('touchend', end, { passive: true, capture: true });
+    el.addEventListener('touchcancel', end, { passive: true, capture: true });
   }
 
   // ---- observable state for React ----
@@ -276,7 +326,7 @@ export class TermSession {
       this.update({ state: 'open', exitCode: undefined });
       // Announce flow control: from now on the server counts what we have not acked.
       this.sendJson({ type: 'ack', bytes: 0 });
-      this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
+      if (!readOnly) this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
       this.scheduleFit();
     };
 
@@ -374,7 +424,44 @@ export class TermSession {
   }
 
   private send(data: Uint8Array) {
+    if (readOnly) return;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
+  }
+
+  /** Sends `text` as typed input (the on-screen key bar). */
+  input(text: string) {
+    this.send(this.encoder.encode(text));
+  }
+
+  /** Applies the shared font size and re-fits. */
+  applyFontSize() {
+    if (this.term.options.fontSize !== fontSize) {
+      this.term.options.fontSize = fontSize;
+      this.scheduleFit();
+    }
+  }
+
+  /** Applies the shared read-only flag. */
+  applyReadOnly() {
+    this.term.options.disableStdin = readOnly;
+  }
+
+  /**
+   * After the device slept (page hidden for a while) or came back online: a socket
+   * that looks open may be dead, so connect afresh; the server replays the
+   * scrollback, so no output is lost. A closed socket reconnects now, not after
+   * the back-off.
+   */
+  wake(force: boolean) {
+    if (this.disposed || !this.wantConnect || this.snap.state === 'exited') return;
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && !force) return;
+    this.closeSocket();
+    if (this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+    }
+    this.backoff = BACKOFF_MIN_MS;
+    this.connect();
   }
 
   private sendJson(obj: unknown) {
@@ -424,6 +511,69 @@ export function disposeSession(id: string) {
 
 export function disposeSessions(ids: Iterable<string>) {
   for (const id of ids) disposeSession(id);
+}
+
+export function disposeAllSessions() {
+  disposeSessions([...sessions.keys()]);
+}
+
+// ---- settings shared by every terminal ----
+
+const FONT_KEY = 'anycode.fontSize';
+export const FONT_MIN = 8;
+export const FONT_MAX = 24;
+let fontSize = (() => {
+  try {
+    const v = Number(localStorage.getItem(FONT_KEY));
+    return v >= FONT_MIN && v <= FONT_MAX ? v : 13;
+  } catch {
+    return 13;
+  }
+})();
+let readOnly = false;
+
+export function getFontSize(): number {
+  return fontSize;
+}
+
+/** Sets the font size of every terminal (kept in localStorage). */
+export function setFontSize(size: number) {
+  fontSize = Math.max(FONT_MIN, Math.min(FONT_MAX, Math.round(size)));
+  try {
+    localStorage.setItem(FONT_KEY, String(fontSize));
+  } catch {
+    /* private mode */
+  }
+  sessions.forEach((s) => s.applyFontSize());
+}
+
+/** Watch-only devices: no input, no resizes (the server enforces it as well). */
+export function setReadOnly(ro: boolean) {
+  readOnly = ro;
+  sessions.forEach((s) => s.applyReadOnly());
+}
+
+// Phones sleep: when the page comes back after a while (or the network does),
+// reconnect every terminal; the server replays the scrollback. Only touch devices
+// reconnect a socket that still looks open (a phone's often is dead after sleep);
+// at a desk that would only redraw the screen after every tab switch.
+const SLEEP_MS = 10_000;
+const COARSE = typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches;
+let hiddenAt = 0;
+if (typeof document !== 'undefined') {
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') {
+      hiddenAt = Date.now();
+    } else {
+      const slept = COARSE && hiddenAt > 0 && Date.now() - hiddenAt >= SLEEP_MS;
+      hiddenAt = 0;
+      sessions.forEach((s) => s.wake(slept));
+    }
+  });
+  window.addEventListener('online', () => sessions.forEach((s) => s.wake(false)));
+  window.addEventListener('pageshow', (e) => {
+    if ((e as PageTransitionEvent).persisted) sessions.forEach((s) => s.wake(true));
+  });
 }
 
 // Make the test hook exist even before the first terminal opens.

@@ -18,10 +18,54 @@ export interface Project {
   error_code?: string | null;
 }
 
-export type AgentKind = 'shell' | 'claude';
+/** An agent profile's name: claude, codex, gemini, aider, goose, shell, or a user's own. */
+export type AgentKind = string;
 /** Which credential a task's agent gets in its environment at each start. */
 export type CredentialChoice = 'none' | 'subscription' | 'api_key';
-export type TaskStatus = 'creating' | 'running' | 'stopped' | 'exited' | 'error';
+/** The sandbox's state and, while it runs, the agent's (see the API's TaskStatus). */
+export type TaskStatus =
+  | 'creating'
+  | 'queued'
+  | 'starting'
+  | 'running'
+  | 'needs_approval'
+  | 'waiting_input'
+  | 'done'
+  | 'failed'
+  | 'paused'
+  | 'stopped'
+  | 'exited'
+  | 'error';
+
+/** Whether the task's container runs (any agent state), so its terminals are live. */
+export function isLive(status: TaskStatus): boolean {
+  return (
+    status === 'starting' ||
+    status === 'running' ||
+    status === 'needs_approval' ||
+    status === 'waiting_input' ||
+    status === 'done' ||
+    status === 'failed'
+  );
+}
+
+/** What the agent wants: the tool and its input (needs_approval), a message or failure reason. */
+export interface Attention {
+  tool?: string;
+  input?: unknown;
+  message?: string;
+  since: string;
+}
+
+/** Live resource use of a running sandbox (Docker stats). */
+export interface Usage {
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  at: string;
+}
+
+export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'auto' | 'bypassPermissions';
 
 export interface TerminalInfo {
   id: string;
@@ -58,6 +102,12 @@ export interface Task {
   credential_warning?: string | null;
   /** Whether the agent terminal is recorded (asciicast, replayable). */
   record?: boolean;
+  permission_mode?: PermissionMode | null;
+  cpus?: number | null;
+  memory_mb?: number | null;
+  attention?: Attention | null;
+  usage?: Usage | null;
+  queue_position?: number | null;
 }
 
 export interface Health {

@@ -29,7 +29,7 @@ use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem,
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio_util::sync::CancellationToken;
-use tray::{exit_notices, tray_model, MenuAction, Notice, TrayModel};
+use tray::{notices, tray_model, MenuAction, Notice, TrayModel};
 
 /// How often the tray and notifications look at the engine's tasks.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -329,7 +329,9 @@ fn tray_menu<R: Runtime>(app: &AppHandle<R>, model: &TrayModel, lan: bool) -> ta
     for e in &model.entries {
         let open = MenuItem::with_id(app, MenuAction::Open(e.task_id.clone()).id(), "Open", true, None::<&str>)?;
         let stop = MenuItem::with_id(app, MenuAction::Stop(e.task_id.clone()).id(), "Stop", true, None::<&str>)?;
-        let items: [&dyn IsMenuItem<R>; 2] = [&open, &stop];
+        let allow = MenuItem::with_id(app, MenuAction::Allow(e.task_id.clone()).id(), "Allow", true, None::<&str>)?;
+        let deny = MenuItem::with_id(app, MenuAction::Deny(e.task_id.clone()).id(), "Deny", true, None::<&str>)?;
+        let items: Vec<&dyn IsMenuItem<R>> = if e.needs_approval { vec![&allow, &deny, &open, &stop] } else { vec![&open, &stop] };
         menu.append(&Submenu::with_items(app, &e.label, true, &items)?)?;
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
@@ -349,6 +351,8 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
                 tracing::warn!(task, error = %e, "opening the task failed");
             }
         }
+        MenuAction::Allow(task) => decide(app, task, true),
+        MenuAction::Deny(task) => decide(app, task, false),
         MenuAction::Stop(task) => {
             let engine = app.state::<Shell>().engine.clone();
             let app = app.clone();
@@ -383,6 +387,21 @@ fn on_menu<R: Runtime>(app: &AppHandle<R>, id: &str) {
         }
         MenuAction::Quit => quit(app),
     }
+}
+
+/// Answers the permission request `task`'s agent waits on (from the tray menu or a
+/// notification's Allow/Deny); a failure (no request pending any more) is shown.
+fn decide<R: Runtime>(app: &AppHandle<R>, task: String, allow: bool) {
+    let engine = app.state::<Shell>().engine.clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        // TODO(approvals): call the engine's approval decision once it is merged.
+        let result: Result<(), String> = { let _ = (&engine, &task, allow); Err("approvals are not available yet".into()) };
+        if let Err(e) = result {
+            error_dialog(&app, &format!("Answering the permission request failed: {e}"));
+        }
+        refresh_tray(&app).await;
+    });
 }
 
 /// Turns serving on the local network on or off; on success when turned on, the
@@ -424,7 +443,7 @@ fn quit<R: Runtime>(app: &AppHandle<R>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let running: Vec<String> = match engine.tasks(None).await {
-            Ok(ts) => ts.into_iter().filter(|t| t.status == TaskStatus::Running).map(|t| t.id).collect(),
+            Ok(ts) => ts.into_iter().filter(|t| t.status.is_live() || t.status == TaskStatus::Paused).map(|t| t.id).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "listing tasks before quitting failed");
                 vec![]
@@ -495,7 +514,7 @@ pub fn quit_choice(result: &tauri_plugin_dialog::MessageDialogResult) -> QuitCho
 }
 
 /// Polls the engine every [`POLL`]: updates the tray when its content changed and
-/// notifies about agents that exited.
+/// notifies about agents that exited or came to want the user.
 async fn watch_tasks<R: Runtime>(app: AppHandle<R>) {
     let mut seen: Option<HashMap<String, TaskStatus>> = None;
     let mut last: Option<(TrayModel, bool)> = None;
@@ -504,7 +523,7 @@ async fn watch_tasks<R: Runtime>(app: AppHandle<R>) {
         match tokio::try_join!(engine.tasks(None), engine.projects()) {
             Ok((tasks, projects)) => {
                 if let Some(before) = &seen {
-                    for n in exit_notices(before, &tasks, &projects) {
+                    for n in notices(before, &tasks, &projects) {
                         notify(&app, n);
                     }
                 }
@@ -552,17 +571,19 @@ fn notify<R: Runtime>(app: &AppHandle<R>, n: Notice) {
         let app = app.clone();
         // wait_for_action blocks until the notification is clicked or closed.
         std::thread::spawn(move || {
-            let shown = notify_rust::Notification::new()
-                .appname("AnyCode")
-                .summary(&n.title)
-                .body(&n.body)
-                .action("default", "Open")
-                .show();
-            match shown {
-                Ok(handle) => handle.wait_for_action(|action| {
-                    if action == "default" {
+            let mut note = notify_rust::Notification::new();
+            note.appname("AnyCode").summary(&n.title).body(&n.body).action("default", "Open");
+            if n.approval {
+                note.action("allow", "Allow").action("deny", "Deny");
+            }
+            match note.show() {
+                Ok(handle) => handle.wait_for_action(|action| match action {
+                    "default" => {
                         let _ = show_task(&app, &n.task_id);
                     }
+                    "allow" => decide(&app, n.task_id.clone(), true),
+                    "deny" => decide(&app, n.task_id.clone(), false),
+                    _ => {}
                 }),
                 Err(e) => tracing::warn!(error = %e, "no notification server"),
             }

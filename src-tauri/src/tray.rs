@@ -7,8 +7,12 @@ use anycode_engine::{Project, Task, TaskStatus};
 /// What the tray shows, built by [`tray_model`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrayModel {
-    /// How many sandboxes run (tasks with status `running`).
+    /// How many sandboxes run (tasks whose container runs: `running` and every agent
+    /// state, see `TaskStatus::is_live`).
     pub running: usize,
+    /// How many tasks want the user (`needs_approval`, `waiting_input`, `done`,
+    /// `failed`).
+    pub waiting: usize,
     /// The tray icon's title (shown next to the icon on macOS and Linux): the count
     /// of running sandboxes, empty when none runs.
     pub title: String,
@@ -26,15 +30,27 @@ pub struct TrayEntry {
     /// `project · title · status`, e.g. `shop · Fix login · running`; the title is
     /// cut to [`MAX_LABEL_TITLE`] characters.
     pub label: String,
+    /// Whether the agent waits for a permission decision (the menu then offers
+    /// Allow and Deny).
+    pub needs_approval: bool,
 }
 
 /// Longest task title shown in the menu, in characters (menus do not wrap).
 pub const MAX_LABEL_TITLE: usize = 48;
 
-/// Which tasks belong in the tray: running ones, and ones still being created (a
-/// sandbox that is starting is already using the machine).
+/// Which tasks belong in the tray: running ones (in any agent state), ones being
+/// created or waiting in the queue, and paused ones (they hold memory).
 fn in_tray(t: &Task) -> bool {
-    matches!(t.status, TaskStatus::Running | TaskStatus::Creating)
+    t.status.is_live() || matches!(t.status, TaskStatus::Creating | TaskStatus::Queued | TaskStatus::Paused)
+}
+
+/// A status in words for the menu, e.g. `needs approval`.
+pub fn status_words(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::NeedsApproval => "needs approval",
+        TaskStatus::WaitingInput => "waiting for input",
+        other => other.as_str(),
+    }
 }
 
 /// The tray for `tasks`, naming each task's project from `projects` (a task whose
@@ -49,17 +65,29 @@ pub fn tray_model(tasks: &[Task], projects: &[Project]) -> TrayModel {
             if t.title.chars().count() > MAX_LABEL_TITLE {
                 title.push('…');
             }
-            TrayEntry { task_id: t.id.clone(), label: format!("{project} · {title} · {}", t.status.as_str()) }
+            TrayEntry {
+                task_id: t.id.clone(),
+                label: format!("{project} · {title} · {}", status_words(t.status)),
+                needs_approval: t.status == TaskStatus::NeedsApproval,
+            }
         })
         .collect();
-    let running = tasks.iter().filter(|t| t.status == TaskStatus::Running).count();
-    let tooltip = match running {
+    let running = tasks.iter().filter(|t| t.status.is_live()).count();
+    let waiting = tasks.iter().filter(|t| t.status.needs_user()).count();
+    let mut tooltip = match running {
         0 => "AnyCode: no sandbox running".to_string(),
         1 => "AnyCode: 1 sandbox running".to_string(),
         n => format!("AnyCode: {n} sandboxes running"),
     };
-    let title = if running == 0 { String::new() } else { running.to_string() };
-    TrayModel { running, title, tooltip, entries }
+    if waiting > 0 {
+        tooltip.push_str(&format!(", {waiting} waiting for you"));
+    }
+    let title = match (running, waiting) {
+        (0, _) => String::new(),
+        (r, 0) => r.to_string(),
+        (r, w) => format!("{r} ({w}!)"),
+    };
+    TrayModel { running, waiting, title, tooltip, entries }
 }
 
 /// What a click on a tray menu item asks for. Item ids are [`MenuAction::id`].
@@ -69,6 +97,10 @@ pub enum MenuAction {
     Open(String),
     /// Stop this task's sandbox.
     Stop(String),
+    /// Allow the tool call this task's agent waits on.
+    Allow(String),
+    /// Deny the tool call this task's agent waits on.
+    Deny(String),
     /// Show the window.
     Show,
     /// Open the UI in the default browser.
@@ -86,6 +118,8 @@ impl MenuAction {
         match self {
             MenuAction::Open(t) => format!("open:{t}"),
             MenuAction::Stop(t) => format!("stop:{t}"),
+            MenuAction::Allow(t) => format!("allow:{t}"),
+            MenuAction::Deny(t) => format!("deny:{t}"),
             MenuAction::Show => "show".into(),
             MenuAction::OpenInBrowser => "browser".into(),
             MenuAction::ToggleLan => "lan".into(),
@@ -107,6 +141,10 @@ impl MenuAction {
                     MenuAction::Open(task(t)?)
                 } else if let Some(t) = id.strip_prefix("stop:") {
                     MenuAction::Stop(task(t)?)
+                } else if let Some(t) = id.strip_prefix("allow:") {
+                    MenuAction::Allow(task(t)?)
+                } else if let Some(t) = id.strip_prefix("deny:") {
+                    MenuAction::Deny(task(t)?)
                 } else {
                     return None;
                 }
@@ -115,32 +153,71 @@ impl MenuAction {
     }
 }
 
-/// A task whose agent exited since the last look, for a notification.
+/// Something a task's agent did since the last look, for a notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// The task to open when the notification is clicked.
     pub task_id: String,
-    /// e.g. `Agent exited`.
+    /// e.g. `Agent exited`, `Needs approval`.
     pub title: String,
-    /// e.g. `shop · Fix login: exit code 0`.
+    /// e.g. `shop · Fix login: exit code 0`, `shop · Fix login: Bash: npm test`.
     pub body: String,
+    /// Whether the notification offers Allow and Deny (a permission request).
+    pub approval: bool,
 }
 
-/// The notifications due between two looks at the task list: one per task that was
-/// `running` in `before` (id → status) and is `exited` in `now`. Tasks stopped by
-/// the user or unseen before give none.
-pub fn exit_notices(before: &std::collections::HashMap<String, TaskStatus>, now: &[Task], projects: &[Project]) -> Vec<Notice> {
+/// Longest tool input shown in a notification, in characters.
+pub const MAX_NOTICE_INPUT: usize = 120;
+
+/// The notifications due between two looks at the task list (`before`: id →
+/// status): a task's agent that exited while it ran, and one that came to want the
+/// user (`needs_approval` with the tool and its command or input, `waiting_input`,
+/// `done`, `failed` with the reason). Tasks stopped by the user, unchanged or
+/// unseen before give none.
+pub fn notices(before: &std::collections::HashMap<String, TaskStatus>, now: &[Task], projects: &[Project]) -> Vec<Notice> {
     now.iter()
-        .filter(|t| t.status == TaskStatus::Exited && before.get(&t.id) == Some(&TaskStatus::Running))
-        .map(|t| {
+        .filter_map(|t| {
+            let was = *before.get(&t.id)?;
+            if was == t.status {
+                return None;
+            }
             let project = projects.iter().find(|p| p.id == t.project_id).map_or("?", |p| p.name.as_str());
-            let how = match t.exit_code {
-                Some(c) => format!("exit code {c}"),
-                None => "exited".to_string(),
+            let what = |s: String| format!("{project} · {}: {s}", t.title);
+            let message = || t.attention.as_ref().and_then(|a| a.message.clone());
+            let (title, body, approval) = match t.status {
+                TaskStatus::Exited if was.is_live() => {
+                    let how = t.exit_code.map_or("exited".to_string(), |c| format!("exit code {c}"));
+                    ("Agent exited", what(how), false)
+                }
+                TaskStatus::NeedsApproval => {
+                    let tool = t.attention.as_ref().and_then(|a| a.tool.clone()).unwrap_or_else(|| "a tool".into());
+                    let input = t.attention.as_ref().and_then(|a| a.input.as_ref()).map(input_summary).unwrap_or_default();
+                    let body = if input.is_empty() { tool } else { format!("{tool}: {input}") };
+                    ("Needs approval", what(body), true)
+                }
+                TaskStatus::WaitingInput => ("Waiting for your input", what(message().unwrap_or_else(|| "the agent asks".into())), false),
+                TaskStatus::Done => ("Finished", what("the agent finished its turn".into()), false),
+                TaskStatus::Failed => ("Failed", what(message().unwrap_or_else(|| "the agent's turn failed".into())), false),
+                _ => return None,
             };
-            Notice { task_id: t.id.clone(), title: "Agent exited".into(), body: format!("{project} · {}: {how}", t.title) }
+            Some(Notice { task_id: t.id.clone(), title: title.into(), body, approval })
         })
         .collect()
+}
+
+/// A tool input in one line: its `command`, `file_path` or `url` when it has one,
+/// else the JSON; cut to [`MAX_NOTICE_INPUT`] characters.
+fn input_summary(input: &serde_json::Value) -> String {
+    let text = ["command", "file_path", "url", "pattern"]
+        .iter()
+        .find_map(|k| input.get(k).and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_else(|| input.to_string());
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut cut: String = one_line.chars().take(MAX_NOTICE_INPUT).collect();
+    if one_line.chars().count() > MAX_NOTICE_INPUT {
+        cut.push('…');
+    }
+    cut
 }
 
 #[cfg(test)]
@@ -205,6 +282,8 @@ mod tests {
         for a in [
             MenuAction::Open("abc".into()),
             MenuAction::Stop("abc".into()),
+            MenuAction::Allow("abc".into()),
+            MenuAction::Deny("abc".into()),
             MenuAction::Show,
             MenuAction::OpenInBrowser,
             MenuAction::ToggleLan,
@@ -212,13 +291,13 @@ mod tests {
         ] {
             assert_eq!(MenuAction::parse(&a.id()), Some(a));
         }
-        for junk in ["", "open:", "stop:", "label:abc", "QUIT", "openabc"] {
+        for junk in ["", "open:", "stop:", "allow:", "deny:", "label:abc", "QUIT", "openabc"] {
             assert_eq!(MenuAction::parse(junk), None, "{junk}");
         }
     }
 
     #[test]
-    fn notices_only_for_running_to_exited() {
+    fn notices_for_exits_and_for_what_wants_the_user() {
         let projects = [project("p", "shop")];
         let before: HashMap<String, TaskStatus> = [
             ("a".to_string(), TaskStatus::Running),
@@ -234,10 +313,47 @@ mod tests {
             task("c", "p", "Already exited", TaskStatus::Exited),
             task("d", "p", "Never seen running", TaskStatus::Exited),
         ];
-        let n = exit_notices(&before, &now, &projects);
+        let n = notices(&before, &now, &projects);
         assert_eq!(
             n,
-            [Notice { task_id: "a".into(), title: "Agent exited".into(), body: "shop · Fix login: exit code 3".into() }]
+            [Notice { task_id: "a".into(), title: "Agent exited".into(), body: "shop · Fix login: exit code 3".into(), approval: false }]
+        );
+
+        // Agent states: each change into a state that wants the user gives one notice.
+        let before: HashMap<String, TaskStatus> = [
+            ("a".to_string(), TaskStatus::Running),
+            ("b".to_string(), TaskStatus::Running),
+            ("c".to_string(), TaskStatus::NeedsApproval),
+            ("d".to_string(), TaskStatus::Starting),
+            ("e".to_string(), TaskStatus::Running),
+        ]
+        .into();
+        let mut a = task("a", "p", "Fix login", TaskStatus::NeedsApproval);
+        a.attention = Some(anycode_engine::Attention {
+            tool: Some("Bash".into()),
+            input: Some(serde_json::json!({"command": "npm   test\n--watch=false", "description": "run tests"})),
+            message: None,
+            since: "2026-11-21T00:00:00Z".into(),
+        });
+        let mut e = task("e", "p", "Docs", TaskStatus::Failed);
+        e.attention = Some(anycode_engine::Attention { message: Some("rate_limit".into()), since: "x".into(), ..Default::default() });
+        let now = [
+            a,
+            task("b", "p", "Refactor", TaskStatus::Done),
+            task("c", "p", "Still asking", TaskStatus::NeedsApproval),
+            task("d", "p", "Fresh", TaskStatus::WaitingInput),
+            e,
+        ];
+        let n = notices(&before, &now, &projects);
+        let got: Vec<(&str, &str, &str, bool)> = n.iter().map(|n| (n.task_id.as_str(), n.title.as_str(), n.body.as_str(), n.approval)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "Needs approval", "shop · Fix login: Bash: npm test --watch=false", true),
+                ("b", "Finished", "shop · Refactor: the agent finished its turn", false),
+                ("d", "Waiting for your input", "shop · Fresh: the agent asks", false),
+                ("e", "Failed", "shop · Docs: rate_limit", false),
+            ]
         );
     }
 }

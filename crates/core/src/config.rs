@@ -1,4 +1,6 @@
+use crate::settings::{Settings, SettingsError};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Resource limits applied to every sandbox container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +52,57 @@ pub struct Config {
     /// Whether credentials in AnyCode's own environment (`CLAUDE_CODE_OAUTH_TOKEN`,
     /// `ANTHROPIC_API_KEY`, …) are a source (default true; tests turn it off).
     pub credentials_from_env: bool,
+    /// How many sandboxes may run at once (`ANYCODE_MAX_RUNNING`, `[sandbox]
+    /// max_running`, default 8); further tasks are `queued`.
+    pub max_running: u32,
+    /// Idle time (no terminal input or output) before a sandbox is paused
+    /// (`ANYCODE_PAUSE_AFTER_MIN`, `[sandbox] pause_after_min`, default 30 min;
+    /// `None` when set to 0: never).
+    pub pause_after: Option<Duration>,
+    /// Idle time before a sandbox is stopped (`ANYCODE_STOP_AFTER_MIN`, `[sandbox]
+    /// stop_after_min`, default 12 h; `None` when set to 0: never).
+    pub stop_after: Option<Duration>,
+    /// How long a permission request waits for Allow/Deny before the agent asks in
+    /// its terminal (`ANYCODE_APPROVAL_TIMEOUT_SECS`, `[approvals] timeout_secs`,
+    /// default 300 s).
+    pub approval_timeout: Duration,
+    /// The settings file's content (its `[env]` and `[agents]` are read by the
+    /// engine and the agents crate).
+    pub settings: Settings,
+    /// Where the settings file is (or would be).
+    pub settings_path: PathBuf,
 }
 
 impl Config {
-    /// Reads the configuration from the environment, with defaults.
+    /// Reads the settings file ([`Settings::default_path`]) and the environment
+    /// (which wins), with defaults for the rest.
+    ///
+    /// Errors: the settings file exists but cannot be read or is not valid.
+    pub fn load() -> Result<Config, SettingsError> {
+        let path = Settings::default_path();
+        let settings = Settings::load(&path)?;
+        Ok(Config::from_settings(settings, path))
+    }
+
+    /// Reads the configuration from the environment only (no settings file), with
+    /// defaults.
     pub fn from_env() -> Config {
+        Config::from_settings(Settings::default(), Settings::default_path())
+    }
+
+    /// The configuration from `settings` (read from `settings_path`) and the
+    /// environment, which wins.
+    pub fn from_settings(settings: Settings, settings_path: PathBuf) -> Config {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let num = |k: &str| env(k).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v > 0.0);
         let data_dir = env("ANYCODE_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir);
         let mut limits = Limits::default();
+        if let Some(mb) = settings.sandbox.memory_mb {
+            limits.memory_bytes = (mb as i64) * 1024 * 1024;
+        }
+        if let Some(c) = settings.sandbox.cpus {
+            limits.nano_cpus = (c * 1e9) as i64;
+        }
         if let Some(mb) = num("ANYCODE_MEMORY_MB") {
             limits.memory_bytes = (mb * 1024.0 * 1024.0) as i64;
         }
@@ -79,7 +123,23 @@ impl Config {
             None => Some("anycode".to_string()),
         };
         let recording_max_bytes = num("ANYCODE_RECORDING_MB").map(|m| (m * 1024.0 * 1024.0) as u64).unwrap_or(100 * 1024 * 1024);
+        // 0 means "never" for the idle timers, so these read 0 as a value.
+        let minutes = |k: &str, file: Option<f64>, default: f64| {
+            let m = env(k).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v >= 0.0).or(file).unwrap_or(default);
+            (m > 0.0).then(|| Duration::from_secs_f64(m * 60.0))
+        };
+        let pause_after = minutes("ANYCODE_PAUSE_AFTER_MIN", settings.sandbox.pause_after_min, 30.0);
+        let stop_after = minutes("ANYCODE_STOP_AFTER_MIN", settings.sandbox.stop_after_min, 720.0);
+        let max_running = num("ANYCODE_MAX_RUNNING").map(|n| n as u32).or(settings.sandbox.max_running).unwrap_or(8).max(1);
+        let approval_timeout =
+            Duration::from_secs(num("ANYCODE_APPROVAL_TIMEOUT_SECS").map(|n| n as u64).or(settings.approvals.timeout_secs).unwrap_or(300));
         Config {
+            max_running,
+            pause_after,
+            stop_after,
+            approval_timeout,
+            settings,
+            settings_path,
             data_dir,
             image: env("ANYCODE_IMAGE"),
             limits,

@@ -15,19 +15,28 @@
 mod config;
 mod device;
 mod model;
+mod settings;
 
 pub use config::{Config, Limits};
+pub use settings::{ApprovalSettings, SandboxSettings, Settings, SettingsError};
 pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
-pub use model::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, CREDENTIAL_WARNING_MS};
+pub use model::{
+    Agent, Attention, Credential, PermissionMode, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    CREDENTIAL_WARNING_MS,
+};
 
 use rand::Rng;
 
 /// Errors from parsing domain values supplied by users.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An agent name that is not one of [`Agent::ALL`].
-    #[error("unknown agent {0:?}: choose one of shell, claude")]
+    /// An agent name that is not well formed (1 to 32 of `a-z0-9-_`, starting with a
+    /// letter), or (from the engine) names no profile.
+    #[error("unknown agent {0:?}: see `anycode agents` for the profiles (claude, codex, gemini, aider, goose, shell, and yours)")]
     UnknownAgent(String),
+    /// A permission mode that is not one of [`PermissionMode::ALL`].
+    #[error("unknown permission mode {0:?}: choose one of default, acceptEdits, plan, auto, bypassPermissions")]
+    UnknownPermissionMode(String),
     /// A credential choice that is not one of [`Credential::ALL`].
     #[error("unknown credential {0:?}: choose one of none, subscription, api_key")]
     UnknownCredential(String),

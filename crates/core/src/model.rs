@@ -16,42 +16,78 @@ pub struct Project {
     pub default_branch: String,
 }
 
-/// Which program runs as a task's main process in its sandbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Agent {
-    /// A login bash shell.
-    Shell,
-    /// Claude Code's interactive TUI (`claude`).
-    Claude,
-}
+/// Which agent profile runs as a task's main process in its sandbox: a profile
+/// name such as `claude`, `codex`, `gemini`, `aider`, `goose`, `shell`, or one a user
+/// defined in the config file. 1 to 32 of `a-z`, `0-9`, `-`, `_`, starting with a
+/// letter. Whether a profile of that name exists is the engine's question (its
+/// profiles), not this type's.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Agent(String);
 
 impl Agent {
-    /// Every agent this version can run.
-    pub const ALL: [Agent; 2] = [Agent::Shell, Agent::Claude];
+    /// The login shell profile.
+    pub const SHELL: &'static str = "shell";
+    /// Claude Code's profile.
+    pub const CLAUDE: &'static str = "claude";
 
-    /// The name used in the API, the CLI and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Agent::Shell => "shell",
-            Agent::Claude => "claude",
-        }
+    /// The name used in the API, the CLI, the config file and the database.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is Claude Code (`claude`), the agent with hooks and resume.
+    pub fn is_claude(&self) -> bool {
+        self.0 == Agent::CLAUDE
+    }
+
+    /// Whether this is the plain shell profile (`shell`).
+    pub fn is_shell(&self) -> bool {
+        self.0 == Agent::SHELL
+    }
+
+    /// The shell profile.
+    pub fn shell() -> Agent {
+        Agent(Agent::SHELL.into())
+    }
+
+    /// Claude Code's profile.
+    pub fn claude() -> Agent {
+        Agent(Agent::CLAUDE.into())
     }
 }
 
 impl fmt::Display for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
 impl FromStr for Agent {
     type Err = crate::Error;
+    /// Errors: [`crate::Error::UnknownAgent`] when `s` is not a well-formed name.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Agent::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| crate::Error::UnknownAgent(s.to_string()))
+        let ok = (1..=32).contains(&s.len())
+            && s.as_bytes()[0].is_ascii_lowercase()
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Agent(s.to_string()))
+        } else {
+            Err(crate::Error::UnknownAgent(s.chars().take(60).collect()))
+        }
+    }
+}
+
+impl TryFrom<String> for Agent {
+    type Error = crate::Error;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Agent> for String {
+    fn from(a: Agent) -> String {
+        a.0
     }
 }
 
@@ -98,14 +134,41 @@ impl FromStr for Credential {
     }
 }
 
-/// The state of a task's sandbox as AnyCode last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A task's state as the API reports it: the sandbox's state, and while the
+/// sandbox runs, the agent's (from its hooks, or from the screen for agents without
+/// hooks).
+///
+/// The database keeps only the sandbox's part (`creating`, `queued`, `running`,
+/// `paused`, `stopped`, `exited`, `error`); the agent's part (`starting`,
+/// `needs_approval`, `waiting_input`, `done`, `failed`) lives in the engine's memory
+/// and stands in for `running` in answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Branch, worktree or container are being made.
     Creating,
-    /// The container runs; the agent's terminal is live.
+    /// Waiting for a free slot: the limit of concurrently running sandboxes is
+    /// reached; it starts when another one stops.
+    Queued,
+    /// The container runs; the agent has not reported yet (before its session
+    /// starts).
+    Starting,
+    /// The container runs and the agent works (or, for agents AnyCode cannot watch,
+    /// simply runs).
     Running,
+    /// The agent waits for the user to allow or deny a tool call; `attention` has the
+    /// tool and its input.
+    NeedsApproval,
+    /// The agent waits for the user's input (an idle prompt, a question).
+    WaitingInput,
+    /// The agent finished its turn.
+    Done,
+    /// The agent's turn ended with an error (API error, rate limit); `attention.reason`
+    /// says which.
+    Failed,
+    /// The container is frozen (`docker pause`) after being idle; the next keystroke
+    /// or approval resumes it.
+    Paused,
     /// Stopped by the user (or the engine went away); `start` brings it back.
     Stopped,
     /// The agent process ended by itself; `exit_code` says how.
@@ -115,30 +178,152 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    /// The name used in the API and the database.
+    /// Every state.
+    pub const ALL: [TaskStatus; 12] = [
+        TaskStatus::Creating,
+        TaskStatus::Queued,
+        TaskStatus::Starting,
+        TaskStatus::Running,
+        TaskStatus::NeedsApproval,
+        TaskStatus::WaitingInput,
+        TaskStatus::Done,
+        TaskStatus::Failed,
+        TaskStatus::Paused,
+        TaskStatus::Stopped,
+        TaskStatus::Exited,
+        TaskStatus::Error,
+    ];
+
+    /// The name used in the API and the database (snake_case).
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Creating => "creating",
+            TaskStatus::Queued => "queued",
+            TaskStatus::Starting => "starting",
             TaskStatus::Running => "running",
+            TaskStatus::NeedsApproval => "needs_approval",
+            TaskStatus::WaitingInput => "waiting_input",
+            TaskStatus::Done => "done",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Paused => "paused",
             TaskStatus::Stopped => "stopped",
             TaskStatus::Exited => "exited",
             TaskStatus::Error => "error",
         }
+    }
+
+    /// Whether the container runs (not paused): `running` and every agent state.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Starting | TaskStatus::Running | TaskStatus::NeedsApproval | TaskStatus::WaitingInput | TaskStatus::Done | TaskStatus::Failed
+        )
+    }
+
+    /// Whether this is an agent state (kept in memory, standing in for `running`).
+    pub fn is_agent_state(self) -> bool {
+        self.is_live() && self != TaskStatus::Running
+    }
+
+    /// Whether the user is wanted: `needs_approval`, `waiting_input`, `done`, `failed`.
+    pub fn needs_user(self) -> bool {
+        matches!(self, TaskStatus::NeedsApproval | TaskStatus::WaitingInput | TaskStatus::Done | TaskStatus::Failed)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 impl FromStr for TaskStatus {
     type Err = crate::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "creating" => TaskStatus::Creating,
-            "running" => TaskStatus::Running,
-            "stopped" => TaskStatus::Stopped,
-            "exited" => TaskStatus::Exited,
-            "error" => TaskStatus::Error,
-            other => return Err(crate::Error::UnknownStatus(other.to_string())),
-        })
+        TaskStatus::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| crate::Error::UnknownStatus(s.chars().take(60).collect()))
     }
+}
+
+/// Claude Code's permission mode for a task (`--permission-mode`), as its CLI names
+/// them. `bypassPermissions` is allowed because the agent runs inside the sandbox as
+/// a non-root user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PermissionMode {
+    /// Classic approval prompts for tools (the `PermissionRequest` hook fires).
+    #[serde(rename = "default")]
+    Default,
+    /// File edits are accepted without asking; other tools ask.
+    #[serde(rename = "acceptEdits")]
+    AcceptEdits,
+    /// Plan only, no edits.
+    #[serde(rename = "plan")]
+    Plan,
+    /// Claude Code 2.1's automatic mode (its safety check runs on Anthropic's side).
+    #[serde(rename = "auto")]
+    Auto,
+    /// Never asks.
+    #[serde(rename = "bypassPermissions")]
+    BypassPermissions,
+}
+
+impl PermissionMode {
+    /// Every mode.
+    pub const ALL: [PermissionMode; 5] =
+        [PermissionMode::Default, PermissionMode::AcceptEdits, PermissionMode::Plan, PermissionMode::Auto, PermissionMode::BypassPermissions];
+
+    /// The name Claude Code's `--permission-mode` takes, also used in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermissionMode::Default => "default",
+            PermissionMode::AcceptEdits => "acceptEdits",
+            PermissionMode::Plan => "plan",
+            PermissionMode::Auto => "auto",
+            PermissionMode::BypassPermissions => "bypassPermissions",
+        }
+    }
+}
+
+impl FromStr for PermissionMode {
+    type Err = crate::Error;
+    /// Errors: [`crate::Error::UnknownPermissionMode`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PermissionMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| crate::Error::UnknownPermissionMode(s.chars().take(60).collect()))
+    }
+}
+
+/// What the agent wants from the user, while `status` is `needs_approval`,
+/// `waiting_input` or `failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Attention {
+    /// The tool asking for permission (`needs_approval`), e.g. `Bash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The tool's input as the agent sent it (`needs_approval`), e.g.
+    /// `{"command": "ls", "description": "…"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// The agent's message (a notification's text) or, for `failed`, the reason
+    /// (`rate_limit`, `authentication_failed`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When this state began, RFC 3339 UTC.
+    pub since: String,
+}
+
+/// A running sandbox's resource use (Docker stats), refreshed every few seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU use in percent of one CPU (200 = two CPUs busy).
+    pub cpu_percent: f64,
+    /// Memory in use, bytes (Docker's usage minus the page cache).
+    pub memory_bytes: u64,
+    /// The container's memory cap, bytes.
+    pub memory_limit_bytes: u64,
+    /// When it was read, RFC 3339 UTC.
+    pub at: String,
 }
 
 /// What a terminal runs.
@@ -163,7 +348,7 @@ pub struct TerminalInfo {
 }
 
 /// One unit of agent work: a branch, its worktree, one sandbox container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     /// 12 hex digits.
     pub id: String,
@@ -171,7 +356,7 @@ pub struct Task {
     pub project_id: String,
     /// Free text given by the user.
     pub title: String,
-    /// The program running as the container's main process.
+    /// The agent profile running as the container's main process.
     pub agent: Agent,
     /// The task's branch in the project's repository, e.g. `anycode/fix-login`.
     pub branch: String,
@@ -220,6 +405,28 @@ pub struct Task {
     /// filled in by the engine and refreshed in the background).
     #[serde(default)]
     pub pr: Option<PullRequestInfo>,
+    /// Claude Code's permission mode (`None`: the profile's default, for agents that
+    /// have no such setting).
+    #[serde(default)]
+    pub permission_mode: Option<PermissionMode>,
+    /// The sandbox's CPU cap in CPUs (e.g. 2.0), fixed at creation from the request
+    /// or the settings' default.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// The sandbox's memory cap in MiB, fixed at creation from the request or the
+    /// settings' default.
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    /// What the agent wants (tool and input for `needs_approval`, message, failure
+    /// reason). Filled in by the engine, not stored.
+    #[serde(default)]
+    pub attention: Option<Attention>,
+    /// Live CPU and memory while the sandbox runs. Filled in by the engine, not stored.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// 1-based place in the queue while `status` is `queued`. Filled in by the engine.
+    #[serde(default)]
+    pub queue_position: Option<u32>,
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.

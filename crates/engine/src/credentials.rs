@@ -21,7 +21,7 @@ fn provider_of(c: Credential) -> Option<Provider> {
 /// Whether the task's main process is start-agent (which asks for credentials at
 /// every start): Claude Code always; a shell only when it gets a credential.
 pub(crate) fn uses_start_agent(task: &Task) -> bool {
-    task.agent == Agent::Claude || task.credential != Credential::None
+    task.agent.is_claude() || task.credential != Credential::None
 }
 
 impl Engine {
@@ -67,8 +67,8 @@ impl Engine {
     /// subscription when a Claude login or token is found (even an expired one: the
     /// task then says so), else the API key when one is found, else the
     /// subscription again, so the task and its terminal say that none was found.
-    pub(crate) async fn default_credential(&self, agent: Agent) -> Result<Credential> {
-        if agent == Agent::Shell {
+    pub(crate) async fn default_credential(&self, agent: &Agent) -> Result<Credential> {
+        if agent.is_shell() {
             return Ok(Credential::None);
         }
         let sources = self.credential_sources();

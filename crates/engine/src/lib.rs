@@ -19,17 +19,22 @@
 mod credentials;
 mod devices;
 mod error;
+mod events;
 mod github;
 mod handover;
 mod runtime;
 
-pub use anycode_core::{check_device_name, Agent, Config, Credential, Device, DeviceRole, Project, Task, TaskStatus, TerminalInfo, TerminalKind};
+pub use anycode_core::{
+    check_device_name, Agent, Attention, Config, Credential, Device, DeviceRole, PermissionMode, Project, Settings, Task, TaskStatus, TerminalInfo,
+    TerminalKind, Usage,
+};
 pub use devices::session_hash;
 pub use anycode_credentials::{Secret, Status as CredentialsStatus};
 pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
+pub use events::{Event, EVENT_BUFFER};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -68,6 +73,13 @@ pub struct NewTask {
     pub credential: Option<String>,
     /// Record the agent terminal as an asciicast (default: yes).
     pub record: Option<bool>,
+    /// Claude Code's permission mode: `default`, `acceptEdits`, `plan`, `auto`,
+    /// `bypassPermissions` (Claude Code's own default when `None`).
+    pub permission_mode: Option<String>,
+    /// CPU cap in CPUs (the settings' default when `None`).
+    pub cpus: Option<f64>,
+    /// Memory cap in MiB (the settings' default when `None`).
+    pub memory_mb: Option<u64>,
 }
 
 /// Docker's state as [`Engine::health`] reports it.
@@ -98,6 +110,10 @@ struct Inner {
     task_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     seq: std::sync::atomic::AtomicU64,
     gh: github::GhState,
+    /// Task changes for live views ([`Engine::events`]).
+    events: tokio::sync::broadcast::Sender<Event>,
+    /// The agents' states by task id (see `events.rs`).
+    agent_states: StdMutex<HashMap<String, events::AgentState>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -141,6 +157,8 @@ impl Engine {
                 task_locks: StdMutex::new(HashMap::new()),
                 seq: Default::default(),
                 gh: github::GhState::new(keyring_service.as_deref()),
+                events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+                agent_states: StdMutex::new(HashMap::new()),
             }),
         };
         engine.sweep_partial_clones();
@@ -277,6 +295,7 @@ impl Engine {
         let mut tasks = blocking(move || Ok(store.tasks(project.as_deref())?)).await?;
         for t in &mut tasks {
             t.terminals = self.task_terminals(t);
+            self.overlay_agent_state(t);
         }
         self.fill_prs(&mut tasks).await?;
         Ok(tasks)
@@ -288,6 +307,7 @@ impl Engine {
         let id = id.to_string();
         let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
         t.terminals = self.task_terminals(&t);
+        self.overlay_agent_state(&mut t);
         self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
@@ -324,6 +344,20 @@ impl Engine {
             return Err(Error::Invalid(format!("title is longer than {MAX_TITLE} characters")));
         }
         let agent: Agent = req.agent.trim().parse()?;
+        let permission_mode: Option<PermissionMode> = match req.permission_mode.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => Some(m.parse()?),
+            None => None,
+        };
+        if let Some(c) = req.cpus {
+            if !(c.is_finite() && c > 0.0 && c <= 1024.0) {
+                return Err(Error::Invalid(format!("cpus {c}: give a number of CPUs above 0 (e.g. 1.5)")));
+            }
+        }
+        if let Some(m) = req.memory_mb {
+            if !(64..=16 * 1024 * 1024).contains(&m) {
+                return Err(Error::Invalid(format!("memory_mb {m}: give at least 64 MiB")));
+            }
+        }
         let credential: Option<Credential> = match req.credential.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             Some(c) => Some(c.parse()?),
             None => None,
@@ -372,7 +406,7 @@ impl Engine {
         let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
         let credential = match credential {
             Some(c) => c,
-            None => self.default_credential(agent).await?,
+            None => self.default_credential(&agent).await?,
         };
 
         let id = anycode_core::new_id();
@@ -411,6 +445,12 @@ impl Engine {
             credential_source: None,
             credential_expires_at: None,
             credential_problem: None,
+            permission_mode,
+            cpus: Some(req.cpus.unwrap_or(self.inner.config.limits.nano_cpus as f64 / 1e9)),
+            memory_mb: Some(req.memory_mb.unwrap_or((self.inner.config.limits.memory_bytes / (1024 * 1024)) as u64)),
+            attention: None,
+            usage: None,
+            queue_position: None,
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;
@@ -430,6 +470,7 @@ impl Engine {
         match result {
             Ok(mut t) => {
                 t.terminals = self.task_terminals(&t);
+                self.task_changed(&t.id);
                 Ok(t)
             }
             Err(e) => {
@@ -486,8 +527,8 @@ impl Engine {
             env,
             user: sandbox_user(Path::new(&project.path)),
             binds: vec![format!("{}:/workspace", task.worktree), format!("{repo_git}:{repo_git}")],
-            memory_bytes: limits.memory_bytes,
-            nano_cpus: limits.nano_cpus,
+            memory_bytes: task.memory_mb.map(|m| (m as i64) * 1024 * 1024).unwrap_or(limits.memory_bytes),
+            nano_cpus: task.cpus.map(|c| (c * 1e9) as i64).unwrap_or(limits.nano_cpus),
             pids: limits.pids,
         }
     }
@@ -607,6 +648,8 @@ impl Engine {
         if let Err(e) = res {
             tracing::warn!(task = task_id, error = %e, "recording the agent's exit failed");
         }
+        self.clear_agent_state(task_id);
+        self.task_changed(task_id);
         tracing::info!(task = task_id, ?code, "agent exited");
     }
 
@@ -626,6 +669,8 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.clear_agent_state(id);
+        self.task_changed(id);
         self.task(id).await
     }
 
@@ -659,14 +704,17 @@ impl Engine {
         let store = self.inner.store.clone();
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        self.clear_agent_state(&task.id);
         let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
         let handover = self.prepare_handover(&task).await?;
         if let Err(e) = self.attach_and_start(&docker, &task, &terminal, handover).await {
             let store = self.inner.store.clone();
             let (tid, msg) = (task.id.clone(), e.to_string());
             let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
+            self.task_changed(id);
             return Err(e);
         }
+        self.task_changed(id);
         self.task(id).await
     }
 
@@ -692,6 +740,8 @@ impl Engine {
         })
         .await?;
         self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.clear_agent_state(id);
+        self.task_deleted(id);
         Ok(())
     }
 
@@ -864,6 +914,7 @@ impl Engine {
                 Ok(())
             })
             .await?;
+            self.task_changed(&task.id);
         }
         Ok(())
     }

@@ -58,9 +58,9 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A task as the API shows it.
+/// A task as the API shows it (also the `task` of `WS /ws/events` messages).
 #[derive(Serialize)]
-struct TaskView {
+pub(crate) struct TaskView {
     id: String,
     project_id: String,
     title: String,
@@ -82,6 +82,12 @@ struct TaskView {
     credential_source: Option<String>,
     credential_expires_at: Option<i64>,
     credential_warning: Option<String>,
+    permission_mode: Option<anycode_engine::PermissionMode>,
+    cpus: Option<f64>,
+    memory_mb: Option<u64>,
+    attention: Option<anycode_engine::Attention>,
+    usage: Option<anycode_engine::Usage>,
+    queue_position: Option<u32>,
 }
 
 impl From<Task> for TaskView {
@@ -110,6 +116,12 @@ impl From<Task> for TaskView {
             credential_source: t.credential_source,
             credential_expires_at: t.credential_expires_at,
             credential_warning,
+            permission_mode: t.permission_mode,
+            cpus: t.cpus,
+            memory_mb: t.memory_mb,
+            attention: t.attention,
+            usage: t.usage,
+            queue_position: t.queue_position,
         }
     }
 }
@@ -183,6 +195,9 @@ struct CreateTask {
     prompt: Option<String>,
     credential: Option<String>,
     record: Option<bool>,
+    permission_mode: Option<String>,
+    cpus: Option<f64>,
+    memory_mb: Option<u64>,
 }
 
 async fn create_task(
@@ -190,7 +205,18 @@ async fn create_task(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CreateTask>,
 ) -> ApiResult<(StatusCode, Json<TaskView>)> {
-    let new = NewTask { title: req.title, agent: req.agent, base: req.base, branch: req.branch, prompt: req.prompt, credential: req.credential, record: req.record };
+    let new = NewTask {
+        title: req.title,
+        agent: req.agent,
+        base: req.base,
+        branch: req.branch,
+        prompt: req.prompt,
+        credential: req.credential,
+        record: req.record,
+        permission_mode: req.permission_mode,
+        cpus: req.cpus,
+        memory_mb: req.memory_mb,
+    };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }
 

@@ -8,7 +8,7 @@
 //!   connection behind a mutex; WAL mode keeps readers of other processes unblocked.
 //! - Secrets are never stored here.
 
-use anycode_core::{Agent, Credential, Project, PullRequestInfo, Task, TaskStatus};
+use anycode_core::{Agent, Credential, PermissionMode, Project, PullRequestInfo, Task, TaskStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use std::path::Path;
@@ -94,6 +94,12 @@ const MIGRATIONS: &[M<'static>] = &[
             last_seen TEXT
         );",
     ),
+    // Issue 8: Claude Code's permission mode and the sandbox's caps, per task.
+    M::up(
+        "ALTER TABLE tasks ADD COLUMN permission_mode TEXT;
+         ALTER TABLE tasks ADD COLUMN cpus REAL;
+         ALTER TABLE tasks ADD COLUMN memory_mb INTEGER;",
+    ),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -169,8 +175,9 @@ impl Store {
         self.conn().execute(
             "INSERT INTO tasks (id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code,
                                 error, container_id, worktree, agent_terminal_id, created_at,
-                                credential, credential_source, credential_expires_at, credential_problem, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                                credential, credential_source, credential_expires_at, credential_problem, record,
+                                permission_mode, cpus, memory_mb)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             params![
                 t.id,
                 t.project_id,
@@ -191,7 +198,10 @@ impl Store {
                 t.credential_source,
                 t.credential_expires_at,
                 t.credential_problem,
-                t.record
+                t.record,
+                t.permission_mode.map(|m| m.as_str()),
+                t.cpus,
+                t.memory_mb.map(|m| m as i64)
             ],
         )?;
         Ok(())
@@ -284,7 +294,8 @@ impl Store {
 
 const TASK_COLS: &str = "id, project_id, title, agent, branch, base, base_sha, prompt, status, exit_code, error, \
                          container_id, worktree, agent_terminal_id, created_at, \
-                         credential, credential_source, credential_expires_at, credential_problem, record";
+                         credential, credential_source, credential_expires_at, credential_problem, record, \
+                         permission_mode, cpus, memory_mb";
 
 fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
     Ok(Project { id: r.get(0)?, name: r.get(1)?, path: r.get(2)?, default_branch: r.get(3)? })
@@ -306,6 +317,12 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         Ok(c) => c,
         Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
     };
+    let permission_mode: Option<String> = r.get(20)?;
+    let permission_mode = match permission_mode.map(|m| m.parse::<PermissionMode>()).transpose() {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(Error::Corrupt(e.to_string()))),
+    };
+    let memory_mb: Option<i64> = r.get(22)?;
     Ok(Ok(Task {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -329,6 +346,12 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         credential_problem: r.get(18)?,
         record: r.get(19)?,
         pr: None,
+        permission_mode,
+        cpus: r.get(21)?,
+        memory_mb: memory_mb.map(|m| m.max(0) as u64),
+        attention: None,
+        usage: None,
+        queue_position: None,
     }))
 }
 
@@ -345,7 +368,7 @@ mod tests {
             id: "t1".into(),
             project_id: "p1".into(),
             title: "Fix it".into(),
-            agent: Agent::Shell,
+            agent: Agent::shell(),
             branch: "anycode/fix-it".into(),
             base: "main".into(),
             base_sha: "0".repeat(40),
@@ -364,6 +387,12 @@ mod tests {
             credential_expires_at: None,
             credential_problem: None,
             pr: None,
+            permission_mode: Some(PermissionMode::AcceptEdits),
+            cpus: Some(1.5),
+            memory_mb: Some(2048),
+            attention: None,
+            usage: None,
+            queue_position: None,
         }
     }
 

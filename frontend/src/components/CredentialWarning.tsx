@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { api, type Task } from '../api';
+import { api, isLive, type Task } from '../api';
 import { useToast } from './Toasts';
 import { IconAlert, Spinner } from './icons';
 import './credentials.css';
@@ -26,7 +26,7 @@ export function CredentialWarning({ task, onTaskChanged }: { task: Task; onTaskC
   const restart = async () => {
     setBusy(true);
     try {
-      if (task.status === 'running') await api.stopTask(task.id);
+      if (isLive(task.status)) await api.stopTask(task.id);
       onTaskChanged(await api.startTask(task.id));
     } catch (e) {
       toast.error(e, 'Restart');

@@ -5,8 +5,15 @@ import { IconFolder, IconPlus, IconTrash } from './icons';
 export function statusClass(status: Task['status']): string {
   switch (status) {
     case 'running':
+    case 'starting':
+    case 'done':
       return 'dot-running';
+    case 'needs_approval':
+    case 'waiting_input':
+    case 'failed':
+      return 'dot-attention';
     case 'creating':
+    case 'queued':
       return 'dot-creating';
     case 'error':
       return 'dot-error';

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { api, type Project, type Task, type TerminalInfo } from '../api';
+import { api, isLive, type Project, type Task, type TerminalInfo } from '../api';
 import { timeAgo } from '../hooks';
 import { matchShortcut } from '../shortcuts';
 import { disposeSession } from '../terminal/session';
@@ -73,7 +73,7 @@ export function TaskView({
 
   const addTerminal = useCallback(async () => {
     if (adding) return;
-    if (task.status !== 'running') {
+    if (!isLive(task.status)) {
       toast.notify('Start the task to open a shell.', 'info');
       return;
     }
@@ -174,7 +174,7 @@ export function TaskView({
     window.addEventListener('pointerup', up);
   };
 
-  const running = task.status === 'running' || task.status === 'creating';
+  const running = isLive(task.status) || task.status === 'creating';
 
   return (
     <div className="task-view" data-testid="task-view" data-task-id={task.id}>

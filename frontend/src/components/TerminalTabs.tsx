@@ -1,5 +1,5 @@
 import { useEffect, useRef, useSyncExternalStore } from 'react';
-import type { Task, TerminalInfo } from '../api';
+import { isLive, type Task, type TerminalInfo } from '../api';
 import { getSession, type TermSession } from '../terminal/session';
 import { IconBot, IconPlus, IconTerminal, IconX, Spinner } from './icons';
 import { KeyBar } from '../mobile/KeyBar';
@@ -95,13 +95,13 @@ export function TerminalTabs({
   onClose: (id: string) => void;
   adding: boolean;
 }) {
-  const connectAllowed = task.status === 'running' || task.status === 'creating';
+  const connectAllowed = isLive(task.status) || task.status === 'creating';
   const agentLabel = task.agent === 'claude' ? 'Claude' : 'Agent';
   let shellIndex = 0;
   // Shell tabs with the same title (e.g. several "bash") get a number.
   const titleCount = new Map<string, number>();
   for (const t of terminals) if (t.kind === 'shell') titleCount.set(t.title || '', (titleCount.get(t.title || '') ?? 0) + 1);
-  const canAdd = task.status === 'running';
+  const canAdd = isLive(task.status);
   const mayType = canControl(useSessionInfo());
 
   return (
@@ -162,7 +162,7 @@ export function TerminalTabs({
               <>
                 <Spinner /> Starting the container…
               </>
-            ) : task.status === 'running' ? (
+            ) : isLive(task.status) ? (
               'No terminals. Press + to open a shell.'
             ) : (
               'The task is not running. Start it to get its terminals back.'

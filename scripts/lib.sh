@@ -48,6 +48,16 @@ ensure_build_tools() {
   [ "$major" -ge 20 ] || die "Node.js $(node --version) is too old for the web UI build: install Node.js 20 or newer (https://nodejs.org)"
 }
 
+# What the desktop app (src-tauri, a workspace member) needs to build, and its test
+# under a virtual display: WebKitGTK 4.1 and the other Tauri packages, Xvfb,
+# ImageMagick (screenshots), a D-Bus session daemon, xdotool.
+ensure_desktop_deps() {
+  if have apt-get; then
+    apt_install libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libsoup-3.0-dev \
+      xvfb imagemagick dbus xdotool x11-utils
+  fi
+}
+
 # Builds the web UI into frontend/dist (npm ci only when the lock file changed).
 build_frontend() {
   local fe="$ROOT/frontend"

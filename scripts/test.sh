@@ -8,12 +8,15 @@
 # 4. runs the Rust tests (unit tests, and integration tests against the real Docker
 #    engine, real git repositories and real HTTP/WebSocket servers on loopback);
 # 5. runs the browser test: a real `anycode serve` on a loopback port, driven in
-#    headless Chromium by Playwright; screenshots land in artifacts/e2e/.
+#    headless Chromium by Playwright; screenshots land in artifacts/e2e/;
+# 6. runs the desktop app under Xvfb (scripts/desktop-test.sh); screenshots and
+#    memory figures land in artifacts/desktop/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_build_tools
+ensure_desktop_deps
 # chromium: the browser tests; dbus, dbus-x11, gnome-keyring, libsecret-tools: a real
 # Secret Service for the OS keyring tests (the session below, and testkit::SecretService).
 have apt-get && apt_install chromium dbus dbus-x11 gnome-keyring libsecret-tools
@@ -111,4 +114,7 @@ for _ in $(seq 1 100); do
 done
 [ -n "$url" ] || die "anycode serve did not print its URL"
 (cd frontend && env "${e2e_env[@]}" ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
-log "all tests passed; screenshots in artifacts/e2e/"
+
+log "running the desktop app under Xvfb"
+bash scripts/desktop-test.sh
+log "all tests passed; screenshots in artifacts/e2e/ and artifacts/desktop/"

@@ -159,6 +159,12 @@ export function App() {
   const importing = !!projects?.some((p) => p.status === 'cloning');
   usePoll(loadProjects, 700, importing && !unauthorized);
 
+  // A task of a project added elsewhere (the CLI, the API, the desktop app's tray): fetch the projects again.
+  const unknownProject = !!projects && !!tasks?.some((t) => !projects.some((p) => p.id === t.project_id));
+  useEffect(() => {
+    if (unknownProject) loadProjects();
+  }, [unknownProject, loadProjects]);
+
   // The conflict radar of every task, for the markers in the project list.
   const [conflicts, setConflicts] = useState<Record<string, Conflicts>>({});
   const readyProjects = (projects ?? []).filter((p) => !p.status || p.status === 'ready').map((p) => p.id);

@@ -234,7 +234,8 @@ pub fn run() -> anyhow::Result<()> {
 
 /// Opens the engine, binds the port and spawns the server on the current runtime.
 async fn start_server() -> anyhow::Result<Shell> {
-    let config = Config::from_env();
+    // The settings file too: a bad one stops the app with its message (shown by main).
+    let config = Config::load()?;
     let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
     let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
         Some(t) => AccessToken::new(t),

@@ -9,6 +9,9 @@
 //!   that keeps other sites' pages away from terminals.
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
+//! - `hooks`: the agent hook listener (a second listener where containers reach the
+//!   host, serving only `POST /hooks/claude` with a task's hook token) and
+//!   `POST /api/tasks/{id}/approval`.
 //! - [`lan`]: LAN mode (off by default): listening on the local-network addresses
 //!   too, switched at run time through [`LanControl`].
 //! - [`pairing`]: pairing codes and QR, device sessions with a role (watch or
@@ -22,6 +25,7 @@ pub mod auth;
 mod devices;
 mod error;
 mod github_api;
+mod hooks;
 pub mod lan;
 pub mod pairing;
 mod ws;
@@ -136,6 +140,8 @@ impl Server {
         if let Err(e) = self.engine.docker().await {
             tracing::warn!(error = %e, "Docker is not available yet");
         }
+        // Agent hooks: their own listener where containers reach this machine.
+        hooks::start(self.engine.clone(), self.cancel.clone()).await;
         if self.lan_at_start {
             self.lan.enable().await.map_err(std::io::Error::other)?;
         }

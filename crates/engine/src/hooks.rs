@@ -10,7 +10,9 @@
 //! inspect`, and a stale sandbox's token stops working at its next start.
 //!
 //! The hooks POST their JSON to AnyCode's hook listener (the server's, reachable
-//! from containers as `host.docker.internal`, see [`Engine::set_hook_url`]); the
+//! from containers as `host.docker.internal`, see [`Engine::set_hook_url`]) through
+//! a relay on the sandbox's loopback ([`SANDBOX_HOOK_URL`]: Claude Code refuses to
+//! send HTTP hooks to private addresses such as the Docker bridge's); the
 //! server finds the task by the token ([`Engine::hook_task`]), parses the JSON into a
 //! [`HookEvent`] and calls [`Engine::hook_event`], which sets the agent state:
 //!
@@ -49,6 +51,13 @@ pub const TOKEN_VAR: &str = "ANYCODE_HOOK_TOKEN";
 /// The variable carrying the generated settings (JSON) to start-agent, which writes
 /// them into `~/.claude/settings.json` and unsets it.
 pub const SETTINGS_VAR: &str = "ANYCODE_CLAUDE_SETTINGS";
+/// The variable telling start-agent where its hook relay forwards to (`host:port`
+/// of the hook listener as the sandbox reaches it).
+pub const TARGET_VAR: &str = "ANYCODE_HOOK_TARGET";
+/// Where the hooks go inside the sandbox: the relay on its loopback
+/// (`sandbox-image/bin/hook-relay`), since Claude Code sends HTTP hooks to no private
+/// address, and the host is one from a container (`172.17.0.1`).
+pub const SANDBOX_HOOK_URL: &str = "http://127.0.0.1:47777";
 /// Seconds a hook that only reports a state may take before Claude Code gives up.
 const REPORT_TIMEOUT_SECS: u64 = 10;
 /// How much longer than the approval timeout the `PermissionRequest` hook's own
@@ -123,7 +132,8 @@ pub enum HookAnswer {
 }
 
 /// The hook settings for Claude Code, as the JSON of its `settings.json` (only the
-/// `hooks` key): HTTP hooks posting to `<hook_url>/hooks/claude` with the token
+/// `hooks` key): HTTP hooks posting to `<hook_url>/hooks/claude` (in the product
+/// [`SANDBOX_HOOK_URL`]) with the token
 /// from `$ANYCODE_HOOK_TOKEN`, and a `curl` command hook for `SessionStart` (which
 /// takes no HTTP hooks). The `PermissionRequest` hook's timeout is the approval
 /// timeout plus a margin, so AnyCode always answers first.
@@ -141,7 +151,7 @@ pub fn claude_settings(hook_url: &str, approval_timeout: Duration) -> Value {
     // The command's output would become context for the model: it is dropped. The
     // proxy is bypassed: the hook listener is on this machine.
     let command = format!(
-        "curl -s -m {REPORT_TIMEOUT_SECS} --noproxy '*' -o /dev/null -H 'Content-Type: application/json' -H \"Authorization: Bearer ${TOKEN_VAR}\" --data-binary @- '{url}' || true"
+        "curl -s -m {REPORT_TIMEOUT_SECS} --retry 3 --retry-connrefused --retry-delay 1 --noproxy '*' -o /dev/null -H 'Content-Type: application/json' -H \"Authorization: Bearer ${TOKEN_VAR}\" --data-binary @- '{url}' || true"
     );
     let approval = approval_timeout.as_secs() + APPROVAL_MARGIN_SECS;
     json!({"hooks": {
@@ -338,7 +348,8 @@ impl Engine {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
-        let settings = claude_settings(&url, self.inner.config.approval_timeout);
+        let settings = claude_settings(SANDBOX_HOOK_URL, self.inner.config.approval_timeout);
+        let target = url.trim_start_matches("http://").trim_end_matches('/').to_string();
         {
             let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
             // A waiting approval of the previous run ends (its sender is dropped).
@@ -346,6 +357,7 @@ impl Engine {
         }
         h.env.push((TOKEN_VAR.to_string(), Secret::new(token)));
         h.env.push((SETTINGS_VAR.to_string(), Secret::new(settings.to_string())));
+        h.env.push((TARGET_VAR.to_string(), Secret::new(target)));
     }
 
     /// The settings file's `[env]` (gateways such as `ANTHROPIC_BASE_URL`), handed to

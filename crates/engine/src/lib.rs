@@ -36,7 +36,7 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
-pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH};
+pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -477,6 +477,7 @@ impl Engine {
         match result {
             Ok(mut t) => {
                 t.terminals = self.task_terminals(&t);
+                self.overlay_agent_state(&mut t);
                 self.task_changed(&t.id);
                 Ok(t)
             }

@@ -250,7 +250,7 @@ async fn without_a_prompt_the_agent_waits_for_input_with_the_generated_settings(
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let settings: Value = serde_json::from_str(&exec(&["cat", "/home/agent/.claude/settings.json"])).unwrap();
-    let url = format!("{}/hooks/claude", s.engine.hook_url().unwrap());
+    let url = format!("{}/hooks/claude", anycode_engine::SANDBOX_HOOK_URL);
     assert_eq!(settings["hooks"]["PermissionRequest"][0]["hooks"][0]["url"], url.as_str(), "{settings}");
     assert_eq!(settings["hooks"]["PermissionRequest"][0]["hooks"][0]["headers"]["Authorization"], "Bearer $ANYCODE_HOOK_TOKEN");
     // The API key is pre-approved by its last 20 characters; the key itself is in no file.

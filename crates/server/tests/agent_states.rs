@@ -204,7 +204,12 @@ async fn a_timed_out_approval_falls_back_to_claude_codes_own_prompt() {
         "permission_mode": "default", "prompt": "Write proof.txt"})).await;
     let id = t["id"].as_str().unwrap().to_string();
     wait_status(&s, &id, "needs_approval", 120, &mut term, &fake).await;
-    // AnyCode answers without a decision after 3 s; Claude Code asks in its TUI.
+    // AnyCode answers without a decision after 3 s: the approval is no longer AnyCode's.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!s.engine.approval_pending(&id));
+    let (st, e) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "allow"})).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (409, Some("NO_PENDING_APPROVAL")), "the hook has been answered: {e}");
+    // Claude Code asks in its TUI; the task still needs the user.
     term.wait_for(60, "Claude Code's permission prompt", |x| {
         let f = flat(x);
         f.contains("doyouwanttoproceed") && f.contains("1.yes")
@@ -212,8 +217,7 @@ async fn a_timed_out_approval_falls_back_to_claude_codes_own_prompt() {
     .await;
     let (_, t) = s.get(&format!("/api/tasks/{id}")).await;
     assert_eq!(t["status"], "needs_approval", "still waiting for the user: {t}");
-    let (st, e) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "allow"})).await;
-    assert_eq!((st, e["error"]["code"].as_str()), (409, Some("NO_PENDING_APPROVAL")), "the hook has been answered: {e}");
+    assert!(!proof(&t).exists());
     // Answered in the terminal: the first option, "Yes".
     term.send("1").await;
     let t = wait_status(&s, &id, "done", 120, &mut term, &fake).await;
@@ -270,12 +274,12 @@ async fn without_a_prompt_the_agent_waits_for_input_with_the_generated_settings(
     let t = wait_status(&s, &id, "needs_approval", 120, &mut term, &fake).await;
     assert_eq!(t["attention"]["tool"], "Bash");
 
-    // The process ending (Ctrl-C twice exits Claude Code) makes the task exited.
     let (st, _) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "deny"})).await;
     assert_eq!(st, 200);
     wait_status(&s, &id, "done", 120, &mut term, &fake).await;
-    term.send("\x03").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    term.send("\x03").await;
-    wait_status(&s, &id, "exited", 60, &mut term, &fake).await;
+    // The agent process ending (killed inside the sandbox) makes the task exited.
+    let kill = std::process::Command::new("docker").args(["exec", &cid, "pkill", "-TERM", "-x", "claude"]).status().unwrap();
+    assert!(kill.success(), "claude was running");
+    let t = wait_status(&s, &id, "exited", 60, &mut term, &fake).await;
+    assert_eq!(t["attention"], Value::Null);
 }

@@ -18,7 +18,7 @@
 
 pub mod tray;
 
-use anycode_engine::{Config, Engine, TaskStatus};
+use anycode_engine::{ApprovalDecision, Config, Engine, TaskStatus};
 use anycode_server::{AccessToken, LanControl, ServerOptions};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -396,8 +396,8 @@ fn decide<R: Runtime>(app: &AppHandle<R>, task: String, allow: bool) {
     let engine = app.state::<Shell>().engine.clone();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        // TODO(approvals): call the engine's approval decision once it is merged.
-        let result: Result<(), String> = { let _ = (&engine, &task, allow); Err("approvals are not available yet".into()) };
+        let decision = if allow { ApprovalDecision::Allow } else { ApprovalDecision::Deny { message: Some("Denied from the AnyCode tray".into()) } };
+        let result = engine.decide_approval(&task, decision).await.map(|_| ()).map_err(|e| e.to_string());
         if let Err(e) = result {
             error_dialog(&app, &format!("Answering the permission request failed: {e}"));
         }

@@ -47,6 +47,20 @@ pub enum TaskCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Allow (or with --deny, deny) the tool a task's agent asks to use (status
+    /// needs_approval).
+    Approve {
+        /// Task id.
+        id: String,
+        /// Deny instead of allow.
+        #[arg(long)]
+        deny: bool,
+        /// With --deny: why, told to the agent.
+        #[arg(long)]
+        message: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Delete a task: its container and worktree go, its branch stays.
     Rm {
         /// Task id.
@@ -104,6 +118,10 @@ pub async fn run(cmd: TaskCommand) -> anyhow::Result<ExitCode> {
         }
         TaskCommand::Stop { id, server } => print_task(&Client::new(&server)?.post(&format!("/api/tasks/{id}/stop"), &json!({})).await?),
         TaskCommand::Start { id, server } => print_task(&Client::new(&server)?.post(&format!("/api/tasks/{id}/start"), &json!({})).await?),
+        TaskCommand::Approve { id, deny, message, server } => {
+            let body = json!({"decision": if deny { "deny" } else { "allow" }, "message": message});
+            print_task(&Client::new(&server)?.post(&format!("/api/tasks/{id}/approval"), &body).await?)
+        }
         TaskCommand::Rm { id, server } => {
             Client::new(&server)?.delete(&format!("/api/tasks/{id}")).await?;
             eprintln!("task {id} deleted (its branch is kept)");

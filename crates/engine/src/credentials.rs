@@ -97,7 +97,9 @@ impl Engine {
             Some(p) => Some(blocking(move || Ok(anycode_credentials::lookup(&sources, p, anycode_credentials::now_ms()))).await?),
             None => None,
         };
-        let (handover, source, expires_at, problem) = handover_for(choice, found);
+        let (mut handover, source, expires_at, problem) = handover_for(choice, found);
+        self.add_settings_env(&mut handover);
+        self.add_hook_handover(task, &mut handover);
         let store = self.inner.store.clone();
         let id = task.id.clone();
         blocking(move || Ok(store.set_task_credential_state(&id, source.as_deref(), expires_at, problem.as_deref())?)).await?;
@@ -213,7 +215,7 @@ fn handover_for(choice: Credential, found: Option<Found>) -> (Handover, Option<S
             } else if let Some(at) = st.expires_at {
                 note.push_str(&format!("; expires {}", anycode_credentials::relative(at, anycode_credentials::now_ms())));
             }
-            let env = vec![(var, secret.clone())];
+            let env = vec![(var.to_string(), secret.clone())];
             (Handover { env, note, warn }, st.location.clone(), st.expires_at, None)
         }
         (None, State::Expired) => {

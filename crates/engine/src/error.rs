@@ -34,6 +34,9 @@ pub enum Error {
     /// Docker is not reachable; the sentence says what to start.
     #[error("{0}")]
     DockerUnavailable(String),
+    /// An approval was decided for a task that waits for none (`NO_PENDING_APPROVAL`).
+    #[error("task {0} is not waiting for an approval (already answered, timed out, or the agent moved on)")]
+    NoPendingApproval(String),
     /// A git failure (including bad branch names and paths, which are bad input).
     #[error(transparent)]
     Git(#[from] anycode_git::Error),
@@ -76,7 +79,7 @@ impl Error {
         match self {
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Conflict(_) | Error::NoPendingApproval(_) => ErrorKind::Conflict,
             Error::DockerUnavailable(_) => ErrorKind::Unavailable,
             Error::Git(g) => match g {
                 G::PathNotFound(_)
@@ -125,6 +128,7 @@ impl Error {
             Error::NotFound { what: "device", .. } => "DEVICE_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
+            Error::NoPendingApproval(_) => "NO_PENDING_APPROVAL",
             Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",
             Error::Git(G::PathNotFound(_)) => "PATH_NOT_FOUND",
             Error::Git(G::NotARepo(_)) | Error::Git(G::Bare(_)) => "NOT_A_REPOSITORY",

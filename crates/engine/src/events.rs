@@ -99,6 +99,7 @@ impl Engine {
     /// Forgets the agent's state (its sandbox stopped, exited or restarts).
     pub(crate) fn clear_agent_state(&self, task_id: &str) {
         self.inner.agent_states.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
+        self.drop_pending_approval(task_id);
     }
 
     /// Puts the agent's state over the stored `running` of `t`.

@@ -34,7 +34,7 @@ const MAX_LINE: usize = 4000;
 /// What one start hands over: environment entries and a note for the terminal.
 pub(crate) struct Handover {
     /// `(variable, secret)`, e.g. `("CLAUDE_CODE_OAUTH_TOKEN", …)`.
-    pub env: Vec<(&'static str, Secret)>,
+    pub env: Vec<(String, Secret)>,
     /// The terminal's first line (never secret).
     pub note: String,
     /// Whether the note is a warning (printed in yellow) or information (dim).
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn the_line_is_base64_of_nul_separated_entries() {
-        let h = Handover { env: vec![("CLAUDE_CODE_OAUTH_TOKEN", Secret::new("sk-ant-oat01-x"))], note: "hello\nworld".into(), warn: true };
+        let h = Handover { env: vec![("CLAUDE_CODE_OAUTH_TOKEN".into(), Secret::new("sk-ant-oat01-x"))], note: "hello\nworld".into(), warn: true };
         let line = h.line().unwrap();
         let text = line.expose();
         assert!(text.starts_with(PREFIX) && text.ends_with('\n'));
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(parts[1], b"ANYCODE_CREDENTIAL_NOTE=hello world");
         assert_eq!(parts[2], b"ANYCODE_CREDENTIAL_LEVEL=warn");
         assert_eq!(format!("{line:?}"), "Secret(<redacted>)");
-        let long = Handover { env: vec![("X", Secret::new("y".repeat(5000)))], note: String::new(), warn: false };
+        let long = Handover { env: vec![("X".into(), Secret::new("y".repeat(5000)))], note: String::new(), warn: false };
         assert!(long.line().is_err());
     }
 

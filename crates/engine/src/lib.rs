@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod github;
 mod handover;
+mod hooks;
 mod runtime;
 
 pub use anycode_core::{
@@ -35,6 +36,7 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -114,6 +116,8 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<Event>,
     /// The agents' states by task id (see `events.rs`).
     agent_states: StdMutex<HashMap<String, events::AgentState>>,
+    /// Hook tokens, waiting approvals and the hook listener's URL (see `hooks.rs`).
+    hooks: hooks::Hooks,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -159,6 +163,7 @@ impl Engine {
                 gh: github::GhState::new(keyring_service.as_deref()),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 agent_states: StdMutex::new(HashMap::new()),
+                hooks: hooks::Hooks::default(),
             }),
         };
         engine.sweep_partial_clones();
@@ -463,6 +468,8 @@ impl Engine {
             blocking(move || Ok(store.insert_task(&row)?)).await?;
             let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
             let handover = self.prepare_handover(&task).await?;
+            // The first start submits the prompt (start-agent), so its session is `running`.
+            self.set_prompt_submitted(&task.id, task.prompt.is_some());
             self.attach_and_start(&docker, &task, &terminal, handover).await?;
             Ok::<Task, Error>(task)
         }
@@ -470,6 +477,7 @@ impl Engine {
         match result {
             Ok(mut t) => {
                 t.terminals = self.task_terminals(&t);
+                self.overlay_agent_state(&mut t);
                 self.task_changed(&t.id);
                 Ok(t)
             }
@@ -504,6 +512,9 @@ impl Engine {
         ];
         if let Some(p) = &task.prompt {
             env.push(format!("ANYCODE_PROMPT={p}"));
+        }
+        if let Some(m) = task.permission_mode {
+            env.push(format!("ANYCODE_PERMISSION_MODE={}", m.as_str()));
         }
         for k in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"] {
             if let Ok(v) = std::env::var(k) {
@@ -573,6 +584,7 @@ impl Engine {
         // Subscribed before the start, so start-agent's request cannot be missed.
         let viewer = handover.as_ref().map(|_| terminal.subscribe());
         docker.start(&cid).await?;
+        self.agent_starting(task);
         terminal.apply_size().await;
         if let (Some(h), Some(v)) = (handover, viewer) {
             self.spawn_handover(docker.clone(), task.id.clone(), cid, v, h);
@@ -741,6 +753,7 @@ impl Engine {
         .await?;
         self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.clear_agent_state(id);
+        self.forget_hooks(id);
         self.task_deleted(id);
         Ok(())
     }

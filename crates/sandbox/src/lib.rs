@@ -187,6 +187,28 @@ impl Docker {
         Ok(self.api.version().await?.version.unwrap_or_else(|| "unknown".into()))
     }
 
+    /// The address of Docker's default `bridge` network's gateway (its IPAM
+    /// configuration, e.g. `172.17.0.1`): the host as containers reach it through
+    /// `host.docker.internal` on Linux. `None` when the network or its gateway is
+    /// missing (Docker Desktop and other VMs: there `host.docker.internal` reaches the
+    /// host's loopback).
+    pub async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>> {
+        let net = match self.api.inspect_network::<String>("bridge", None).await {
+            Ok(n) => n,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let gateway = net
+            .ipam
+            .and_then(|i| i.config)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.gateway)
+            .filter_map(|g| g.parse::<std::net::IpAddr>().ok())
+            .find(|ip| ip.is_ipv4());
+        Ok(gateway)
+    }
+
     /// Creates (does not start) a task container with AnyCode's labels and hardening:
     /// a TTY main process, `no-new-privileges`, every capability dropped, the given
     /// memory/CPU/pids limits, an init process, bounded logs (2 × 4 MB, which is also

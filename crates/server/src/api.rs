@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/credentials/{name}", put(save_credential).delete(delete_credential))
         .route("/terminals/{id}/recording", get(recording))
         .merge(crate::pairing::routes())
+        .merge(crate::hooks::api_routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
 

@@ -10,6 +10,9 @@
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
 //! - `events_ws`: `WS /ws/events`, live task states (a snapshot, then changes).
+//! - `hooks`: the agent hook listener (a second listener where containers reach the
+//!   host, serving only `POST /hooks/claude` with a task's hook token) and
+//!   `POST /api/tasks/{id}/approval`.
 //! - [`lan`]: LAN mode (off by default): listening on the local-network addresses
 //!   too, switched at run time through [`LanControl`].
 //! - [`pairing`]: pairing codes and QR, device sessions with a role (watch or
@@ -24,6 +27,7 @@ mod devices;
 mod error;
 mod events_ws;
 mod github_api;
+mod hooks;
 pub mod lan;
 pub mod pairing;
 mod ws;
@@ -139,6 +143,8 @@ impl Server {
         if let Err(e) = self.engine.docker().await {
             tracing::warn!(error = %e, "Docker is not available yet");
         }
+        // Agent hooks: their own listener where containers reach this machine.
+        hooks::start(self.engine.clone(), self.cancel.clone()).await;
         if self.lan_at_start {
             self.lan.enable().await.map_err(std::io::Error::other)?;
         }

@@ -26,6 +26,8 @@ async fn claude_code_starts_in_the_sandbox_and_shows_its_login_screen() {
     assert!(first.contains("no Claude subscription login found on this machine") && first.contains("anycode credentials set claude-token"), "{first}");
     assert_eq!(t["credential"], "subscription");
     let (_, task) = s.get(&format!("/api/tasks/{}", t["id"].as_str().unwrap())).await;
-    assert_eq!(task["status"], "running", "Claude Code keeps running at its login screen");
+    // Claude Code keeps running at its login screen; without a login it has reported
+    // no session through its hooks (issue 8), so the agent is still `starting`.
+    assert!(["starting", "waiting_input"].contains(&task["status"].as_str().unwrap_or_default()), "{task}");
     assert_eq!(task["credential_warning"], "none found");
 }

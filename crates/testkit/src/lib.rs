@@ -2,6 +2,7 @@
 //! real engine on a temporary data dir, a real server on a loopback port, and
 //! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
 
+pub mod anthropic;
 pub mod github;
 pub mod secret_service;
 pub use secret_service::SecretService;

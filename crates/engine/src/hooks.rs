@@ -1,0 +1,473 @@
+//! Claude Code's hooks: the agent's exact state, and approvals from anywhere.
+//!
+//! At every start of a Claude Code task the engine makes a new random hook token
+//! (256 bits; only its SHA-256 is kept, compared in constant time) and hands it over
+//! with the credentials (see [`crate::handover`]) together with the hook settings
+//! ([`claude_settings`]): start-agent writes those into the sandbox's own
+//! `~/.claude/settings.json` (never the host user's) and exports the token, which
+//! the settings reference (`$ANYCODE_HOOK_TOKEN`, interpolated by Claude Code into
+//! the `Authorization` header). So the token is in no file and not in `docker
+//! inspect`, and a stale sandbox's token stops working at its next start.
+//!
+//! The hooks POST their JSON to AnyCode's hook listener (the server's, reachable
+//! from containers as `host.docker.internal`, see [`Engine::set_hook_url`]) through
+//! a relay on the sandbox's loopback ([`SANDBOX_HOOK_URL`]: Claude Code refuses to
+//! send HTTP hooks to private addresses such as the Docker bridge's); the
+//! server finds the task by the token ([`Engine::hook_task`]), parses the JSON into a
+//! [`HookEvent`] and calls [`Engine::hook_event`], which sets the agent state:
+//!
+//! | hook | state |
+//! |---|---|
+//! | `SessionStart` | `running` when the task's prompt is submitted with this start, else `waiting_input` |
+//! | `UserPromptSubmit`, `PostToolUse` | `running` |
+//! | `PermissionRequest` | `needs_approval` (tool and input), then waits for [`Engine::decide_approval`] |
+//! | `Notification` `idle_prompt` | `waiting_input` (its message) |
+//! | `Notification` `permission_prompt` | `needs_approval` unless already |
+//! | `Stop` | `done` |
+//! | `StopFailure` | `failed` (the error type as the message) |
+//! | `SessionEnd` | nothing: the container's exit says `exited` |
+//!
+//! A `PermissionRequest` waits up to [`anycode_core::Config::approval_timeout`] for
+//! Allow or Deny; then it answers without a decision and Claude Code asks in its
+//! terminal (the task stays `needs_approval` until the agent moves on).
+
+use crate::handover::Handover;
+use crate::{Engine, Error, Result};
+use anycode_core::{Attention, Task, TaskStatus};
+use anycode_credentials::Secret;
+use rand::RngCore;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex as StdMutex;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The hook route on the hook listener (relative to [`Engine::hook_url`]).
+pub const HOOK_PATH: &str = "/hooks/claude";
+/// The agent process's variable holding the hook token.
+pub const TOKEN_VAR: &str = "ANYCODE_HOOK_TOKEN";
+/// The variable carrying the generated settings (JSON) to start-agent, which writes
+/// them into `~/.claude/settings.json` and unsets it.
+pub const SETTINGS_VAR: &str = "ANYCODE_CLAUDE_SETTINGS";
+/// The variable telling start-agent where its hook relay forwards to (`host:port`
+/// of the hook listener as the sandbox reaches it).
+pub const TARGET_VAR: &str = "ANYCODE_HOOK_TARGET";
+/// Where the hooks go inside the sandbox: the relay on its loopback
+/// (`sandbox-image/bin/hook-relay`), since Claude Code sends HTTP hooks to no private
+/// address, and the host is one from a container (`172.17.0.1`).
+pub const SANDBOX_HOOK_URL: &str = "http://127.0.0.1:47777";
+/// Seconds a hook that only reports a state may take before Claude Code gives up.
+const REPORT_TIMEOUT_SECS: u64 = 10;
+/// How much longer than the approval timeout the `PermissionRequest` hook's own
+/// timeout is, so AnyCode answers (without a decision) before Claude Code gives up.
+const APPROVAL_MARGIN_SECS: u64 = 30;
+
+/// One hook call from an agent, parsed by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HookEvent {
+    /// A session began: `source` is `startup`, `resume`, `clear` or `compact`.
+    SessionStart {
+        /// Why the session started.
+        source: String,
+    },
+    /// The user (or the start command) submitted a prompt.
+    UserPromptSubmit,
+    /// A tool ran (after an approval, wherever it was given).
+    PostToolUse,
+    /// The agent asks to use a tool: its name (e.g. `Bash`) and input as it sent them.
+    PermissionRequest {
+        /// The tool, e.g. `Bash`.
+        tool: String,
+        /// The tool's input, e.g. `{"command": "ls"}`.
+        input: Value,
+    },
+    /// A notification: `kind` is Claude Code's `notification_type` (`idle_prompt`,
+    /// `permission_prompt`, …).
+    Notification {
+        /// The notification's type.
+        kind: String,
+        /// Its text.
+        message: String,
+    },
+    /// The turn finished.
+    Stop,
+    /// The turn ended with an API error: `error` is its type (`rate_limit`,
+    /// `authentication_failed`, `server_error`, …).
+    StopFailure {
+        /// The error's type.
+        error: String,
+        /// Claude Code's details, when given.
+        details: Option<String>,
+    },
+    /// The session ended (`reason`: `clear`, `logout`, `prompt_input_exit`, …).
+    SessionEnd {
+        /// Why.
+        reason: String,
+    },
+    /// Any other hook event (by name); ignored.
+    Other(String),
+}
+
+/// Allow or Deny, for a waiting `PermissionRequest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalDecision {
+    /// The tool runs.
+    Allow,
+    /// The tool does not run; the message (if any) is told to the agent.
+    Deny {
+        /// Why, for the agent.
+        message: Option<String>,
+    },
+}
+
+/// What the hook answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookAnswer {
+    /// No decision: Claude Code goes on as it would without the hook.
+    Nothing,
+    /// The answer to a `PermissionRequest`.
+    Decision(ApprovalDecision),
+}
+
+/// The hook settings for Claude Code, as the JSON of its `settings.json` (only the
+/// `hooks` key): HTTP hooks posting to `<hook_url>/hooks/claude` (in the product
+/// [`SANDBOX_HOOK_URL`]) with the token
+/// from `$ANYCODE_HOOK_TOKEN`, and a `curl` command hook for `SessionStart` (which
+/// takes no HTTP hooks). The `PermissionRequest` hook's timeout is the approval
+/// timeout plus a margin, so AnyCode always answers first.
+pub fn claude_settings(hook_url: &str, approval_timeout: Duration) -> Value {
+    let url = format!("{}{HOOK_PATH}", hook_url.trim_end_matches('/'));
+    let http = |timeout: u64| {
+        json!([{"hooks": [{
+            "type": "http",
+            "url": url,
+            "headers": {"Authorization": format!("Bearer ${TOKEN_VAR}")},
+            "allowedEnvVars": [TOKEN_VAR],
+            "timeout": timeout,
+        }]}])
+    };
+    // The command's output would become context for the model: it is dropped. The
+    // proxy is bypassed: the hook listener is on this machine.
+    let command = format!(
+        "curl -s -m {REPORT_TIMEOUT_SECS} --retry 3 --retry-connrefused --retry-delay 1 --noproxy '*' -o /dev/null -H 'Content-Type: application/json' -H \"Authorization: Bearer ${TOKEN_VAR}\" --data-binary @- '{url}' || true"
+    );
+    let approval = approval_timeout.as_secs() + APPROVAL_MARGIN_SECS;
+    json!({"hooks": {
+        "SessionStart": [{"hooks": [{"type": "command", "command": command, "timeout": REPORT_TIMEOUT_SECS + 5}]}],
+        "UserPromptSubmit": http(REPORT_TIMEOUT_SECS),
+        "PostToolUse": http(REPORT_TIMEOUT_SECS),
+        "PermissionRequest": http(approval),
+        "Notification": http(REPORT_TIMEOUT_SECS),
+        "Stop": http(REPORT_TIMEOUT_SECS),
+        "StopFailure": http(REPORT_TIMEOUT_SECS),
+        "SessionEnd": http(REPORT_TIMEOUT_SECS),
+    }})
+}
+
+/// The state a hook event leads to, given the current one; `None`: unchanged.
+/// `prompt_submitted`: the task's prompt was submitted with this start.
+pub(crate) fn next_state(ev: &HookEvent, current: Option<TaskStatus>, prompt_submitted: bool, now: &str) -> Option<(TaskStatus, Option<Attention>)> {
+    let attention = |tool: Option<String>, input: Option<Value>, message: Option<String>| Attention { tool, input, message, since: now.to_string() };
+    match ev {
+        HookEvent::SessionStart { .. } if prompt_submitted => Some((TaskStatus::Running, None)),
+        HookEvent::SessionStart { .. } => Some((TaskStatus::WaitingInput, None)),
+        HookEvent::UserPromptSubmit | HookEvent::PostToolUse => Some((TaskStatus::Running, None)),
+        HookEvent::PermissionRequest { tool, input } => {
+            Some((TaskStatus::NeedsApproval, Some(attention(Some(tool.clone()), Some(input.clone()), None))))
+        }
+        HookEvent::Notification { kind, message } => match kind.as_str() {
+            "idle_prompt" => Some((TaskStatus::WaitingInput, Some(attention(None, None, Some(message.clone()))))),
+            "permission_prompt" if current != Some(TaskStatus::NeedsApproval) => {
+                Some((TaskStatus::NeedsApproval, Some(attention(None, None, Some(message.clone())))))
+            }
+            _ => None,
+        },
+        HookEvent::Stop => Some((TaskStatus::Done, None)),
+        HookEvent::StopFailure { error, .. } => Some((TaskStatus::Failed, Some(attention(None, None, Some(error.clone()))))),
+        HookEvent::SessionEnd { .. } | HookEvent::Other(_) => None,
+    }
+}
+
+/// The engine's hook state: where the listener is, and per task the token's hash,
+/// whether the prompt goes with this start, and the approval waiting for a decision.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    url: StdMutex<Option<String>>,
+    tasks: StdMutex<HashMap<String, TaskHooks>>,
+    seq: AtomicU64,
+}
+
+struct TaskHooks {
+    token_hash: [u8; 32],
+    prompt_submitted: bool,
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    id: u64,
+    tx: oneshot::Sender<ApprovalDecision>,
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Removes a waiting approval when its hook call ends (answered, timed out, or the
+/// connection dropped), unless a newer one replaced it.
+struct PendingGuard<'a> {
+    hooks: &'a Hooks,
+    task_id: &'a str,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut tasks = self.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get_mut(self.task_id) {
+            if t.pending.as_ref().is_some_and(|p| p.id == self.id) {
+                t.pending = None;
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Sets the base URL at which sandboxes reach AnyCode's hook listener, e.g.
+    /// `http://host.docker.internal:41234` (the server calls this once its hook
+    /// listener is bound); `None` turns hooks off for tasks started from now on.
+    pub fn set_hook_url(&self, url: Option<String>) {
+        *self.inner.hooks.url.lock().unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// The hook listener's base URL as sandboxes reach it, if one is set.
+    pub fn hook_url(&self) -> Option<String> {
+        self.inner.hooks.url.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The task whose current hook token `token` is (compared as SHA-256 digests in
+    /// constant time), if any.
+    pub fn hook_task(&self, token: &str) -> Option<String> {
+        let h = hash(token);
+        let tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = None;
+        for (id, t) in tasks.iter() {
+            if same(&t.token_hash, &h) {
+                found = Some(id.clone());
+            }
+        }
+        found
+    }
+
+    /// Applies a hook event of `task_id`'s agent (see the module's table) and returns
+    /// the hook's answer. A `PermissionRequest` waits up to the approval timeout for
+    /// [`Engine::decide_approval`] (a newer request of the same task ends the wait
+    /// of an older one without a decision).
+    pub async fn hook_event(&self, task_id: &str, ev: HookEvent) -> HookAnswer {
+        let prompt_submitted = {
+            let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            match tasks.get_mut(task_id) {
+                // The prompt goes with the first session only.
+                Some(t) if matches!(ev, HookEvent::SessionStart { .. }) => std::mem::take(&mut t.prompt_submitted),
+                Some(t) => t.prompt_submitted,
+                None => false,
+            }
+        };
+        tracing::debug!(task = task_id, event = ?ev, "hook");
+        let current = self.agent_state(task_id).map(|(s, _)| s);
+        if let Some((status, attention)) = next_state(&ev, current, prompt_submitted, &anycode_core::now_rfc3339()) {
+            self.set_agent_state(task_id, status, attention);
+        }
+        if !matches!(ev, HookEvent::PermissionRequest { .. }) {
+            return HookAnswer::Nothing;
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = self.inner.hooks.seq.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            match tasks.get_mut(task_id) {
+                Some(t) => t.pending = Some(Pending { id, tx }),
+                None => return HookAnswer::Nothing,
+            }
+        }
+        let _guard = PendingGuard { hooks: &self.inner.hooks, task_id, id };
+        match tokio::time::timeout(self.inner.config.approval_timeout, rx).await {
+            Ok(Ok(decision)) => HookAnswer::Decision(decision),
+            Ok(Err(_)) => HookAnswer::Nothing,
+            Err(_) => {
+                tracing::info!(task = task_id, "approval timed out; the agent asks in its terminal");
+                HookAnswer::Nothing
+            }
+        }
+    }
+
+    /// Whether `task_id`'s agent waits for Allow or Deny from AnyCode now.
+    pub fn approval_pending(&self, task_id: &str) -> bool {
+        let tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.get(task_id).is_some_and(|t| t.pending.is_some())
+    }
+
+    /// Answers the task's waiting `PermissionRequest` hook with Allow or Deny; the
+    /// agent goes back to `running`. Returns the task.
+    ///
+    /// Errors: `TASK_NOT_FOUND`; `NO_PENDING_APPROVAL` when no hook waits (answered
+    /// already, timed out — the agent then asks in its terminal — or the task is not
+    /// running).
+    pub async fn decide_approval(&self, task_id: &str, decision: ApprovalDecision) -> Result<Task> {
+        let task = self.task(task_id).await?;
+        let pending = {
+            let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            tasks.get_mut(&task.id).and_then(|t| t.pending.take())
+        };
+        let Some(pending) = pending else {
+            return Err(Error::NoPendingApproval(task.id));
+        };
+        // A paused sandbox (the governor) resumes, so the agent acts on the answer.
+        // H3: self.ensure_unpaused(&task.id).await?;
+        if pending.tx.send(decision.clone()).is_err() {
+            return Err(Error::NoPendingApproval(task.id));
+        }
+        tracing::info!(task = %task.id, allow = decision == ApprovalDecision::Allow, "approval decided");
+        self.set_agent_state(&task.id, TaskStatus::Running, None);
+        self.task(&task.id).await
+    }
+
+    /// For a Claude Code task started while a hook listener is set: a new hook token
+    /// (the previous one stops working) and the settings, added to what start-agent
+    /// receives.
+    pub(crate) fn add_hook_handover(&self, task: &Task, h: &mut Handover) {
+        if !task.agent.is_claude() {
+            return;
+        }
+        let Some(url) = self.hook_url() else { return };
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        let settings = claude_settings(SANDBOX_HOOK_URL, self.inner.config.approval_timeout);
+        let target = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        {
+            let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+            // A waiting approval of the previous run ends (its sender is dropped).
+            tasks.insert(task.id.clone(), TaskHooks { token_hash: hash(&token), prompt_submitted: false, pending: None });
+        }
+        h.env.push((TOKEN_VAR.to_string(), Secret::new(token)));
+        h.env.push((SETTINGS_VAR.to_string(), Secret::new(settings.to_string())));
+        h.env.push((TARGET_VAR.to_string(), Secret::new(target)));
+    }
+
+    /// The settings file's `[env]` (gateways such as `ANTHROPIC_BASE_URL`), handed to
+    /// every agent at each start with the credentials. (H4's profiles may extend this
+    /// with the base-URL variables of AnyCode's own environment.)
+    pub(crate) fn add_settings_env(&self, h: &mut Handover) {
+        for (k, v) in &self.inner.config.settings.env {
+            if !h.env.iter().any(|(have, _)| have == k) {
+                h.env.push((k.clone(), Secret::new(v.clone())));
+            }
+        }
+    }
+
+    /// Marks that this start of the task submits its prompt (the first start of a task
+    /// with a prompt), so its `SessionStart` means `running`.
+    pub(crate) fn set_prompt_submitted(&self, task_id: &str, submitted: bool) {
+        let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get_mut(task_id) {
+            t.prompt_submitted = submitted;
+        }
+    }
+
+    /// After the container started: `starting` for an agent that reports through hooks.
+    pub(crate) fn agent_starting(&self, task: &Task) {
+        let hooked = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&task.id);
+        if task.agent.is_claude() && hooked {
+            self.set_agent_state(&task.id, TaskStatus::Starting, None);
+        }
+    }
+
+    /// The sandbox stopped or exited: a waiting approval ends without a decision.
+    pub(crate) fn drop_pending_approval(&self, task_id: &str) {
+        let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = tasks.get_mut(task_id) {
+            t.pending = None;
+        }
+    }
+
+    /// The task was deleted: its token stops working.
+    pub(crate) fn forget_hooks(&self, task_id: &str) {
+        self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_post_every_event_to_the_listener_with_the_token_from_the_environment() {
+        let s = claude_settings("http://host.docker.internal:4321/", Duration::from_secs(300));
+        let hooks = s["hooks"].as_object().unwrap();
+        let mut names: Vec<&str> = hooks.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["Notification", "PermissionRequest", "PostToolUse", "SessionEnd", "SessionStart", "Stop", "StopFailure", "UserPromptSubmit"]);
+        for (name, groups) in hooks {
+            let hook = &groups[0]["hooks"][0];
+            if name == "SessionStart" {
+                // Claude Code runs no HTTP hooks for SessionStart.
+                assert_eq!(hook["type"], "command");
+                let cmd = hook["command"].as_str().unwrap();
+                assert!(cmd.contains("'http://host.docker.internal:4321/hooks/claude'"), "{cmd}");
+                assert!(cmd.contains("Bearer $ANYCODE_HOOK_TOKEN") && cmd.contains("--data-binary @-"), "{cmd}");
+                continue;
+            }
+            assert_eq!(hook["type"], "http", "{name}");
+            assert_eq!(hook["url"], "http://host.docker.internal:4321/hooks/claude", "{name}");
+            assert_eq!(hook["headers"]["Authorization"], "Bearer $ANYCODE_HOOK_TOKEN");
+            assert_eq!(hook["allowedEnvVars"], json!(["ANYCODE_HOOK_TOKEN"]));
+            let timeout = hook["timeout"].as_u64().unwrap();
+            if name == "PermissionRequest" {
+                assert!(timeout > 300, "the hook outlives AnyCode's wait: {timeout}");
+            } else {
+                assert!(timeout <= 15);
+            }
+        }
+        // Small enough to hand over on one TTY line with a credential.
+        assert!(s.to_string().len() < 2000, "{}", s.to_string().len());
+        assert!(!s.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn hook_events_map_to_agent_states() {
+        let now = "2026-01-01T00:00:00Z";
+        let st = |ev: HookEvent, cur: Option<TaskStatus>, prompt: bool| next_state(&ev, cur, prompt, now).map(|(s, a)| (s, a.and_then(|a| a.message.or(a.tool))));
+        let start = HookEvent::SessionStart { source: "startup".into() };
+        assert_eq!(st(start.clone(), Some(TaskStatus::Starting), true), Some((TaskStatus::Running, None)));
+        assert_eq!(st(start, Some(TaskStatus::Starting), false), Some((TaskStatus::WaitingInput, None)));
+        assert_eq!(st(HookEvent::UserPromptSubmit, Some(TaskStatus::WaitingInput), false), Some((TaskStatus::Running, None)));
+        let pr = HookEvent::PermissionRequest { tool: "Bash".into(), input: json!({"command": "ls"}) };
+        let (s, a) = next_state(&pr, Some(TaskStatus::Running), false, now).unwrap();
+        assert_eq!(s, TaskStatus::NeedsApproval);
+        let a = a.unwrap();
+        assert_eq!((a.tool.as_deref(), a.input, a.since.as_str()), (Some("Bash"), Some(json!({"command": "ls"})), now));
+        let idle = HookEvent::Notification { kind: "idle_prompt".into(), message: "Claude is waiting for your input".into() };
+        assert_eq!(st(idle, Some(TaskStatus::Done), false), Some((TaskStatus::WaitingInput, Some("Claude is waiting for your input".into()))));
+        let perm = HookEvent::Notification { kind: "permission_prompt".into(), message: "Claude needs your permission to use Bash".into() };
+        assert_eq!(st(perm.clone(), Some(TaskStatus::NeedsApproval), false), None, "keeps the tool and input it has");
+        assert_eq!(st(perm, Some(TaskStatus::Running), false).map(|(s, _)| s), Some(TaskStatus::NeedsApproval));
+        assert_eq!(st(HookEvent::Notification { kind: "auth_success".into(), message: String::new() }, None, false), None);
+        assert_eq!(st(HookEvent::Stop, Some(TaskStatus::Running), false), Some((TaskStatus::Done, None)));
+        let fail = HookEvent::StopFailure { error: "rate_limit".into(), details: Some("429".into()) };
+        assert_eq!(st(fail, Some(TaskStatus::Running), false), Some((TaskStatus::Failed, Some("rate_limit".into()))));
+        assert_eq!(st(HookEvent::SessionEnd { reason: "prompt_input_exit".into() }, Some(TaskStatus::Done), false), None);
+        assert_eq!(st(HookEvent::PostToolUse, Some(TaskStatus::NeedsApproval), false), Some((TaskStatus::Running, None)));
+    }
+
+    #[test]
+    fn tokens_compare_by_digest() {
+        assert!(same(&hash("a"), &hash("a")));
+        assert!(!same(&hash("a"), &hash("b")));
+    }
+}

@@ -21,6 +21,7 @@ mod devices;
 mod error;
 mod events;
 mod github;
+mod governor;
 mod handover;
 mod runtime;
 
@@ -35,6 +36,7 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use governor::tick_interval;
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -114,6 +116,8 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<Event>,
     /// The agents' states by task id (see `events.rs`).
     agent_states: StdMutex<HashMap<String, events::AgentState>>,
+    /// Usage, the run queue, idle timers (see `governor.rs`).
+    gov: governor::GovState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -159,10 +163,12 @@ impl Engine {
                 gh: github::GhState::new(keyring_service.as_deref()),
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 agent_states: StdMutex::new(HashMap::new()),
+                gov: Default::default(),
             }),
         };
         engine.sweep_partial_clones();
         engine.ensure_pr_refresher();
+        engine.ensure_governor();
         Ok(engine)
     }
 
@@ -296,6 +302,7 @@ impl Engine {
         for t in &mut tasks {
             t.terminals = self.task_terminals(t);
             self.overlay_agent_state(t);
+            self.overlay_governor(t);
         }
         self.fill_prs(&mut tasks).await?;
         Ok(tasks)
@@ -308,6 +315,7 @@ impl Engine {
         let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
         t.terminals = self.task_terminals(&t);
         self.overlay_agent_state(&mut t);
+        self.overlay_governor(&mut t);
         self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
@@ -458,9 +466,11 @@ impl Engine {
             let container_id = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
             let mut task = task.clone();
             task.container_id = Some(container_id.clone());
-            let store = self.inner.store.clone();
-            let row = task.clone();
-            blocking(move || Ok(store.insert_task(&row)?)).await?;
+            // Running when a slot is free, else queued with the container made; the
+            // governor starts it when its turn comes.
+            if !self.insert_admitted(&mut task).await? {
+                return Ok::<Task, Error>(task);
+            }
             let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
             let handover = self.prepare_handover(&task).await?;
             self.attach_and_start(&docker, &task, &terminal, handover).await?;
@@ -470,6 +480,7 @@ impl Engine {
         match result {
             Ok(mut t) => {
                 t.terminals = self.task_terminals(&t);
+                self.overlay_governor(&mut t);
                 self.task_changed(&t.id);
                 Ok(t)
             }
@@ -543,6 +554,10 @@ impl Engine {
             seq,
         });
         entry.terminal.clone()
+    }
+
+    fn has_terminal(&self, id: &str) -> bool {
+        self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
     }
 
     fn forget_terminals(&self, task_id: &str) {
@@ -650,6 +665,7 @@ impl Engine {
         }
         self.clear_agent_state(task_id);
         self.task_changed(task_id);
+        self.kick_queue();
         tracing::info!(task = task_id, ?code, "agent exited");
     }
 
@@ -662,8 +678,10 @@ impl Engine {
         let store = self.inner.store.clone();
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
+        self.kick_queue();
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
+            self.thaw_for_stop(&docker, &task).await;
             match docker.stop(cid, Duration::from_secs(5)).await {
                 Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -681,6 +699,10 @@ impl Engine {
         let lock = self.task_lock(id);
         let _held = lock.lock().await;
         let mut task = self.task(id).await?;
+        if task.status == TaskStatus::Paused {
+            self.resume_locked(&task).await?;
+            return self.task(id).await;
+        }
         let docker = self.docker().await?;
         let existing = match &task.container_id {
             Some(cid) => docker.inspect(cid).await?,
@@ -701,17 +723,27 @@ impl Engine {
             blocking(move || Ok(store.set_task_container(&tid, Some(&c2))?)).await?;
             task.container_id = Some(cid);
         }
-        let store = self.inner.store.clone();
-        let tid = task.id.clone();
-        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        if !self.admit(&task.id).await? {
+            // Queued: the governor starts it when a slot frees up.
+            self.task_changed(id);
+            return self.task(id).await;
+        }
         self.clear_agent_state(&task.id);
-        let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
+        // The terminal goes on from the container's logged history (a restart after
+        // a reboot shows what came before).
+        let history = match &task.container_id {
+            Some(cid) if !self.has_terminal(&task.agent_terminal_id) => docker.logs(cid, self.inner.config.scrollback_bytes).await.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let fresh = Terminal::with_history(&task.agent_terminal_id, self.inner.config.scrollback_bytes, &history, None);
+        let terminal = self.register_agent_terminal(&task, fresh);
         let handover = self.prepare_handover(&task).await?;
         if let Err(e) = self.attach_and_start(&docker, &task, &terminal, handover).await {
             let store = self.inner.store.clone();
             let (tid, msg) = (task.id.clone(), e.to_string());
             let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
             self.task_changed(id);
+            self.kick_queue();
             return Err(e);
         }
         self.task_changed(id);
@@ -726,6 +758,7 @@ impl Engine {
         let project = self.project(&task.project_id).await?;
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
+            self.thaw_for_stop(&docker, &task).await;
             docker.remove(cid).await?;
         }
         self.forget_terminals(&task.id);
@@ -742,6 +775,8 @@ impl Engine {
         self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.clear_agent_state(id);
         self.task_deleted(id);
+        self.refresh_queue().await;
+        self.kick_queue();
         Ok(())
     }
 
@@ -752,6 +787,7 @@ impl Engine {
     ///
     /// Errors: `TASK_NOT_FOUND`; `CONFLICT` when the task is not running.
     pub async fn open_terminal(&self, task_id: &str, cmd: Option<String>) -> Result<TerminalInfo> {
+        self.ensure_unpaused(task_id).await?;
         let task = self.task(task_id).await?;
         let cid = task.container_id.clone().ok_or_else(|| Error::Conflict("the task has no container".into()))?;
         let docker = self.docker().await?;
@@ -872,6 +908,11 @@ impl Engine {
             let found = containers.iter().find(|c| Some(&c.id) == task.container_id.as_ref() || c.task_id == task.id);
             let (status, code, err) = match found {
                 Some(c) if c.running => {
+                    // Docker refuses to attach to a frozen container: thawed for the
+                    // attach, frozen again below.
+                    if c.paused {
+                        docker.unpause(&c.id).await?;
+                    }
                     let t = Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes);
                     let mut task2 = task.clone();
                     task2.container_id = Some(c.id.clone());
@@ -888,12 +929,25 @@ impl Engine {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
                     self.answer_pending_handover(docker, &task2, &c.id).await;
-                    (TaskStatus::Running, None, None)
+                    if c.paused {
+                        self.gate_terminals(&task.id, true);
+                        docker.pause(&c.id).await?;
+                        (TaskStatus::Paused, None, None)
+                    } else {
+                        (TaskStatus::Running, None, None)
+                    }
                 }
                 Some(c) => {
                     let code = docker.inspect(&c.id).await?.and_then(|i| i.exit_code);
                     match task.status {
                         TaskStatus::Stopped => (TaskStatus::Stopped, None, None),
+                        TaskStatus::Queued => (TaskStatus::Queued, None, None),
+                        // Stopped from outside while it ran (a reboot, `docker stop`):
+                        // it goes back in line and starts again, its agent resuming.
+                        TaskStatus::Running | TaskStatus::Paused if governor::stopped_from_outside(code) => {
+                            tracing::info!(task = %task.id, ?code, "the sandbox was stopped from outside; starting it again");
+                            (TaskStatus::Queued, None, None)
+                        }
                         _ => (TaskStatus::Exited, code, None),
                     }
                 }
@@ -907,7 +961,11 @@ impl Engine {
             let err = err.map(str::to_string);
             let cid = found.map(|c| c.id.clone());
             blocking(move || {
-                store.set_task_state(&tid, status, code, err.as_deref())?;
+                if status == TaskStatus::Queued {
+                    store.enqueue_task(&tid)?;
+                } else {
+                    store.set_task_state(&tid, status, code, err.as_deref())?;
+                }
                 if let Some(cid) = cid {
                     store.set_task_container(&tid, Some(&cid))?;
                 }
@@ -916,6 +974,8 @@ impl Engine {
             .await?;
             self.task_changed(&task.id);
         }
+        self.refresh_queue().await;
+        self.kick_queue();
         Ok(())
     }
 }

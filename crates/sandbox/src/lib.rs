@@ -99,8 +99,22 @@ pub struct ContainerInfo {
     pub task_id: String,
     /// Whether it runs (paused counts as running).
     pub running: bool,
+    /// Whether it is frozen (`docker pause`); `running` is then true as well.
+    pub paused: bool,
     /// Exit code of the last run when not running.
     pub exit_code: Option<i64>,
+}
+
+/// One reading of a container's resource use ([`Docker::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// CPU time used by the container since it started, nanoseconds (all CPUs).
+    pub cpu_total_ns: u64,
+    /// Memory in use without the reclaimable page cache (cgroup v1
+    /// `total_inactive_file`, v2 `inactive_file`), bytes — as `docker stats` shows.
+    pub memory_bytes: u64,
+    /// The memory cap, bytes (the host's memory when there is none).
+    pub memory_limit_bytes: u64,
 }
 
 /// Everything needed to create a task's container.
@@ -258,6 +272,69 @@ impl Docker {
         }
     }
 
+    /// Freezes every process of a running container (`docker pause`, the cgroup
+    /// freezer): it keeps its memory and its TTY, and uses no CPU. Already paused is
+    /// fine.
+    ///
+    /// Errors: [`Error::NoSuchContainer`]; Docker's error when it is not running.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        match self.api.pause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if self.inspect(id).await.ok().flatten().is_some_and(|c| c.paused) => {
+                tracing::debug!(container = %id, error = %e, "already paused");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Thaws a paused container (`docker unpause`). Not paused is fine.
+    ///
+    /// Errors: [`Error::NoSuchContainer`].
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        match self.api.unpause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if self.inspect(id).await.ok().flatten().is_some_and(|c| !c.paused) => {
+                tracing::debug!(container = %id, error = %e, "not paused");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One reading of a container's resource use (Docker stats, `one-shot`: no
+    /// waiting for a second sample, so a reading costs the engine one cgroup read).
+    /// CPU use is a counter: the caller turns two readings into a rate.
+    ///
+    /// Errors: [`Error::NoSuchContainer`]; Docker's error otherwise.
+    pub async fn stats(&self, id: &str) -> Result<Stats> {
+        use bollard::container::{MemoryStatsStats, StatsOptions};
+        let opts = StatsOptions { stream: false, one_shot: true };
+        let mut s = self.api.stats(id, Some(opts));
+        let st = match s.next().await {
+            Some(Ok(st)) => st,
+            Some(Err(e)) if is_not_found(&e) => return Err(Error::NoSuchContainer(id.to_string())),
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(Error::NoSuchContainer(id.to_string())),
+        };
+        let m = &st.memory_stats;
+        let usage = m.usage.unwrap_or(0);
+        // What `docker stats` shows: the usage without the page cache that the
+        // kernel can drop (inactive file pages).
+        let cache = match m.stats {
+            Some(MemoryStatsStats::V1(v1)) => v1.total_inactive_file,
+            Some(MemoryStatsStats::V2(v2)) => v2.inactive_file,
+            None => 0,
+        };
+        Ok(Stats {
+            cpu_total_ns: st.cpu_stats.cpu_usage.total_usage,
+            memory_bytes: if cache < usage { usage - cache } else { usage },
+            memory_limit_bytes: m.limit.unwrap_or(0),
+        })
+    }
+
     /// Removes a container and its anonymous volumes, stopping it first. Missing is fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
@@ -278,6 +355,7 @@ impl Docker {
                     id: c.id.unwrap_or_else(|| id.to_string()),
                     task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
                     running: state.running.unwrap_or(false),
+                    paused: state.paused.unwrap_or(false),
                     exit_code: state.exit_code,
                 }))
             }
@@ -299,6 +377,7 @@ impl Docker {
                 id,
                 task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
                 running: c.state.as_deref() == Some("running") || c.state.as_deref() == Some("paused"),
+                paused: c.state.as_deref() == Some("paused"),
                 exit_code: None,
             });
         }

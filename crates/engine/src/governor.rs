@@ -189,6 +189,20 @@ impl Engine {
         }
     }
 
+    /// Checks a task's CPU cap against what Docker can give (0.01 up to the engine's
+    /// CPUs), before anything is made.
+    ///
+    /// Errors: `INVALID_INPUT` saying the range.
+    pub(crate) async fn check_cpus(&self, docker: &Docker, cpus: Option<f64>) -> Result<()> {
+        let Some(c) = cpus else { return Ok(()) };
+        let max = docker.cpu_count().await.ok().flatten();
+        if c < 0.01 || max.is_some_and(|m| c > m as f64) {
+            let range = max.map(|m| format!("0.01 to {m}")).unwrap_or_else(|| "at least 0.01".into());
+            return Err(Error::Invalid(format!("cpus {c}: Docker can give a sandbox {range} CPUs")));
+        }
+        Ok(())
+    }
+
     /// Puts the governor's in-memory part (usage, place in the queue) into `t`.
     pub(crate) fn overlay_governor(&self, t: &mut Task) {
         let gov = &self.inner.gov;

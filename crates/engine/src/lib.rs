@@ -411,6 +411,7 @@ impl Engine {
         };
 
         let docker = self.docker().await?;
+        self.check_cpus(&docker, req.cpus).await?;
         let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
         let credential = match credential {
             Some(c) => c,
@@ -732,9 +733,16 @@ impl Engine {
         // The terminal goes on from the container's logged history (a restart after
         // a reboot shows what came before).
         let history = match &task.container_id {
-            Some(cid) if !self.has_terminal(&task.agent_terminal_id) => docker.logs(cid, self.inner.config.scrollback_bytes).await.unwrap_or_default(),
+            Some(cid) if !self.has_terminal(&task.agent_terminal_id) => match docker.logs(cid, self.inner.config.scrollback_bytes).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "reading the container's log failed");
+                    Vec::new()
+                }
+            },
             _ => Vec::new(),
         };
+        tracing::info!(task = %task.id, history = history.len(), registered = self.has_terminal(&task.agent_terminal_id), "starting the sandbox");
         let fresh = Terminal::with_history(&task.agent_terminal_id, self.inner.config.scrollback_bytes, &history, None);
         let terminal = self.register_agent_terminal(&task, fresh);
         let handover = self.prepare_handover(&task).await?;

@@ -272,6 +272,12 @@ impl Docker {
         }
     }
 
+    /// How many CPUs the engine's host (or VM) has: the most a container may be
+    /// given. `None` when the engine does not say.
+    pub async fn cpu_count(&self) -> Result<Option<u64>> {
+        Ok(self.api.info().await?.ncpu.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0))
+    }
+
     /// Freezes every process of a running container (`docker pause`, the cgroup
     /// freezer): it keeps its memory and its TTY, and uses no CPU. Already paused is
     /// fine.
@@ -446,6 +452,9 @@ impl Docker {
     /// The container's logged output so far (its TTY history), for terminals of
     /// stopped containers. At most the last `max_bytes`.
     pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
+        if let Some(out) = self.raw_logs(id, Some(max_bytes)).await? {
+            return Ok(out.0);
+        }
         let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
         let mut s = self.api.logs(id, Some(opts));
         let mut out: Vec<u8> = Vec::new();
@@ -465,9 +474,45 @@ impl Docker {
         Ok(out)
     }
 
+    /// The logged TTY output, byte for byte, over a raw attach that replays the log
+    /// and ends (`logs=1&stream=0`): bollard's log decoder holds a last line without
+    /// a newline (a shell's prompt) and then fails with "bytes remaining on stream".
+    /// Returns the last `max_bytes` (all when `None`: then only the count matters)
+    /// and the total length; `None` when the endpoint cannot be hijacked.
+    async fn raw_logs(&self, id: &str, max_bytes: Option<usize>) -> Result<Option<(Vec<u8>, u64)>> {
+        let Some(ep) = &self.raw else { return Ok(None) };
+        let path = format!("{}/containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1", self.version_prefix());
+        let (mut output, _input) = match hijack::hijack(ep, &path, None).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) => return Err(Error::Io(format!("reading the log of {id}: {e}"))),
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut total = 0u64;
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(|e| Error::Io(format!("reading the log of {id}: {e}")))?;
+            total += chunk.len() as u64;
+            if let Some(max) = max_bytes {
+                out.extend_from_slice(&chunk);
+                if out.len() > 2 * max {
+                    out.drain(..out.len() - max);
+                }
+            }
+        }
+        if let Some(max) = max_bytes {
+            if out.len() > max {
+                out.drain(..out.len() - max);
+            }
+        }
+        Ok(Some((out, total)))
+    }
+
     /// How many bytes of output the container's log holds (what an attach with
     /// `logs` replays before the live stream).
     pub async fn logs_len(&self, id: &str) -> Result<u64> {
+        if let Some(out) = self.raw_logs(id, None).await? {
+            return Ok(out.1);
+        }
         let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
         let mut s = self.api.logs(id, Some(opts));
         let mut n = 0u64;

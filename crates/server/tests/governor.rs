@@ -192,11 +192,16 @@ async fn caps_reach_docker_and_bad_caps_are_refused_before_anything_is_made() {
     assert_eq!(hc["Memory"], 512i64 * 1024 * 1024);
 
     let branches_before = git(&s.repo, &["branch", "--list"]);
+    let out = std::process::Command::new("docker").args(["info", "--format", "{{.NCPU}}"]).output().unwrap();
+    let host_cpus: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     // Out of range: INVALID_INPUT; not a number of the right kind: INVALID_JSON.
     for (bad, code) in [
         (json!({"cpus": 0}), "INVALID_INPUT"),
         (json!({"cpus": -1}), "INVALID_INPUT"),
         (json!({"cpus": 5000}), "INVALID_INPUT"),
+        // More than the Docker host has (Docker would refuse it at creation).
+        (json!({"cpus": host_cpus + 1}), "INVALID_INPUT"),
+        (json!({"cpus": 0.001}), "INVALID_INPUT"),
         (json!({"memory_mb": 10}), "INVALID_INPUT"),
         (json!({"cpus": "two"}), "INVALID_JSON"),
         (json!({"memory_mb": -5}), "INVALID_JSON"),

@@ -416,7 +416,7 @@ impl Engine {
         let store = self.inner.store.clone();
         let tid = id.to_string();
         let Some(task) = blocking(move || Ok(store.task(&tid)?)).await? else { return Ok(()) };
-        if task.status != TaskStatus::Running || !self.idle_for(&task).is_some_and(|i| i >= pause_after) {
+        if task.status != TaskStatus::Running || self.idle_for(&task).is_none_or(|i| i < pause_after) {
             return Ok(());
         }
         let Some(cid) = task.container_id.clone() else { return Ok(()) };
@@ -504,7 +504,7 @@ impl Engine {
 /// away) or no code at all. An agent that exits by itself (0, or its own error code)
 /// stays exited.
 pub(crate) fn stopped_from_outside(exit_code: Option<i64>) -> bool {
-    exit_code.is_none_or(|c| c >= 128 || c < 0)
+    exit_code.is_none_or(|c| !(0..128).contains(&c))
 }
 
 #[cfg(test)]

@@ -320,6 +320,11 @@ impl Engine {
     /// running).
     pub async fn decide_approval(&self, task_id: &str, decision: ApprovalDecision) -> Result<Task> {
         let task = self.task(task_id).await?;
+        // A paused sandbox (the governor) resumes first, so the agent acts on the
+        // answer (and a failed resume leaves the request waiting).
+        if task.status == TaskStatus::Paused && self.has_pending_approval(&task.id) {
+            self.ensure_unpaused(&task.id).await?;
+        }
         let pending = {
             let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
             tasks.get_mut(&task.id).and_then(|t| t.pending.take())
@@ -327,8 +332,6 @@ impl Engine {
         let Some(pending) = pending else {
             return Err(Error::NoPendingApproval(task.id));
         };
-        // A paused sandbox (the governor) resumes, so the agent acts on the answer.
-        // H3: self.ensure_unpaused(&task.id).await?;
         if pending.tx.send(decision.clone()).is_err() {
             return Err(Error::NoPendingApproval(task.id));
         }
@@ -386,6 +389,11 @@ impl Engine {
         if task.agent.is_claude() && hooked {
             self.set_agent_state(&task.id, TaskStatus::Starting, None);
         }
+    }
+
+    /// Whether the task's agent waits for a permission decision now.
+    fn has_pending_approval(&self, task_id: &str) -> bool {
+        self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(task_id).is_some_and(|t| t.pending.is_some())
     }
 
     /// The sandbox stopped or exited: a waiting approval ends without a decision.

@@ -21,6 +21,7 @@ mod devices;
 mod error;
 mod events;
 mod github;
+mod governor;
 mod handover;
 mod hooks;
 mod runtime;
@@ -37,6 +38,7 @@ pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
+pub use governor::tick_interval;
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -118,6 +120,8 @@ struct Inner {
     agent_states: StdMutex<HashMap<String, events::AgentState>>,
     /// Hook tokens, waiting approvals and the hook listener's URL (see `hooks.rs`).
     hooks: hooks::Hooks,
+    /// Usage, the run queue, idle timers (see `governor.rs`).
+    gov: governor::GovState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -164,10 +168,12 @@ impl Engine {
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 agent_states: StdMutex::new(HashMap::new()),
                 hooks: hooks::Hooks::default(),
+                gov: Default::default(),
             }),
         };
         engine.sweep_partial_clones();
         engine.ensure_pr_refresher();
+        engine.ensure_governor();
         Ok(engine)
     }
 
@@ -301,6 +307,7 @@ impl Engine {
         for t in &mut tasks {
             t.terminals = self.task_terminals(t);
             self.overlay_agent_state(t);
+            self.overlay_governor(t);
         }
         self.fill_prs(&mut tasks).await?;
         Ok(tasks)
@@ -313,6 +320,7 @@ impl Engine {
         let mut t = blocking(move || store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
         t.terminals = self.task_terminals(&t);
         self.overlay_agent_state(&mut t);
+        self.overlay_governor(&mut t);
         self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
@@ -408,6 +416,7 @@ impl Engine {
         };
 
         let docker = self.docker().await?;
+        self.check_cpus(&docker, req.cpus).await?;
         let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
         let credential = match credential {
             Some(c) => c,
@@ -463,9 +472,11 @@ impl Engine {
             let container_id = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
             let mut task = task.clone();
             task.container_id = Some(container_id.clone());
-            let store = self.inner.store.clone();
-            let row = task.clone();
-            blocking(move || Ok(store.insert_task(&row)?)).await?;
+            // Running when a slot is free, else queued with the container made; the
+            // governor starts it when its turn comes.
+            if !self.insert_admitted(&mut task).await? {
+                return Ok::<Task, Error>(task);
+            }
             let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
             let handover = self.prepare_handover(&task).await?;
             // The first start submits the prompt (start-agent), so its session is `running`.
@@ -478,6 +489,7 @@ impl Engine {
             Ok(mut t) => {
                 t.terminals = self.task_terminals(&t);
                 self.overlay_agent_state(&mut t);
+                self.overlay_governor(&mut t);
                 self.task_changed(&t.id);
                 Ok(t)
             }
@@ -554,6 +566,10 @@ impl Engine {
             seq,
         });
         entry.terminal.clone()
+    }
+
+    fn has_terminal(&self, id: &str) -> bool {
+        self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id)
     }
 
     fn forget_terminals(&self, task_id: &str) {
@@ -662,6 +678,7 @@ impl Engine {
         }
         self.clear_agent_state(task_id);
         self.task_changed(task_id);
+        self.kick_queue();
         tracing::info!(task = task_id, ?code, "agent exited");
     }
 
@@ -674,8 +691,10 @@ impl Engine {
         let store = self.inner.store.clone();
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
+        self.kick_queue();
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
+            self.thaw_for_stop(&docker, &task).await;
             match docker.stop(cid, Duration::from_secs(5)).await {
                 Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -693,6 +712,10 @@ impl Engine {
         let lock = self.task_lock(id);
         let _held = lock.lock().await;
         let mut task = self.task(id).await?;
+        if task.status == TaskStatus::Paused {
+            self.resume_locked(&task).await?;
+            return self.task(id).await;
+        }
         let docker = self.docker().await?;
         let existing = match &task.container_id {
             Some(cid) => docker.inspect(cid).await?,
@@ -713,17 +736,34 @@ impl Engine {
             blocking(move || Ok(store.set_task_container(&tid, Some(&c2))?)).await?;
             task.container_id = Some(cid);
         }
-        let store = self.inner.store.clone();
-        let tid = task.id.clone();
-        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        if !self.admit(&task.id).await? {
+            // Queued: the governor starts it when a slot frees up.
+            self.task_changed(id);
+            return self.task(id).await;
+        }
         self.clear_agent_state(&task.id);
-        let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
+        // The terminal goes on from the container's logged history (a restart after
+        // a reboot shows what came before).
+        let history = match &task.container_id {
+            Some(cid) if !self.has_terminal(&task.agent_terminal_id) => match docker.logs(cid, self.inner.config.scrollback_bytes).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "reading the container's log failed");
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        };
+        tracing::info!(task = %task.id, history = history.len(), registered = self.has_terminal(&task.agent_terminal_id), "starting the sandbox");
+        let fresh = Terminal::with_history(&task.agent_terminal_id, self.inner.config.scrollback_bytes, &history, None);
+        let terminal = self.register_agent_terminal(&task, fresh);
         let handover = self.prepare_handover(&task).await?;
         if let Err(e) = self.attach_and_start(&docker, &task, &terminal, handover).await {
             let store = self.inner.store.clone();
             let (tid, msg) = (task.id.clone(), e.to_string());
             let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
             self.task_changed(id);
+            self.kick_queue();
             return Err(e);
         }
         self.task_changed(id);
@@ -738,6 +778,7 @@ impl Engine {
         let project = self.project(&task.project_id).await?;
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
+            self.thaw_for_stop(&docker, &task).await;
             docker.remove(cid).await?;
         }
         self.forget_terminals(&task.id);
@@ -755,6 +796,8 @@ impl Engine {
         self.clear_agent_state(id);
         self.forget_hooks(id);
         self.task_deleted(id);
+        self.refresh_queue().await;
+        self.kick_queue();
         Ok(())
     }
 
@@ -765,6 +808,7 @@ impl Engine {
     ///
     /// Errors: `TASK_NOT_FOUND`; `CONFLICT` when the task is not running.
     pub async fn open_terminal(&self, task_id: &str, cmd: Option<String>) -> Result<TerminalInfo> {
+        self.ensure_unpaused(task_id).await?;
         let task = self.task(task_id).await?;
         let cid = task.container_id.clone().ok_or_else(|| Error::Conflict("the task has no container".into()))?;
         let docker = self.docker().await?;
@@ -885,6 +929,11 @@ impl Engine {
             let found = containers.iter().find(|c| Some(&c.id) == task.container_id.as_ref() || c.task_id == task.id);
             let (status, code, err) = match found {
                 Some(c) if c.running => {
+                    // Docker refuses to attach to a frozen container: thawed for the
+                    // attach, frozen again below.
+                    if c.paused {
+                        docker.unpause(&c.id).await?;
+                    }
                     let t = Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes);
                     let mut task2 = task.clone();
                     task2.container_id = Some(c.id.clone());
@@ -901,12 +950,25 @@ impl Engine {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
                     self.answer_pending_handover(docker, &task2, &c.id).await;
-                    (TaskStatus::Running, None, None)
+                    if c.paused {
+                        self.gate_terminals(&task.id, true);
+                        docker.pause(&c.id).await?;
+                        (TaskStatus::Paused, None, None)
+                    } else {
+                        (TaskStatus::Running, None, None)
+                    }
                 }
                 Some(c) => {
                     let code = docker.inspect(&c.id).await?.and_then(|i| i.exit_code);
                     match task.status {
                         TaskStatus::Stopped => (TaskStatus::Stopped, None, None),
+                        TaskStatus::Queued => (TaskStatus::Queued, None, None),
+                        // Stopped from outside while it ran (a reboot, `docker stop`):
+                        // it goes back in line and starts again, its agent resuming.
+                        TaskStatus::Running | TaskStatus::Paused if governor::stopped_from_outside(code) => {
+                            tracing::info!(task = %task.id, ?code, "the sandbox was stopped from outside; starting it again");
+                            (TaskStatus::Queued, None, None)
+                        }
                         _ => (TaskStatus::Exited, code, None),
                     }
                 }
@@ -920,7 +982,11 @@ impl Engine {
             let err = err.map(str::to_string);
             let cid = found.map(|c| c.id.clone());
             blocking(move || {
-                store.set_task_state(&tid, status, code, err.as_deref())?;
+                if status == TaskStatus::Queued {
+                    store.enqueue_task(&tid)?;
+                } else {
+                    store.set_task_state(&tid, status, code, err.as_deref())?;
+                }
                 if let Some(cid) = cid {
                     store.set_task_container(&tid, Some(&cid))?;
                 }
@@ -929,6 +995,8 @@ impl Engine {
             .await?;
             self.task_changed(&task.id);
         }
+        self.refresh_queue().await;
+        self.kick_queue();
         Ok(())
     }
 }

@@ -99,8 +99,22 @@ pub struct ContainerInfo {
     pub task_id: String,
     /// Whether it runs (paused counts as running).
     pub running: bool,
+    /// Whether it is frozen (`docker pause`); `running` is then true as well.
+    pub paused: bool,
     /// Exit code of the last run when not running.
     pub exit_code: Option<i64>,
+}
+
+/// One reading of a container's resource use ([`Docker::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// CPU time used by the container since it started, nanoseconds (all CPUs).
+    pub cpu_total_ns: u64,
+    /// Memory in use without the reclaimable page cache (cgroup v1
+    /// `total_inactive_file`, v2 `inactive_file`), bytes — as `docker stats` shows.
+    pub memory_bytes: u64,
+    /// The memory cap, bytes (the host's memory when there is none).
+    pub memory_limit_bytes: u64,
 }
 
 /// Everything needed to create a task's container.
@@ -280,6 +294,75 @@ impl Docker {
         }
     }
 
+    /// How many CPUs the engine's host (or VM) has: the most a container may be
+    /// given. `None` when the engine does not say.
+    pub async fn cpu_count(&self) -> Result<Option<u64>> {
+        Ok(self.api.info().await?.ncpu.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0))
+    }
+
+    /// Freezes every process of a running container (`docker pause`, the cgroup
+    /// freezer): it keeps its memory and its TTY, and uses no CPU. Already paused is
+    /// fine.
+    ///
+    /// Errors: [`Error::NoSuchContainer`]; Docker's error when it is not running.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        match self.api.pause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if self.inspect(id).await.ok().flatten().is_some_and(|c| c.paused) => {
+                tracing::debug!(container = %id, error = %e, "already paused");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Thaws a paused container (`docker unpause`). Not paused is fine.
+    ///
+    /// Errors: [`Error::NoSuchContainer`].
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        match self.api.unpause_container(id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) if self.inspect(id).await.ok().flatten().is_some_and(|c| !c.paused) => {
+                tracing::debug!(container = %id, error = %e, "not paused");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One reading of a container's resource use (Docker stats, `one-shot`: no
+    /// waiting for a second sample, so a reading costs the engine one cgroup read).
+    /// CPU use is a counter: the caller turns two readings into a rate.
+    ///
+    /// Errors: [`Error::NoSuchContainer`]; Docker's error otherwise.
+    pub async fn stats(&self, id: &str) -> Result<Stats> {
+        use bollard::container::{MemoryStatsStats, StatsOptions};
+        let opts = StatsOptions { stream: false, one_shot: true };
+        let mut s = self.api.stats(id, Some(opts));
+        let st = match s.next().await {
+            Some(Ok(st)) => st,
+            Some(Err(e)) if is_not_found(&e) => return Err(Error::NoSuchContainer(id.to_string())),
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(Error::NoSuchContainer(id.to_string())),
+        };
+        let m = &st.memory_stats;
+        let usage = m.usage.unwrap_or(0);
+        // What `docker stats` shows: the usage without the page cache that the
+        // kernel can drop (inactive file pages).
+        let cache = match m.stats {
+            Some(MemoryStatsStats::V1(v1)) => v1.total_inactive_file,
+            Some(MemoryStatsStats::V2(v2)) => v2.inactive_file,
+            None => 0,
+        };
+        Ok(Stats {
+            cpu_total_ns: st.cpu_stats.cpu_usage.total_usage,
+            memory_bytes: if cache < usage { usage - cache } else { usage },
+            memory_limit_bytes: m.limit.unwrap_or(0),
+        })
+    }
+
     /// Removes a container and its anonymous volumes, stopping it first. Missing is fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
@@ -300,6 +383,7 @@ impl Docker {
                     id: c.id.unwrap_or_else(|| id.to_string()),
                     task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
                     running: state.running.unwrap_or(false),
+                    paused: state.paused.unwrap_or(false),
                     exit_code: state.exit_code,
                 }))
             }
@@ -321,6 +405,7 @@ impl Docker {
                 id,
                 task_id: labels.get(LABEL_TASK).cloned().unwrap_or_default(),
                 running: c.state.as_deref() == Some("running") || c.state.as_deref() == Some("paused"),
+                paused: c.state.as_deref() == Some("paused"),
                 exit_code: None,
             });
         }
@@ -389,6 +474,9 @@ impl Docker {
     /// The container's logged output so far (its TTY history), for terminals of
     /// stopped containers. At most the last `max_bytes`.
     pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
+        if let Some(out) = self.raw_logs(id, Some(max_bytes)).await? {
+            return Ok(out.0);
+        }
         let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
         let mut s = self.api.logs(id, Some(opts));
         let mut out: Vec<u8> = Vec::new();
@@ -408,9 +496,45 @@ impl Docker {
         Ok(out)
     }
 
+    /// The logged TTY output, byte for byte, over a raw attach that replays the log
+    /// and ends (`logs=1&stream=0`): bollard's log decoder holds a last line without
+    /// a newline (a shell's prompt) and then fails with "bytes remaining on stream".
+    /// Returns the last `max_bytes` (all when `None`: then only the count matters)
+    /// and the total length; `None` when the endpoint cannot be hijacked.
+    async fn raw_logs(&self, id: &str, max_bytes: Option<usize>) -> Result<Option<(Vec<u8>, u64)>> {
+        let Some(ep) = &self.raw else { return Ok(None) };
+        let path = format!("{}/containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1", self.version_prefix());
+        let (mut output, _input) = match hijack::hijack(ep, &path, None).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) => return Err(Error::Io(format!("reading the log of {id}: {e}"))),
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut total = 0u64;
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(|e| Error::Io(format!("reading the log of {id}: {e}")))?;
+            total += chunk.len() as u64;
+            if let Some(max) = max_bytes {
+                out.extend_from_slice(&chunk);
+                if out.len() > 2 * max {
+                    out.drain(..out.len() - max);
+                }
+            }
+        }
+        if let Some(max) = max_bytes {
+            if out.len() > max {
+                out.drain(..out.len() - max);
+            }
+        }
+        Ok(Some((out, total)))
+    }
+
     /// How many bytes of output the container's log holds (what an attach with
     /// `logs` replays before the live stream).
     pub async fn logs_len(&self, id: &str) -> Result<u64> {
+        if let Some(out) = self.raw_logs(id, None).await? {
+            return Ok(out.1);
+        }
         let opts = LogsOptions::<String> { stdout: true, stderr: true, follow: false, ..Default::default() };
         let mut s = self.api.logs(id, Some(opts));
         let mut n = 0u64;

@@ -100,6 +100,9 @@ const MIGRATIONS: &[M<'static>] = &[
          ALTER TABLE tasks ADD COLUMN cpus REAL;
          ALTER TABLE tasks ADD COLUMN memory_mb INTEGER;",
     ),
+    // Issue 8: the order of the run queue (a sequence number, meaningful while the
+    // status is `queued`), so a restart keeps it.
+    M::up("ALTER TABLE tasks ADD COLUMN queued_at INTEGER;"),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -229,6 +232,33 @@ impl Store {
             params![id, status.as_str(), exit_code, error],
         )?;
         Ok(())
+    }
+
+    /// Puts a task in the run queue: status `queued` (exit code and error cleared),
+    /// at the end of the queue unless it is queued already (then it keeps its place).
+    pub fn enqueue_task(&self, id: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE tasks SET exit_code = NULL, error = NULL,
+                 queued_at = CASE WHEN status = 'queued' AND queued_at IS NOT NULL THEN queued_at
+                                  ELSE (SELECT COALESCE(MAX(queued_at), 0) + 1 FROM tasks) END,
+                 status = 'queued'
+             WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The ids of queued tasks, first in line first (FIFO by when they queued).
+    pub fn queued_task_ids(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM tasks WHERE status = 'queued' ORDER BY queued_at, created_at, rowid")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many tasks have the stored status `status`.
+    pub fn count_tasks_with_status(&self, status: TaskStatus) -> Result<u32> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM tasks WHERE status = ?1", [status.as_str()], |r| r.get(0))?)
     }
 
     /// Records what the agent got at its last start: where its credential came from,
@@ -450,5 +480,26 @@ mod tests {
         let path = dir.path().join("a.db");
         Store::open(&path).unwrap().insert_project(&project()).unwrap();
         assert_eq!(Store::open(&path).unwrap().projects().unwrap(), vec![project()]);
+    }
+
+    #[test]
+    fn queue_is_fifo_and_keeps_places() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_project(&project()).unwrap();
+        for id in ["a", "b", "c"] {
+            s.insert_task(&Task { id: id.into(), agent_terminal_id: format!("t{id}"), ..task() }).unwrap();
+        }
+        s.enqueue_task("c").unwrap();
+        s.enqueue_task("a").unwrap();
+        s.enqueue_task("b").unwrap();
+        assert_eq!(s.queued_task_ids().unwrap(), vec!["c", "a", "b"]);
+        // Queuing again keeps the place; leaving and coming back goes to the end.
+        s.enqueue_task("c").unwrap();
+        assert_eq!(s.queued_task_ids().unwrap(), vec!["c", "a", "b"]);
+        s.set_task_state("c", TaskStatus::Running, None, None).unwrap();
+        assert_eq!(s.count_tasks_with_status(TaskStatus::Running).unwrap(), 1);
+        s.enqueue_task("c").unwrap();
+        assert_eq!(s.queued_task_ids().unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(s.task("a").unwrap().unwrap().status, TaskStatus::Queued);
     }
 }

@@ -26,6 +26,9 @@
 //! - Input has its own queue and task, so keystrokes never wait behind output.
 //! - Resizing: the TTY takes the size of the viewer that typed last; until anyone
 //!   types, the last size any viewer asked for.
+//! - Activity: every output chunk and every input write counts ([`Terminal::idle_for`]);
+//!   an input gate ([`Terminal::set_input_gate`]) runs before input is queued, so the
+//!   owner can wake a frozen process first (the engine unpauses a paused sandbox).
 //!
 //! The hub knows nothing of Docker or WebSockets: the backend supplies byte streams
 //! and a [`Control`]; the server crate turns viewers into WebSocket frames.
@@ -55,6 +58,10 @@ pub const INPUT_QUEUE: usize = 256;
 pub const HIGH_WATERMARK: u64 = 256 * 1024;
 /// Bytes the fastest viewer must be back under before reading resumes.
 pub const LOW_WATERMARK: u64 = 64 * 1024;
+
+/// Runs before input is queued for the process while it is set (see
+/// [`Terminal::set_input_gate`]); the input waits until the future resolves.
+pub type InputGate = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// What a backend (Docker attach or exec) does besides moving bytes.
 pub trait Control: Send + Sync + 'static {
@@ -116,6 +123,8 @@ struct State {
     /// The size last applied, `(cols, rows)`.
     size: Option<(u16, u16)>,
     recorder: Option<Recorder>,
+    /// Awaited before input is queued, while set.
+    gate: Option<InputGate>,
 }
 
 struct Inner {
@@ -128,6 +137,10 @@ struct Inner {
     /// Set while the reader waits for viewers to catch up; viewers then notify.
     paused: AtomicBool,
     resume: Notify,
+    /// When the hub was made; `activity_ms` counts from here.
+    born: std::time::Instant,
+    /// Milliseconds after `born` of the last output or input.
+    activity_ms: AtomicU64,
 }
 
 /// A terminal hub. Cheap to clone; clones share the hub.
@@ -339,12 +352,15 @@ impl Terminal {
                     typist: None,
                     size: None,
                     recorder: None,
+                    gate: None,
                 }),
                 tx,
                 produced: AtomicU64::new(0),
                 produced_chunks: AtomicU64::new(0),
                 paused: AtomicBool::new(false),
                 resume: Notify::new(),
+                born: std::time::Instant::now(),
+                activity_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -489,6 +505,7 @@ impl Terminal {
         if chunk.is_empty() {
             return;
         }
+        self.touch();
         let mut s = self.lock();
         s.scrollback.push(&chunk);
         if let Some(r) = &s.recorder {
@@ -519,10 +536,42 @@ impl Terminal {
         Viewer { terminal: self.clone(), rx, id, flow, pending: None, snapshot: s.scrollback.snapshot(), exited: s.exit }
     }
 
-    /// Sends input bytes to the process (not on behalf of a viewer).
+    /// Sends input bytes to the process (not on behalf of a viewer). Waits for the
+    /// input gate first, when one is set.
     pub async fn write(&self, bytes: Bytes) -> Result<(), Closed> {
-        let tx = self.lock().input.clone().ok_or(Closed)?;
+        let (tx, gate) = {
+            let s = self.lock();
+            (s.input.clone().ok_or(Closed)?, s.gate.clone())
+        };
+        if let Some(g) = gate {
+            g().await;
+        }
+        self.touch();
         tx.send(bytes).await.map_err(|_| Closed)
+    }
+
+    /// Sets (or clears) the input gate: a function awaited before any input is
+    /// queued for the process, e.g. to thaw a frozen process first. Cheap when unset.
+    pub fn set_input_gate(&self, gate: Option<InputGate>) {
+        self.lock().gate = gate;
+    }
+
+    /// Whether an input gate is set.
+    pub fn has_input_gate(&self) -> bool {
+        self.lock().gate.is_some()
+    }
+
+    /// Counts as activity now (output, input, or the owner's say-so, e.g. a resume).
+    pub fn touch(&self) {
+        let ms = self.inner.born.elapsed().as_millis() as u64;
+        self.inner.activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last output or input (or since the hub was made, or the
+    /// last [`Terminal::touch`]).
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.inner.activity_ms.load(Ordering::Relaxed));
+        self.inner.born.elapsed().saturating_sub(last)
     }
 
     /// Resizes the TTY (not on behalf of a viewer); remembered and re-applied by

@@ -1,0 +1,143 @@
+//! Sessions that outlive everything (issue 8): a Claude Code task survives `kill -9`
+//! of the server with its scrollback, and after a "reboot" (the server down and the
+//! container stopped from outside while the database says running) the next start
+//! of the server starts the sandbox again; an agent that exited by itself stays
+//! exited.
+
+use anycode_testkit::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_anycode");
+
+struct Cleanup(String);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_instance_containers(&self.0);
+    }
+}
+
+async fn get_task(base: &str, id: &str) -> Value {
+    Api::new(base).req(reqwest::Method::GET, &format!("/api/tasks/{id}"), None).await.1
+}
+
+async fn status_becomes(base: &str, id: &str, status: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let t = get_task(base, id).await;
+        if t["status"] == status {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "task {id} did not become {status}: {t}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn squash(t: &str) -> String {
+    t.split_whitespace().collect::<String>().to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claude_session_survives_kill_9_and_a_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+
+    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().unwrap();
+    let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": "durable claude", "agent": "claude"}))).await;
+    assert_eq!(st, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;
+    term.resize(120, 40).await;
+    term.wait_for(90, "Claude Code's login screen", |t| squash(t).contains("notloggedin")).await;
+    drop(term);
+
+    // kill -9 while the agent runs: the session and its scrollback are there after.
+    serve.kill9();
+    assert_eq!(docker_inspect(&cid)["State"]["Running"], true, "the agent outlives the server");
+    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let t2 = get_task(&serve.base, &id).await;
+    assert!(t2["status"] != "exited" && t2["status"] != "error" && t2["status"] != "queued", "{t2}");
+    let started_at = docker_inspect(&cid)["State"]["StartedAt"].clone();
+    let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;
+    term.wait_for(20, "the scrollback after kill -9", |t| squash(t).contains("notloggedin")).await;
+    // How often the screen says it so far (the TUI may draw it more than once).
+    let before = squash(&term.text()).matches("notloggedin").count();
+    assert_eq!(docker_inspect(&cid)["State"]["StartedAt"], started_at, "the same process, not a new one");
+    drop(term);
+
+    // A reboot: the server is gone and the container is stopped from outside.
+    serve.kill9();
+    let out = Command::new("docker").args(["kill", &cid]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(docker_inspect(&cid)["State"]["Running"], false);
+    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let t3 = status_becomes(&serve.base, &id, "running", 60)
+        .await
+        .clone();
+    assert_eq!(t3["container_id"], cid.as_str(), "the same container, started again");
+    assert_eq!(docker_inspect(&cid)["State"]["Running"], true);
+    assert_ne!(docker_inspect(&cid)["State"]["StartedAt"], started_at);
+    // The terminal shows what came before and the agent's new start.
+    let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;
+    term.wait_for(90, "the history and the new start's login screen", |t| squash(t).matches("notloggedin").count() > before).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_reboot_killed_shells_start_again_and_finished_agents_stay_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
+
+    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().unwrap().to_string();
+    let mut made = Vec::new();
+    for title in ["killed", "finished"] {
+        let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": title, "agent": "shell"}))).await;
+        assert_eq!(st, 201, "{t}");
+        made.push(t);
+    }
+    let (killed, finished) = (&made[0], &made[1]);
+    let mut term = Term::connect(&serve.base, killed["terminals"][0]["id"].as_str().unwrap(), TOKEN).await;
+    term.run("echo before-reboot-$((3*3))", "pre").await;
+    drop(term);
+    // The second agent ends by itself (exit 0) while the server is down.
+    let mut term = Term::connect(&serve.base, finished["terminals"][0]["id"].as_str().unwrap(), TOKEN).await;
+    term.run("echo armed", "armed").await;
+    term.send("sleep 3; exit 0\r").await;
+    // Echoed: the shell has the line before the server goes down.
+    term.wait_for(10, "the echo of the last command", |t| t.contains("sleep 3; exit 0")).await;
+    drop(term);
+    serve.kill9();
+    let kcid = killed["container_id"].as_str().unwrap().to_string();
+    let fcid = finished["container_id"].as_str().unwrap().to_string();
+    let out = Command::new("docker").args(["stop", "-t", "1", &kcid]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(20, "the finished agent's exit", || docker_inspect(&fcid)["State"]["Running"] == false).await;
+    assert_eq!(docker_inspect(&fcid)["State"]["ExitCode"], 0);
+
+    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let k = status_becomes(&serve.base, killed["id"].as_str().unwrap(), "running", 60).await;
+    assert_eq!(docker_inspect(&kcid)["State"]["Running"], true);
+    let f = get_task(&serve.base, finished["id"].as_str().unwrap()).await;
+    assert_eq!(f["status"], "exited", "{f}");
+    assert_eq!(f["exit_code"], 0);
+    assert_eq!(docker_inspect(&fcid)["State"]["Running"], false, "not started again");
+    // The restarted shell's terminal keeps the history and takes input.
+    let mut term = Term::connect(&serve.base, k["terminals"][0]["id"].as_str().unwrap(), TOKEN).await;
+    term.wait_for(20, "the history from before the reboot", |t| t.contains("before-reboot-9")).await;
+    term.run("echo after-reboot-$((5*5))", "post").await;
+}

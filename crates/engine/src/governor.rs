@@ -1,0 +1,550 @@
+//! The resource governor: what keeps many parallel tasks from swamping the machine.
+//!
+//! - **Usage**: every few seconds one Docker stats reading (`one-shot`, so the
+//!   engine answers at once) per running or paused sandbox; two readings make the CPU
+//!   rate (percent of one CPU). Kept in memory and put into every task answer
+//!   ([`Task::usage`]); subscribers hear of it only when it changed noticeably (5
+//!   points of CPU, 10 % or 16 MiB of memory), so idle tasks do not flood them.
+//! - **The run queue**: at most [`Config::max_running`] sandboxes run (paused ones
+//!   do not count). Creating or starting a task beyond that stores it `queued` (its
+//!   container made but not started) with a place in line (FIFO, stored, so a
+//!   restart keeps it); whenever a sandbox stops, exits, fails, is paused or deleted,
+//!   the first in line starts. Counting and setting the status happen under one lock
+//!   (`admission`), so two starts never take the same slot.
+//! - **Idle pause and stop**: a running sandbox whose terminals had no output and no
+//!   input for [`Config::pause_after`] is frozen (`docker pause`, stored `paused`);
+//!   an input gate on each of its terminals thaws it before the next keystroke
+//!   reaches the TTY ([`Engine::ensure_unpaused`], also called on start and on an
+//!   approval). After [`Config::stop_after`] of idleness it is stopped like a user's
+//!   stop. A working agent animates its TUI, so it is never idle.
+//!
+//! The loop wakes every [`tick_interval`] and whenever a slot frees up.
+//!
+//! [`Config::max_running`]: anycode_core::Config::max_running
+//! [`Config::pause_after`]: anycode_core::Config::pause_after
+//! [`Config::stop_after`]: anycode_core::Config::stop_after
+
+use crate::{blocking, Engine, Error, Result};
+use anycode_core::{Config, Task, TaskStatus, Usage};
+use anycode_sandbox::Docker;
+use anycode_terminal::InputGate;
+use futures_util::FutureExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Notify};
+
+/// Usage changes smaller than these are not announced to subscribers.
+const CPU_STEP: f64 = 5.0;
+const MEM_STEP_BYTES: u64 = 16 * 1024 * 1024;
+const MEM_STEP_RATIO: f64 = 0.10;
+
+/// How often the governor looks at the sandboxes: every 3 s, or a quarter of the
+/// shortest idle timer when that is shorter (tests use seconds), at least 100 ms.
+pub fn tick_interval(config: &Config) -> Duration {
+    let mut t = Duration::from_secs(3);
+    for d in [config.pause_after, config.stop_after].into_iter().flatten() {
+        t = t.min(d / 4);
+    }
+    t.max(Duration::from_millis(100))
+}
+
+/// The governor's in-memory state (part of the engine).
+#[derive(Default)]
+pub(crate) struct GovState {
+    /// Held while counting running sandboxes and setting a status from that count.
+    admission: Mutex<()>,
+    /// Held while draining the queue (one drain at a time).
+    drain: Mutex<()>,
+    /// Wakes the loop early (a slot freed up).
+    kick: Arc<Notify>,
+    started: AtomicBool,
+    /// The last stats reading per task.
+    samples: StdMutex<HashMap<String, Sample>>,
+    /// Queued task ids, first in line first (a cache of the stored order).
+    queue: StdMutex<Vec<String>>,
+}
+
+struct Sample {
+    cpu_ns: u64,
+    at: Instant,
+    usage: Option<Usage>,
+    /// The usage last announced to subscribers.
+    announced: Option<Usage>,
+}
+
+fn noticeable(prev: Option<&Usage>, next: &Usage) -> bool {
+    let Some(p) = prev else { return true };
+    let mem_step = MEM_STEP_BYTES.max((p.memory_bytes as f64 * MEM_STEP_RATIO) as u64);
+    (next.cpu_percent - p.cpu_percent).abs() >= CPU_STEP
+        || next.memory_bytes.abs_diff(p.memory_bytes) >= mem_step
+        || next.memory_limit_bytes != p.memory_limit_bytes
+}
+
+impl Engine {
+    /// Starts the governor's loop once per engine; it ends with the engine.
+    pub(crate) fn ensure_governor(&self) {
+        let gov = &self.inner.gov;
+        if gov.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<crate::Inner> = Arc::downgrade(&self.inner);
+        let kick = gov.kick.clone();
+        let tick = tick_interval(&self.inner.config);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(tick) => {}
+                    _ = kick.notified() => {}
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                Engine { inner }.govern().await;
+            }
+        });
+    }
+
+    /// Wakes the governor: a slot may have freed up.
+    pub(crate) fn kick_queue(&self) {
+        self.inner.gov.kick.notify_one();
+    }
+
+    /// One round: usage, idle timers, the queue.
+    async fn govern(&self) {
+        let store = self.inner.store.clone();
+        let tasks = match blocking(move || Ok(store.tasks(None)?)).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "governor: reading tasks failed");
+                return;
+            }
+        };
+        let active = |s: TaskStatus| matches!(s, TaskStatus::Running | TaskStatus::Paused | TaskStatus::Queued);
+        if !tasks.iter().any(|t| active(t.status)) {
+            self.inner.gov.samples.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return;
+        }
+        let docker = match self.docker().await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "governor: Docker unavailable");
+                return;
+            }
+        };
+        self.sample_usage(&docker, &tasks).await;
+        self.idle_timers(&tasks).await;
+        self.drain_queue().await;
+    }
+
+    // ----- usage -----
+
+    async fn sample_usage(&self, docker: &Docker, tasks: &[Task]) {
+        let watched: Vec<(&Task, &String)> = tasks
+            .iter()
+            .filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused))
+            .filter_map(|t| t.container_id.as_ref().map(|c| (t, c)))
+            .collect();
+        let readings = futures_util::future::join_all(watched.iter().map(|(_, cid)| docker.stats(cid))).await;
+        let now = Instant::now();
+        let mut announce = Vec::new();
+        {
+            let mut samples = self.inner.gov.samples.lock().unwrap_or_else(|p| p.into_inner());
+            samples.retain(|id, _| watched.iter().any(|(t, _)| &t.id == id));
+            for ((task, _), reading) in watched.iter().zip(readings) {
+                let st = match reading {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(task = %task.id, error = %e, "stats failed");
+                        samples.remove(&task.id);
+                        continue;
+                    }
+                };
+                let prev = samples.remove(&task.id);
+                let cpu_percent = match &prev {
+                    Some(p) if st.cpu_total_ns >= p.cpu_ns && now > p.at => {
+                        let pct = (st.cpu_total_ns - p.cpu_ns) as f64 / (now - p.at).as_nanos() as f64 * 100.0;
+                        Some((pct * 10.0).round() / 10.0)
+                    }
+                    // The first reading (or a restarted container): a rate needs two.
+                    _ => None,
+                };
+                let mut announced = prev.and_then(|p| p.announced);
+                let usage = cpu_percent.map(|cpu_percent| Usage {
+                    cpu_percent,
+                    memory_bytes: st.memory_bytes,
+                    memory_limit_bytes: st.memory_limit_bytes,
+                    at: anycode_core::now_rfc3339(),
+                });
+                if let Some(u) = &usage {
+                    if noticeable(announced.as_ref(), u) {
+                        announced = Some(u.clone());
+                        announce.push(task.id.clone());
+                    }
+                }
+                samples.insert(task.id.clone(), Sample { cpu_ns: st.cpu_total_ns, at: now, usage, announced });
+            }
+        }
+        for id in announce {
+            self.task_changed(&id);
+        }
+    }
+
+    /// Checks a task's CPU cap against what Docker can give (0.01 up to the engine's
+    /// CPUs), before anything is made.
+    ///
+    /// Errors: `INVALID_INPUT` saying the range.
+    pub(crate) async fn check_cpus(&self, docker: &Docker, cpus: Option<f64>) -> Result<()> {
+        let Some(c) = cpus else { return Ok(()) };
+        let max = docker.cpu_count().await.ok().flatten();
+        if c < 0.01 || max.is_some_and(|m| c > m as f64) {
+            let range = max.map(|m| format!("0.01 to {m}")).unwrap_or_else(|| "at least 0.01".into());
+            return Err(Error::Invalid(format!("cpus {c}: Docker can give a sandbox {range} CPUs")));
+        }
+        Ok(())
+    }
+
+    /// Puts the governor's in-memory part (usage, place in the queue) into `t`.
+    pub(crate) fn overlay_governor(&self, t: &mut Task) {
+        let gov = &self.inner.gov;
+        t.usage = if t.status.is_live() || t.status == TaskStatus::Paused {
+            gov.samples.lock().unwrap_or_else(|p| p.into_inner()).get(&t.id).and_then(|s| s.usage.clone())
+        } else {
+            None
+        };
+        t.queue_position = if t.status == TaskStatus::Queued {
+            let queue = gov.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.iter().position(|id| id == &t.id).map(|i| i as u32 + 1)
+        } else {
+            None
+        };
+    }
+
+    // ----- the queue -----
+
+    /// Inserts a new task's row as `running` when a slot is free, else as `queued`
+    /// (last in line). Returns whether it may start now.
+    pub(crate) async fn insert_admitted(&self, task: &mut Task) -> Result<bool> {
+        let max = self.inner.config.max_running;
+        let admitted = {
+            let _slot = self.inner.gov.admission.lock().await;
+            let store = self.inner.store.clone();
+            let mut row = task.clone();
+            let admitted = blocking(move || {
+                let running = store.count_tasks_with_status(TaskStatus::Running)?;
+                let admitted = running < max;
+                row.status = if admitted { TaskStatus::Running } else { TaskStatus::Queued };
+                store.insert_task(&row)?;
+                if !admitted {
+                    store.enqueue_task(&row.id)?;
+                }
+                Ok(admitted)
+            })
+            .await?;
+            task.status = if admitted { TaskStatus::Running } else { TaskStatus::Queued };
+            admitted
+        };
+        if !admitted {
+            tracing::info!(task = %task.id, max, "task queued: the limit of running sandboxes is reached");
+            self.refresh_queue().await;
+        }
+        Ok(admitted)
+    }
+
+    /// Takes a slot for an existing task about to start: stores `running` when one is
+    /// free (true), else `queued` keeping its place in line (false).
+    pub(crate) async fn admit(&self, task_id: &str) -> Result<bool> {
+        let max = self.inner.config.max_running;
+        let admitted = {
+            let _slot = self.inner.gov.admission.lock().await;
+            let store = self.inner.store.clone();
+            let id = task_id.to_string();
+            blocking(move || {
+                let mut running = store.count_tasks_with_status(TaskStatus::Running)?;
+                if store.task(&id)?.is_some_and(|t| t.status == TaskStatus::Running) {
+                    running = running.saturating_sub(1);
+                }
+                if running < max {
+                    store.set_task_state(&id, TaskStatus::Running, None, None)?;
+                    Ok(true)
+                } else {
+                    store.enqueue_task(&id)?;
+                    Ok(false)
+                }
+            })
+            .await?
+        };
+        if admitted {
+            self.touch_terminals(task_id);
+        } else {
+            tracing::info!(task = task_id, max, "start queued: the limit of running sandboxes is reached");
+        }
+        self.refresh_queue().await;
+        Ok(admitted)
+    }
+
+    /// Re-reads the queue's order and tells subscribers about tasks whose place
+    /// changed.
+    pub(crate) async fn refresh_queue(&self) {
+        let store = self.inner.store.clone();
+        let ids = match blocking(move || Ok(store.queued_task_ids()?)).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the queue failed");
+                return;
+            }
+        };
+        let moved: Vec<String> = {
+            let mut queue = self.inner.gov.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let moved = ids.iter().enumerate().filter(|(i, id)| queue.get(*i) != Some(*id)).map(|(_, id)| id.clone()).collect();
+            *queue = ids;
+            moved
+        };
+        for id in moved {
+            self.task_changed(&id);
+        }
+    }
+
+    /// Starts queued tasks, first in line first, while slots are free.
+    async fn drain_queue(&self) {
+        let Ok(_one) = self.inner.gov.drain.try_lock() else { return };
+        let max = self.inner.config.max_running;
+        loop {
+            let store = self.inner.store.clone();
+            let state = blocking(move || Ok((store.queued_task_ids()?, store.count_tasks_with_status(TaskStatus::Running)?))).await;
+            let (ids, running) = match state {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the queue failed");
+                    break;
+                }
+            };
+            let Some(first) = ids.first().cloned() else { break };
+            if running >= max {
+                break;
+            }
+            tracing::info!(task = %first, "a slot is free: starting the first queued task");
+            match self.start_task(&first).await {
+                Ok(t) if t.status == TaskStatus::Queued => break,
+                Ok(_) => {}
+                Err(e) => {
+                    // Out of the queue, or it would be tried forever.
+                    tracing::warn!(task = %first, error = %e, "starting a queued task failed");
+                    let store = self.inner.store.clone();
+                    let msg = e.to_string();
+                    let id = first.clone();
+                    let _ = blocking(move || {
+                        if store.task(&id)?.is_some_and(|t| t.status == TaskStatus::Queued) {
+                            store.set_task_state(&id, TaskStatus::Error, None, Some(&msg))?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                    self.task_changed(&first);
+                }
+            }
+        }
+        self.refresh_queue().await;
+    }
+
+    // ----- idle pause, resume, stop -----
+
+    /// How long the task's terminals have been quiet (no output, no input); `None`
+    /// when its agent terminal is not connected to a process.
+    fn idle_for(&self, task: &Task) -> Option<Duration> {
+        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        let agent = terms.get(&task.agent_terminal_id)?;
+        if !agent.terminal.is_live() {
+            return None;
+        }
+        terms.values().filter(|e| e.task_id == task.id).map(|e| e.terminal.idle_for()).min()
+    }
+
+    /// Counts as activity on every terminal of the task (it just started or resumed).
+    fn touch_terminals(&self, task_id: &str) {
+        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        for e in terms.values().filter(|e| e.task_id == task_id) {
+            e.terminal.touch();
+        }
+    }
+
+    /// Sets (or clears) the input gate that thaws the task before input reaches any
+    /// of its terminals.
+    pub(crate) fn gate_terminals(&self, task_id: &str, on: bool) {
+        let gate: Option<InputGate> = on.then(|| {
+            let weak = Arc::downgrade(&self.inner);
+            let id = task_id.to_string();
+            let gate: InputGate = Arc::new(move || {
+                let (weak, id) = (weak.clone(), id.clone());
+                async move {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if let Err(e) = (Engine { inner }).ensure_unpaused(&id).await {
+                        tracing::warn!(task = %id, error = %e, "resuming on input failed");
+                    }
+                }
+                .boxed()
+            });
+            gate
+        });
+        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
+        for e in terms.values().filter(|e| e.task_id == task_id) {
+            e.terminal.set_input_gate(gate.clone());
+        }
+    }
+
+    async fn idle_timers(&self, tasks: &[Task]) {
+        let cfg = &self.inner.config;
+        for t in tasks.iter().filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused)) {
+            let Some(idle) = self.idle_for(t) else { continue };
+            if cfg.stop_after.is_some_and(|s| idle >= s) {
+                tracing::info!(task = %t.id, idle_secs = idle.as_secs(), "stopping an idle sandbox");
+                if let Err(e) = self.stop_task(&t.id).await {
+                    tracing::warn!(task = %t.id, error = %e, "stopping an idle sandbox failed");
+                }
+            } else if t.status == TaskStatus::Running && cfg.pause_after.is_some_and(|p| idle >= p) {
+                if let Err(e) = self.pause_idle(&t.id).await {
+                    tracing::warn!(task = %t.id, error = %e, "pausing an idle sandbox failed");
+                }
+            }
+        }
+    }
+
+    /// Freezes a running task that is still idle; its slot goes to the queue.
+    async fn pause_idle(&self, id: &str) -> Result<()> {
+        let Some(pause_after) = self.inner.config.pause_after else { return Ok(()) };
+        let lock = self.task_lock(id);
+        let _held = lock.lock().await;
+        let store = self.inner.store.clone();
+        let tid = id.to_string();
+        let Some(task) = blocking(move || Ok(store.task(&tid)?)).await? else { return Ok(()) };
+        if task.status != TaskStatus::Running || self.idle_for(&task).is_none_or(|i| i < pause_after) {
+            return Ok(());
+        }
+        let Some(cid) = task.container_id.clone() else { return Ok(()) };
+        let docker = self.docker().await?;
+        // The gate first: a keystroke arriving during the pause waits for this task's
+        // lock, then thaws it.
+        self.gate_terminals(id, true);
+        if let Err(e) = docker.pause(&cid).await {
+            self.gate_terminals(id, false);
+            return Err(e.into());
+        }
+        let store = self.inner.store.clone();
+        let tid = id.to_string();
+        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Paused, None, None)?)).await?;
+        tracing::info!(task = id, idle_secs = pause_after.as_secs(), "paused an idle sandbox");
+        self.task_changed(id);
+        self.kick_queue();
+        Ok(())
+    }
+
+    /// Resumes a paused task (`docker unpause`, back to `running`, its agent state
+    /// kept); does nothing for a task that is not paused. Called before input reaches
+    /// a paused task's terminal, on `start`, and on an approval.
+    ///
+    /// A resume never waits for a slot: the user is at the keyboard. The running
+    /// count may then exceed `max_running` for a while; queued tasks wait until it is
+    /// back under.
+    ///
+    /// Errors: `TASK_NOT_FOUND`; `DOCKER_UNAVAILABLE`; Docker's error.
+    pub async fn ensure_unpaused(&self, task_id: &str) -> Result<()> {
+        let store = self.inner.store.clone();
+        let tid = task_id.to_string();
+        let task = blocking(move || store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
+        if task.status != TaskStatus::Paused {
+            return Ok(());
+        }
+        let lock = self.task_lock(task_id);
+        let _held = lock.lock().await;
+        let store = self.inner.store.clone();
+        let tid = task_id.to_string();
+        let task = blocking(move || store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
+        self.resume_locked(&task).await
+    }
+
+    /// [`Engine::ensure_unpaused`] for a caller holding the task's lock.
+    pub(crate) async fn resume_locked(&self, task: &Task) -> Result<()> {
+        if task.status != TaskStatus::Paused {
+            self.gate_terminals(&task.id, false);
+            return Ok(());
+        }
+        if let Some(cid) = &task.container_id {
+            let docker = self.docker().await?;
+            match docker.unpause(cid).await {
+                Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let store = self.inner.store.clone();
+        let tid = task.id.clone();
+        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        self.gate_terminals(&task.id, false);
+        self.touch_terminals(&task.id);
+        tracing::info!(task = %task.id, "resumed a paused sandbox");
+        self.task_changed(&task.id);
+        Ok(())
+    }
+
+    /// Before a paused task's container is stopped or removed: thaws it, so the
+    /// stop signal reaches its processes at once.
+    pub(crate) async fn thaw_for_stop(&self, docker: &Docker, task: &Task) {
+        self.gate_terminals(&task.id, false);
+        if task.status == TaskStatus::Paused {
+            if let Some(cid) = &task.container_id {
+                if let Err(e) = docker.unpause(cid).await {
+                    tracing::debug!(task = %task.id, error = %e, "unpausing before the stop failed");
+                }
+            }
+        }
+    }
+}
+
+/// Whether a container that stopped while AnyCode said it ran was stopped from
+/// outside (a reboot, `docker stop`/`kill`, the daemon going down) rather than ended
+/// by its agent: killed by a signal (exit code 128 + n, 255 from a daemon that went
+/// away) or no code at all. An agent that exits by itself (0, or its own error code)
+/// stays exited.
+pub(crate) fn stopped_from_outside(exit_code: Option<i64>) -> bool {
+    exit_code.is_none_or(|c| !(0..128).contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(cpu: f64, mem_mb: u64) -> Usage {
+        Usage { cpu_percent: cpu, memory_bytes: mem_mb * 1024 * 1024, memory_limit_bytes: 512 * 1024 * 1024, at: String::new() }
+    }
+
+    #[test]
+    fn only_noticeable_changes_are_announced() {
+        assert!(noticeable(None, &usage(0.0, 10)));
+        assert!(!noticeable(Some(&usage(0.1, 10)), &usage(0.3, 12)));
+        assert!(noticeable(Some(&usage(0.1, 10)), &usage(6.0, 10)));
+        assert!(noticeable(Some(&usage(0.1, 10)), &usage(0.1, 30)));
+        // 10 % of a big footprint.
+        assert!(!noticeable(Some(&usage(0.0, 1000)), &usage(0.0, 1050)));
+        assert!(noticeable(Some(&usage(0.0, 1000)), &usage(0.0, 1150)));
+    }
+
+    #[test]
+    fn tick_follows_the_idle_timers() {
+        let mut c = Config::with_data_dir("/tmp/x");
+        c.pause_after = Some(Duration::from_secs(1800));
+        c.stop_after = None;
+        assert_eq!(tick_interval(&c), Duration::from_secs(3));
+        c.pause_after = Some(Duration::from_secs(2));
+        assert_eq!(tick_interval(&c), Duration::from_millis(500));
+        c.pause_after = Some(Duration::from_millis(10));
+        assert_eq!(tick_interval(&c), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn outside_stops_are_told_from_agent_exits() {
+        assert!(stopped_from_outside(Some(137)));
+        assert!(stopped_from_outside(Some(143)));
+        assert!(stopped_from_outside(Some(255)));
+        assert!(stopped_from_outside(None));
+        assert!(!stopped_from_outside(Some(0)));
+        assert!(!stopped_from_outside(Some(1)));
+    }
+}

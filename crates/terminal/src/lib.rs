@@ -116,6 +116,8 @@ struct State {
     /// The size last applied, `(cols, rows)`.
     size: Option<(u16, u16)>,
     recorder: Option<Recorder>,
+    /// When output last arrived (see [`Terminal::last_output`]).
+    last_output: Option<std::time::Instant>,
 }
 
 struct Inner {
@@ -339,6 +341,7 @@ impl Terminal {
                     typist: None,
                     size: None,
                     recorder: None,
+                    last_output: None,
                 }),
                 tx,
                 produced: AtomicU64::new(0),
@@ -491,6 +494,7 @@ impl Terminal {
         }
         let mut s = self.lock();
         s.scrollback.push(&chunk);
+        s.last_output = Some(std::time::Instant::now());
         if let Some(r) = &s.recorder {
             r.output(&chunk);
         }
@@ -504,6 +508,17 @@ impl Terminal {
     /// such as "[credentials expired]"); it reaches viewers, scrollback and recording.
     pub fn notice(&self, text: &str) {
         self.publish(Bytes::copy_from_slice(text.as_bytes()));
+    }
+
+    /// The last `max` bytes of the scrollback (for the screen heuristic; copies only
+    /// those bytes, under the hub's lock).
+    pub fn tail(&self, max: usize) -> Vec<u8> {
+        self.lock().scrollback.tail(max)
+    }
+
+    /// When output (or a notice) last arrived; `None` before any.
+    pub fn last_output(&self) -> Option<std::time::Instant> {
+        self.lock().last_output
     }
 
     /// A new viewer: the scrollback snapshot, then every later byte.

@@ -143,12 +143,15 @@ impl Profile {
         if self.install.is_empty() {
             return None;
         }
-        let mut d = format!("# The {} variant of AnyCode's sandbox ({}).\nFROM {base}\nUSER root\n", self.name, self.title);
+        // HOME is root's while installing, so what an installer writes there (a
+        // `--version` run creating ~/.codex, say) does not end up root-owned in the
+        // agent's home.
+        let mut d = format!("# The {} variant of AnyCode's sandbox ({}).\nFROM {base}\nUSER root\nENV HOME=/root\n", self.name, self.title);
         for line in &self.install {
             d.push_str(line.trim_end());
             d.push('\n');
         }
-        d.push_str("USER agent\nWORKDIR /workspace\n");
+        d.push_str("ENV HOME=/home/agent\nUSER agent\nWORKDIR /workspace\n");
         Some(d)
     }
 
@@ -444,8 +447,9 @@ fn builtins() -> Vec<Profile> {
             resume: Some(strs(&["codex", "resume", "--last"])),
             credentials: strs(&["openai"]),
             base_url_env: strs(&["OPENAI_BASE_URL"]),
-            // The composer's footer while it waits for input.
-            prompt_pattern: pattern(r"(?i)(context left|for shortcuts|to send|ask codex)"),
+            // The composer's footer while it waits for input; the first run's
+            // sign-in screen ("Press enter to continue").
+            prompt_pattern: pattern(r"(?i)(context left|for shortcuts|to send|ask codex|press enter to continue)"),
             ..base("codex", "OpenAI Codex CLI")
         },
         Profile {
@@ -703,7 +707,8 @@ base_url_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_BEDROCK_BASE_URL"]
         assert_ne!(a, codex.variant_tag("anycode-sandbox:bbbb").unwrap());
         assert_eq!(a, codex.variant_tag("anycode-sandbox:aaaa").unwrap());
         let d = codex.variant_dockerfile("anycode-sandbox:aaaa").unwrap();
-        assert!(d.contains("FROM anycode-sandbox:aaaa\nUSER root\nRUN npm install") && d.ends_with("USER agent\nWORKDIR /workspace\n"));
+        assert!(d.contains("FROM anycode-sandbox:aaaa\nUSER root\nENV HOME=/root\nRUN npm install"), "{d}");
+        assert!(d.ends_with("ENV HOME=/home/agent\nUSER agent\nWORKDIR /workspace\n"), "{d}");
         assert_eq!(p.get("claude").unwrap().image("base:1"), "base:1");
         let changed = Profiles::from_settings(&settings("[codex]\ninstall = \"RUN true\"\n")).unwrap();
         assert_ne!(changed.get("codex").unwrap().variant_tag("anycode-sandbox:aaaa").unwrap(), a);
@@ -720,6 +725,8 @@ base_url_env = ["ANTHROPIC_BASE_URL", "ANTHROPIC_BEDROCK_BASE_URL"]
         assert!(re.is_match(&screen_tail(b"some answer\r\n\r\n> ", 3).join("\n")));
         assert!(re.is_match(&screen_tail(b"architect> ", 3).join("\n")));
         assert!(!re.is_match(&screen_tail(b"Thinking...", 3).join("\n")));
+        let codex = aider.get("codex").unwrap().prompt_pattern.clone().unwrap();
+        assert!(codex.is_match(&screen_tail(b"  3. Sign in another way\r\n  Press enter to continue\r\n", 6).join("\n")));
         let goose = aider.get("goose").unwrap().prompt_pattern.clone().unwrap();
         assert!(goose.is_match("( O)> "));
     }

@@ -80,13 +80,16 @@ pub async fn agents(server: ServerArgs) -> anyhow::Result<ExitCode> {
             a["name"].as_str().unwrap_or(""),
             a["title"].as_str().unwrap_or(""),
             if a["hooks"] == true { "yes" } else { "no" },
-            if a["image_ready"] == true { "yes" } else { "no (built on first task)" },
+            if a["image_ready"] == true { "yes" } else { "no" },
             a["credential"].as_str().unwrap_or(""),
             a["image"].as_str().unwrap_or(""),
         );
         if let Some(n) = a["install_note"].as_str() {
             println!("            note: {n}");
         }
+    }
+    if list.iter().any(|a| a["image_ready"] != true) {
+        eprintln!("an image that is not ready is built on the agent's first task (or now: anycode image build --agent NAME)");
     }
     Ok(ExitCode::SUCCESS)
 }

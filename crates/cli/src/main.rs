@@ -43,12 +43,21 @@ enum Command {
     /// Build the sandbox image now (it is also built by `serve` when missing or outdated).
     #[command(subcommand)]
     Image(ImageCommand),
+    /// List the agent profiles of a running server (name, title, hooks, image ready).
+    Agents {
+        #[command(flatten)]
+        server: client::ServerArgs,
+    },
 }
 
 #[derive(Subcommand)]
 enum ImageCommand {
     /// Build the sandbox image if it is missing or outdated, and print its tag.
-    Build,
+    Build {
+        /// Also build this agent's image variant (e.g. codex) on top of it.
+        #[arg(long)]
+        agent: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,13 +80,21 @@ fn main() -> std::process::ExitCode {
             Command::Github(c) => github::run(c).await,
             Command::Project(c) => github::run_project(c).await,
             Command::Credentials(c) => credentials::run(c).await,
-            Command::Image(ImageCommand::Build) => {
-                let engine = anycode_engine::Engine::open(anycode_engine::Config::from_env()).await?;
+            Command::Image(ImageCommand::Build { agent }) => {
+                let config = match serve::load_config() {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                };
+                let engine = anycode_engine::Engine::open(config).await?;
                 engine.docker().await?;
-                let tag = serve::build_image(&engine).await?;
+                let mut tag = serve::build_image(&engine).await?;
+                if let Some(agent) = agent {
+                    tag = serve::build_agent_image(&engine, &agent).await?;
+                }
                 println!("{tag}");
                 Ok(std::process::ExitCode::SUCCESS)
             }
+            Command::Agents { server } => task::agents(server).await,
         }
     });
     match result {

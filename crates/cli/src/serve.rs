@@ -33,8 +33,29 @@ pub struct ServeArgs {
     lan_addresses: Vec<std::net::IpAddr>,
 }
 
+/// The configuration from the settings file and the environment, with the
+/// settings' agent profiles checked. A file that cannot be used is said on stderr and
+/// gives exit code 2 (nothing started).
+pub fn load_config() -> Result<Config, ExitCode> {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    if let Err(e) = anycode_engine::Profiles::from_settings(&config.settings.agents) {
+        eprintln!("error: the settings file {} is not valid: {e}", config.settings_path.display());
+        return Err(ExitCode::from(2));
+    }
+    Ok(config)
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::from_env();
+    let config = match load_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
     let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
     let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
         Some(t) => AccessToken::new(t),
@@ -91,34 +112,50 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Builds or checks the sandbox image with a spinner and the build's last line.
 pub async fn build_image(engine: &Engine) -> anyhow::Result<String> {
+    let (bar, progress) = build_progress("sandbox image");
+    let res = engine.ensure_image(progress).await;
+    bar.finish();
+    let tag = res?;
+    eprintln!("sandbox image: {tag}");
+    Ok(tag)
+}
+
+/// Builds or checks `agent`'s image (the base, then its variant) like [`build_image`].
+pub async fn build_agent_image(engine: &Engine, agent: &str) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    let (bar, progress) = build_progress(&format!("{agent} image"));
+    let res = engine.ensure_agent_image(agent, progress).await;
+    bar.finish();
+    let tag = res?;
+    eprintln!("{agent} image: {tag} ({:.0} s)", started.elapsed().as_secs_f64());
+    Ok(tag)
+}
+
+/// A spinner and the progress callback that drives it.
+fn build_progress(prefix: &str) -> (ProgressBar, impl FnMut(BuildEvent) + Send) {
     use std::io::IsTerminal;
     // Without a terminal (CI, logs) the spinner is hidden, so steps print as lines.
     let plain = !std::io::stderr().is_terminal();
     let bar = ProgressBar::new_spinner();
     bar.set_style(ProgressStyle::with_template("{spinner} {prefix} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     bar.enable_steady_tick(Duration::from_millis(120));
-    bar.set_prefix("sandbox image");
+    bar.set_prefix(prefix.to_string());
     let b2 = bar.clone();
-    let res = engine
-        .ensure_image(move |e| match e {
-            BuildEvent::UpToDate(t) => b2.set_message(format!("{t} is up to date")),
-            BuildEvent::Started(t) => {
-                let line = format!("building {t} (first run: a few minutes)");
-                if plain { eprintln!("{line}") } else { b2.println(line) }
+    let progress = move |e| match e {
+        BuildEvent::UpToDate(t) => b2.set_message(format!("{t} is up to date")),
+        BuildEvent::Started(t) => {
+            let line = format!("building {t} (first run: a few minutes)");
+            if plain { eprintln!("{line}") } else { b2.println(line) }
+        }
+        BuildEvent::Line(l) => {
+            if l.starts_with("Step ") {
+                if plain { eprintln!("  {l}") } else { b2.println(format!("  {l}")) }
             }
-            BuildEvent::Line(l) => {
-                if l.starts_with("Step ") {
-                    if plain { eprintln!("  {l}") } else { b2.println(format!("  {l}")) }
-                }
-                b2.set_message(l.chars().take(120).collect::<String>());
-            }
-            BuildEvent::Done(t) => b2.set_message(format!("{t} built")),
-        })
-        .await;
-    bar.finish();
-    let tag = res?;
-    eprintln!("sandbox image: {tag}");
-    Ok(tag)
+            b2.set_message(l.chars().take(120).collect::<String>());
+        }
+        BuildEvent::Done(t) => b2.set_message(format!("{t} built")),
+    };
+    (bar, progress)
 }
 
 async fn shutdown_signal() {

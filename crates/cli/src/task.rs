@@ -13,7 +13,8 @@ pub enum TaskCommand {
         /// Project id, or the repository path (added as a project when new). Default: the current directory.
         #[arg(long, short)]
         project: Option<String>,
-        /// `shell` or `claude`.
+        /// The agent profile: claude, codex, gemini, aider, goose, shell or one of the
+        /// settings file's (`anycode agents` lists them).
         #[arg(long, short, default_value = "shell")]
         agent: String,
         /// Base branch (default: the repository's current branch).
@@ -22,9 +23,21 @@ pub enum TaskCommand {
         /// Branch to create (default: anycode/<slug of title>).
         #[arg(long)]
         branch: Option<String>,
-        /// Instructions for the agent.
+        /// Instructions for the agent, submitted when it starts.
         #[arg(long)]
         prompt: Option<String>,
+        /// Claude Code's permission mode: default, acceptEdits, plan, auto, bypassPermissions.
+        #[arg(long)]
+        permission_mode: Option<String>,
+        /// CPU cap in CPUs (e.g. 1.5; default from the settings).
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory cap in MiB (default from the settings).
+        #[arg(long, value_name = "MIB")]
+        memory: Option<u64>,
+        /// Which credential the agent gets: subscription, api_key or none (default: the agent's).
+        #[arg(long)]
+        credential: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -70,6 +83,31 @@ pub enum TaskCommand {
     },
 }
 
+/// `anycode agents`: the profiles of a running server.
+pub async fn agents(server: ServerArgs) -> anyhow::Result<ExitCode> {
+    let c = Client::new(&server)?;
+    let list: Vec<Value> = c.get("/api/agents").await?;
+    println!("{:<10}  {:<20}  {:<5}  {:<11}  {:<12}  IMAGE", "NAME", "TITLE", "HOOKS", "IMAGE READY", "CREDENTIAL");
+    for a in &list {
+        println!(
+            "{:<10}  {:<20}  {:<5}  {:<11}  {:<12}  {}",
+            a["name"].as_str().unwrap_or(""),
+            a["title"].as_str().unwrap_or(""),
+            if a["hooks"] == true { "yes" } else { "no" },
+            if a["image_ready"] == true { "yes" } else { "no" },
+            a["credential"].as_str().unwrap_or(""),
+            a["image"].as_str().unwrap_or(""),
+        );
+        if let Some(n) = a["install_note"].as_str() {
+            println!("            note: {n}");
+        }
+    }
+    if list.iter().any(|a| a["image_ready"] != true) {
+        eprintln!("an image that is not ready is built on the agent's first task (or now: anycode image build --agent NAME)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_task(t: &Value) {
     println!(
         "{:<12}  {:<8}  {:<7}  {:<32}  {}",
@@ -98,10 +136,13 @@ async fn resolve_project(c: &Client, project: Option<String>) -> anyhow::Result<
 
 pub async fn run(cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TaskCommand::New { title, project, agent, base, branch, prompt, server } => {
+        TaskCommand::New { title, project, agent, base, branch, prompt, permission_mode, cpus, memory, credential, server } => {
             let c = Client::new(&server)?;
             let pid = resolve_project(&c, project).await?;
-            let body = json!({"title": title, "agent": agent, "base": base, "branch": branch, "prompt": prompt});
+            let body = json!({
+                "title": title, "agent": agent, "base": base, "branch": branch, "prompt": prompt,
+                "permission_mode": permission_mode, "cpus": cpus, "memory_mb": memory, "credential": credential,
+            });
             let t: Value = c.post(&format!("/api/projects/{pid}/tasks"), &body).await?;
             print_task(&t);
             eprintln!("attach with: anycode attach {}", t["id"].as_str().unwrap_or(""));

@@ -179,3 +179,28 @@ async fn attach_opens_the_agent_terminal_in_a_native_terminal_and_detaches() {
     let (_, t2) = api.req(reqwest::Method::GET, &format!("/api/tasks/{}", t["id"].as_str().unwrap()), None).await;
     assert_eq!(t2["status"], "running", "detaching leaves the sandbox running");
 }
+
+/// A settings file that cannot be used stops `serve` before it starts anything:
+/// a message naming the file, the table and the key, and exit code 2.
+#[test]
+fn serve_refuses_a_bad_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    for (text, want) in [
+        ("[agents.mine]\ncommand = [\"mine\"]\nprompt_patern = \"> $\"\n", "prompt_patern"),
+        ("[agents.mine]\ntitle = \"no command\"\n", "command is missing"),
+        ("[sandbox]\ncpu = 2\n", "cpu"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--no-open", "--no-build", "--port", "0"])
+            .env("ANYCODE_CONFIG", &cfg)
+            .env("ANYCODE_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(&*cfg.to_string_lossy()) && err.contains(want), "{text}: {err}");
+        assert!(!dir.path().join("data").join("anycode.db").exists(), "nothing started");
+    }
+}

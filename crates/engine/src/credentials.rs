@@ -4,24 +4,16 @@
 
 use crate::handover::{self, Handover, Wait};
 use crate::{blocking, Engine, Error, Result};
-use anycode_core::{Agent, Credential, Task};
+use anycode_core::{Credential, Task};
 use anycode_credentials::{Found, Name, Provider, Secret, Sources, State};
 use anycode_sandbox::Docker;
 use anycode_terminal::Viewer;
 
-/// The provider whose credential a choice hands over, and the variable it goes in.
-fn provider_of(c: Credential) -> Option<Provider> {
-    match c {
-        Credential::None => None,
-        Credential::Subscription => Some(Provider::Claude),
-        Credential::ApiKey => Some(Provider::Anthropic),
-    }
-}
-
-/// Whether the task's main process is start-agent (which asks for credentials at
-/// every start): Claude Code always; a shell only when it gets a credential.
+/// Whether the task's main process is start-agent (which asks for credentials and
+/// the agent's variables at every start): every agent but the shell; a shell only
+/// when it gets a credential.
 pub(crate) fn uses_start_agent(task: &Task) -> bool {
-    task.agent.is_claude() || task.credential != Credential::None
+    !task.agent.is_shell() || task.credential != Credential::None
 }
 
 impl Engine {
@@ -63,26 +55,6 @@ impl Engine {
         blocking(move || anycode_credentials::remove(&sources, name).map_err(Error::Credentials)).await
     }
 
-    /// The default credential of a new task: none for a shell; for Claude Code the
-    /// subscription when a Claude login or token is found (even an expired one: the
-    /// task then says so), else the API key when one is found, else the
-    /// subscription again, so the task and its terminal say that none was found.
-    pub(crate) async fn default_credential(&self, agent: &Agent) -> Result<Credential> {
-        if agent.is_shell() {
-            return Ok(Credential::None);
-        }
-        let sources = self.credential_sources();
-        blocking(move || {
-            let now = anycode_credentials::now_ms();
-            if anycode_credentials::lookup(&sources, Provider::Claude, now).status.state != State::Missing {
-                return Ok(Credential::Subscription);
-            }
-            let key = anycode_credentials::lookup(&sources, Provider::Anthropic, now);
-            Ok(if key.secret.is_some() { Credential::ApiKey } else { Credential::Subscription })
-        })
-        .await
-    }
-
     /// Looks up the task's credential now (the host's current one, so a restart
     /// picks up a refreshed login), records where it came from, its expiry or why
     /// there is none in the task row, and returns what to hand over. `None` for
@@ -93,12 +65,14 @@ impl Engine {
         }
         let sources = self.credential_sources();
         let choice = task.credential;
-        let found = match provider_of(choice) {
-            Some(p) => Some(blocking(move || Ok(anycode_credentials::lookup(&sources, p, anycode_credentials::now_ms()))).await?),
-            None => None,
-        };
+        let providers = crate::agents::providers_for(self.inner.profiles.get(task.agent.as_str()).ok(), choice);
+        let found = blocking(move || {
+            let now = anycode_credentials::now_ms();
+            Ok(providers.into_iter().map(|p| anycode_credentials::lookup(&sources, p, now)).collect::<Vec<_>>())
+        })
+        .await?;
         let (mut handover, source, expires_at, problem) = handover_for(choice, found);
-        self.add_settings_env(&mut handover);
+        handover.vars = self.agent_vars(task);
         self.add_hook_handover(task, &mut handover);
         let store = self.inner.store.clone();
         let id = task.id.clone();
@@ -182,16 +156,40 @@ impl Engine {
     }
 }
 
-/// What to hand over for `choice` given the lookup, with the task row's record:
-/// `(handover, source, expires_at, problem)`.
-fn handover_for(choice: Credential, found: Option<Found>) -> (Handover, Option<String>, Option<i64>, Option<String>) {
+/// What to hand over for `choice` given the lookups of its providers (in the
+/// profile's order), with the task row's record: `(handover, source, expires_at,
+/// problem)`. Every provider with a usable secret is handed over; the record is the
+/// first one's. When none has one, the first provider's problem is told.
+fn handover_for(choice: Credential, found: Vec<Found>) -> (Handover, Option<String>, Option<i64>, Option<String>) {
+    let usable: Vec<Found> = found.iter().filter(|f| f.secret.is_some()).cloned().collect();
+    if usable.len() > 1 {
+        let mut env = Vec::new();
+        let mut notes = Vec::new();
+        let mut warn = false;
+        for f in &usable {
+            let (h, ..) = handover_for_one(choice, Some(f.clone()));
+            env.extend(h.env);
+            notes.push(h.note.trim_start_matches("AnyCode: ").to_string());
+            warn |= h.warn;
+        }
+        let first = &usable[0].status;
+        let note = format!("AnyCode: {}", notes.join("; "));
+        return (Handover { env, vars: vec![], note, warn }, first.location.clone(), first.expires_at, None);
+    }
+    let one = usable.into_iter().next().or_else(|| found.into_iter().next());
+    handover_for_one(choice, one)
+}
+
+fn handover_for_one(choice: Credential, found: Option<Found>) -> (Handover, Option<String>, Option<i64>, Option<String>) {
     let Some(found) = found else {
         let note = "AnyCode: no credential handed over (this task's credential is none); log in here if the agent needs to.".to_string();
-        return (Handover { env: vec![], note, warn: false }, None, None, None);
+        return (Handover { env: vec![], vars: vec![], note, warn: false }, None, None, None);
     };
     let st = &found.status;
     let what = match st.provider {
         Provider::Claude => "Claude subscription login",
+        Provider::Openai => "OpenAI API key",
+        Provider::Gemini => "Gemini API key",
         _ => "Anthropic API key",
     };
     let hint = st.hint.clone().unwrap_or_default();
@@ -216,15 +214,15 @@ fn handover_for(choice: Credential, found: Option<Found>) -> (Handover, Option<S
                 note.push_str(&format!("; expires {}", anycode_credentials::relative(at, anycode_credentials::now_ms())));
             }
             let env = vec![(var.to_string(), secret.clone())];
-            (Handover { env, note, warn }, st.location.clone(), st.expires_at, None)
+            (Handover { env, vars: vec![], note, warn }, st.location.clone(), st.expires_at, None)
         }
         (None, State::Expired) => {
             let note = format!("AnyCode: the {what} found on this machine has expired, so none was handed over: {hint}. Or log in here with /login.");
-            (Handover { env: vec![], note, warn: true }, st.location.clone(), st.expires_at, Some("expired".into()))
+            (Handover { env: vec![], vars: vec![], note, warn: true }, st.location.clone(), st.expires_at, Some("expired".into()))
         }
         (None, _) => {
             let note = format!("AnyCode: no {what} found on this machine ({choice} chosen): {hint}; then restart this task. Or log in here with /login.", choice = choice.as_str());
-            (Handover { env: vec![], note, warn: true }, None, None, Some("none found".into()))
+            (Handover { env: vec![], vars: vec![], note, warn: true }, None, None, Some("none found".into()))
         }
     }
 }

@@ -52,6 +52,9 @@ pub enum Error {
     /// A Docker failure other than "unreachable".
     #[error(transparent)]
     Sandbox(anycode_sandbox::Error),
+    /// An agent profile problem: an unknown agent, a bad `[agents.NAME]` table.
+    #[error(transparent)]
+    Agents(anycode_agents::Error),
     /// Anything else (a task that panicked, I/O around the data dir).
     #[error("{0}")]
     Internal(String),
@@ -77,7 +80,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         use anycode_git::Error as G;
         match self {
-            Error::Invalid(_) => ErrorKind::Invalid,
+            Error::Invalid(_) | Error::Agents(_) => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) | Error::NoPendingApproval(_) => ErrorKind::Conflict,
             Error::DockerUnavailable(_) => ErrorKind::Unavailable,
@@ -121,6 +124,8 @@ impl Error {
         use anycode_git::Error as G;
         match self {
             Error::Invalid(_) => "INVALID_INPUT",
+            Error::Agents(anycode_agents::Error::UnknownAgent { .. }) => "UNKNOWN_AGENT",
+            Error::Agents(anycode_agents::Error::InvalidProfile { .. }) => "INVALID_SETTINGS",
             Error::NotFound { what: "project", .. } => "PROJECT_NOT_FOUND",
             Error::NotFound { what: "task", .. } => "TASK_NOT_FOUND",
             Error::NotFound { what: "terminal", .. } => "TERMINAL_NOT_FOUND",

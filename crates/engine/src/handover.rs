@@ -35,6 +35,9 @@ const MAX_LINE: usize = 4000;
 pub(crate) struct Handover {
     /// `(variable, secret)`, e.g. `("CLAUDE_CODE_OAUTH_TOKEN", …)`.
     pub env: Vec<(String, Secret)>,
+    /// Other variables for the agent, exported before `env`: gateways and base URLs
+    /// (the settings' `[env]`, the profile's base-URL variables), the profile's `env`.
+    pub vars: Vec<(String, String)>,
     /// The terminal's first line (never secret).
     pub note: String,
     /// Whether the note is a warning (printed in yellow) or information (dim).
@@ -46,6 +49,12 @@ impl Handover {
     /// TTY line.
     pub(crate) fn line(&self) -> Result<Secret, String> {
         let mut payload = Zeroizing::new(Vec::<u8>::new());
+        for (k, v) in &self.vars {
+            payload.extend_from_slice(k.as_bytes());
+            payload.push(b'=');
+            payload.extend_from_slice(v.as_bytes());
+            payload.push(0);
+        }
         for (k, v) in &self.env {
             payload.extend_from_slice(k.as_bytes());
             payload.push(b'=');
@@ -152,18 +161,24 @@ mod tests {
 
     #[test]
     fn the_line_is_base64_of_nul_separated_entries() {
-        let h = Handover { env: vec![("CLAUDE_CODE_OAUTH_TOKEN".into(), Secret::new("sk-ant-oat01-x"))], note: "hello\nworld".into(), warn: true };
+        let h = Handover {
+            env: vec![("CLAUDE_CODE_OAUTH_TOKEN".into(), Secret::new("sk-ant-oat01-x"))],
+            vars: vec![("ANTHROPIC_BASE_URL".into(), "http://gw:8080".into())],
+            note: "hello\nworld".into(),
+            warn: true,
+        };
         let line = h.line().unwrap();
         let text = line.expose();
         assert!(text.starts_with(PREFIX) && text.ends_with('\n'));
         assert!(!text.contains("sk-ant"), "encoded, so a stray echo would not show it as text either");
         let decoded = base64::engine::general_purpose::STANDARD.decode(text[PREFIX.len()..].trim_end()).unwrap();
         let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
-        assert_eq!(parts[0], b"CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-x");
-        assert_eq!(parts[1], b"ANYCODE_CREDENTIAL_NOTE=hello world");
-        assert_eq!(parts[2], b"ANYCODE_CREDENTIAL_LEVEL=warn");
+        assert_eq!(parts[0], b"ANTHROPIC_BASE_URL=http://gw:8080");
+        assert_eq!(parts[1], b"CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-x");
+        assert_eq!(parts[2], b"ANYCODE_CREDENTIAL_NOTE=hello world");
+        assert_eq!(parts[3], b"ANYCODE_CREDENTIAL_LEVEL=warn");
         assert_eq!(format!("{line:?}"), "Secret(<redacted>)");
-        let long = Handover { env: vec![("X".into(), Secret::new("y".repeat(5000)))], note: String::new(), warn: false };
+        let long = Handover { env: vec![("X".into(), Secret::new("y".repeat(5000)))], vars: vec![], note: String::new(), warn: false };
         assert!(long.line().is_err());
     }
 

@@ -363,17 +363,6 @@ impl Engine {
         h.env.push((TARGET_VAR.to_string(), Secret::new(target)));
     }
 
-    /// The settings file's `[env]` (gateways such as `ANTHROPIC_BASE_URL`), handed to
-    /// every agent at each start with the credentials. (H4's profiles may extend this
-    /// with the base-URL variables of AnyCode's own environment.)
-    pub(crate) fn add_settings_env(&self, h: &mut Handover) {
-        for (k, v) in &self.inner.config.settings.env {
-            if !h.env.iter().any(|(have, _)| have == k) {
-                h.env.push((k.clone(), Secret::new(v.clone())));
-            }
-        }
-    }
-
     /// Marks that this start of the task submits its prompt (the first start of a task
     /// with a prompt), so its `SessionStart` means `running`.
     pub(crate) fn set_prompt_submitted(&self, task_id: &str, submitted: bool) {

@@ -16,6 +16,7 @@
 //!
 //! This crate knows nothing of HTTP or JSON.
 
+mod agents;
 mod credentials;
 mod devices;
 mod error;
@@ -30,6 +31,8 @@ pub use anycode_core::{
     check_device_name, Agent, Attention, Config, Credential, Device, DeviceRole, PermissionMode, Project, Settings, Task, TaskStatus, TerminalInfo,
     TerminalKind, Usage,
 };
+pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
+pub use anycode_agents::{Profile, Profiles};
 pub use devices::session_hash;
 pub use anycode_credentials::{Secret, Status as CredentialsStatus};
 pub use anycode_git::{Branches, Diff, FileDiff};
@@ -122,6 +125,12 @@ struct Inner {
     hooks: hooks::Hooks,
     /// Usage, the run queue, idle timers (see `governor.rs`).
     gov: governor::GovState,
+    /// Agent profiles (see `agents.rs`).
+    profiles: anycode_agents::Profiles,
+    /// Held while an image variant builds.
+    variant_build: Mutex<()>,
+    /// The generation of each task's screen watcher (see `agents.rs`).
+    screen_watchers: StdMutex<HashMap<String, u64>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -138,7 +147,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl Engine {
     /// Opens the data dir (creating it, mode 0700 on Unix) and the database.
     /// Docker is not contacted here.
+    ///
+    /// Errors: `INVALID_SETTINGS` for an `[agents.NAME]` table that cannot be used.
     pub async fn open(config: Config) -> Result<Engine> {
+        let profiles = anycode_agents::Profiles::from_settings(&config.settings.agents).map_err(Error::Agents)?;
         let dir = config.data_dir.clone();
         let db = config.db_path();
         let store = blocking(move || {
@@ -169,6 +181,9 @@ impl Engine {
                 agent_states: StdMutex::new(HashMap::new()),
                 hooks: hooks::Hooks::default(),
                 gov: Default::default(),
+                profiles,
+                variant_build: Mutex::new(()),
+                screen_watchers: StdMutex::new(HashMap::new()),
             }),
         };
         engine.sweep_partial_clones();
@@ -357,6 +372,7 @@ impl Engine {
             return Err(Error::Invalid(format!("title is longer than {MAX_TITLE} characters")));
         }
         let agent: Agent = req.agent.trim().parse()?;
+        let profile = self.profile(agent.as_str())?.clone();
         let permission_mode: Option<PermissionMode> = match req.permission_mode.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
             Some(m) => Some(m.parse()?),
             None => None,
@@ -375,6 +391,9 @@ impl Engine {
             Some(c) => Some(c.parse()?),
             None => None,
         };
+        if let Some(c) = credential {
+            self.check_credential(&profile, c)?;
+        }
         let project = self.project(project_id).await?;
         let repo = PathBuf::from(&project.path);
         let base = req.base.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
@@ -417,10 +436,10 @@ impl Engine {
 
         let docker = self.docker().await?;
         self.check_cpus(&docker, req.cpus).await?;
-        let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
+        let image = self.ensure_agent_image(agent.as_str(), |e| tracing::info!(?e, "sandbox image")).await?;
         let credential = match credential {
             Some(c) => c,
-            None => self.default_credential(&agent).await?,
+            None => self.default_credential_for(&profile).await?,
         };
 
         let id = anycode_core::new_id();
@@ -528,6 +547,12 @@ impl Engine {
         if let Some(m) = task.permission_mode {
             env.push(format!("ANYCODE_PERMISSION_MODE={}", m.as_str()));
         }
+        // The profile's commands for start-agent: base64 of NUL-terminated argv, so
+        // any argument survives (first start with the prompt, later starts resume).
+        if let Ok(profile) = self.inner.profiles.get(task.agent.as_str()) {
+            env.push(format!("ANYCODE_AGENT_CMD={}", agents::encode_argv(&profile.start_argv(task.prompt.as_deref()))));
+            env.push(format!("ANYCODE_AGENT_RESUME={}", agents::encode_argv(&profile.resume_argv())));
+        }
         for k in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"] {
             if let Ok(v) = std::env::var(k) {
                 env.push(format!("{k}={v}"));
@@ -605,6 +630,7 @@ impl Engine {
         if let (Some(h), Some(v)) = (handover, viewer) {
             self.spawn_handover(docker.clone(), task.id.clone(), cid, v, h);
         }
+        self.watch_screen(task, terminal);
         Ok(())
     }
 
@@ -729,7 +755,7 @@ impl Engine {
                 return Err(Error::Conflict(format!("the worktree {} is gone; delete the task", task.worktree)));
             }
             let project = self.project(&task.project_id).await?;
-            let image = self.ensure_image(|e| tracing::info!(?e, "sandbox image")).await?;
+            let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::info!(?e, "sandbox image")).await?;
             let cid = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
             let store = self.inner.store.clone();
             let (tid, c2) = (task.id.clone(), cid.clone());
@@ -950,6 +976,7 @@ impl Engine {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
                     self.answer_pending_handover(docker, &task2, &c.id).await;
+                    self.watch_screen(&task2, &terminal);
                     if c.paused {
                         self.gate_terminals(&task.id, true);
                         docker.pause(&c.id).await?;

@@ -111,8 +111,18 @@ impl Docker {
             progress(BuildEvent::UpToDate(tag.clone()));
             return Ok(tag);
         }
-        progress(BuildEvent::Started(tag.clone()));
-        let body = tar_context(&files)?;
+        self.build(&tag, &files, &mut progress).await?;
+        let latest = TagImageOptions { repo: IMAGE_REPO, tag: "latest" };
+        self.api.tag_image(&tag, Some(latest)).await?;
+        progress(BuildEvent::Done(tag.clone()));
+        Ok(tag)
+    }
+
+    /// Builds `files` (a build context with a `Dockerfile`) as `tag`, reporting
+    /// [`BuildEvent::Started`] and each output line (not `Done`).
+    async fn build(&self, tag: &str, files: &[(String, Vec<u8>)], progress: &mut (impl FnMut(BuildEvent) + Send)) -> Result<()> {
+        progress(BuildEvent::Started(tag.to_string()));
+        let body = tar_context(files)?;
         let mut buildargs = std::collections::HashMap::new();
         #[cfg(unix)]
         {
@@ -124,7 +134,7 @@ impl Docker {
             }
         }
         let opts = BuildImageOptions::<String> {
-            t: tag.clone(),
+            t: tag.to_string(),
             dockerfile: "Dockerfile".into(),
             rm: true,
             forcerm: true,
@@ -151,13 +161,26 @@ impl Docker {
                 }
             }
         }
-        if !self.image_exists(&tag).await? {
+        if !self.image_exists(tag).await? {
             return Err(Error::Build(format!("the build ended without an image\n{}", tail.join("\n"))));
         }
-        let latest = TagImageOptions { repo: IMAGE_REPO, tag: "latest" };
-        self.api.tag_image(&tag, Some(latest)).await?;
-        progress(BuildEvent::Done(tag.clone()));
-        Ok(tag)
+        Ok(())
+    }
+
+    /// Makes sure the image variant `tag` exists, building it from `dockerfile` (a
+    /// Dockerfile `FROM` the sandbox image, no other context) when missing; reports
+    /// progress like [`Docker::ensure_image`].
+    ///
+    /// Errors: [`Error::Build`] with Docker's message and the last output lines.
+    pub async fn ensure_variant(&self, tag: &str, dockerfile: &str, mut progress: impl FnMut(BuildEvent) + Send) -> Result<()> {
+        if self.image_exists(tag).await? {
+            progress(BuildEvent::UpToDate(tag.to_string()));
+            return Ok(());
+        }
+        let files = vec![("Dockerfile".to_string(), dockerfile.as_bytes().to_vec())];
+        self.build(tag, &files, &mut progress).await?;
+        progress(BuildEvent::Done(tag.to_string()));
+        Ok(())
     }
 }
 

@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tasks/{id}/diff", get(diff))
         .route("/tasks/{id}/commit", post(commit))
         .route("/terminals/{id}", delete(close_terminal))
+        .route("/agents", get(list_agents))
         .route("/credentials/status", get(credentials_status))
         .route("/credentials/{name}", put(save_credential).delete(delete_credential))
         .route("/terminals/{id}/recording", get(recording))
@@ -304,6 +305,42 @@ struct Commit {
 async fn commit(State(st): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<Commit>) -> ApiResult<Json<serde_json::Value>> {
     let sha = st.engine.commit(&id, &req.message).await?;
     Ok(Json(json!({"sha": sha})))
+}
+
+/// One agent profile in `GET /api/agents` (see `anycode_engine::AgentInfo`).
+#[derive(Serialize)]
+struct AgentView {
+    name: String,
+    title: String,
+    hooks: bool,
+    image: String,
+    image_ready: bool,
+    credential: String,
+    credentials: Vec<String>,
+    builtin: bool,
+    customized: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    install_note: Option<String>,
+}
+
+async fn list_agents(State(st): State<AppState>) -> ApiResult<Json<Vec<AgentView>>> {
+    let list = st.engine.agents().await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|a| AgentView {
+                name: a.name,
+                title: a.title,
+                hooks: a.hooks,
+                image: a.image,
+                image_ready: a.image_ready,
+                credential: a.credential,
+                credentials: a.credentials,
+                builtin: a.builtin,
+                customized: a.customized,
+                install_note: a.install_note,
+            })
+            .collect(),
+    ))
 }
 
 async fn credentials_status(State(st): State<AppState>) -> ApiResult<Json<anycode_engine::CredentialsStatus>> {

@@ -125,6 +125,8 @@ struct State {
     recorder: Option<Recorder>,
     /// Awaited before input is queued, while set.
     gate: Option<InputGate>,
+    /// When output last arrived (see [`Terminal::last_output`]).
+    last_output: Option<std::time::Instant>,
 }
 
 struct Inner {
@@ -353,6 +355,7 @@ impl Terminal {
                     size: None,
                     recorder: None,
                     gate: None,
+                    last_output: None,
                 }),
                 tx,
                 produced: AtomicU64::new(0),
@@ -508,6 +511,7 @@ impl Terminal {
         self.touch();
         let mut s = self.lock();
         s.scrollback.push(&chunk);
+        s.last_output = Some(std::time::Instant::now());
         if let Some(r) = &s.recorder {
             r.output(&chunk);
         }
@@ -521,6 +525,17 @@ impl Terminal {
     /// such as "[credentials expired]"); it reaches viewers, scrollback and recording.
     pub fn notice(&self, text: &str) {
         self.publish(Bytes::copy_from_slice(text.as_bytes()));
+    }
+
+    /// The last `max` bytes of the scrollback (for the screen heuristic; copies only
+    /// those bytes, under the hub's lock).
+    pub fn tail(&self, max: usize) -> Vec<u8> {
+        self.lock().scrollback.tail(max)
+    }
+
+    /// When output (or a notice) last arrived; `None` before any.
+    pub fn last_output(&self) -> Option<std::time::Instant> {
+        self.lock().last_output
     }
 
     /// A new viewer: the scrollback snapshot, then every later byte.

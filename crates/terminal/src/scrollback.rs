@@ -45,6 +45,12 @@ impl Scrollback {
         self.buf.is_empty()
     }
 
+    /// A copy of the last `max` bytes held (cheap: only those are copied).
+    pub fn tail(&self, max: usize) -> Vec<u8> {
+        let skip = self.buf.len().saturating_sub(max);
+        self.buf.range(skip..).copied().collect()
+    }
+
     /// A copy of the held bytes for replay. When older output was dropped, the copy
     /// starts after the first newline within the first 4 KiB (if any).
     pub fn snapshot(&self) -> Bytes {
@@ -72,6 +78,8 @@ mod tests {
         s.push(b"world!");
         assert_eq!(s.len(), 10);
         assert_eq!(&s.snapshot()[..], b"llo world!");
+        assert_eq!(s.tail(3), b"ld!");
+        assert_eq!(s.tail(100), b"llo world!");
     }
 
     #[test]

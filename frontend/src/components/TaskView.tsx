@@ -232,7 +232,7 @@ export function TaskView({
           )}
           {task.record && (
             <button className="btn" data-testid="task-recording" onClick={() => setShowRecording(true)} title="Replay the agent terminal's recording">
-              ⏵ Replay
+              <IconPlay size={13} /> Replay
             </button>
           )}
           <button className="btn btn-danger-ghost" data-testid="task-delete" onClick={() => setConfirmDelete(true)} disabled={busy !== null}>

@@ -353,11 +353,13 @@ impl Engine {
         let token = hex::encode(bytes);
         let settings = claude_settings(SANDBOX_HOOK_URL, self.inner.config.approval_timeout);
         let target = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let token_hash = hash(&token);
         {
             let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
             // A waiting approval of the previous run ends (its sender is dropped).
-            tasks.insert(task.id.clone(), TaskHooks { token_hash: hash(&token), prompt_submitted: false, pending: None });
+            tasks.insert(task.id.clone(), TaskHooks { token_hash, prompt_submitted: false, pending: None });
         }
+        self.save_token_hash(&task.id, &token_hash);
         h.env.push((TOKEN_VAR.to_string(), Secret::new(token)));
         h.env.push((SETTINGS_VAR.to_string(), Secret::new(settings.to_string())));
         h.env.push((TARGET_VAR.to_string(), Secret::new(target)));
@@ -396,6 +398,41 @@ impl Engine {
     /// The task was deleted: its token stops working.
     pub(crate) fn forget_hooks(&self, task_id: &str) {
         self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
+        let _ = std::fs::remove_file(self.hooks_dir().join(task_id));
+    }
+
+    /// `<data_dir>/hooks`: one file per task holding the SHA-256 of its current hook
+    /// token (hex), so an agent that outlives an AnyCode restart is still recognised.
+    /// Only digests are kept: the token itself lives in the agent's environment only.
+    fn hooks_dir(&self) -> std::path::PathBuf {
+        self.inner.config.data_dir.join("hooks")
+    }
+
+    /// Writes the task's token digest (small, so done in place). A failure is logged:
+    /// the hooks then work until the next restart of AnyCode.
+    fn save_token_hash(&self, task_id: &str, digest: &[u8; 32]) {
+        let dir = self.hooks_dir();
+        let res = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(task_id), hex::encode(digest)));
+        if let Err(e) = res {
+            tracing::warn!(task = task_id, error = %e, "keeping the hook token's digest failed");
+        }
+    }
+
+    /// Reads the digests kept by earlier runs (at open), for tasks that still exist.
+    pub(crate) fn load_token_hashes(&self, task_ids: &[String]) {
+        let Ok(entries) = std::fs::read_dir(self.hooks_dir()) else { return };
+        let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !task_ids.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+                continue;
+            }
+            let digest = std::fs::read_to_string(e.path()).ok().and_then(|h| hex::decode(h.trim()).ok()).and_then(|b| <[u8; 32]>::try_from(b).ok());
+            if let Some(token_hash) = digest {
+                tasks.entry(name).or_insert(TaskHooks { token_hash, prompt_submitted: false, pending: None });
+            }
+        }
     }
 }
 

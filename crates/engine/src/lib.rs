@@ -187,6 +187,10 @@ impl Engine {
             }),
         };
         engine.sweep_partial_clones();
+        // Agents that outlived the last run keep posting hooks with their token.
+        let store = engine.inner.store.clone();
+        let ids: Vec<String> = blocking(move || Ok(store.tasks(None)?)).await?.into_iter().map(|t| t.id).collect();
+        engine.load_token_hashes(&ids);
         engine.ensure_pr_refresher();
         engine.ensure_governor();
         Ok(engine)

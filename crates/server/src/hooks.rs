@@ -53,17 +53,35 @@ async fn hook_address(engine: &Engine) -> IpAddr {
 
 /// Binds the hook listener (falling back to loopback when the bridge address cannot
 /// be bound) and tells the engine the URL sandboxes reach it at.
+///
+/// The port is the one used last time when it is free (kept in
+/// `<data_dir>/hook-port`): agents that kept running across an AnyCode restart post
+/// to the port they were given at their start, so their hooks keep arriving.
 async fn bind(engine: &Engine) -> std::io::Result<TcpListener> {
     let ip = hook_address(engine).await;
-    let listener = match TcpListener::bind(SocketAddr::new(ip, 0)).await {
+    let port_file = engine.config().data_dir.join("hook-port");
+    let last: u16 = tokio::fs::read_to_string(&port_file).await.ok().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
+    let bind_at = |ip: IpAddr| async move {
+        match TcpListener::bind(SocketAddr::new(ip, last)).await {
+            Ok(l) => Ok(l),
+            Err(_) if last != 0 => TcpListener::bind(SocketAddr::new(ip, 0)).await,
+            Err(e) => Err(e),
+        }
+    };
+    let listener = match bind_at(ip).await {
         Ok(l) => l,
         Err(e) if !ip.is_loopback() => {
             tracing::warn!(address = %ip, error = %e, "binding the hook listener on Docker's bridge failed; using loopback");
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?
+            bind_at(IpAddr::V4(Ipv4Addr::LOCALHOST)).await?
         }
         Err(e) => return Err(e),
     };
     let addr = listener.local_addr()?;
+    if addr.port() != last {
+        if let Err(e) = tokio::fs::write(&port_file, addr.port().to_string()).await {
+            tracing::warn!(error = %e, "remembering the hook port failed (running agents lose their hooks at a restart)");
+        }
+    }
     engine.set_hook_url(Some(format!("http://host.docker.internal:{}", addr.port())));
     tracing::info!(%addr, "agent hook listener");
     Ok(listener)

@@ -283,3 +283,34 @@ async fn without_a_prompt_the_agent_waits_for_input_with_the_generated_settings(
     let t = wait_status(&s, &id, "exited", 60, &mut term, &fake).await;
     assert_eq!(t["attention"], Value::Null);
 }
+
+/// Issue 8, "sessions that outlive everything": an agent that keeps running across an
+/// AnyCode restart keeps reporting through its hooks (the hook port and the token's
+/// digest are kept in the data dir), and approvals work on the new server.
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_keep_working_after_anycode_restarts() {
+    let fake = FakeAnthropic::start(tool_script()).await;
+    let s = server(&fake, Duration::from_secs(120)).await;
+    let cfg = s.engine.config().clone();
+    let p = s.add_project().await;
+    let (t, mut term) = create(&s, &p, json!({"title": "Outlives", "agent": "claude", "credential": "api_key", "permission_mode": "default"})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    wait_status(&s, &id, "waiting_input", 120, &mut term, &fake).await;
+    let port = std::fs::read_to_string(s.data_dir().join("hook-port")).unwrap();
+    drop(term);
+
+    let (dir, repo) = s.shutdown().await;
+    let s = Server::start_with(dir, repo, cfg).await;
+    assert_eq!(std::fs::read_to_string(s.data_dir().join("hook-port")).unwrap(), port, "the same hook port");
+    let mut term = s.ws(&term_id).await;
+    term.send("Write proof.txt").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    term.send("\r").await;
+    let t = wait_status(&s, &id, "needs_approval", 120, &mut term, &fake).await;
+    assert_eq!(t["attention"]["tool"], "Bash", "{t}");
+    let (st, _) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "allow"})).await;
+    assert_eq!(st, 200);
+    let t = wait_status(&s, &id, "done", 120, &mut term, &fake).await;
+    assert_eq!(std::fs::read_to_string(proof(&t)).unwrap().trim(), "hi");
+}

@@ -19,9 +19,23 @@ fn report(ok: bool, what: &str, detail: &str, fix: &str) -> bool {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::from_env();
+    // A bad settings file is reported like any other check; the rest runs on the
+    // defaults and the environment.
+    let (config, settings) = match Config::load() {
+        Ok(c) => (c, Ok(())),
+        Err(e) => (Config::from_env(), Err(e)),
+    };
     println!("AnyCode {} — data dir {}", env!("CARGO_PKG_VERSION"), config.data_dir.display());
     let mut all_ok = true;
+    match settings {
+        Ok(()) if config.settings_path.exists() => {
+            report(true, "settings", &config.settings_path.display().to_string(), "");
+        }
+        Ok(()) => {
+            report(true, "settings", &format!("defaults (no {})", config.settings_path.display()), "");
+        }
+        Err(e) => all_ok &= report(false, "settings", &e.to_string(), "correct the file (README, \"Settings\"), or move it away to use the defaults"),
+    };
     let engine = Engine::open(config.clone()).await?;
 
     match engine.docker().await {

@@ -203,4 +203,9 @@ fn serve_refuses_a_bad_settings_file() {
         assert!(err.contains(&*cfg.to_string_lossy()) && err.contains(want), "{text}: {err}");
         assert!(!dir.path().join("data").join("anycode.db").exists(), "nothing started");
     }
+    // doctor reports it as a failed check (and runs the others on the defaults).
+    let out = Command::new(BIN).arg("doctor").env("ANYCODE_CONFIG", &cfg).env("ANYCODE_DATA_DIR", dir.path().join("data")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  settings") && text.contains("cpu"), "{text}");
 }

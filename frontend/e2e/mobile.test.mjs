@@ -432,7 +432,16 @@ test('phone: pair, drive as control, watch read-only, reconnect, revoke', { time
     await shot(deskPage, 'mobile-8-desk-devices.png');
     await deskPage.getByTestId(`revoke-${mine.id}`).click();
     const t2 = Date.now();
-    await waitForState(phone, termId, ['reconnecting', 'closed'], 5_000);
+    // The terminal's socket closes, or the whole view is gone already: the events
+    // socket (closed by the revocation too) may have sent the page to pairing first.
+    await phone.waitForFunction(
+      (tid) => {
+        const el = document.querySelector(`[data-testid="terminal-${tid}"]`);
+        return !el || ['reconnecting', 'closed'].includes(el.getAttribute('data-state'));
+      },
+      termId,
+      { timeout: 5_000 },
+    );
     t.diagnostic(`revoked: the phone's socket closed after ${Date.now() - t2} ms`);
     // The phone is signed out: back to the pairing page; its cookie is refused.
     await phone.getByTestId('pair-page').waitFor({ timeout: 15_000 });

@@ -62,14 +62,7 @@ export WEBKIT_DISABLE_COMPOSITING_MODE=1
 app_pid=$!
 
 log "desktop: waiting for the app's server"
-url=""
-for _ in $(seq 1 150); do
-  url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$work/app.out" 2>/dev/null || true)
-  [ -n "$url" ] && break
-  kill -0 "$app_pid" 2>/dev/null || { cat "$ARTIFACTS/app.log" >&2; die "anycode-desktop exited"; }
-  sleep 0.2
-done
-[ -n "$url" ] || die "anycode-desktop did not print its URL"
+url=$(wait_for_url "$work/app.out" "$app_pid" "$ARTIFACTS/app.log" anycode-desktop)
 base=${url%%/\?token=*}
 token=${url##*token=}
 api() { # METHOD PATH [JSON]

@@ -68,3 +68,17 @@ build_frontend() {
   log "building the web UI"
   (cd "$fe" && npm run --silent build >/dev/null)
 }
+
+# wait_for_url OUT_FILE PID LOG_FILE WHAT: waits (30 s at most) for the login URL
+# (http://127.0.0.1:PORT/?token=…) that `anycode serve` and the desktop app print on
+# OUT_FILE, and prints it; dies with LOG_FILE's content when PID exits first.
+wait_for_url() {
+  local out=$1 pid=$2 logf=$3 what=$4 url=""
+  for _ in $(seq 1 150); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$out" 2>/dev/null || true)
+    [ -n "$url" ] && { printf '%s\n' "$url"; return 0; }
+    kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "$what exited"; }
+    sleep 0.2
+  done
+  die "$what did not print its URL"
+}

@@ -105,14 +105,7 @@ if have dbus-daemon && have gnome-keyring-daemon; then
 fi
 env "${e2e_env[@]}" ANYCODE_DATA_DIR="$work/data" target/debug/anycode serve --no-open --port 0 >"$work/serve.out" 2>"$ARTIFACTS/serve.log" &
 server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-  url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$work/serve.out" 2>/dev/null || true)
-  [ -n "$url" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$ARTIFACTS/serve.log" >&2; die "anycode serve exited"; }
-  sleep 0.3
-done
-[ -n "$url" ] || die "anycode serve did not print its URL"
+url=$(wait_for_url "$work/serve.out" "$server_pid" "$ARTIFACTS/serve.log" "anycode serve")
 (cd frontend && env "${e2e_env[@]}" ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
 
 log "running the desktop app under Xvfb"

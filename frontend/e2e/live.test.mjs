@@ -21,25 +21,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot } from './common.mjs';
 
 const URL_WITH_TOKEN = process.env.ANYCODE_URL;
 const REPO = process.env.ANYCODE_E2E_REPO;
-const ARTIFACTS = path.resolve(
-  process.env.ANYCODE_ARTIFACTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts'),
-);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
 
 let context;
@@ -71,11 +57,6 @@ function watchLog(page, name) {
   page.on('pageerror', (e) => browserLog.push(`[${name} pageerror] ${e.message}`));
 }
 
-const shot = async (page, name, opts = {}) => {
-  const file = path.join(ARTIFACTS, name);
-  await page.screenshot({ path: file, ...opts });
-  console.log(`screenshot: ${file}`);
-};
 
 // This test's own client: the token from the link, as `Authorization: Bearer`.
 const base = () => new URL(URL_WITH_TOKEN).origin;

@@ -15,27 +15,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot as shotOf } from './common.mjs';
 
 const URL_WITH_TOKEN = process.env.ANYCODE_URL;
 const REPO = process.env.ANYCODE_E2E_REPO;
-const ARTIFACTS = path.resolve(
-  process.env.ANYCODE_ARTIFACTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts'),
-);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const KEEP = process.env.ANYCODE_E2E_KEEP === '1';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
 
@@ -69,11 +55,7 @@ after(async () => {
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
 });
 
-const shot = async (name, opts = {}) => {
-  const file = path.join(ARTIFACTS, name);
-  await page.screenshot({ path: file, ...opts });
-  console.log(`screenshot: ${file}`);
-};
+const shot = (name, opts = {}) => shotOf(page, name, opts);
 
 /** Lines of the xterm buffer of terminal `id` (window.__anycode test hook). */
 const bufferLines = (id) =>

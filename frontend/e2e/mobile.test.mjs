@@ -19,31 +19,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot } from './common.mjs';
 
 const URL_WITH_TOKEN = process.env.ANYCODE_URL;
 const LAN_HOST = process.env.ANYCODE_LAN_HOST;
 const REPO = process.env.ANYCODE_E2E_REPO;
-const ARTIFACTS = path.resolve(
-  process.env.ANYCODE_ARTIFACTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts'),
-);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const KEEP = process.env.ANYCODE_E2E_KEEP === '1';
 const JSQR = createRequire(import.meta.url).resolve('jsqr/dist/jsQR.js');
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 const PHONE = {
   viewport: { width: 390, height: 844 },
@@ -77,11 +62,6 @@ function watchPage(page, who) {
   page.on('pageerror', (e) => log.push(`[${who} pageerror] ${e.message}`));
 }
 
-const shot = async (page, name, opts = {}) => {
-  const file = path.join(ARTIFACTS, name);
-  await page.screenshot({ path: file, ...opts });
-  console.log(`screenshot: ${file}`);
-};
 
 /** Lines of the xterm buffer of terminal `id` in `page` (window.__anycode test hook). */
 const bufferLines = (page, id) =>

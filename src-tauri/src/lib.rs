@@ -193,7 +193,7 @@ pub fn run() -> anyhow::Result<()> {
             build_tray(&handle)?;
             tauri::async_runtime::spawn(watch_tasks(handle.clone()));
             tauri::async_runtime::spawn(async move {
-                stop_signal().await;
+                anycode_server::shutdown_signal().await;
                 tracing::info!("signal received: quitting, sandboxes keep running");
                 handle.exit(0);
             });
@@ -283,24 +283,6 @@ async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
             TcpListener::bind(("127.0.0.1", 0)).await.context("cannot listen on 127.0.0.1")
         }
     }
-}
-
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 // ----- tray -----

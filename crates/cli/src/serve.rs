@@ -105,7 +105,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("warning: not serving on the local network: {e}"),
         }
     }
-    server.run(shutdown_signal()).await?;
+    server.run(anycode_server::shutdown_signal()).await?;
     eprintln!("AnyCode stopped; running sandboxes keep running and are found again on the next start.");
     Ok(ExitCode::SUCCESS)
 }
@@ -156,22 +156,4 @@ fn build_progress(prefix: &str) -> (ProgressBar, impl FnMut(BuildEvent) + Send) 
         BuildEvent::Done(t) => b2.set_message(format!("{t} built")),
     };
     (bar, progress)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

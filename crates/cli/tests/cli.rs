@@ -8,30 +8,6 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_anycode");
 
-struct Cleanup(String);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        remove_instance_containers(&self.0);
-    }
-}
-
-/// A repository and a data dir in a temporary folder; the data dir's containers are
-/// removed when it is dropped.
-struct Fixture {
-    _cleanup: Cleanup,
-    repo: std::path::PathBuf,
-    data: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    Fixture { _cleanup: Cleanup(anycode_engine::instance_id(&data)), repo, data, _dir: dir }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_survives_kill_9_with_running_sandbox_and_scrollback() {
     let fx = fixture();

@@ -162,10 +162,3 @@ async fn browser_import_task_and_pull_request() {
     drop(ss);
     serve.kill9();
 }
-
-struct Cleanup(String);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        remove_instance_containers(&self.0);
-    }
-}

@@ -12,11 +12,14 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_anycode");
 
-struct Cleanup(String);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        remove_instance_containers(&self.0);
-    }
+/// A server on a fresh fixture with its repository as the project: (server, API
+/// client, project id).
+async fn serve_with_project(fx: &Fixture) -> (ServeProcess, Api, String) {
+    let serve = ServeProcess::start(Path::new(BIN), &fx.data, &["--project", fx.repo.to_str().unwrap()]);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().unwrap().to_string();
+    (serve, api, pid)
 }
 
 async fn get_task(base: &str, id: &str) -> Value {
@@ -41,16 +44,8 @@ fn squash(t: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claude_session_survives_kill_9_and_a_reboot() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
-
-    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
-    let api = Api::new(&serve.base);
-    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
-    let pid = projects[0]["id"].as_str().unwrap();
+    let fx = fixture();
+    let (serve, api, pid) = serve_with_project(&fx).await;
     let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": "durable claude", "agent": "claude"}))).await;
     assert_eq!(st, 201, "{t}");
     let id = t["id"].as_str().unwrap().to_string();
@@ -64,7 +59,7 @@ async fn a_claude_session_survives_kill_9_and_a_reboot() {
     // kill -9 while the agent runs: the session and its scrollback are there after.
     serve.kill9();
     assert_eq!(docker_inspect(&cid)["State"]["Running"], true, "the agent outlives the server");
-    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let serve = ServeProcess::start(Path::new(BIN), &fx.data, &[]);
     let t2 = get_task(&serve.base, &id).await;
     assert!(t2["status"] != "exited" && t2["status"] != "error" && t2["status"] != "queued", "{t2}");
     let started_at = docker_inspect(&cid)["State"]["StartedAt"].clone();
@@ -80,7 +75,7 @@ async fn a_claude_session_survives_kill_9_and_a_reboot() {
     let out = Command::new("docker").args(["kill", &cid]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(docker_inspect(&cid)["State"]["Running"], false);
-    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let serve = ServeProcess::start(Path::new(BIN), &fx.data, &[]);
     let t3 = status_becomes(&serve.base, &id, "running", 60)
         .await
         .clone();
@@ -94,16 +89,8 @@ async fn a_claude_session_survives_kill_9_and_a_reboot() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_reboot_killed_shells_start_again_and_finished_agents_stay_exited() {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let _cleanup = Cleanup(anycode_engine::instance_id(&data));
-
-    let serve = ServeProcess::start(Path::new(BIN), &data, &["--project", repo.to_str().unwrap()]);
-    let api = Api::new(&serve.base);
-    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
-    let pid = projects[0]["id"].as_str().unwrap().to_string();
+    let fx = fixture();
+    let (serve, api, pid) = serve_with_project(&fx).await;
     let mut made = Vec::new();
     for title in ["killed", "finished"] {
         let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(json!({"title": title, "agent": "shell"}))).await;
@@ -129,7 +116,7 @@ async fn after_a_reboot_killed_shells_start_again_and_finished_agents_stay_exite
     eventually(20, "the finished agent's exit", || docker_inspect(&fcid)["State"]["Running"] == false).await;
     assert_eq!(docker_inspect(&fcid)["State"]["ExitCode"], 0);
 
-    let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
+    let serve = ServeProcess::start(Path::new(BIN), &fx.data, &[]);
     let k = status_becomes(&serve.base, killed["id"].as_str().unwrap(), "running", 60).await;
     assert_eq!(docker_inspect(&kcid)["State"]["Running"], true);
     let f = get_task(&serve.base, finished["id"].as_str().unwrap()).await;

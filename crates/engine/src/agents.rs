@@ -253,6 +253,8 @@ impl Engine {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut seen: Option<Instant> = None;
             let mut state: Option<TaskStatus> = None;
+            // The output stamp whose quiet screen was already read.
+            let mut checked = None;
             loop {
                 tick.tick().await;
                 let current = engine.inner.screen_watchers.lock().unwrap_or_else(|p| p.into_inner()).get(&task_id).copied();
@@ -268,9 +270,12 @@ impl Engine {
                     continue;
                 }
                 let quiet = last.is_none_or(|t| t.elapsed() >= SCREEN_QUIET);
-                if !quiet || state == Some(TaskStatus::WaitingInput) {
+                // The screen is read once per quiet spell: until output comes, it stays
+                // what it was.
+                if !quiet || state == Some(TaskStatus::WaitingInput) || checked == Some(last) {
                     continue;
                 }
+                checked = Some(last);
                 let lines = anycode_agents::screen_tail(&terminal.tail(SCREEN_TAIL_BYTES), SCREEN_LINES);
                 if pattern.is_match(&lines.join("\n")) {
                     let message = lines.last().map(|l| l.chars().take(200).collect::<String>());

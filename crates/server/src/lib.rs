@@ -161,6 +161,27 @@ impl Server {
     }
 }
 
+/// Resolves at Ctrl-C (SIGINT) or SIGTERM: the shutdown signal `anycode serve` and the
+/// desktop app hand to [`Server::run`]. Where a signal cannot be watched, only
+/// Ctrl-C counts.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled. TCP_NODELAY is set on every
 /// connection so keystrokes and their echo are never held back by Nagle's algorithm;
 /// the peer address is available to handlers (`ConnectInfo`) for the pairing guard.

@@ -125,8 +125,6 @@ struct State {
     recorder: Option<Recorder>,
     /// Awaited before input is queued, while set.
     gate: Option<InputGate>,
-    /// When output last arrived (see [`Terminal::last_output`]).
-    last_output: Option<std::time::Instant>,
 }
 
 struct Inner {
@@ -143,6 +141,8 @@ struct Inner {
     born: std::time::Instant,
     /// Milliseconds after `born` of the last output or input.
     activity_ms: AtomicU64,
+    /// 1 + milliseconds after `born` of the last output; 0 before any.
+    output_ms: AtomicU64,
 }
 
 /// A terminal hub. Cheap to clone; clones share the hub.
@@ -355,7 +355,6 @@ impl Terminal {
                     size: None,
                     recorder: None,
                     gate: None,
-                    last_output: None,
                 }),
                 tx,
                 produced: AtomicU64::new(0),
@@ -364,6 +363,7 @@ impl Terminal {
                 resume: Notify::new(),
                 born: std::time::Instant::now(),
                 activity_ms: AtomicU64::new(0),
+                output_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -508,10 +508,11 @@ impl Terminal {
         if chunk.is_empty() {
             return;
         }
-        self.touch();
+        // One clock read stamps both: activity (idle timers) and output (screen watch).
+        let ms = self.touch();
+        self.inner.output_ms.fetch_max(ms + 1, Ordering::Relaxed);
         let mut s = self.lock();
         s.scrollback.push(&chunk);
-        s.last_output = Some(std::time::Instant::now());
         if let Some(r) = &s.recorder {
             r.output(&chunk);
         }
@@ -535,7 +536,8 @@ impl Terminal {
 
     /// When output (or a notice) last arrived; `None` before any.
     pub fn last_output(&self) -> Option<std::time::Instant> {
-        self.lock().last_output
+        let v = self.inner.output_ms.load(Ordering::Relaxed);
+        (v > 0).then(|| self.inner.born + Duration::from_millis(v - 1))
     }
 
     /// A new viewer: the scrollback snapshot, then every later byte.
@@ -576,10 +578,12 @@ impl Terminal {
         self.lock().gate.is_some()
     }
 
-    /// Counts as activity now (output, input, or the owner's say-so, e.g. a resume).
-    pub fn touch(&self) {
+    /// Counts as activity now (output, input, or the owner's say-so, e.g. a resume);
+    /// returns the stamp (milliseconds since the hub was made).
+    pub fn touch(&self) -> u64 {
         let ms = self.inner.born.elapsed().as_millis() as u64;
         self.inner.activity_ms.fetch_max(ms, Ordering::Relaxed);
+        ms
     }
 
     /// How long since the last output or input (or since the hub was made, or the

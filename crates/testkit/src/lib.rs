@@ -362,3 +362,33 @@ pub fn remove_instance_containers(instance: &str) {
         .arg(format!("docker ps -aq --filter label=dev.anycode.instance={instance} | xargs -r docker rm -f >/dev/null 2>&1"))
         .status();
 }
+
+/// Removes the containers of one AnyCode instance (by its data dir's instance label)
+/// when dropped, whatever the test did.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_instance_containers(&self.0);
+    }
+}
+
+/// A repository and a data dir in a temporary folder, for tests that run the
+/// `anycode` binary; the data dir's containers are removed when it is dropped.
+pub struct Fixture {
+    _cleanup: Cleanup,
+    /// The repository (see [`make_repo`]).
+    pub repo: PathBuf,
+    /// The data dir (made, empty).
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A new [`Fixture`].
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    Fixture { _cleanup: Cleanup(anycode_engine::instance_id(&data)), repo, data, _dir: dir }
+}

@@ -1,0 +1,31 @@
+// What the browser tests share: where screenshots go, which Chromium runs and how.
+// Not a test file itself (`node --test e2e/` runs only *.test.mjs).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Screenshots land here: ANYCODE_ARTIFACTS, else e2e/artifacts. */
+export const ARTIFACTS = path.resolve(
+  process.env.ANYCODE_ARTIFACTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts'),
+);
+
+/** Debian's chromium (Playwright's own browsers cannot be downloaded here). */
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+/** Headless, no sandbox (root in CI), no traffic of Chromium's own. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+/** Saves a screenshot of `page` as ARTIFACTS/name and prints where. */
+export async function shot(page, name, opts = {}) {
+  const file = path.join(ARTIFACTS, name);
+  await page.screenshot({ path: file, ...opts });
+  console.log(`screenshot: ${file}`);
+}

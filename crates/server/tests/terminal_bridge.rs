@@ -238,3 +238,45 @@ async fn with_two_viewers_the_last_one_that_typed_sets_the_size() {
     desk.run("echo $(stty size)-three", "d3").await;
     assert!(desk.text().contains("50 160-three"), "{}", desk.text());
 }
+
+/// "Typing first": while someone types into one terminal, a flood in another is read
+/// at most `RATE_WHILE_TYPING` bytes per second, and still arrives whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_in_one_terminal_slows_a_flood_in_another_and_loses_nothing() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let flood_id = open(&s, &t, "").await;
+    let typed_id = open(&s, &t, "").await;
+    let mut flood = s.ws(&flood_id).await;
+    let mut typed = s.ws(&typed_id).await;
+    flood.wait_for(20, "a prompt", |t| t.contains('$')).await;
+    // 4 MB at 2 MiB/s: about 1.9 s while the other terminal is typed into.
+    let bytes: usize = 4_000_000;
+    // The flood's own command makes its terminal the one typed into; the keystrokes
+    // that follow, every 20 ms, move the priority to the other one.
+    flood.send(&format!("yes 0123456789 | head -c {bytes}; echo; echo flood-$((2+2))-done\r")).await;
+    let typing = tokio::spawn(async move {
+        loop {
+            typed.send(" \x7f").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let start = Instant::now();
+    let mut got = Vec::new();
+    loop {
+        assert!(start.elapsed() < Duration::from_secs(60), "the flood stalled after {} bytes", got.len());
+        if let Some(Ok(Message::Binary(b))) = tokio::time::timeout(Duration::from_secs(20), flood.ws.next()).await.expect("output keeps coming") {
+            got.extend_from_slice(&b);
+            if String::from_utf8_lossy(&got[got.len().saturating_sub(4096)..]).contains("flood-4-done") {
+                break;
+            }
+        }
+    }
+    let took = start.elapsed();
+    typing.abort();
+    let lines = String::from_utf8_lossy(&got).matches("0123456789\r\n").count();
+    // Every whole line of the flood arrived (yes | head cuts the last one).
+    assert_eq!(lines, bytes / 11, "the paced flood lost nothing");
+    assert!(took >= Duration::from_millis(1200), "the flood was paced while the other terminal was typed into: {took:?}");
+    eprintln!("4 MB beside typing took {took:?}");
+}

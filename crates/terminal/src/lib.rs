@@ -24,6 +24,12 @@
 //!   alone), and a slower viewer never slows the process or the others: it falls out
 //!   of the broadcast and is resynchronised from the scrollback ([`Recv::Resync`]).
 //! - Input has its own queue and task, so keystrokes never wait behind output.
+//! - Typing first: while a person types into one terminal of this process (viewer
+//!   input in the last [`TYPING_WINDOW`]), every *other* terminal's output is read at
+//!   most [`RATE_WHILE_TYPING`] bytes per second. A flood in one tab otherwise takes
+//!   both cores of a small machine (the process, Docker's relay, this server) and the
+//!   keystrokes typed elsewhere wait for the CPU. The flood is slowed, never dropped:
+//!   the TTY pushes back as it does for a slow viewer.
 //! - Resizing: the TTY takes the size of the viewer that typed last; until anyone
 //!   types, the last size any viewer asked for.
 //! - Activity: every output chunk and every input write counts ([`Terminal::idle_for`]);
@@ -58,6 +64,23 @@ pub const INPUT_QUEUE: usize = 256;
 pub const HIGH_WATERMARK: u64 = 256 * 1024;
 /// Bytes the fastest viewer must be back under before reading resumes.
 pub const LOW_WATERMARK: u64 = 64 * 1024;
+
+/// How long after a keystroke the terminal typed into has priority over the others.
+pub const TYPING_WINDOW: Duration = Duration::from_millis(1500);
+/// Bytes per second other terminals are read at while someone types (see the
+/// "typing first" invariant): 2 MiB/s, still far more than anyone can read.
+pub const RATE_WHILE_TYPING: u64 = 2 * 1024 * 1024;
+
+/// The last keystroke any viewer of any terminal in this process typed: when (ms
+/// after [`typing_epoch`]) and into which terminal (its serial). Shared by all hubs.
+static TYPED_MS: AtomicU64 = AtomicU64::new(0);
+static TYPED_TERMINAL: AtomicU64 = AtomicU64::new(0);
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+fn typing_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
 
 /// Runs before input is queued for the process while it is set (see
 /// [`Terminal::set_input_gate`]); the input waits until the future resolves.
@@ -129,6 +152,8 @@ struct State {
 
 struct Inner {
     id: String,
+    /// Process-unique number (for "typing first").
+    serial: u64,
     state: Mutex<State>,
     tx: broadcast::Sender<Event>,
     /// Bytes and chunks published so far.
@@ -281,6 +306,7 @@ impl ViewerHandle {
 
     /// Sends input typed by this viewer; its size becomes the TTY's if it differs.
     pub async fn write(&self, bytes: Bytes) -> Result<(), Closed> {
+        self.terminal.typed();
         let resize = {
             let mut s = self.terminal.lock();
             s.typist = Some(self.id);
@@ -324,6 +350,32 @@ impl ViewerHandle {
     }
 }
 
+/// "Typing first" for one reader: the time it owes while someone types into another
+/// terminal, slept off in steps of at least [`Pace::STEP`] (timers are coarse).
+#[derive(Default)]
+struct Pace {
+    owed: Duration,
+}
+
+impl Pace {
+    const STEP: Duration = Duration::from_millis(2);
+    const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+    /// `n` bytes were just read from `term`'s TTY.
+    async fn after_read(&mut self, term: &Terminal, n: usize) {
+        if !term.typing_elsewhere() {
+            self.owed = Duration::ZERO;
+            return;
+        }
+        self.owed += Duration::from_nanos((n as u64).saturating_mul(1_000_000_000) / RATE_WHILE_TYPING);
+        if self.owed >= Self::STEP {
+            let nap = self.owed.min(Self::MAX_SLEEP);
+            tokio::time::sleep(nap).await;
+            self.owed -= nap;
+        }
+    }
+}
+
 fn pack(cols: u16, rows: u16) -> u64 {
     (u64::from(cols) << 16) | u64::from(rows)
 }
@@ -343,6 +395,7 @@ impl Terminal {
         Terminal {
             inner: Arc::new(Inner {
                 id: id.into(),
+                serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
                 state: Mutex::new(State {
                     scrollback: Scrollback::new(scrollback_bytes),
                     exit: None,
@@ -443,6 +496,21 @@ impl Terminal {
         self.inner.paused.store(false, Ordering::Relaxed);
     }
 
+    /// A person typed into this terminal: it has priority for [`TYPING_WINDOW`].
+    fn typed(&self) {
+        TYPED_TERMINAL.store(self.inner.serial, Ordering::Relaxed);
+        TYPED_MS.store(typing_epoch().elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// Whether someone typed into another terminal of this process within
+    /// [`TYPING_WINDOW`].
+    fn typing_elsewhere(&self) -> bool {
+        let at = TYPED_MS.load(Ordering::Relaxed);
+        at != 0
+            && TYPED_TERMINAL.load(Ordering::Relaxed) != self.inner.serial
+            && (typing_epoch().elapsed().as_millis() as u64 + 1).saturating_sub(at) < TYPING_WINDOW.as_millis() as u64
+    }
+
     /// Connects a (new) process TTY. The scrollback is kept, so a restarted container
     /// continues the same terminal. `on_exit` runs with the exit code when the process
     /// ends (after the exit was broadcast).
@@ -465,12 +533,17 @@ impl Terminal {
         let ctl = control.clone();
         let reader = tokio::spawn(async move {
             let mut exited = ctl.wait_exit();
+            let mut pace = Pace::default();
             let code = loop {
                 me.wait_for_viewers().await;
                 tokio::select! {
                     biased;
                     item = output.next() => match item {
-                        Some(Ok(chunk)) => me.publish(chunk),
+                        Some(Ok(chunk)) => {
+                            let n = chunk.len();
+                            me.publish(chunk);
+                            pace.after_read(&me, n).await;
+                        }
                         Some(Err(e)) => {
                             tracing::debug!(terminal = %me.id(), error = %e, "tty stream error");
                             break ctl.exit_code().await;

@@ -51,7 +51,14 @@ struct Args {
     /// chromium and `npm ci` in frontend/).
     #[arg(long)]
     browser: bool,
+    /// Runs only these sections (comma-separated): throughput, echo (alone and beside
+    /// a flood), flood (the long flood: memory, Ctrl-C), idle, browser.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
+
+/// The sections `--only` can choose.
+const SECTIONS: [&str; 5] = ["throughput", "echo", "flood", "idle", "browser"];
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -275,190 +282,207 @@ async fn main() -> Result<()> {
     let idle = args.idle.unwrap_or(if args.quick { 50 } else { 200 });
     let idle_secs = args.idle_secs.unwrap_or(if args.quick { 10 } else { 60 });
     let echo_samples = if args.quick { 200 } else { 1000 };
+    for o in &args.only {
+        if !SECTIONS.contains(&o.as_str()) {
+            bail!("unknown section {o:?} for --only; the sections are {}", SECTIONS.join(", "));
+        }
+    }
+    let want = |section: &str| args.only.is_empty() || args.only.iter().any(|o| o == section);
 
     let s = setup(&bin).await?;
     let pid = s.serve.child.id();
     println!("AnyCode terminal bridge benchmark — server pid {pid}, container {}", &s.cid[..12]);
 
     // 1. Throughput, byte-exact.
-    let script = format!("yes 'AnyCode flood line 0123456789 abcdefghijklmnopqrstuvwxyz' | head -c {}", flood_mb * 1_000_000);
-    let (raw_n, raw_sha, mut raw_best) = raw_flood(&s.cid, &script)?;
-    let mut bridge_best = Duration::MAX;
-    let mut bridge_ack_best = Duration::MAX;
-    for round in 0..3 {
-        if round > 0 {
-            let (n, sha, d) = raw_flood(&s.cid, &script)?;
-            if (n, &sha) != (raw_n, &raw_sha) {
-                bail!("raw docker exec output differs between runs");
+    if want("throughput") {
+        let script = format!("yes 'AnyCode flood line 0123456789 abcdefghijklmnopqrstuvwxyz' | head -c {}", flood_mb * 1_000_000);
+        let (raw_n, raw_sha, mut raw_best) = raw_flood(&s.cid, &script)?;
+        let mut bridge_best = Duration::MAX;
+        let mut bridge_ack_best = Duration::MAX;
+        for round in 0..3 {
+            if round > 0 {
+                let (n, sha, d) = raw_flood(&s.cid, &script)?;
+                if (n, &sha) != (raw_n, &raw_sha) {
+                    bail!("raw docker exec output differs between runs");
+                }
+                raw_best = raw_best.min(d);
             }
-            raw_best = raw_best.min(d);
+            let (n2, sha2, d2) = bridge_flood(&s, &script, false).await?;
+            if (n2, &sha2) != (raw_n, &raw_sha) {
+                bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");
+            }
+            bridge_best = bridge_best.min(d2);
+            let (n3, sha3, d3) = bridge_flood(&s, &script, true).await?;
+            if (n3, &sha3) != (raw_n, &raw_sha) {
+                bail!("bridge (acking) output differs from raw");
+            }
+            bridge_ack_best = bridge_ack_best.min(d3);
         }
-        let (n2, sha2, d2) = bridge_flood(&s, &script, false).await?;
-        if (n2, &sha2) != (raw_n, &raw_sha) {
-            bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");
-        }
-        bridge_best = bridge_best.min(d2);
-        let (n3, sha3, d3) = bridge_flood(&s, &script, true).await?;
-        if (n3, &sha3) != (raw_n, &raw_sha) {
-            bail!("bridge (acking) output differs from raw");
-        }
-        bridge_ack_best = bridge_ack_best.min(d3);
+        let raw_tp = mbps(raw_n, raw_best);
+        println!("\nThroughput, {flood_mb} MB flood, best of 3 (byte-exact: sha256 equal to raw)");
+        println!("  raw docker exec -t             {:>8.1} MB/s", raw_tp);
+        println!("  AnyCode, client without acks   {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_best), mbps(raw_n, bridge_best) / raw_tp);
+        println!("  AnyCode, acking client         {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_ack_best), mbps(raw_n, bridge_ack_best) / raw_tp);
     }
-    let raw_tp = mbps(raw_n, raw_best);
-    println!("\nThroughput, {flood_mb} MB flood, best of 3 (byte-exact: sha256 equal to raw)");
-    println!("  raw docker exec -t             {:>8.1} MB/s", raw_tp);
-    println!("  AnyCode, client without acks   {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_best), mbps(raw_n, bridge_best) / raw_tp);
-    println!("  AnyCode, acking client         {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_ack_best), mbps(raw_n, bridge_ack_best) / raw_tp);
 
     // 2. Echo round trips.
-    let echo_term = open_terminal(&s, "").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (b50, b95, b99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples).await?);
-    let cid = s.cid.clone();
-    let (r50, r95, r99) = summary(tokio::task::spawn_blocking(move || raw_echo(&cid, echo_samples)).await??);
-    println!("\nKeystroke echo round trip through bash, {echo_samples} keys (ms)");
-    println!("  raw docker exec -it   p50 {r50:.3}  p95 {r95:.3}  p99 {r99:.3}");
-    println!("  AnyCode WebSocket     p50 {b50:.3}  p95 {b95:.3}  p99 {b99:.3}   (p99 {:.2} x raw)", b99 / r99);
+    if want("echo") {
+        let echo_term = open_terminal(&s, "").await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (b50, b95, b99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples).await?);
+        let cid = s.cid.clone();
+        let (r50, r95, r99) = summary(tokio::task::spawn_blocking(move || raw_echo(&cid, echo_samples)).await??);
+        println!("\nKeystroke echo round trip through bash, {echo_samples} keys (ms)");
+        println!("  raw docker exec -it   p50 {r50:.3}  p95 {r95:.3}  p99 {r99:.3}");
+        println!("  AnyCode WebSocket     p50 {b50:.3}  p95 {b95:.3}  p99 {b99:.3}   (p99 {:.2} x raw)", b99 / r99);
 
-    // 3. Echo beside a flooding terminal.
-    let flood_term = open_terminal(&s, "yes 'flooding the other terminal 0123456789'").await?;
-    let base = s.serve.base.clone();
-    let flood_reader = tokio::spawn(async move {
-        let mut t = Term::connect(&base, &flood_term, TOKEN).await;
-        let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await;
-        let mut n = 0u64;
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), t.ws.next()).await {
-            if let Message::Binary(b) = m {
-                n += b.len() as u64;
-                let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await;
+        // 3. Echo beside a flooding terminal.
+        let flood_term = open_terminal(&s, "yes 'flooding the other terminal 0123456789'").await?;
+        let base = s.serve.base.clone();
+        let flood_reader = tokio::spawn(async move {
+            let mut t = Term::connect(&base, &flood_term, TOKEN).await;
+            let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await;
+            let mut n = 0u64;
+            while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), t.ws.next()).await {
+                if let Message::Binary(b) = m {
+                    n += b.len() as u64;
+                    let _ = t.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await;
+                }
             }
-        }
-        n
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (f50, _f95, f99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples / 2).await?);
-    flood_reader.abort();
-    // The raw baseline beside a raw flood (unpaced: its reader discards as fast as it can).
-    let cid = s.cid.clone();
-    let raw_beside = tokio::task::spawn_blocking(move || -> Result<Vec<f64>> {
-        let mut flood = Command::new("docker")
-            .args(["exec", "-t", &cid, "sh", "-c", "yes 'flooding the other terminal 0123456789'"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut out = flood.stdout.take().context("stdout")?;
-        let drain = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 256 * 1024];
-            while matches!(out.read(&mut buf), Ok(n) if n > 0) {}
+            n
         });
-        std::thread::sleep(Duration::from_secs(1));
-        let r = raw_echo(&cid, echo_samples / 2);
-        let _ = flood.kill();
-        let _ = drain.join();
-        r
-    })
-    .await??;
-    let (rf50, _, rf99) = summary(raw_beside);
-    // The flooding command was started with `docker exec`; stop it inside the container too.
-    let _ = Command::new("docker").args(["exec", &s.cid, "pkill", "-f", "flooding the other terminal"]).status();
-    println!("  raw beside a raw flood p50 {rf50:.3}  p99 {rf99:.3}   (p99 {:.2} x quiet raw)", rf99 / r99);
-    println!("  AnyCode beside a flood p50 {f50:.3}  p99 {f99:.3}   (p99 {:.2} x quiet)", f99 / b99);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (f50, _f95, f99) = summary(bridge_echo(&s.serve.base, &echo_term, echo_samples / 2).await?);
+        flood_reader.abort();
+        // The raw baseline beside a raw flood (unpaced: its reader discards as fast as it can).
+        let cid = s.cid.clone();
+        let raw_beside = tokio::task::spawn_blocking(move || -> Result<Vec<f64>> {
+            let mut flood = Command::new("docker")
+                .args(["exec", "-t", &cid, "sh", "-c", "yes 'flooding the other terminal 0123456789'"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let mut out = flood.stdout.take().context("stdout")?;
+            let drain = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                while matches!(out.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            std::thread::sleep(Duration::from_secs(1));
+            let r = raw_echo(&cid, echo_samples / 2);
+            let _ = flood.kill();
+            let _ = drain.join();
+            r
+        })
+        .await??;
+        let (rf50, _, rf99) = summary(raw_beside);
+        // The flooding command was started with `docker exec`; stop it inside the container too.
+        let _ = Command::new("docker").args(["exec", &s.cid, "pkill", "-f", "flooding the other terminal"]).status();
+        println!("  raw beside a raw flood p50 {rf50:.3}  p99 {rf99:.3}   (p99 {:.2} x quiet raw)", rf99 / r99);
+        println!("  AnyCode beside a flood p50 {f50:.3}  p99 {f99:.3}   (p99 {:.2} x quiet)", f99 / b99);
+    }
 
     // 4. Long flood: server memory, Ctrl-C latency.
-    let term_id = open_terminal(&s, "").await?;
-    let mut term = Term::connect(&s.serve.base, &term_id, TOKEN).await;
-    term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_before = rss_kb(pid);
-    let mut rss_max = rss_before;
-    let mut ctrl_c = Vec::new();
-    let mut flooded = 0u64;
-    let end = Instant::now() + Duration::from_secs(flood_secs);
-    let mut round = 0;
-    while Instant::now() < end {
-        round += 1;
-        term.ws.send(Message::Binary(b"yes 'long flood 0123456789 abcdefghijklmnopqrstuvwxyz'\r".to_vec().into())).await?;
-        let until = Instant::now() + Duration::from_secs(3).min(end.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
-        while Instant::now() < until {
-            if let Ok(Some(Ok(Message::Binary(b)))) = tokio::time::timeout(Duration::from_secs(1), term.ws.next()).await {
-                flooded += b.len() as u64;
-                term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
-            }
-            rss_max = rss_max.max(rss_kb(pid));
-        }
-        // Only the command's output has the computed value; its echo has `$((1+1))`.
-        let marker = format!("ctrlc-{round}-2");
-        let t0 = Instant::now();
-        term.ws.send(Message::Binary(b"\x03".to_vec().into())).await?;
-        term.ws.send(Message::Binary(format!("echo ctrlc-{round}-$((1+1))\r").into_bytes().into())).await?;
-        let mut tail: Vec<u8> = Vec::new();
-        loop {
-            match tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await? {
-                Some(Ok(Message::Binary(b))) => {
+    if want("flood") {
+        let term_id = open_terminal(&s, "").await?;
+        let mut term = Term::connect(&s.serve.base, &term_id, TOKEN).await;
+        term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_before = rss_kb(pid);
+        let mut rss_max = rss_before;
+        let mut ctrl_c = Vec::new();
+        let mut flooded = 0u64;
+        let end = Instant::now() + Duration::from_secs(flood_secs);
+        let mut round = 0;
+        while Instant::now() < end {
+            round += 1;
+            term.ws.send(Message::Binary(b"yes 'long flood 0123456789 abcdefghijklmnopqrstuvwxyz'\r".to_vec().into())).await?;
+            let until = Instant::now() + Duration::from_secs(3).min(end.saturating_duration_since(Instant::now()).max(Duration::from_millis(500)));
+            while Instant::now() < until {
+                if let Ok(Some(Ok(Message::Binary(b)))) = tokio::time::timeout(Duration::from_secs(1), term.ws.next()).await {
                     flooded += b.len() as u64;
                     term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
-                    tail.extend_from_slice(&b);
-                    if tail.len() > 8192 {
-                        tail.drain(..tail.len() - 8192);
-                    }
-                    if String::from_utf8_lossy(&tail).contains(&marker) {
-                        break;
-                    }
                 }
-                Some(Ok(_)) => {}
-                other => bail!("socket ended: {other:?}"),
+                rss_max = rss_max.max(rss_kb(pid));
             }
+            // Only the command's output has the computed value; its echo has `$((1+1))`.
+            let marker = format!("ctrlc-{round}-2");
+            let t0 = Instant::now();
+            term.ws.send(Message::Binary(b"\x03".to_vec().into())).await?;
+            term.ws.send(Message::Binary(format!("echo ctrlc-{round}-$((1+1))\r").into_bytes().into())).await?;
+            let mut tail: Vec<u8> = Vec::new();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(20), term.ws.next()).await? {
+                    Some(Ok(Message::Binary(b))) => {
+                        flooded += b.len() as u64;
+                        term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
+                        tail.extend_from_slice(&b);
+                        if tail.len() > 8192 {
+                            tail.drain(..tail.len() - 8192);
+                        }
+                        if String::from_utf8_lossy(&tail).contains(&marker) {
+                            break;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    other => bail!("socket ended: {other:?}"),
+                }
+            }
+            ctrl_c.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
-        ctrl_c.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let (c50, c95, _) = summary(ctrl_c.clone());
+        println!("\nLong flood, {flood_secs} s, acking client ({:.0} MB delivered)", flooded as f64 / 1e6);
+        println!("  server RSS before {:.1} MB, max during {:.1} MB, growth {:.1} MB", rss_before as f64 / 1024.0, rss_max as f64 / 1024.0, (rss_max.saturating_sub(rss_before)) as f64 / 1024.0);
+        println!("  Ctrl-C to prompt over {} floods: p50 {c50:.1} ms, p95 {c95:.1} ms", ctrl_c.len());
+        drop(term);
     }
-    let (c50, c95, _) = summary(ctrl_c.clone());
-    println!("\nLong flood, {flood_secs} s, acking client ({:.0} MB delivered)", flooded as f64 / 1e6);
-    println!("  server RSS before {:.1} MB, max during {:.1} MB, growth {:.1} MB", rss_before as f64 / 1024.0, rss_max as f64 / 1024.0, (rss_max.saturating_sub(rss_before)) as f64 / 1024.0);
-    println!("  Ctrl-C to prompt over {} floods: p50 {c50:.1} ms, p95 {c95:.1} ms", ctrl_c.len());
-    drop(term);
 
     // 5. Idle terminals.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss0 = rss_kb(pid);
-    let mut idle_terms = Vec::new();
-    for _ in 0..idle {
-        let id = open_terminal(&s, "").await?;
-        let t = Term::connect(&s.serve.base, &id, TOKEN).await;
-        idle_terms.push((id, t));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss1 = rss_kb(pid);
-    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let mut alive = 0;
-    for (_, t) in idle_terms.iter_mut() {
-        t.send("echo alive-$((1+1))\r").await;
-    }
-    for (_, t) in idle_terms.iter_mut() {
-        let ok = tokio::time::timeout(Duration::from_secs(10), async {
-            while !t.text().contains("alive-2") {
-                match t.ws.next().await {
-                    Some(Ok(Message::Binary(b))) => t.output.extend_from_slice(&b),
-                    Some(Ok(_)) => {}
-                    _ => return false,
-                }
-            }
-            true
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            alive += 1;
+    if want("idle") {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss0 = rss_kb(pid);
+        let mut idle_terms = Vec::new();
+        for _ in 0..idle {
+            let id = open_terminal(&s, "").await?;
+            let t = Term::connect(&s.serve.base, &id, TOKEN).await;
+            idle_terms.push((id, t));
         }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss1 = rss_kb(pid);
+        eprintln!("holding {idle} idle terminals for {idle_secs} s…");
+        tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+        let rss2 = rss_kb(pid);
+        let mut alive = 0;
+        for (_, t) in idle_terms.iter_mut() {
+            t.send("echo alive-$((1+1))\r").await;
+        }
+        for (_, t) in idle_terms.iter_mut() {
+            let ok = tokio::time::timeout(Duration::from_secs(10), async {
+                while !t.text().contains("alive-2") {
+                    match t.ws.next().await {
+                        Some(Ok(Message::Binary(b))) => t.output.extend_from_slice(&b),
+                        Some(Ok(_)) => {}
+                        _ => return false,
+                    }
+                }
+                true
+            })
+            .await
+            .unwrap_or(false);
+            if ok {
+                alive += 1;
+            }
+        }
+        let per = (rss1.saturating_sub(rss0)) as f64 / idle as f64;
+        for (id, t) in idle_terms {
+            drop(t);
+            let _ = s.api.req(reqwest::Method::DELETE, &format!("/api/terminals/{id}"), None).await;
+        }
+        println!("\nIdle terminals: {idle} open with a viewer each, held {idle_secs} s");
+        println!("  server RSS +{:.1} MB, {per:.1} KiB per terminal (each prompt's scrollback included); {alive}/{idle} answered afterwards", (rss1.saturating_sub(rss0)) as f64 / 1024.0);
+        println!("  server RSS after the hold {:+.1} MB against just after opening", (rss2 as f64 - rss1 as f64) / 1024.0);
     }
-    let per = (rss1.saturating_sub(rss0)) as f64 / idle as f64;
-    for (id, t) in idle_terms {
-        drop(t);
-        let _ = s.api.req(reqwest::Method::DELETE, &format!("/api/terminals/{id}"), None).await;
-    }
-    println!("\nIdle terminals: {idle} open with a viewer each, held {idle_secs} s");
-    println!("  server RSS +{:.1} MB, {per:.1} KiB per terminal (each prompt's scrollback included); {alive}/{idle} answered afterwards", (rss1.saturating_sub(rss0)) as f64 / 1024.0);
 
-    if args.browser {
+    if args.browser || args.only.iter().any(|o| o == "browser") {
         browser(&s, pid, flood_mb, flood_secs).await?;
     }
     Ok(())
@@ -497,7 +521,11 @@ async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<
     let (e50, e95, e99) = summary(nums("echo_ms"));
     let (_, c95, _) = summary(nums("ctrl_c_ms"));
     let (l50, _, l99) = summary(nums("lag_ms"));
-    println!("\nIn headless Chromium through the web UI (xterm.js renderer: {})", v["renderer"].as_str().unwrap_or("?"));
+    println!(
+        "\nIn headless Chromium through the web UI (xterm.js renderer: {}, raster: {})",
+        v["renderer"].as_str().unwrap_or("?"),
+        v["raster"].as_str().unwrap_or("?")
+    );
     println!("  {flood_mb} MB through the whole path {:.0} ms ({:.1} MB/s); from memory {:.0} ms ({:.1} MB/s): {:.2} x memory",
         path_ms, flood_mb as f64 * 1000.0 / path_ms, mem_ms, flood_mb as f64 * 1000.0 / mem_ms, mem_ms / path_ms);
     println!("  echo measured in the page: p50 {e50:.2} ms  p95 {e95:.2} ms  p99 {e99:.2} ms");

@@ -68,8 +68,9 @@ pub const LOW_WATERMARK: u64 = 64 * 1024;
 /// How long after a keystroke the terminal typed into has priority over the others.
 pub const TYPING_WINDOW: Duration = Duration::from_millis(1500);
 /// Bytes per second other terminals are read at while someone types (see the
-/// "typing first" invariant): 2 MiB/s, still far more than anyone can read.
-pub const RATE_WHILE_TYPING: u64 = 2 * 1024 * 1024;
+/// "typing first" invariant): 1 MiB/s, some 13,000 lines of 80 columns, still far more
+/// than anyone reads, and a flood then costs a few per cent of a core.
+pub const RATE_WHILE_TYPING: u64 = 1024 * 1024;
 
 /// The last keystroke any viewer of any terminal in this process typed: when (ms
 /// after [`typing_epoch`]) and into which terminal (its serial). Shared by all hubs.

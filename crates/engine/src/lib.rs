@@ -105,7 +105,17 @@ struct TermEntry {
     info: TerminalInfo,
     terminal: Terminal,
     seq: u64,
+    /// For exec terminals: `(container, user)` to hang up its processes on close.
+    hangup: Option<(String, String)>,
 }
+
+/// Sends SIGHUP to every process of the container whose environment has
+/// `ANYCODE_TERMINAL=$1`: an exec terminal's shell, its jobs, and whatever they
+/// started, as a terminal emulator does when its window closes. Docker itself leaves
+/// an exec's processes running when its stream closes.
+const HANGUP_SCRIPT: &str = r#"for p in /proc/[0-9]*; do
+  if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qx "ANYCODE_TERMINAL=$1"; then kill -HUP "${p#/proc/}" 2>/dev/null; fi
+done"#;
 
 struct Inner {
     config: Config,
@@ -593,6 +603,7 @@ impl Engine {
             info: agent_terminal_info(task),
             terminal,
             seq,
+            hangup: None,
         });
         entry.terminal.clone()
     }
@@ -851,9 +862,11 @@ impl Engine {
             Some(c) => vec!["bash".to_string(), "-lc".to_string(), c.clone()],
             None => vec!["bash".to_string(), "-l".to_string()],
         };
-        let env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".to_string()];
-        let (exec_id, stream) = docker.exec(&cid, argv, &sandbox_user(Path::new(&project.path)), env, 80, 24).await?;
         let id = anycode_core::new_id();
+        // ANYCODE_TERMINAL marks the terminal's processes for the hang-up on close.
+        let env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".to_string(), format!("ANYCODE_TERMINAL={id}")];
+        let user = sandbox_user(Path::new(&project.path));
+        let (exec_id, stream) = docker.exec(&cid, argv, &user, env, 80, 24).await?;
         let info = TerminalInfo { id: id.clone(), kind: TerminalKind::Shell, title: cmd_line.unwrap_or_else(|| "shell".into()) };
         let terminal = Terminal::new(&id, self.inner.config.scrollback_bytes);
         let control = Arc::new(ExecControl { docker: docker.clone(), exec_id });
@@ -863,11 +876,13 @@ impl Engine {
             .terminals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, TermEntry { task_id: task.id, info: info.clone(), terminal, seq });
+            .insert(id, TermEntry { task_id: task.id, info: info.clone(), terminal, seq, hangup: Some((cid, user)) });
         Ok(info)
     }
 
-    /// Closes an extra terminal (its shell gets end-of-input and exits).
+    /// Closes an extra terminal: its viewers get `Closed`, and its processes in the
+    /// container get SIGHUP (in the background; a process that ignores SIGHUP, like
+    /// `nohup`, keeps running, as with any terminal).
     /// Errors: `TERMINAL_NOT_FOUND`; `INVALID_INPUT` for the agent terminal.
     pub fn close_terminal(&self, id: &str) -> Result<()> {
         let mut terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
@@ -879,6 +894,20 @@ impl Engine {
             Some(_) => {
                 if let Some(e) = terms.remove(id) {
                     e.terminal.close();
+                    if let Some((cid, user)) = e.hangup {
+                        let engine = self.clone();
+                        let id = id.to_string();
+                        tokio::spawn(async move {
+                            let cmd = ["sh", "-c", HANGUP_SCRIPT, "anycode-hangup", &id].map(String::from).to_vec();
+                            let res = match engine.docker().await {
+                                Ok(d) => d.exec_detached(&cid, cmd, &user).await.map_err(Error::from),
+                                Err(e) => Err(e),
+                            };
+                            if let Err(e) = res {
+                                tracing::warn!(terminal = %id, error = %e, "could not hang up the closed terminal's processes");
+                            }
+                        });
+                    }
                 }
                 Ok(())
             }

@@ -610,6 +610,22 @@ impl Docker {
         }
     }
 
+    /// Starts `cmd` in the running container as `user`, without a TTY and without
+    /// waiting for it (Docker's detached exec): housekeeping such as hanging up a
+    /// closed terminal's processes. Errors: [`Error::NoSuchContainer`], engine errors.
+    pub async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
+        let opts = CreateExecOptions::<String> { cmd: Some(cmd), user: Some(user.to_string()), ..Default::default() };
+        let exec = self.api.create_exec(id, opts).await.map_err(|e| {
+            if is_not_found(&e) {
+                Error::NoSuchContainer(id.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        self.api.start_exec(&exec.id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None })).await?;
+        Ok(())
+    }
+
     /// Sets an exec session's TTY size.
     pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
         Ok(self.api.resize_exec(exec_id, ResizeExecOptions { width: cols, height: rows }).await?)

@@ -280,3 +280,35 @@ async fn typing_in_one_terminal_slows_a_flood_in_another_and_loses_nothing() {
     assert!(took >= Duration::from_millis(1200), "the flood was paced while the other terminal was typed into: {took:?}");
     eprintln!("2 MB beside typing took {took:?}");
 }
+
+/// Closing a terminal hangs up its processes, as closing a terminal window does:
+/// Docker leaves an exec's processes running when its stream closes.
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_a_terminal_hangs_up_its_processes() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let id = open(&s, &t, "").await;
+    let other = open(&s, &t, "").await;
+    let mut term = s.ws(&id).await;
+    term.wait_for(20, "a prompt", |t| t.contains('$')).await;
+    // A background job and a foreground one, in different process groups.
+    term.send("sleep 4242 & sleep 4343\r").await;
+    let running = |pat: &str| docker_sh(&cid, "ps -eo args").lines().any(|l| l.starts_with(pat));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(running("sleep 4242") && running("sleep 4343")) {
+        assert!(Instant::now() < deadline, "the sleeps never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (st, _) = s.delete(&format!("/api/terminals/{id}")).await;
+    assert_eq!(st, 204);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running("sleep 4242") || running("sleep 4343") {
+        assert!(Instant::now() < deadline, "the closed terminal's processes still run:\n{}", docker_sh(&cid, "ps -eo args"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The other terminal of the same task is untouched.
+    let mut o = s.ws(&other).await;
+    o.send("echo still-$((20+22))\r").await;
+    o.wait_for(20, "the other terminal answering", |t| t.contains("still-42")).await;
+}

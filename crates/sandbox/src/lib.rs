@@ -585,13 +585,7 @@ impl Docker {
             tty: Some(true),
             ..Default::default()
         };
-        let exec = self.api.create_exec(id, opts).await.map_err(|e| {
-            if is_not_found(&e) {
-                Error::NoSuchContainer(id.to_string())
-            } else {
-                e.into()
-            }
-        })?;
+        let exec = self.create_exec(id, opts).await?;
         if let Some(ep) = &self.raw {
             let path = format!("{}/exec/{}/start", self.version_prefix(), exec.id);
             let (output, input) = hijack::hijack(ep, &path, Some(r#"{"Detach":false,"Tty":true}"#))
@@ -615,15 +609,14 @@ impl Docker {
     /// closed terminal's processes. Errors: [`Error::NoSuchContainer`], engine errors.
     pub async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
         let opts = CreateExecOptions::<String> { cmd: Some(cmd), user: Some(user.to_string()), ..Default::default() };
-        let exec = self.api.create_exec(id, opts).await.map_err(|e| {
-            if is_not_found(&e) {
-                Error::NoSuchContainer(id.to_string())
-            } else {
-                e.into()
-            }
-        })?;
+        let exec = self.create_exec(id, opts).await?;
         self.api.start_exec(&exec.id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None })).await?;
         Ok(())
+    }
+
+    /// Creates an exec in container `id`; a missing container is [`Error::NoSuchContainer`].
+    async fn create_exec(&self, id: &str, opts: CreateExecOptions<String>) -> Result<bollard::exec::CreateExecResults> {
+        self.api.create_exec(id, opts).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })
     }
 
     /// Sets an exec session's TTY size.

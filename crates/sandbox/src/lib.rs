@@ -90,6 +90,38 @@ pub struct TtyStream {
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
 }
 
+/// One piece of a non-TTY exec's output ([`Docker::exec_pipe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipeChunk {
+    /// Bytes the process wrote to its stdout.
+    Stdout(Bytes),
+    /// Bytes the process wrote to its stderr.
+    Stderr(Bytes),
+}
+
+/// A process started by [`Docker::exec_pipe`]: stdin, and its output in order.
+pub struct ExecPipe {
+    /// Docker's exec id (for [`Docker::exec_exit_code`]).
+    pub exec_id: String,
+    /// stdout and stderr chunks as they come; ends when the process closes both.
+    pub output: BoxStream<'static, std::io::Result<PipeChunk>>,
+    /// The process's stdin; shutting it down closes the process's stdin.
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// What [`Docker::exec_output`] collected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The process's exit code (-1 when Docker did not report one in time).
+    pub exit_code: i64,
+    /// stdout, at most the asked number of bytes.
+    pub stdout: Vec<u8>,
+    /// stderr, at most the asked number of bytes.
+    pub stderr: Vec<u8>,
+    /// Whether either stream had more than was kept.
+    pub truncated: bool,
+}
+
 /// What AnyCode needs to know of a managed container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInfo {
@@ -612,6 +644,98 @@ impl Docker {
         let exec = self.create_exec(id, opts).await?;
         self.api.start_exec(&exec.id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None })).await?;
         Ok(())
+    }
+
+    /// Starts `cmd` in the running container as `user` in `workdir`, without a TTY,
+    /// with its stdin, stdout and stderr as pipes (Docker multiplexes stdout and
+    /// stderr; bollard's decoder splits them, which is exact for non-TTY streams).
+    /// Used for byte protocols over the exec stream: git's pack protocol and the
+    /// sandbox relay. Closing (shutting down) `input` closes the process's stdin.
+    ///
+    /// Errors: [`Error::NoSuchContainer`]; engine errors (e.g. the container is not
+    /// running).
+    pub async fn exec_pipe(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, workdir: &str) -> Result<ExecPipe> {
+        let opts = CreateExecOptions {
+            cmd: Some(cmd),
+            env: Some(env),
+            user: Some(user.to_string()),
+            working_dir: Some(workdir.to_string()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            ..Default::default()
+        };
+        let exec = self.create_exec(id, opts).await?;
+        let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        match self.api.start_exec(&exec.id, Some(start)).await? {
+            StartExecResults::Attached { output, input } => {
+                use bollard::container::LogOutput;
+                let output = output
+                    .filter_map(|item| async move {
+                        match item {
+                            Ok(LogOutput::StdOut { message }) => Some(Ok(PipeChunk::Stdout(message))),
+                            Ok(LogOutput::StdErr { message }) => Some(Ok(PipeChunk::Stderr(message))),
+                            Ok(LogOutput::Console { message }) => Some(Ok(PipeChunk::Stdout(message))),
+                            Ok(LogOutput::StdIn { .. }) => None,
+                            Err(e) => Some(Err(std::io::Error::other(e))),
+                        }
+                    })
+                    .boxed();
+                Ok(ExecPipe { exec_id: exec.id, output, input })
+            }
+            StartExecResults::Detached => Err(Error::Io("docker started the exec detached".into())),
+        }
+    }
+
+    /// Runs `cmd` to its end (see [`Docker::exec_pipe`]) with `stdin` as its input,
+    /// and returns its exit code and output. Each of stdout and stderr keeps at most
+    /// `max_bytes` (the first bytes; [`ExecOutput::truncated`] says when more came).
+    ///
+    /// Errors: as [`Docker::exec_pipe`]; [`Error::Io`] when the stream breaks.
+    pub async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
+        use tokio::io::AsyncWriteExt;
+        let mut pipe = self.exec_pipe(id, cmd, user, env, "/workspace").await?;
+        let io = |e: std::io::Error| Error::Io(format!("exec in {id}: {e}"));
+        // Input is written beside the output reading, so a process that writes
+        // before it has read all its input cannot deadlock us.
+        let stdin = stdin.to_vec();
+        let mut input = pipe.input;
+        let writer = async move {
+            input.write_all(&stdin).await?;
+            input.flush().await?;
+            input.shutdown().await
+        };
+        let reader = async {
+            let mut out = ExecOutput::default();
+            while let Some(chunk) = pipe.output.next().await {
+                let (buf, bytes) = match chunk.map_err(io)? {
+                    PipeChunk::Stdout(b) => (&mut out.stdout, b),
+                    PipeChunk::Stderr(b) => (&mut out.stderr, b),
+                };
+                let room = max_bytes.saturating_sub(buf.len());
+                if bytes.len() > room {
+                    out.truncated = true;
+                }
+                buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            Ok::<_, Error>(out)
+        };
+        let (written, read) = tokio::join!(writer, reader);
+        let mut out = read?;
+        if let Err(e) = written {
+            tracing::debug!(container = %id, error = %e, "exec input closed early");
+        }
+        // Docker reports the exit code shortly after the stream ends.
+        for _ in 0..50 {
+            if let Some(code) = self.exec_exit_code(&pipe.exec_id).await? {
+                out.exit_code = code;
+                return Ok(out);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        out.exit_code = -1;
+        Ok(out)
     }
 
     /// Creates an exec in container `id`; a missing container is [`Error::NoSuchContainer`].

@@ -164,9 +164,16 @@ impl Config {
         self.data_dir.join("anycode.db")
     }
 
-    /// `<data_dir>/worktrees`, parent of every task's worktree.
+    /// `<data_dir>/worktrees`, parent of every task's working tree (each a folder
+    /// `<project id>/<task id>` holding the sandbox's own repository).
     pub fn worktrees_dir(&self) -> PathBuf {
         self.data_dir.join("worktrees")
+    }
+
+    /// `<data_dir>/mirrors`, parent of AnyCode's bare mirror of each task's
+    /// repository (`<task id>.git`), which only AnyCode writes.
+    pub fn mirrors_dir(&self) -> PathBuf {
+        self.data_dir.join("mirrors")
     }
 
     /// `<data_dir>/recordings`, parent of every task's recordings.

@@ -97,6 +97,7 @@ impl Error {
                 G::DestinationExists(_) | G::NoRemote(_) => ErrorKind::Invalid,
                 G::AuthFailed { .. } | G::RemoteNotFound(_) => ErrorKind::Invalid,
                 G::PushRejected { .. } | G::Dirty(_) | G::MergeConflicts { .. } | G::Cancelled => ErrorKind::Conflict,
+                G::TaskRepoBroken(_) | G::BranchDiverged(_) => ErrorKind::Conflict,
                 G::Unreachable { .. } | G::Remote(_) => ErrorKind::Unavailable,
                 G::Git(_) | G::Io(_) => ErrorKind::Internal,
             },
@@ -154,6 +155,8 @@ impl Error {
             Error::Git(G::Cancelled) => "CANCELLED",
             Error::Git(G::Dirty(_)) => "UNCOMMITTED_CHANGES",
             Error::Git(G::MergeConflicts { .. }) => "MERGE_CONFLICTS",
+            Error::Git(G::TaskRepoBroken(_)) => "TASK_REPO_BROKEN",
+            Error::Git(G::BranchDiverged(_)) => "BRANCH_DIVERGED",
             Error::Git(_) => "GIT_ERROR",
             Error::GitHub(g) => {
                 use anycode_github::Error as H;

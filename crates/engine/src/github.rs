@@ -3,9 +3,9 @@
 //! stored elsewhere), pushing task branches, opening, refreshing and merging pull
 //! requests, and the conflict radar with "update from base".
 
-use crate::{blocking, prepare_ownership, worktree_name, Engine, Error, Project, Result, Task};
+use crate::{blocking, Engine, Error, Project, Result, Task};
 use anycode_core::PullRequestInfo;
-use anycode_git::{CloneProgress, HttpAuth, MergeCheck, PushOutcome, UpdateOutcome};
+use anycode_git::{CloneProgress, HttpAuth, MergeCheck, PushOutcome};
 use anycode_github::token::{TokenSource, Tokens};
 use anycode_github::{Client, MergeMethod, MergeResult, NewPull, RepoMeta, RepoRef, Secret};
 use serde::Serialize;
@@ -413,6 +413,8 @@ impl Engine {
     /// Errors: `NO_REMOTE`, `PUSH_REJECTED`, `AUTH_FAILED`, `REMOTE_UNREACHABLE`.
     pub async fn push_task(&self, task_id: &str) -> Result<PushOutcome> {
         let task = self.task(task_id).await?;
+        // What is pushed is the user's task branch: brought up to the sandbox's work.
+        self.sync_task(&task).await?;
         let project = self.project(&task.project_id).await?;
         let auth = self.http_auth().await?;
         blocking(move || Ok(anycode_git::push_branch(Path::new(&project.path), "origin", &task.branch, auth.as_ref())?)).await
@@ -641,43 +643,38 @@ impl Engine {
 
     /// Whether the task's work (committed or not) merges cleanly into its base right
     /// now, which files conflict, and which other tasks of the project change the
-    /// same files. Computed in memory: no worktree, index or object is written.
+    /// same files. Computed in memory from the mirrors: nothing is written. The
+    /// task's own work is brought out of its sandbox first.
+    ///
+    /// Errors: `TASK_NOT_FOUND`, `TASK_REPO_BROKEN`, `UNKNOWN_BRANCH`.
     pub async fn conflicts(&self, task_id: &str) -> Result<Conflicts> {
         let task = self.task(task_id).await?;
+        self.sync_task(&task).await?;
         let all = self.project_conflicts(&task.project_id).await?;
         if let Some(c) = all.into_iter().find(|c| c.task_id == task.id) {
             return Ok(c);
         }
         // Left out of the project's radar: say why (a base branch that is gone, a
-        // worktree that was removed).
-        if !Path::new(&task.worktree).exists() {
-            return Err(Error::Conflict(format!("the worktree {} is gone", task.worktree)));
-        }
-        let check = blocking(move || Ok(anycode_git::merge_check(Path::new(&task.worktree), &task.base)?)).await?;
+        // repository the agent broke).
+        let check = self.merge_check(&task, false).await?;
         Ok(Conflicts { task_id: task_id.to_string(), check, overlaps: Vec::new() })
     }
 
-    /// [`Engine::conflicts`] for every task of a project whose worktree exists and
-    /// whose base branch is there.
+    /// [`Engine::conflicts`] for every task of a project whose base branch is there
+    /// and whose repository AnyCode can read; each running task's work is brought
+    /// out of its sandbox first.
     pub async fn project_conflicts(&self, project_id: &str) -> Result<Vec<Conflicts>> {
         self.project(project_id).await?;
         let tasks = self.tasks(Some(project_id)).await?;
-        let checks = blocking(move || {
-            let mut out = Vec::new();
-            for t in tasks {
-                if !Path::new(&t.worktree).exists() {
-                    continue;
-                }
-                // One task's trouble (its base branch deleted) must not blind the
-                // radar for the others.
-                match anycode_git::merge_check(Path::new(&t.worktree), &t.base) {
-                    Ok(check) => out.push((t, check)),
-                    Err(e) => tracing::debug!(task = %t.id, error = %e, "no radar for this task"),
-                }
+        let mut checks = Vec::new();
+        for t in tasks {
+            // One task's trouble (its base branch deleted, a broken repository) must
+            // not blind the radar for the others.
+            match self.merge_check(&t, true).await {
+                Ok(check) => checks.push((t, check)),
+                Err(e) => tracing::debug!(task = %t.id, error = %e, "no radar for this task"),
             }
-            Ok(out)
-        })
-        .await?;
+        }
         let mut result = Vec::new();
         for (t, check) in &checks {
             let overlaps = checks
@@ -691,27 +688,6 @@ impl Engine {
             result.push(Conflicts { task_id: t.id.clone(), check: check.clone(), overlaps });
         }
         Ok(result)
-    }
-
-    /// Merges the task's base into its branch in its worktree when that is clean
-    /// (fast-forward or merge commit); refuses with the reason otherwise, changing
-    /// nothing.
-    ///
-    /// Errors: `UNCOMMITTED_CHANGES`, `MERGE_CONFLICTS`, `UNKNOWN_BRANCH`, `NO_GIT_IDENTITY`.
-    pub async fn update_from_base(&self, task_id: &str) -> Result<UpdateOutcome> {
-        let lock = self.task_lock(task_id);
-        let _held = lock.lock().await;
-        let task = self.task(task_id).await?;
-        let project = self.project(&task.project_id).await?;
-        blocking(move || {
-            let out = anycode_git::update_from_base(Path::new(&task.worktree), &task.base)?;
-            if !matches!(out, UpdateOutcome::UpToDate { .. }) {
-                // New files must belong to the sandbox user like the rest.
-                prepare_ownership(Path::new(&project.path), Path::new(&task.worktree), &worktree_name(&task.id));
-            }
-            Ok(out)
-        })
-        .await
     }
 }
 

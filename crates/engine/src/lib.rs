@@ -26,6 +26,7 @@ mod governor;
 mod handover;
 mod hooks;
 mod runtime;
+mod taskrepo;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, Config, Credential, Device, DeviceRole, PermissionMode, Project, Settings, Task, TaskStatus, TerminalInfo,
@@ -141,6 +142,10 @@ struct Inner {
     variant_build: Mutex<()>,
     /// The generation of each task's screen watcher (see `agents.rs`).
     screen_watchers: StdMutex<HashMap<String, u64>>,
+    /// One lock per task around bringing its work out of the sandbox (see `taskrepo.rs`).
+    sync_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// When each task's work was last brought out.
+    synced_at: StdMutex<HashMap<String, std::time::Instant>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -194,6 +199,8 @@ impl Engine {
                 profiles,
                 variant_build: Mutex::new(()),
                 screen_watchers: StdMutex::new(HashMap::new()),
+                sync_locks: StdMutex::new(HashMap::new()),
+                synced_at: StdMutex::new(HashMap::new()),
             }),
         };
         engine.sweep_partial_clones();
@@ -457,15 +464,18 @@ impl Engine {
         };
 
         let id = anycode_core::new_id();
-        let worktree = self.inner.config.worktrees_dir().join(&project.id).join(&id);
-        let wt_name = worktree_name(&id);
-        let (base, base_sha) = {
-            let (repo, branch, worktree, wt_name) = (repo.clone(), branch.clone(), worktree.clone(), wt_name.clone());
+        let worktree = self.workspace_path(&project.id, &id);
+        let mirror = self.mirror_path(&id);
+        let ((base, base_sha), objects, identity) = {
+            let (repo, branch, worktree, mirror) = (repo.clone(), branch.clone(), worktree.clone(), mirror.clone());
             let base = base.clone();
+            let user = sandbox_user(&repo);
             blocking(move || {
-                let made = anycode_git::create_task_worktree(&repo, base.as_deref(), &branch, &worktree, &wt_name)?;
-                prepare_ownership(&repo, &worktree, &wt_name);
-                Ok(made)
+                let made = anycode_git::taskrepo::create_task_repo(&repo, base.as_deref(), &branch, &worktree, &mirror)?;
+                // Before the sandbox exists: nothing in the folder is the sandbox's yet.
+                prepare_ownership(&user, &worktree);
+                let objects = anycode_git::taskrepo::objects_dir(&repo)?;
+                Ok((made, objects, anycode_git::taskrepo::user_identity(&repo).ok()))
             })
             .await?
         };
@@ -502,7 +512,7 @@ impl Engine {
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;
         let result = async {
-            let container_id = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
+            let container_id = docker.create_container(&self.container_spec(&task, &project, &image, &objects, identity.as_ref())).await?;
             let mut task = task.clone();
             task.container_id = Some(container_id.clone());
             // Running when a slot is free, else queued with the container made; the
@@ -536,7 +546,7 @@ impl Engine {
                 let undo_id = id.clone();
                 let _ = blocking(move || {
                     store.delete_task(&undo_id)?;
-                    anycode_git::remove_task_worktree(&repo, &worktree, &wt_name)?;
+                    anycode_git::taskrepo::remove_task_repo(&worktree, &mirror)?;
                     anycode_git::delete_branch(&repo, &branch)?;
                     Ok(())
                 })
@@ -546,9 +556,12 @@ impl Engine {
         }
     }
 
-    fn container_spec(&self, task: &Task, project: &Project, image: &str) -> ContainerSpec {
-        let repo_git = Path::new(&project.path).join(".git");
-        let repo_git = repo_git.canonicalize().unwrap_or(repo_git).to_string_lossy().into_owned();
+    /// The container of a task: its working tree (the sandbox's own repository) at
+    /// /workspace, and the user's `objects` folder read-only at its own path (where
+    /// the task repository's alternates name it). Nothing else of the host.
+    fn container_spec(&self, task: &Task, project: &Project, image: &str, objects: &Path, identity: Option<&(String, String)>) -> ContainerSpec {
+        let worktree = self.workspace_path(&project.id, &task.id);
+        let objects = objects.to_string_lossy().into_owned();
         let mut env = vec![
             "TERM=xterm-256color".to_string(),
             "COLORTERM=truecolor".to_string(),
@@ -560,6 +573,13 @@ impl Engine {
         }
         if let Some(m) = task.permission_mode {
             env.push(format!("ANYCODE_PERMISSION_MODE={}", m.as_str()));
+        }
+        // The agent's own commits carry the owner's identity (not a secret).
+        if let Some((name, email)) = identity {
+            for who in ["AUTHOR", "COMMITTER"] {
+                env.push(format!("GIT_{who}_NAME={name}"));
+                env.push(format!("GIT_{who}_EMAIL={email}"));
+            }
         }
         // The profile's commands for start-agent: base64 of NUL-terminated argv, so
         // any argument survives (first start with the prompt, later starts resume).
@@ -588,7 +608,7 @@ impl Engine {
             cmd,
             env,
             user: sandbox_user(Path::new(&project.path)),
-            binds: vec![format!("{}:/workspace", task.worktree), format!("{repo_git}:{repo_git}")],
+            binds: vec![format!("{}:/workspace", worktree.display()), format!("{objects}:{objects}:ro")],
             memory_bytes: task.memory_mb.map(|m| (m as i64) * 1024 * 1024).unwrap_or(limits.memory_bytes),
             nano_cpus: task.cpus.map(|c| (c * 1e9) as i64).unwrap_or(limits.nano_cpus),
             pids: limits.pids,
@@ -729,6 +749,9 @@ impl Engine {
         let lock = self.task_lock(id);
         let _held = lock.lock().await;
         let task = self.task(id).await?;
+        // The work goes to the user's branch before the sandbox stops (a stopped
+        // task's diff is its mirror's).
+        self.sync_best_effort(&task, "stopping").await;
         let store = self.inner.store.clone();
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
@@ -766,12 +789,19 @@ impl Engine {
             return Ok(task);
         }
         if existing.is_none() {
-            if !Path::new(&task.worktree).exists() {
-                return Err(Error::Conflict(format!("the worktree {} is gone; delete the task", task.worktree)));
+            let worktree = self.workspace_path(&task.project_id, &task.id);
+            if !worktree.exists() {
+                return Err(Error::Conflict(format!("the task's working tree {} is gone; delete the task", worktree.display())));
             }
+            self.check_task_repo(&task)?;
             let project = self.project(&task.project_id).await?;
             let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::info!(?e, "sandbox image")).await?;
-            let cid = docker.create_container(&self.container_spec(&task, &project, &image)).await?;
+            let repo = PathBuf::from(&project.path);
+            let (objects, identity) = blocking(move || {
+                Ok((anycode_git::taskrepo::objects_dir(&repo)?, anycode_git::taskrepo::user_identity(&repo).ok()))
+            })
+            .await?;
+            let cid = docker.create_container(&self.container_spec(&task, &project, &image, &objects, identity.as_ref())).await?;
             let store = self.inner.store.clone();
             let (tid, c2) = (task.id.clone(), cid.clone());
             blocking(move || Ok(store.set_task_container(&tid, Some(&c2))?)).await?;
@@ -817,6 +847,8 @@ impl Engine {
         let _held = lock.lock().await;
         let task = self.task(id).await?;
         let project = self.project(&task.project_id).await?;
+        // Delete keeps the branch: with the sandbox's last work on it.
+        self.sync_best_effort(&task, "deleting").await;
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
             self.thaw_for_stop(&docker, &task).await;
@@ -825,10 +857,14 @@ impl Engine {
         self.forget_terminals(&task.id);
         let store = self.inner.store.clone();
         let recordings = self.inner.config.recordings_dir().join(&task.id);
+        let (workspace, mirror) = (self.workspace_path(&task.project_id, &task.id), self.mirror_path(&task.id));
         blocking(move || {
             // The recordings belong to the task; its branch is what the user keeps.
             let _ = std::fs::remove_dir_all(&recordings);
-            anycode_git::remove_task_worktree(Path::new(&project.path), Path::new(&task.worktree), &worktree_name(&task.id))?;
+            // Only the folders AnyCode made, by the paths it computes (never one a
+            // sandbox could name), and an older AnyCode's worktree registration.
+            anycode_git::taskrepo::remove_task_repo(&workspace, &mirror)?;
+            anycode_git::remove_legacy_registration(Path::new(&project.path), &legacy_worktree_name(&task.id))?;
             store.delete_task(&task.id)?;
             Ok(())
         })
@@ -935,22 +971,6 @@ impl Engine {
         Ok(self.register_agent_terminal(&task, t))
     }
 
-    // ----- git -----
-
-    /// The task worktree's changes against its base (see [`anycode_git::diff`]).
-    pub async fn diff(&self, task_id: &str) -> Result<Diff> {
-        let t = self.task(task_id).await?;
-        blocking(move || Ok(anycode_git::diff(Path::new(&t.worktree), &t.base, &t.base_sha)?)).await
-    }
-
-    /// Commits everything in the task's worktree on its branch; returns the sha.
-    /// Errors: `EMPTY_MESSAGE`, `NOTHING_TO_COMMIT`, `NO_GIT_IDENTITY`.
-    pub async fn commit(&self, task_id: &str, message: &str) -> Result<String> {
-        let t = self.task(task_id).await?;
-        let message = message.to_string();
-        blocking(move || Ok(anycode_git::commit_all(Path::new(&t.worktree), &message)?)).await
-    }
-
     // ----- reconcile -----
 
     /// Brings the database in line with Docker: running containers are attached again
@@ -975,6 +995,24 @@ impl Engine {
         for task in tasks {
             let lock = self.task_lock(&task.id);
             let _held = lock.lock().await;
+            // A task of an older AnyCode had the user's .git mounted writable: its
+            // sandbox is removed and it gets a repository of its own before anything
+            // else happens to it.
+            match self.migrate_legacy(docker, &task).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.task_changed(&task.id);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "moving an older AnyCode's task failed");
+                    let store = self.inner.store.clone();
+                    let (tid, msg) = (task.id.clone(), format!("moving this task to a repository of its own failed: {e}"));
+                    let _ = blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Error, None, Some(&msg))?)).await;
+                    self.task_changed(&task.id);
+                    continue;
+                }
+            }
             let live = self
                 .inner
                 .terminals
@@ -1087,7 +1125,9 @@ pub fn container_name(task_id: &str) -> String {
     format!("anycode-{task_id}")
 }
 
-fn worktree_name(task_id: &str) -> String {
+/// The name an older AnyCode registered a task's worktree under in the user's
+/// repository (`.git/worktrees/anycode-<task id>`), removed when the task goes.
+fn legacy_worktree_name(task_id: &str) -> String {
     format!("anycode-{task_id}")
 }
 
@@ -1108,23 +1148,21 @@ fn sandbox_user(repo: &Path) -> String {
     "1000:1000".to_string()
 }
 
-/// When the sandbox user is not the repository's owner (a root-owned repository),
-/// hands the worktree and its git admin folder to the sandbox user so the agent can
-/// write its files and the worktree's index. The repository's shared object store
-/// stays the owner's: AnyCode commits from the host.
-fn prepare_ownership(repo: &Path, worktree: &Path, wt_name: &str) {
+/// When the sandbox runs as the image's `agent` (1000:1000: the repository belongs
+/// to root), hands the task's working tree to it so the agent can write its files
+/// and its repository. Called only before the task's sandbox first starts (or after
+/// it was removed), so every path in the folder is AnyCode's own; `lchown` never
+/// follows a symlink and the walk never enters one.
+fn prepare_ownership(user: &str, worktree: &Path) {
     #[cfg(unix)]
     {
-        if sandbox_user(repo) != "1000:1000" {
+        if user != "1000:1000" {
             return;
         }
-        let admin = repo.join(".git").join("worktrees").join(wt_name);
-        for root in [worktree.to_path_buf(), admin] {
-            chown_tree(&root, 1000, 1000);
-        }
+        chown_tree(worktree, 1000, 1000);
     }
     #[cfg(not(unix))]
-    let _ = (repo, worktree, wt_name);
+    let _ = (user, worktree);
 }
 
 #[cfg(unix)]
@@ -1134,7 +1172,7 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) {
         if let Err(e) = std::os::unix::fs::lchown(&p, Some(uid), Some(gid)) {
             tracing::debug!(path = %p.display(), error = %e, "chown failed");
         }
-        if p.is_dir() && !p.is_symlink() {
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             if let Ok(rd) = std::fs::read_dir(&p) {
                 stack.extend(rd.flatten().map(|e| e.path()));
             }

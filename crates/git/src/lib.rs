@@ -2,24 +2,25 @@
 //! run it on `tokio::task::spawn_blocking`.
 //!
 //! - [`inspect_repo`], [`branches`]: what the user added as a project.
-//! - [`create_task_worktree`] / [`remove_task_worktree`]: a task's branch and its
-//!   worktree, made together and undone together (nothing is left behind on failure).
-//! - [`diff`]: the worktree against the base, untracked files and renames included.
-//! - [`commit_all`]: a commit of everything in the worktree on the task's branch,
-//!   with the user's git identity.
+//! - [`taskrepo`]: a task's own repository (the sandbox's, borrowing the user's
+//!   objects read-only), AnyCode's mirror of it, the pack transport that brings the
+//!   sandbox's work out, the diff and radar from the mirror, and [`taskrepo::bring_back`],
+//!   which updates only the user's `refs/heads/<task branch>`. The host never opens a
+//!   repository the sandbox can write.
 //! - [`remote`]: cloning with progress ([`clone_repo`]) and pushing a branch
 //!   ([`push_branch`], every ref's verdict checked) over HTTPS, with a token handed
 //!   over only through libgit2's credential callback.
-//! - [`radar`]: the conflict radar ([`merge_check`], in memory, nothing written) and
-//!   [`update_from_base`]; commits and diffstat of a branch for pull request bodies.
+//! - [`radar`]: the conflict radar's in-memory merge; commits and diffstat of a branch
+//!   for pull request bodies.
 
 pub mod radar;
 pub mod remote;
+pub mod taskrepo;
 
-pub use radar::{commits_since, diffstat, merge_check, uncommitted_paths, update_from_base, MergeCheck, UpdateOutcome};
+pub use radar::{commits_since, diffstat, MergeCheck, UpdateOutcome};
 pub use remote::{branch_sha, clone_repo, https_url, is_partial_clone, push_branch, remote_url, strip_userinfo, CloneProgress, HttpAuth, PushOutcome};
 
-use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository, WorktreeAddOptions, WorktreePruneOptions};
+use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,15 @@ pub enum Error {
     /// A filesystem operation around the worktree failed.
     #[error("{0}")]
     Io(String),
+    /// The sandbox's repository cannot be read (the agent broke or removed it, or
+    /// its git sent something AnyCode refuses). The message says what, in words
+    /// that came partly from the sandbox (control characters removed).
+    #[error("the task's repository in the sandbox cannot be used: {0}. Fix it in the task's terminal (e.g. `git status`), or delete the task: its branch keeps the work AnyCode last brought back")]
+    TaskRepoBroken(String),
+    /// The user's task branch moved since AnyCode last set it, and the sandbox's
+    /// work is not a fast-forward of it: the branch is left as it is.
+    #[error("branch {0:?} was changed outside the task and the sandbox's work does not build on it; merge or reset one of them (e.g. in the task's terminal: git pull your changes first)")]
+    BranchDiverged(String),
 }
 
 /// At most five paths, then how many more.
@@ -184,7 +194,7 @@ pub struct Diff {
     pub files: Vec<FileDiff>,
 }
 
-fn open(path: &Path) -> Result<Repository> {
+pub(crate) fn open(path: &Path) -> Result<Repository> {
     disable_owner_validation();
     Ok(Repository::open(path)?)
 }
@@ -192,9 +202,11 @@ fn open(path: &Path) -> Result<Repository> {
 fn disable_owner_validation() {
     static OWNER: Once = Once::new();
     OWNER.call_once(|| {
-        // Worktrees of a root-run AnyCode are handed to the sandbox user (uid 1000),
-        // and libgit2 would then refuse them as "not owned by the current user".
-        // AnyCode only opens repositories the user added and worktrees it made itself.
+        // A project may belong to another user than the one AnyCode runs as (a
+        // root-run AnyCode, a shared checkout), and libgit2 would then refuse it as
+        // "not owned by the current user". AnyCode opens only repositories the user
+        // added and its own mirrors: never a repository a sandbox can write (see
+        // `taskrepo`), which is what owner validation guards against.
         // SAFETY: called once, before any other libgit2 call of this process.
         unsafe {
             let _ = git2::opts::set_verify_owner_validation(false);
@@ -236,7 +248,7 @@ pub fn inspect_repo(path: &Path) -> Result<RepoInfo> {
 
 /// The branch HEAD points at; `None` when HEAD is detached or unborn (the branch
 /// has no commit yet, so there is nothing to branch from).
-fn current_branch(repo: &Repository) -> Option<String> {
+pub(crate) fn current_branch(repo: &Repository) -> Option<String> {
     let head = repo.find_reference("HEAD").ok()?;
     let target = head.symbolic_target()?;
     repo.find_reference(target).ok()?;
@@ -272,97 +284,23 @@ pub fn check_new_branch(repo_path: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates branch `branch` at the tip of `base` (the current branch when `None`)
-/// and a worktree of it at `worktree` (which must not exist), registered in the
-/// repository as `worktree_name` (a plain folder name, not registered yet).
-/// Returns `(base, base_sha)`.
-///
-/// On any failure the branch and the worktree are removed again; an existing
-/// folder or registration is refused up front and never touched.
-///
-/// Errors: [`Error::NoCurrentBranch`], [`Error::UnknownBranch`],
-/// [`Error::InvalidBranchName`], [`Error::BranchExists`], [`Error::Io`] when the
-/// worktree folder or name is taken.
-pub fn create_task_worktree(
-    repo_path: &Path,
-    base: Option<&str>,
-    branch: &str,
-    worktree: &Path,
-    worktree_name: &str,
-) -> Result<(String, String)> {
-    let repo = open(repo_path)?;
-    let base = match base {
-        Some(b) => b.to_string(),
-        None => current_branch(&repo).ok_or(Error::NoCurrentBranch)?,
-    };
-    let base_commit = repo
-        .find_branch(&base, BranchType::Local)
-        .map_err(|_| Error::UnknownBranch(base.clone()))?
-        .get()
-        .peel_to_commit()
-        .map_err(|_| Error::UnknownBranch(base.clone()))?;
-    check_new_branch(repo_path, branch)?;
-    // Refuse anything that exists already, so that the rollback below only ever
-    // removes what this call made (never a user's folder or another task's worktree).
-    let registration = registration_dir(&repo, worktree_name)?;
-    if worktree.symlink_metadata().is_ok() {
-        return Err(Error::Io(format!("{} already exists; a task's worktree must be a new folder", worktree.display())));
-    }
-    if registration.symlink_metadata().is_ok() {
-        return Err(Error::Io(format!(
-            "a worktree named {worktree_name:?} is already registered in {}",
-            repo_path.display()
-        )));
-    }
-    let new_branch = repo.branch(branch, &base_commit, false)?;
-    let result = (|| -> Result<()> {
-        if let Some(parent) = worktree.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("creating {}: {e}", parent.display())))?;
-        }
-        let mut opts = WorktreeAddOptions::new();
-        opts.reference(Some(new_branch.get()));
-        repo.worktree(worktree_name, worktree, Some(&opts))?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        // Neither existed before this call (checked above).
-        let _ = std::fs::remove_dir_all(worktree);
-        let _ = std::fs::remove_dir_all(&registration);
-        if let Ok(mut b) = repo.find_branch(branch, BranchType::Local) {
-            let _ = b.delete();
-        }
-        return Err(e);
-    }
-    Ok((base, base_commit.id().to_string()))
-}
-
-/// `<common git dir>/worktrees/<name>`, where libgit2 registers worktree `name`;
-/// refuses names that are not a single plain path component.
-fn registration_dir(repo: &Repository, name: &str) -> Result<PathBuf> {
-    let mut parts = Path::new(name).components();
-    match (parts.next(), parts.next()) {
-        (Some(std::path::Component::Normal(n)), None) if n == name => {}
-        _ => return Err(Error::Io(format!("{name:?} is not a valid worktree name"))),
-    }
-    Ok(repo.commondir().join("worktrees").join(name))
-}
-
-/// Removes a task's worktree folder and its registration; keeps the branch.
-/// Missing pieces are not an error (idempotent), including the repository itself
-/// (moved or deleted since: there is then no registration left to remove).
-pub fn remove_task_worktree(repo_path: &Path, worktree: &Path, worktree_name: &str) -> Result<()> {
-    if worktree.exists() {
-        std::fs::remove_dir_all(worktree).map_err(|e| Error::Io(format!("removing {}: {e}", worktree.display())))?;
-    }
+/// Removes the registration an older AnyCode made for a task's worktree in the
+/// user's repository (`<common git dir>/worktrees/<name>`), by that known path only:
+/// its `gitdir` file (which the sandbox could write) is never followed, and no
+/// working tree is pruned. Missing is fine.
+pub fn remove_legacy_registration(repo_path: &Path, worktree_name: &str) -> Result<()> {
     if !repo_path.exists() {
         return Ok(());
     }
     let repo = open(repo_path)?;
-    registration_dir(&repo, worktree_name)?;
-    if let Ok(wt) = repo.find_worktree(worktree_name) {
-        let mut opts = WorktreePruneOptions::new();
-        opts.valid(true).locked(true).working_tree(true);
-        wt.prune(Some(&mut opts))?;
+    let mut parts = Path::new(worktree_name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(n)), None) if n == worktree_name => {}
+        _ => return Err(Error::Io(format!("{worktree_name:?} is not a valid worktree name"))),
+    }
+    let dir = repo.commondir().join("worktrees").join(worktree_name);
+    if dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::Io(format!("removing {}: {e}", dir.display())))?;
     }
     Ok(())
 }
@@ -376,29 +314,21 @@ pub fn delete_branch(repo_path: &Path, branch: &str) -> Result<()> {
     Ok(())
 }
 
-/// The worktree's changes (committed on the task branch, staged, unstaged and
-/// untracked) against the merge base of `base` and HEAD; `fallback_base_sha` is
-/// used when the base branch no longer exists. Each file says whether it also
-/// differs from HEAD ([`FileDiff::uncommitted`]).
-pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff> {
-    let repo = open(worktree)?;
-    let head = repo.head()?.peel_to_commit()?;
-    let base_oid = repo
-        .find_branch(base, BranchType::Local)
-        .ok()
-        .and_then(|b| b.get().target())
-        .and_then(|tip| repo.merge_base(tip, head.id()).ok())
-        .map(Ok)
-        .unwrap_or_else(|| git2::Oid::from_str(fallback_base_sha))?;
+/// The most bytes of a file whose patch is shown; larger files are treated as
+/// binary (no hunks), so a sandbox cannot make a diff answer huge.
+pub const MAX_PATCH_FILE_BYTES: i64 = 1 << 20;
+
+/// The changes from commit `base` to commit `work`, each file marked uncommitted
+/// when it also differs between `head` and `work`. Objects only: no working tree.
+pub(crate) fn diff_between(repo: &Repository, base_oid: git2::Oid, head: git2::Oid, work: git2::Oid) -> Result<Diff> {
     let base_tree = repo.find_commit(base_oid)?.tree()?;
+    let work_tree = repo.find_commit(work)?.tree()?;
+    let head_tree = repo.find_commit(head)?.tree()?;
     let mut opts = DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true).include_typechange(true);
-    let mut diff = repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut opts))?;
-    // Paths a commit would include: HEAD against the index and worktree. Without
-    // rename detection, a rename shows here as its old and its new path.
-    let mut opts = DiffOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true);
-    let pending = repo.diff_tree_to_workdir_with_index(Some(&head.tree()?), Some(&mut opts))?;
+    opts.include_typechange(true).max_size(MAX_PATCH_FILE_BYTES);
+    let mut diff = repo.diff_tree_to_tree(Some(&base_tree), Some(&work_tree), Some(&mut opts))?;
+    // Paths a commit would include: HEAD against the working tree's snapshot.
+    let pending = repo.diff_tree_to_tree(Some(&head_tree), Some(&work_tree), None)?;
     let mut uncommitted = HashSet::new();
     for delta in pending.deltas() {
         for file in [delta.old_file(), delta.new_file()] {
@@ -408,7 +338,7 @@ pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff
         }
     }
     let mut find = DiffFindOptions::new();
-    find.renames(true).for_untracked(true);
+    find.renames(true);
     diff.find_similar(Some(&mut find))?;
     let mut files = Vec::new();
     for idx in 0..diff.deltas().len() {
@@ -451,29 +381,4 @@ pub fn diff(worktree: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Diff { base: base_oid.to_string(), files })
-}
-
-/// Stages everything in the worktree (new, changed and deleted files, honouring
-/// .gitignore) and commits it on the worktree's branch with the user's git identity
-/// (the repository's config, then the global one). Returns the new commit's sha.
-///
-/// Errors: [`Error::EmptyMessage`], [`Error::NothingToCommit`], [`Error::NoIdentity`].
-pub fn commit_all(worktree: &Path, message: &str) -> Result<String> {
-    if message.trim().is_empty() {
-        return Err(Error::EmptyMessage);
-    }
-    let repo = open(worktree)?;
-    let sig = repo.signature().map_err(|_| Error::NoIdentity)?;
-    let mut index = repo.index()?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
-    let tree_id = index.write_tree()?;
-    let parent = repo.head()?.peel_to_commit()?;
-    if parent.tree_id() == tree_id {
-        return Err(Error::NothingToCommit);
-    }
-    index.write()?;
-    let tree = repo.find_tree(tree_id)?;
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[&parent])?;
-    Ok(oid.to_string())
 }

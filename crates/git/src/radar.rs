@@ -1,13 +1,13 @@
 //! The conflict radar: would a task's work merge cleanly into its base right now,
 //! which files would conflict, which files it touches; and "update from base".
 //!
-//! [`merge_check`] works in memory only: the worktree's current state (committed or
-//! not) is turned into a tree in an in-memory object store (libgit2's mempack), and
-//! merged with the base by `merge_trees`. No file of any worktree, no index and no
-//! object of the repository is written.
+//! The check works in memory only, on objects: the task's work as of its last
+//! snapshot (see `taskrepo`) is merged with the base by `merge_trees` into an
+//! in-memory object store (libgit2's mempack). No file, index or object is written.
+//! "Update from base" itself runs in the sandbox (`taskrepo::MERGE_SCRIPT`).
 
 use crate::{open, Error, Result};
-use git2::{BranchType, Oid, Repository, StatusOptions};
+use git2::{BranchType, Oid, Repository};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -75,31 +75,20 @@ fn conflict_paths(index: &git2::Index) -> Result<Vec<String>> {
     Ok(out.into_iter().collect())
 }
 
-/// Checks, in memory, whether the work in `worktree` (its branch's commits plus
-/// uncommitted changes, untracked files included, .gitignore honoured) merges
-/// cleanly into local branch `base` as it is now, and which files it touches.
-/// Nothing on disk is written (see the module's notes).
+/// Checks, in memory, whether `work_tree` (the task's work as a tree: its branch's
+/// commits plus uncommitted changes) on top of commit `head` merges cleanly into
+/// `base` (tip `base_oid`) as it is now, and which files it touches. The merge's
+/// result goes to an in-memory object store (libgit2's mempack): nothing is written.
 ///
-/// Errors: [`Error::UnknownBranch`] when `base` no longer exists; git errors.
-pub fn merge_check(worktree: &Path, base: &str) -> Result<MergeCheck> {
-    let repo = open(worktree)?;
-    // Objects written below (blobs of uncommitted files, trees) go to memory: the
-    // mempack backend has the highest priority, and is never flushed to disk.
+/// Errors: git errors (e.g. an object missing from `repo`).
+pub(crate) fn check_commits(repo: &Repository, base: &str, base_oid: Oid, head: Oid, work_tree_id: Oid) -> Result<MergeCheck> {
     let odb = repo.odb()?;
     let _mempack = odb.add_new_mempack_backend(1000)?;
-    let head = repo.head()?.peel_to_commit()?;
-    let base_oid = base_tip(&repo, base)?;
+    let head_commit = repo.find_commit(head)?;
     let base_commit = repo.find_commit(base_oid)?;
-
-    // The worktree as a tree: the index (never written back) plus every change.
-    let mut index = repo.index()?;
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
-    let work_tree_id = index.write_tree()?;
     let work_tree = repo.find_tree(work_tree_id)?;
-    let uncommitted = work_tree_id != head.tree_id();
-
-    let ancestor_oid = repo.merge_base(base_oid, head.id())?;
+    let uncommitted = work_tree_id != head_commit.tree_id();
+    let ancestor_oid = repo.merge_base(base_oid, head)?;
     let ancestor_tree = repo.find_commit(ancestor_oid)?.tree()?;
     let diff = repo.diff_tree_to_tree(Some(&ancestor_tree), Some(&work_tree), None)?;
     let mut changed = BTreeSet::new();
@@ -110,7 +99,7 @@ pub fn merge_check(worktree: &Path, base: &str) -> Result<MergeCheck> {
             }
         }
     }
-    let (ahead, behind) = repo.graph_ahead_behind(head.id(), base_oid)?;
+    let (ahead, behind) = repo.graph_ahead_behind(head, base_oid)?;
     let conflicts = if ancestor_oid == base_oid {
         Vec::new()
     } else {
@@ -120,7 +109,7 @@ pub fn merge_check(worktree: &Path, base: &str) -> Result<MergeCheck> {
     Ok(MergeCheck {
         base: base.to_string(),
         base_sha: base_oid.to_string(),
-        head_sha: head.id().to_string(),
+        head_sha: head.to_string(),
         ahead,
         behind,
         uncommitted,
@@ -128,61 +117,6 @@ pub fn merge_check(worktree: &Path, base: &str) -> Result<MergeCheck> {
         conflicts,
         changed: changed.into_iter().collect(),
     })
-}
-
-/// Paths with uncommitted changes in `worktree` (untracked included, ignored not).
-pub fn uncommitted_paths(worktree: &Path) -> Result<Vec<String>> {
-    let repo = open(worktree)?;
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
-    let statuses = repo.statuses(Some(&mut opts))?;
-    let mut out: Vec<String> = statuses.iter().filter_map(|s| s.path().map(str::to_string)).collect();
-    out.sort();
-    Ok(out)
-}
-
-/// Brings local branch `base` into the task branch checked out in `worktree`:
-/// nothing when the branch already has it, a fast-forward when the branch has no
-/// commits of its own, else a merge commit (with the user's git identity). Only
-/// when that is clean: a worktree with uncommitted changes is refused (they could be
-/// lost or mixed into the merge), and so is a merge with conflicts; in both cases
-/// nothing is changed.
-///
-/// Errors: [`Error::Dirty`], [`Error::MergeConflicts`], [`Error::UnknownBranch`],
-/// [`Error::NoIdentity`].
-pub fn update_from_base(worktree: &Path, base: &str) -> Result<UpdateOutcome> {
-    let dirty = uncommitted_paths(worktree)?;
-    if !dirty.is_empty() {
-        return Err(Error::Dirty(dirty));
-    }
-    let repo = open(worktree)?;
-    let head_ref = repo.head()?;
-    let branch_ref = head_ref.name().map(str::to_string).ok_or_else(|| Error::Io("the worktree's HEAD has no name".into()))?;
-    let branch = head_ref.shorthand().unwrap_or(&branch_ref).to_string();
-    let head = head_ref.peel_to_commit()?;
-    let base_oid = base_tip(&repo, base)?;
-    let ancestor = repo.merge_base(base_oid, head.id())?;
-    if ancestor == base_oid {
-        return Ok(UpdateOutcome::UpToDate { sha: head.id().to_string() });
-    }
-    let base_commit = repo.find_commit(base_oid)?;
-    let mut checkout = git2::build::CheckoutBuilder::new();
-    checkout.safe();
-    if ancestor == head.id() {
-        repo.checkout_tree(base_commit.as_object(), Some(&mut checkout))?;
-        repo.reference(&branch_ref, base_oid, true, &format!("update from base: fast-forward to {base}"))?;
-        return Ok(UpdateOutcome::FastForward { sha: base_oid.to_string() });
-    }
-    let mut merged = repo.merge_commits(&head, &base_commit, None)?;
-    if merged.has_conflicts() {
-        return Err(Error::MergeConflicts { branch, base: base.to_string(), files: conflict_paths(&merged)? });
-    }
-    let sig = repo.signature().map_err(|_| Error::NoIdentity)?;
-    let tree = repo.find_tree(merged.write_tree_to(&repo)?)?;
-    repo.checkout_tree(tree.as_object(), Some(&mut checkout))?;
-    let message = format!("Merge branch '{base}' into {branch}");
-    let oid = repo.commit(Some("HEAD"), &sig, &sig, &message, &tree, &[&head, &base_commit])?;
-    Ok(UpdateOutcome::Merged { sha: oid.to_string() })
 }
 
 /// The commits on `branch` that `base` lacks, newest first: `(short sha, subject)`,

@@ -1,0 +1,579 @@
+//! The task's repository: the sandbox's own git repository, AnyCode's mirror of it,
+//! and the way work comes back into the user's repository.
+//!
+//! Nothing a sandbox writes is trusted (see SECURITY.md). So:
+//!
+//! - The sandbox works in a repository of its own, `<workspace>/.git`, made by
+//!   [`create_task_repo`] in a folder under AnyCode's data dir. Its objects come from
+//!   the user's repository through `objects/info/alternates`, which the sandbox sees
+//!   read-only. The user's `.git` is never mounted writable, so no hook, config or
+//!   ref the sandbox writes can reach the user's git, IDE or AnyCode.
+//! - AnyCode never opens the sandbox's repository on the host after the sandbox
+//!   started: no `.git` file, `core.worktree`, gitdir file, symlink or config of its
+//!   making is ever followed. Work comes out through git's pack protocol only:
+//!   [`SNAPSHOT_SCRIPT`] (run *in* the sandbox) records the working tree as a commit,
+//!   and `git upload-pack` (also in the sandbox) serves it over the exec stream to
+//!   [`fetch_into_mirror`], which indexes the pack (every object hashed and checked
+//!   by libgit2) into AnyCode's own bare mirror (`refs/anycode/head`,
+//!   `refs/anycode/snapshot`). The transport is a byte stream ([`PackStream`]), so a
+//!   sandbox on a remote Docker engine uses the same path.
+//! - Diff and the conflict radar read only the mirror's objects ([`task_diff`],
+//!   [`mirror_merge_check`]): symlinks are blobs (shown as symlinks), and no file of
+//!   the host is read.
+//! - [`bring_back`] updates exactly one ref of the user's repository,
+//!   `refs/heads/<task branch>`, from the mirror with libgit2 (which runs no hooks),
+//!   and only when that is a fast-forward or the branch is where AnyCode last left it.
+
+use crate::{current_branch, diff_between, open, Diff, Error, MergeCheck, Result};
+use bytes::Bytes;
+use git2::{BranchType, FetchOptions, Oid, Repository, RepositoryInitOptions};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, Once};
+
+/// Where the task's working tree is in the sandbox.
+pub const SANDBOX_WORKDIR: &str = "/workspace";
+
+/// The mirror's ref of the sandbox's task branch.
+pub const MIRROR_HEAD: &str = "refs/anycode/head";
+/// The mirror's ref of the last snapshot of the sandbox's working tree.
+pub const MIRROR_SNAPSHOT: &str = "refs/anycode/snapshot";
+/// The mirror's ref of where AnyCode last set the user's task branch.
+pub const MIRROR_SYNCED: &str = "refs/anycode/synced";
+/// The mirror's ref of the task's base commit (so fetches negotiate from it).
+pub const MIRROR_BASE: &str = "refs/anycode/base";
+
+/// The most bytes one fetch from a sandbox may bring (a pack of the work since the
+/// base): 2 GiB. More is refused as [`Error::TaskRepoBroken`].
+pub const MAX_FETCH_BYTES: u64 = 2 << 30;
+
+/// `sh -c SNAPSHOT_SCRIPT snapshot <branch>`, run in the sandbox as its user with the
+/// working tree as the current folder: records the working tree (tracked, changed
+/// and untracked files; .gitignore honoured) as a commit whose parent is HEAD, under
+/// `refs/anycode/snapshot`, through a temporary index (the real one is not touched),
+/// and prints `anycode-snapshot <head> <snapshot>`. The task branch must exist.
+/// Exit code 3 with a sentence on stderr when the repository is unusable.
+pub const SNAPSHOT_SCRIPT: &str = r#"set -eu
+G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c commit.gpgsign=false"
+branch="$1"
+$G rev-parse --verify -q "refs/heads/$branch^{commit}" >/dev/null || { echo "the task branch $branch is missing" >&2; exit 3; }
+head=$($G rev-parse --verify -q 'HEAD^{commit}') || { echo "HEAD does not point at a commit" >&2; exit 3; }
+gitdir=$($G rev-parse --git-dir) || exit 3
+tmp=$(mktemp)
+trap 'rm -f "$tmp" "$tmp.lock"' EXIT
+cp "$gitdir/index" "$tmp" 2>/dev/null || rm -f "$tmp"
+export GIT_INDEX_FILE="$tmp"
+$G add -A
+tree=$($G write-tree)
+snap=$(GIT_AUTHOR_NAME=AnyCode GIT_AUTHOR_EMAIL=anycode@localhost GIT_COMMITTER_NAME=AnyCode GIT_COMMITTER_EMAIL=anycode@localhost \
+  $G commit-tree "$tree" -p "$head" -m "AnyCode: snapshot of the working tree")
+$G update-ref refs/anycode/snapshot "$snap"
+echo "anycode-snapshot $head $snap"
+"#;
+
+/// `sh -c COMMIT_SCRIPT commit`, run in the sandbox: stages everything (.gitignore
+/// honoured) and commits it with the message read from stdin, no hooks, no signing.
+/// The identity comes from `GIT_AUTHOR_*`/`GIT_COMMITTER_*` in its environment.
+pub const COMMIT_SCRIPT: &str = r#"set -eu
+G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c commit.gpgsign=false"
+$G add -A
+$G commit --no-verify -q -F -
+"#;
+
+/// `sh -c MERGE_SCRIPT merge <sha> <message>`, run in the sandbox: merges commit
+/// `<sha>` (the base's tip, visible through the alternates) into the checked-out
+/// branch, fast-forwarding when it can; no hooks, no signing.
+pub const MERGE_SCRIPT: &str = r#"set -eu
+G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c commit.gpgsign=false"
+$G merge --no-edit --no-verify -q -m "$2" "$1"
+"#;
+
+/// Parses [`SNAPSHOT_SCRIPT`]'s last output line: `(head, snapshot)`.
+///
+/// Errors: [`Error::TaskRepoBroken`] when no such line is there.
+pub fn parse_snapshot_output(stdout: &[u8]) -> Result<(Oid, Oid)> {
+    let text = String::from_utf8_lossy(stdout);
+    let line = text.lines().rev().find(|l| l.starts_with("anycode-snapshot ")).unwrap_or("");
+    let mut parts = line.split(' ').skip(1);
+    match (parts.next().map(Oid::from_str), parts.next().map(Oid::from_str)) {
+        (Some(Ok(head)), Some(Ok(snap))) => Ok((head, snap)),
+        _ => Err(Error::TaskRepoBroken("the sandbox did not report a snapshot of its working tree".into())),
+    }
+}
+
+/// Text from a sandbox (git's stderr) made safe to show: control characters
+/// dropped, at most 300 characters of its first lines.
+pub fn sandbox_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .take(300)
+        .collect();
+    out = out.trim().to_string();
+    if out.is_empty() {
+        out = "no details".into();
+    }
+    out
+}
+
+/// The canonical `objects` folder of the repository at `user_repo` (its common git
+/// dir's, for a repository that is itself a worktree): what a task repository
+/// borrows through its alternates.
+pub fn objects_dir(user_repo: &Path) -> Result<PathBuf> {
+    let repo = open(user_repo)?;
+    let objects = repo.commondir().join("objects");
+    objects.canonicalize().map_err(|e| Error::Io(format!("{}: {e}", objects.display())))
+}
+
+/// Opens a repository at exactly `path` (a working tree AnyCode made, or the mirror)
+/// without searching upwards or across filesystems, and checks that its git dir is
+/// the expected one: never a `.git` file's target or another folder.
+fn open_exact(path: &Path, bare: bool) -> Result<Repository> {
+    let flags = git2::RepositoryOpenFlags::NO_SEARCH | if bare { git2::RepositoryOpenFlags::BARE } else { git2::RepositoryOpenFlags::empty() };
+    let repo = Repository::open_ext(path, flags, std::iter::empty::<&std::ffi::OsStr>())?;
+    let expected = if bare { path.to_path_buf() } else { path.join(".git") };
+    let got = repo.path().canonicalize().map_err(|e| Error::Io(format!("{}: {e}", repo.path().display())))?;
+    let want = expected.canonicalize().map_err(|e| Error::Io(format!("{}: {e}", expected.display())))?;
+    if got != want {
+        return Err(Error::TaskRepoBroken(format!("{} is not the repository AnyCode made", path.display())));
+    }
+    Ok(repo)
+}
+
+fn write_alternates(gitdir: &Path, objects: &Path) -> Result<()> {
+    let file = gitdir.join("objects").join("info").join("alternates");
+    std::fs::create_dir_all(file.parent().unwrap_or(gitdir)).map_err(|e| Error::Io(format!("{}: {e}", file.display())))?;
+    std::fs::write(&file, format!("{}\n", objects.display())).map_err(|e| Error::Io(format!("{}: {e}", file.display())))
+}
+
+/// Makes a task's repositories and branch: branch `branch` in the user's repository
+/// at the tip of `base` (its current branch when `None`); at `workspace` (which must
+/// not exist) a new repository on `branch` with that commit checked out, borrowing
+/// the user's objects through its alternates; at `mirror` (which must not exist)
+/// AnyCode's bare mirror of it. Returns `(base, base_sha)`.
+///
+/// Everything is made before any sandbox exists, from the user's objects only. On
+/// failure whatever this call made is removed (branch, folders).
+///
+/// Errors: [`Error::NoCurrentBranch`], [`Error::UnknownBranch`],
+/// [`Error::InvalidBranchName`], [`Error::BranchExists`], [`Error::Io`] when a
+/// folder exists already.
+pub fn create_task_repo(user_repo: &Path, base: Option<&str>, branch: &str, workspace: &Path, mirror: &Path) -> Result<(String, String)> {
+    let repo = open(user_repo)?;
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => current_branch(&repo).ok_or(Error::NoCurrentBranch)?,
+    };
+    let base_commit = repo
+        .find_branch(&base, BranchType::Local)
+        .map_err(|_| Error::UnknownBranch(base.clone()))?
+        .get()
+        .peel_to_commit()
+        .map_err(|_| Error::UnknownBranch(base.clone()))?;
+    crate::check_new_branch(user_repo, branch)?;
+    for p in [workspace, mirror] {
+        if p.symlink_metadata().is_ok() {
+            return Err(Error::Io(format!("{} already exists; a task's folder must be new", p.display())));
+        }
+    }
+    let objects = objects_dir(user_repo)?;
+    if objects.to_string_lossy().contains([':', ',', '\n']) {
+        return Err(Error::Io(format!(
+            "the repository's object folder {} has a ':' or ',' in its path, which Docker's mounts cannot carry; move the repository",
+            objects.display()
+        )));
+    }
+    let base_oid = base_commit.id();
+    let mut new_branch = repo.branch(branch, &base_commit, false)?;
+    let made = (|| -> Result<()> {
+        // The sandbox's repository: no templates (so no sample hooks), the branch
+        // checked out.
+        let mut opts = RepositoryInitOptions::new();
+        opts.no_reinit(true).mkdir(true).mkpath(true).external_template(false).initial_head(branch);
+        let ws = Repository::init_opts(workspace, &opts)?;
+        write_alternates(ws.path(), &objects)?;
+        drop(ws);
+        let ws = open_exact(workspace, false)?;
+        ws.reference(&format!("refs/heads/{branch}"), base_oid, true, "anycode: task branch")?;
+        ws.set_head(&format!("refs/heads/{branch}"))?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout.force();
+        ws.checkout_head(Some(&mut checkout))?;
+        // The mirror: bare, AnyCode's only.
+        let mut opts = RepositoryInitOptions::new();
+        opts.bare(true).no_reinit(true).mkdir(true).mkpath(true).external_template(false);
+        let m = Repository::init_opts(mirror, &opts)?;
+        write_alternates(m.path(), &objects)?;
+        drop(m);
+        let m = open_exact(mirror, true)?;
+        for r in [MIRROR_BASE, MIRROR_HEAD, MIRROR_SYNCED] {
+            m.reference(r, base_oid, true, "anycode: task created")?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        // Neither folder existed before this call (checked above).
+        let _ = std::fs::remove_dir_all(workspace);
+        let _ = std::fs::remove_dir_all(mirror);
+        let _ = new_branch.delete();
+        return Err(e);
+    }
+    Ok((base, base_oid.to_string()))
+}
+
+/// Removes a task's working tree and mirror folders, by their known paths (never
+/// following a symlink: `remove_dir_all` removes links, not their targets). Missing
+/// folders are fine. The branch in the user's repository stays.
+pub fn remove_task_repo(workspace: &Path, mirror: &Path) -> Result<()> {
+    for p in [workspace, mirror] {
+        match p.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).map_err(|e| Error::Io(format!("removing {}: {e}", p.display())))?,
+            Ok(_) => std::fs::remove_file(p).map_err(|e| Error::Io(format!("removing {}: {e}", p.display())))?,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ transport
+
+/// One pack-protocol connection to a `git upload-pack` (or `receive-pack`) running
+/// elsewhere, as two channels: bytes from it and bytes to it. The engine pumps an
+/// exec stream into these; tests pump a local child process.
+///
+/// Reads are bounded by `max_bytes` ([`MAX_FETCH_BYTES`] by default): a sandbox that
+/// sends more gets the fetch refused. Closing (dropping) the sender side of
+/// `from_remote` ends the stream, which is how a caller's timeout stops a fetch.
+pub struct PackStream {
+    from_remote: tokio::sync::mpsc::Receiver<Bytes>,
+    to_remote: tokio::sync::mpsc::Sender<Vec<u8>>,
+    pending: Bytes,
+    read: u64,
+    max_bytes: u64,
+}
+
+impl PackStream {
+    /// A stream over these channels, at most `max_bytes` read.
+    pub fn new(from_remote: tokio::sync::mpsc::Receiver<Bytes>, to_remote: tokio::sync::mpsc::Sender<Vec<u8>>, max_bytes: u64) -> PackStream {
+        PackStream { from_remote, to_remote, pending: Bytes::new(), read: 0, max_bytes }
+    }
+}
+
+impl Read for PackStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pending.is_empty() {
+            match self.from_remote.blocking_recv() {
+                Some(b) => self.pending = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.pending.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        let _ = self.pending.split_to(n);
+        self.read += n as u64;
+        if self.read > self.max_bytes {
+            return Err(std::io::Error::other(format!("the sandbox sent more than {} bytes", self.max_bytes)));
+        }
+        Ok(n)
+    }
+}
+
+impl Write for PackStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.to_remote.blocking_send(buf.to_vec()).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the sandbox's git closed its input"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const SCHEME: &str = "anycode-pack";
+
+/// Connections waiting for libgit2 to ask for them, by the key in their URL.
+static WAITING: Mutex<Option<HashMap<String, PackStream>>> = Mutex::new(None);
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+struct Subtransport;
+
+impl git2::transport::SmartSubtransport for Subtransport {
+    fn action(&self, url: &str, _action: git2::transport::Service) -> std::result::Result<Box<dyn git2::transport::SmartSubtransportStream>, git2::Error> {
+        let key = url.strip_prefix(&format!("{SCHEME}://")).unwrap_or("");
+        let stream = WAITING.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|m| m.remove(key));
+        match stream {
+            Some(s) => Ok(Box::new(s)),
+            None => Err(git2::Error::from_str("no connection to the sandbox's git is waiting")),
+        }
+    }
+
+    fn close(&self) -> std::result::Result<(), git2::Error> {
+        Ok(())
+    }
+}
+
+/// Registers AnyCode's pack transport with libgit2 (once per process). Call it
+/// before other libgit2 work starts (the engine does so when it opens); later calls
+/// do nothing.
+pub fn init_transport() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registration happens once, inside `call_once`, which every user of
+        // the transport goes through before creating a remote on it.
+        let res = unsafe {
+            git2::transport::register(SCHEME, |remote| git2::transport::Transport::smart(remote, false, Subtransport))
+        };
+        if let Err(e) = res {
+            // Fetching from sandboxes then fails with libgit2's "unsupported URL".
+            eprintln!("anycode-git: registering the pack transport failed: {e}");
+        }
+    });
+}
+
+/// Removes a connection nobody used (the fetch failed before asking for it).
+struct Parked(String);
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(m) = WAITING.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            m.remove(&self.0);
+        }
+    }
+}
+
+/// What [`fetch_into_mirror`] found in the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// The sandbox's task branch.
+    pub head: Oid,
+    /// The sandbox's last snapshot of its working tree.
+    pub snapshot: Option<Oid>,
+}
+
+/// Fetches the sandbox's task branch and its snapshot ref over `stream` (connected
+/// to `git upload-pack` of the sandbox's repository) into the mirror at `mirror`,
+/// as [`MIRROR_HEAD`] and [`MIRROR_SNAPSHOT`]. Every object is indexed and checked
+/// by libgit2; nothing but those two refs of the mirror changes. No FETCH_HEAD.
+///
+/// Errors: [`Error::TaskRepoBroken`] when the sandbox's git fails, sends a bad pack,
+/// too much, or lacks the branch.
+pub fn fetch_into_mirror(mirror: &Path, branch: &str, stream: PackStream) -> Result<Fetched> {
+    init_transport();
+    let m = open_exact(mirror, true)?;
+    let key = format!("{}-{}", std::process::id(), NEXT_KEY.fetch_add(1, Ordering::Relaxed));
+    WAITING.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMap::new).insert(key.clone(), stream);
+    let _parked = Parked(key.clone());
+    let mut remote = m.remote_anonymous(&format!("{SCHEME}://{key}"))?;
+    let mut opts = FetchOptions::new();
+    opts.update_fetchhead(false).download_tags(git2::AutotagOption::None);
+    let specs = [format!("+refs/heads/{branch}:{MIRROR_HEAD}"), format!("+{MIRROR_SNAPSHOT}:{MIRROR_SNAPSHOT}")];
+    remote
+        .fetch(&specs, Some(&mut opts), Some("anycode: from the sandbox"))
+        .map_err(|e| Error::TaskRepoBroken(format!("fetching from the sandbox failed: {}", e.message())))?;
+    // Which refs the sandbox advertised: a missing task branch is an error (the old
+    // mirror ref would otherwise pass for the sandbox's current work).
+    let advertised: Vec<String> = remote.list().map(|l| l.iter().map(|h| h.name().to_string()).collect()).unwrap_or_default();
+    if !advertised.iter().any(|n| n == &format!("refs/heads/{branch}")) {
+        return Err(Error::TaskRepoBroken(format!("the sandbox's repository has no branch {branch}")));
+    }
+    let head = m.refname_to_id(MIRROR_HEAD)?;
+    let snapshot = if advertised.iter().any(|n| n == MIRROR_SNAPSHOT) { m.refname_to_id(MIRROR_SNAPSHOT).ok() } else { None };
+    Ok(Fetched { head, snapshot })
+}
+
+/// The mirror's refs: `(head, snapshot)`; the snapshot when one was fetched.
+pub fn mirror_refs(mirror: &Path) -> Result<(Oid, Option<Oid>)> {
+    let m = open_exact(mirror, true)?;
+    Ok((m.refname_to_id(MIRROR_HEAD)?, m.refname_to_id(MIRROR_SNAPSHOT).ok()))
+}
+
+/// What [`bring_back`] did to the user's task branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BroughtBack {
+    /// The branch already pointed at the sandbox's work.
+    Unchanged(String),
+    /// The branch now points at this commit.
+    Updated(String),
+}
+
+/// Sets `refs/heads/<branch>` of the user's repository to the mirror's
+/// [`MIRROR_HEAD`], fetching the objects from the mirror (AnyCode's own repository)
+/// with libgit2: no hook runs, no other ref, config or file of the user's repository
+/// changes, and no FETCH_HEAD is written. Done only when it is a fast-forward, when
+/// the branch is where AnyCode last left it ([`MIRROR_SYNCED`]), or when the branch
+/// is gone (it is made again); otherwise the user moved the branch and it is left
+/// alone.
+///
+/// Errors: [`Error::BranchDiverged`]; git errors.
+pub fn bring_back(user_repo: &Path, mirror: &Path, branch: &str) -> Result<BroughtBack> {
+    let m = open_exact(mirror, true)?;
+    let new = m.refname_to_id(MIRROR_HEAD)?;
+    let last = m.refname_to_id(MIRROR_SYNCED).ok();
+    let repo = open(user_repo)?;
+    let refname = format!("refs/heads/{branch}");
+    let current = repo.refname_to_id(&refname).ok();
+    if current == Some(new) {
+        return Ok(BroughtBack::Unchanged(new.to_string()));
+    }
+    let allowed = match current {
+        None => true,
+        Some(cur) if Some(cur) == last => true,
+        // A fast-forward: the mirror has the new commits, and (through its
+        // alternates) the user's.
+        Some(cur) => m.graph_descendant_of(new, cur).unwrap_or(false),
+    };
+    if !allowed {
+        return Err(Error::BranchDiverged(branch.to_string()));
+    }
+    let mirror_url = m.path().to_string_lossy().into_owned();
+    let mut remote = repo.remote_anonymous(&mirror_url)?;
+    let mut opts = FetchOptions::new();
+    opts.update_fetchhead(false).download_tags(git2::AutotagOption::None);
+    remote.fetch(&[format!("+{MIRROR_HEAD}:{refname}")], Some(&mut opts), Some("anycode: the sandbox's work"))?;
+    m.reference(MIRROR_SYNCED, new, true, "anycode: brought back")?;
+    Ok(BroughtBack::Updated(new.to_string()))
+}
+
+/// The tip of local branch `base` in the user's repository.
+fn user_base_tip(user_repo: &Path, base: &str) -> Option<Oid> {
+    let repo = open(user_repo).ok()?;
+    let tip = repo.find_branch(base, BranchType::Local).ok()?.get().target();
+    tip
+}
+
+/// The task's changes against its base, from the mirror alone: the merge base of
+/// the user's `base` tip (or `fallback_base_sha` when that branch is gone) and the
+/// sandbox's HEAD, against the last snapshot of its working tree (or its branch when
+/// there is none yet). [`crate::FileDiff::uncommitted`] marks what the snapshot has
+/// beyond HEAD. No file outside the mirror is read.
+///
+/// Errors: git errors (a mirror AnyCode did not make is [`Error::TaskRepoBroken`]).
+pub fn task_diff(user_repo: &Path, mirror: &Path, base: &str, fallback_base_sha: &str) -> Result<Diff> {
+    let m = open_exact(mirror, true)?;
+    let (head, snapshot) = (m.refname_to_id(MIRROR_HEAD)?, m.refname_to_id(MIRROR_SNAPSHOT).ok());
+    // The snapshot's parent is the sandbox's HEAD when it was taken.
+    let (head, work) = match snapshot.and_then(|s| m.find_commit(s).ok()) {
+        Some(s) => (s.parent_id(0).unwrap_or(head), s.id()),
+        None => (head, head),
+    };
+    let base_oid = user_base_tip(user_repo, base)
+        .and_then(|tip| m.merge_base(tip, head).ok())
+        .map(Ok)
+        .unwrap_or_else(|| Oid::from_str(fallback_base_sha))?;
+    diff_between(&m, base_oid, head, work)
+}
+
+/// The conflict radar for a task, from the mirror alone (in memory; nothing is
+/// written): the sandbox's work as of its last snapshot against the user's `base`
+/// as it is now.
+///
+/// Errors: [`Error::UnknownBranch`] when `base` is gone; git errors.
+pub fn mirror_merge_check(user_repo: &Path, mirror: &Path, base: &str) -> Result<MergeCheck> {
+    let m = open_exact(mirror, true)?;
+    let branch_head = m.refname_to_id(MIRROR_HEAD)?;
+    let (head, work) = match m.refname_to_id(MIRROR_SNAPSHOT).ok().and_then(|s| m.find_commit(s).ok()) {
+        Some(s) => (s.parent_id(0).unwrap_or(branch_head), s.id()),
+        None => (branch_head, branch_head),
+    };
+    let base_oid = user_base_tip(user_repo, base).ok_or_else(|| Error::UnknownBranch(base.to_string()))?;
+    let work_tree = m.find_commit(work)?.tree_id();
+    crate::radar::check_commits(&m, base, base_oid, head, work_tree)
+}
+
+/// Whether the sandbox's last snapshot differs from its HEAD (uncommitted work), and
+/// the paths that differ, sorted.
+pub fn uncommitted_in_mirror(mirror: &Path) -> Result<Vec<String>> {
+    let m = open_exact(mirror, true)?;
+    let Some(snap) = m.refname_to_id(MIRROR_SNAPSHOT).ok().and_then(|s| m.find_commit(s).ok()) else {
+        return Ok(Vec::new());
+    };
+    let Ok(parent) = snap.parent(0) else { return Ok(Vec::new()) };
+    let diff = m.diff_tree_to_tree(Some(&parent.tree()?), Some(&snap.tree()?), None)?;
+    let mut out = std::collections::BTreeSet::new();
+    for d in diff.deltas() {
+        for f in [d.old_file(), d.new_file()] {
+            if let Some(p) = f.path() {
+                out.insert(p.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The user's git identity (`user.name`, `user.email` of the repository's config,
+/// then the global one), for commits AnyCode makes in the sandbox.
+///
+/// Errors: [`Error::NoIdentity`].
+pub fn user_identity(user_repo: &Path) -> Result<(String, String)> {
+    let repo = open(user_repo)?;
+    let sig = repo.signature().map_err(|_| Error::NoIdentity)?;
+    match (sig.name(), sig.email()) {
+        (Some(n), Some(e)) => Ok((n.to_string(), e.to_string())),
+        _ => Err(Error::NoIdentity),
+    }
+}
+
+/// The tip of the user's local branch `base`, 40 hex digits.
+///
+/// Errors: [`Error::UnknownBranch`].
+pub fn base_tip_sha(user_repo: &Path, base: &str) -> Result<String> {
+    user_base_tip(user_repo, base).map(|o| o.to_string()).ok_or_else(|| Error::UnknownBranch(base.to_string()))
+}
+
+/// Whether `workspace` is a worktree of an older AnyCode (its `.git` is a file
+/// naming a folder of the user's repository) rather than a task repository.
+pub fn is_legacy_worktree(workspace: &Path) -> bool {
+    workspace.join(".git").symlink_metadata().is_ok_and(|m| m.is_file())
+}
+
+/// Replaces the `.git` of an older AnyCode's task worktree at `workspace` (a file
+/// naming a folder of the user's repository, which the sandbox could rewrite) with a
+/// repository of the task's own on `branch` at the user's branch tip, borrowing the
+/// user's objects, its index read from that commit (the working files stay as they
+/// are, uncommitted work included), and makes the mirror at `mirror` (replacing one
+/// that is there). Nothing of the old `.git` is read or followed.
+///
+/// Errors: [`Error::UnknownBranch`] when the user's branch is gone; git and I/O errors.
+pub fn migrate_legacy_worktree(user_repo: &Path, workspace: &Path, mirror: &Path, branch: &str) -> Result<()> {
+    let objects = objects_dir(user_repo)?;
+    let tip = {
+        let repo = open(user_repo)?;
+        let id = repo.refname_to_id(&format!("refs/heads/{branch}")).map_err(|_| Error::UnknownBranch(branch.to_string()))?;
+        id
+    };
+    let dotgit = workspace.join(".git");
+    match dotgit.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&dotgit),
+        Ok(_) => std::fs::remove_file(&dotgit),
+        Err(_) => Ok(()),
+    }
+    .map_err(|e| Error::Io(format!("removing {}: {e}", dotgit.display())))?;
+    let mut opts = RepositoryInitOptions::new();
+    opts.no_reinit(true).mkdir(false).external_template(false).initial_head(branch);
+    let ws = Repository::init_opts(workspace, &opts)?;
+    write_alternates(ws.path(), &objects)?;
+    drop(ws);
+    let ws = open_exact(workspace, false)?;
+    ws.reference(&format!("refs/heads/{branch}"), tip, true, "anycode: task branch")?;
+    ws.set_head(&format!("refs/heads/{branch}"))?;
+    let tree = ws.find_commit(tip)?.tree()?;
+    let mut index = ws.index()?;
+    index.read_tree(&tree)?;
+    index.write()?;
+    if mirror.symlink_metadata().is_ok() {
+        std::fs::remove_dir_all(mirror).map_err(|e| Error::Io(format!("removing {}: {e}", mirror.display())))?;
+    }
+    let mut opts = RepositoryInitOptions::new();
+    opts.bare(true).no_reinit(true).mkdir(true).mkpath(true).external_template(false);
+    let m = Repository::init_opts(mirror, &opts)?;
+    write_alternates(m.path(), &objects)?;
+    drop(m);
+    let m = open_exact(mirror, true)?;
+    for r in [MIRROR_BASE, MIRROR_HEAD, MIRROR_SYNCED] {
+        m.reference(r, tip, true, "anycode: moved from an older AnyCode's worktree")?;
+    }
+    Ok(())
+}

@@ -1,10 +1,11 @@
 //! Integration tests of anycode-git against real repositories, built in tempdirs
 //! with the `git` CLI and checked with it too.
 
-use anycode_git::{
-    branches, check_new_branch, commit_all, create_task_worktree, delete_branch, diff, inspect_repo, remove_task_worktree,
-    Error, FileDiff,
-};
+mod sandbox;
+
+use anycode_git::taskrepo::{create_task_repo, remove_task_repo};
+use anycode_git::{branches, check_new_branch, delete_branch, inspect_repo, Error, FileDiff};
+use sandbox::{commit_all, diff, mirror_of};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,15 +88,16 @@ impl Fixture {
         !git(&self.repo, &["branch", "--list", name]).is_empty()
     }
 
-    /// Where task `name`'s worktree goes (not created).
+    /// Where task `name`'s working tree goes (not created).
     fn worktree_path(&self, name: &str) -> PathBuf {
         self.dir.join("worktrees").join(name)
     }
 
-    /// Creates task branch `branch` from `main` with worktree `wt-<branch>`.
+    /// Creates task branch `branch` from `main` with its task repository (working
+    /// tree `worktrees/<branch>`, mirror `mirrors/<branch>.git`).
     fn task(&self, branch: &str) -> PathBuf {
         let wt = self.worktree_path(branch);
-        create_task_worktree(&self.repo, Some("main"), branch, &wt, &format!("wt-{branch}")).unwrap();
+        create_task_repo(&self.repo, Some("main"), branch, &wt, &mirror_of(&wt)).unwrap();
         wt
     }
 }
@@ -192,7 +194,7 @@ fn an_empty_repository_has_no_current_branch_to_branch_from() {
     assert!(b.branches.is_empty());
     assert_eq!(b.current, None, "an unborn branch is not a current branch");
     assert_eq!(inspect_repo(&repo).unwrap().current_branch, None);
-    let err = create_task_worktree(&repo, None, "task", &tmp.path().join("wt"), "wt").unwrap_err();
+    let err = create_task_repo(&repo, None, "task", &tmp.path().join("wt"), &tmp.path().join("wt.git")).unwrap_err();
     assert!(matches!(err, Error::NoCurrentBranch), "{err:?}");
 }
 
@@ -225,36 +227,42 @@ fn check_new_branch_rejects_an_existing_branch() {
     assert!(matches!(check_new_branch(&fx.repo, "main"), Err(Error::BranchExists(_))));
 }
 
-// -------------------------------------------------------- create_task_worktree
+// ------------------------------------------------------------ create_task_repo
 
 #[test]
-fn create_task_worktree_branches_at_the_base_tip_and_registers_the_worktree() {
+fn create_task_repo_branches_at_the_base_tip_in_a_repository_of_its_own() {
     let fx = Fixture::new();
     let wt = fx.worktree_path("task");
-    let (base, sha) = create_task_worktree(&fx.repo, Some("main"), "task", &wt, "wt-task").unwrap();
+    let (base, sha) = create_task_repo(&fx.repo, Some("main"), "task", &wt, &mirror_of(&wt)).unwrap();
     assert_eq!(base, "main");
     assert_eq!(sha, fx.sha("main"));
-    assert_eq!(fx.sha("task"), sha, "the branch starts at the base's tip");
+    assert_eq!(fx.sha("task"), sha, "the branch starts at the base's tip in the user's repository");
 
     assert_eq!(fs::read_to_string(wt.join("src/lib.rs")).unwrap(), LIB_RS);
     assert_eq!(fs::read_to_string(wt.join("README.md")).unwrap(), "hello\n");
-    assert_eq!(git(&wt, &["status", "--porcelain"]), "", "a fresh worktree is clean");
+    assert!(wt.join(".git").is_dir(), "the task's .git is a folder of its own, not a link to the user's");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "", "a fresh working tree is clean");
     assert_eq!(git(&wt, &["symbolic-ref", "HEAD"]), "refs/heads/task");
+    assert_eq!(git(&wt, &["rev-parse", "HEAD"]), sha);
+    let alternates = fs::read_to_string(wt.join(".git/objects/info/alternates")).unwrap();
+    assert_eq!(alternates.trim(), fx.repo.join(".git/objects").display().to_string());
+    let hooks: Vec<String> = fs::read_dir(wt.join(".git/hooks")).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    assert!(hooks.iter().all(|h| h.ends_with(".sample")), "no hooks: {hooks:?}");
 
-    let list = git(&fx.repo, &["worktree", "list", "--porcelain"]);
-    assert!(list.contains(&format!("worktree {}\n", wt.display())), "{list}");
-    assert!(list.contains("branch refs/heads/task"), "{list}");
+    assert_eq!(git(&fx.repo, &["worktree", "list", "--porcelain"]).lines().filter(|l| l.starts_with("worktree ")).count(), 1, "no worktree registered in the user's repository");
+    assert!(!fx.repo.join(".git/worktrees").exists());
     assert_eq!(git(&fx.repo, &["branch", "--show-current"]), "main", "the repository's checkout is untouched");
+    assert_eq!(git(&mirror_of(&wt), &["rev-parse", "refs/anycode/head"]), sha);
 }
 
 #[test]
-fn create_task_worktree_defaults_to_the_current_branch() {
+fn create_task_repo_defaults_to_the_current_branch() {
     let fx = Fixture::new();
     git(&fx.repo, &["checkout", "-q", "-b", "dev"]);
     write(&fx.repo.join("dev-only.txt"), "dev\n");
     fx_commit(&fx.repo, "dev work");
     let wt = fx.worktree_path("task");
-    let (base, sha) = create_task_worktree(&fx.repo, None, "task", &wt, "wt-task").unwrap();
+    let (base, sha) = create_task_repo(&fx.repo, None, "task", &wt, &mirror_of(&wt)).unwrap();
     assert_eq!(base, "dev");
     assert_eq!(sha, fx.sha("dev"));
     assert_ne!(sha, fx.sha("main"));
@@ -262,115 +270,93 @@ fn create_task_worktree_defaults_to_the_current_branch() {
 }
 
 #[test]
-fn create_task_worktree_on_a_detached_head_without_base_is_no_current_branch() {
+fn create_task_repo_on_a_detached_head_without_base_is_no_current_branch() {
     let fx = Fixture::new();
     git(&fx.repo, &["checkout", "-q", "--detach"]);
-    let err = create_task_worktree(&fx.repo, None, "task", &fx.worktree_path("task"), "wt-task").unwrap_err();
+    let wt = fx.worktree_path("task");
+    let err = create_task_repo(&fx.repo, None, "task", &wt, &mirror_of(&wt)).unwrap_err();
     assert!(matches!(err, Error::NoCurrentBranch), "{err:?}");
     assert!(!fx.branch_exists("task"));
 }
 
 #[test]
-fn create_task_worktree_rejects_an_unknown_base_and_creates_nothing() {
+fn create_task_repo_rejects_an_unknown_base_and_creates_nothing() {
     let fx = Fixture::new();
     let wt = fx.worktree_path("task");
-    let err = create_task_worktree(&fx.repo, Some("nope"), "task", &wt, "wt-task").unwrap_err();
+    let err = create_task_repo(&fx.repo, Some("nope"), "task", &wt, &mirror_of(&wt)).unwrap_err();
     assert!(matches!(err, Error::UnknownBranch(ref b) if b == "nope"), "{err:?}");
     assert!(!fx.branch_exists("task"));
     assert!(!wt.exists());
+    assert!(!mirror_of(&wt).exists());
 }
 
 #[test]
-fn create_task_worktree_rejects_an_existing_branch_and_creates_no_worktree() {
+fn create_task_repo_rejects_an_existing_branch_and_creates_no_folder() {
     let fx = Fixture::new();
     git(&fx.repo, &["branch", "task"]);
     let wt = fx.worktree_path("task");
-    let err = create_task_worktree(&fx.repo, None, "task", &wt, "wt-task").unwrap_err();
+    let err = create_task_repo(&fx.repo, None, "task", &wt, &mirror_of(&wt)).unwrap_err();
     assert!(matches!(err, Error::BranchExists(_)), "{err:?}");
     assert!(!wt.exists());
     assert!(fx.branch_exists("task"), "the existing branch is left alone");
 }
 
 #[test]
-fn create_task_worktree_into_an_existing_folder_fails_leaving_no_branch_and_the_folder_intact() {
+fn create_task_repo_into_an_existing_folder_fails_leaving_no_branch_and_the_folder_intact() {
     let fx = Fixture::new();
     let wt = fx.worktree_path("task");
     write(&wt.join("precious.txt"), "keep me\n");
-    let err = create_task_worktree(&fx.repo, Some("main"), "task", &wt, "wt-task").unwrap_err();
+    let err = create_task_repo(&fx.repo, Some("main"), "task", &wt, &mirror_of(&wt)).unwrap_err();
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     assert!(err.to_string().contains("already exists"), "{err}");
     assert!(!fx.branch_exists("task"), "no branch is left behind");
     assert_eq!(fs::read_to_string(wt.join("precious.txt")).unwrap(), "keep me\n", "the folder is not touched");
-    assert!(!git(&fx.repo, &["worktree", "list"]).contains(&wt.display().to_string()));
-    assert!(!fx.repo.join(".git/worktrees/wt-task").exists());
-    // The name is free for a retry elsewhere.
-    create_task_worktree(&fx.repo, Some("main"), "task", &fx.worktree_path("other"), "wt-task").unwrap();
+    assert!(!mirror_of(&wt).exists());
+    // The branch name is free for a retry elsewhere.
+    let other = fx.worktree_path("other");
+    create_task_repo(&fx.repo, Some("main"), "task", &other, &mirror_of(&other)).unwrap();
 }
 
 #[test]
-fn create_task_worktree_with_a_taken_worktree_name_fails_without_touching_the_other_worktree() {
+fn create_task_repo_rolls_back_the_branch_when_the_folder_cannot_be_made() {
     let fx = Fixture::new();
-    let first = fx.task("first");
-    write(&first.join("work.txt"), "in progress\n");
-    let err = create_task_worktree(&fx.repo, Some("main"), "second", &fx.worktree_path("second"), "wt-first").unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
-    assert!(!fx.branch_exists("second"));
-    assert!(!fx.worktree_path("second").exists());
-    assert_eq!(fs::read_to_string(first.join("work.txt")).unwrap(), "in progress\n");
-    assert!(git(&fx.repo, &["worktree", "list"]).contains(&first.display().to_string()));
-    assert_eq!(git(&first, &["symbolic-ref", "HEAD"]), "refs/heads/first");
-}
-
-#[test]
-fn create_task_worktree_rolls_back_the_branch_when_the_worktree_cannot_be_made() {
-    let fx = Fixture::new();
-    // The worktree's parent is a file: the branch is made, then the folder fails.
+    // The working tree's parent is a file: the branch is made, then the folder fails.
     write(&fx.dir.join("blocker"), "a file\n");
     let wt = fx.dir.join("blocker/task");
-    let err = create_task_worktree(&fx.repo, Some("main"), "task", &wt, "wt-task").unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    let err = create_task_repo(&fx.repo, Some("main"), "task", &wt, &fx.dir.join("mirrors/task.git")).unwrap_err();
+    assert!(matches!(err, Error::Git(_) | Error::Io(_)), "{err:?}");
     assert!(!fx.branch_exists("task"), "the branch is deleted again");
-    assert!(!fx.repo.join(".git/worktrees/wt-task").exists());
+    assert!(!fx.dir.join("mirrors/task.git").exists(), "no mirror is left behind");
     assert_eq!(fs::read_to_string(fx.dir.join("blocker")).unwrap(), "a file\n");
 }
 
-#[test]
-fn create_task_worktree_rejects_worktree_names_that_are_not_a_plain_folder_name() {
-    let fx = Fixture::new();
-    for name in ["", "..", ".", "a/b"] {
-        let err = create_task_worktree(&fx.repo, Some("main"), "task", &fx.worktree_path("task"), name).unwrap_err();
-        assert!(matches!(err, Error::Io(_)), "{name:?}: {err:?}");
-        assert!(!fx.branch_exists("task"));
-    }
-    assert!(fx.repo.join(".git/HEAD").exists());
-}
-
-// -------------------------------------------------------- remove_task_worktree
+// ------------------------------------------------------------ remove_task_repo
 
 #[test]
-fn remove_task_worktree_removes_folder_and_registration_but_keeps_the_branch_and_is_idempotent() {
+fn remove_task_repo_removes_both_folders_keeps_the_branch_and_is_idempotent() {
     let fx = Fixture::new();
     let wt = fx.task("task");
     write(&wt.join("scratch.txt"), "x\n");
-    remove_task_worktree(&fx.repo, &wt, "wt-task").unwrap();
+    remove_task_repo(&wt, &mirror_of(&wt)).unwrap();
     assert!(!wt.exists());
-    assert!(!git(&fx.repo, &["worktree", "list"]).contains(&wt.display().to_string()));
-    assert!(!fx.repo.join(".git/worktrees/wt-task").exists());
+    assert!(!mirror_of(&wt).exists());
     assert!(fx.branch_exists("task"));
-
-    remove_task_worktree(&fx.repo, &wt, "wt-task").unwrap();
-    assert!(fx.branch_exists("task"));
-    // The branch can be checked out again now that no worktree holds it.
+    remove_task_repo(&wt, &mirror_of(&wt)).unwrap();
     git(&fx.repo, &["checkout", "-q", "task"]);
 }
 
 #[test]
-fn remove_task_worktree_tolerates_a_repository_that_is_gone() {
+fn remove_task_repo_never_follows_a_symlink_out_of_the_task() {
     let fx = Fixture::new();
     let wt = fx.task("task");
-    fs::remove_dir_all(&fx.repo).unwrap();
-    remove_task_worktree(&fx.repo, &wt, "wt-task").unwrap();
+    // A canary folder outside the task, linked from inside it (as a sandbox could).
+    let canary = fx.dir.join("canary");
+    write(&canary.join("keep.txt"), "keep\n");
+    std::os::unix::fs::symlink(&canary, wt.join("link-to-canary")).unwrap();
+    std::os::unix::fs::symlink(&canary, wt.join(".git/objects/evil")).unwrap();
+    remove_task_repo(&wt, &mirror_of(&wt)).unwrap();
     assert!(!wt.exists());
+    assert_eq!(fs::read_to_string(canary.join("keep.txt")).unwrap(), "keep\n");
 }
 
 #[test]
@@ -512,7 +498,7 @@ fn diff_uses_the_fallback_sha_when_the_base_branch_is_gone() {
     let fx = Fixture::new();
     git(&fx.repo, &["branch", "dev"]);
     let wt = fx.worktree_path("task");
-    let (_, base_sha) = create_task_worktree(&fx.repo, Some("dev"), "task", &wt, "wt-task").unwrap();
+    let (_, base_sha) = create_task_repo(&fx.repo, Some("dev"), "task", &wt, &mirror_of(&wt)).unwrap();
     write(&wt.join("task.txt"), "task\n");
     commit_all(&wt, "task work").unwrap();
     write(&wt.join("README.md"), "changed\n");
@@ -641,4 +627,90 @@ fn commit_all_without_any_configured_identity_is_no_identity() {
     write(&wt.join("new.txt"), "new\n");
     assert!(matches!(commit_all(&wt, "no one"), Err(Error::NoIdentity)));
     assert_eq!(fx.sha("task"), fx.sha("main"));
+}
+
+// ------------------------------------------- what a hostile sandbox can send back
+
+#[test]
+fn a_symlink_to_a_host_file_comes_back_as_a_symlink_never_as_the_file() {
+    let fx = Fixture::new();
+    let secret = fx.dir.join("host-secret.txt");
+    write(&secret, "HOST-SECRET-CONTENT\n");
+    let wt = fx.task("task");
+    std::os::unix::fs::symlink(&secret, wt.join("innocent.txt")).unwrap();
+    let d = diff(&wt, "main", &fx.sha("main")).unwrap();
+    let f = file(&d.files, "innocent.txt");
+    assert!(f.patch.contains(&secret.display().to_string()), "the link's target is shown: {}", f.patch);
+    assert!(f.patch.contains("new file mode 120000"), "as a symlink: {}", f.patch);
+    let all = serde_json::to_string(&d).unwrap();
+    assert!(!all.contains("HOST-SECRET-CONTENT"), "the target's content never appears");
+    // Nor in any object of the mirror or the user's repository.
+    for repo in [mirror_of(&wt), fx.repo.clone()] {
+        let out = Command::new("git").args(["cat-file", "--batch-all-objects", "--batch"]).current_dir(&repo).output().unwrap();
+        assert!(out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("HOST-SECRET-CONTENT"), "{}", repo.display());
+    }
+}
+
+#[test]
+fn a_sandbox_without_its_task_branch_is_task_repo_broken_and_the_users_branch_stays() {
+    let fx = Fixture::new();
+    let wt = fx.task("task");
+    write(&wt.join("work.txt"), "work\n");
+    commit_all(&wt, "work").unwrap();
+    let kept = fx.sha("task");
+    git(&wt, &["checkout", "-q", "-b", "elsewhere"]);
+    git(&wt, &["branch", "-D", "task"]);
+    let err = diff(&wt, "main", &fx.sha("main")).unwrap_err();
+    assert!(matches!(err, Error::TaskRepoBroken(_)), "{err:?}");
+    assert!(err.to_string().contains("task"), "{err}");
+    assert_eq!(fx.sha("task"), kept, "the user's branch keeps the work brought back last");
+    // The fetch alone also refuses a sandbox that no longer advertises the branch.
+    let err = sandbox::fetch(&wt).unwrap_err();
+    assert!(matches!(err, Error::TaskRepoBroken(_)), "{err:?}");
+}
+
+#[test]
+fn a_sandbox_that_sends_more_than_the_limit_is_refused() {
+    let fx = Fixture::new();
+    let wt = fx.task("task");
+    // 256 KiB of incompressible bytes, against a 64 KiB limit.
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    let noise: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    write(&wt.join("big.bin"), noise);
+    let out = sandbox::run_script(&wt, anycode_git::taskrepo::SNAPSHOT_SCRIPT, "snapshot", &["task"], &[], b"");
+    assert!(out.status.success());
+    let (stream, mut child) = sandbox::upload_pack(&wt, 64 * 1024);
+    let err = anycode_git::taskrepo::fetch_into_mirror(&mirror_of(&wt), "task", stream).unwrap_err();
+    let _ = child.kill();
+    assert!(matches!(err, Error::TaskRepoBroken(_)), "{err:?}");
+    assert!(err.to_string().contains("more than"), "{err}");
+}
+
+#[test]
+fn bring_back_leaves_a_branch_the_user_moved_alone() {
+    let fx = Fixture::new();
+    let wt = fx.task("task");
+    write(&wt.join("a.txt"), "a\n");
+    commit_all(&wt, "agent work").unwrap();
+    // The user commits on the task branch in their own repository meanwhile.
+    git(&fx.repo, &["checkout", "-q", "task"]);
+    write(&fx.repo.join("mine.txt"), "mine\n");
+    fx_commit(&fx.repo, "user work");
+    let users = fx.sha("task");
+    git(&fx.repo, &["checkout", "-q", "main"]);
+    write(&wt.join("b.txt"), "b\n");
+    let err = commit_all(&wt, "more agent work").unwrap_err();
+    assert!(matches!(err, Error::BranchDiverged(_)), "{err:?}");
+    assert_eq!(fx.sha("task"), users, "the user's commit is not overwritten");
+    // Only refs/heads/task ever changed in the user's repository.
+    let refs = git(&fx.repo, &["for-each-ref", "--format=%(refname)"]);
+    assert_eq!(refs.lines().collect::<Vec<_>>(), ["refs/heads/main", "refs/heads/task"]);
 }

@@ -1,8 +1,13 @@
-//! The conflict radar and "update from base" on real repositories with task
-//! worktrees, with branches built to conflict and not to conflict. The radar must
-//! leave every worktree, index and object store exactly as it was.
+//! The conflict radar on real repositories with task repositories, with branches
+//! built to conflict and not to conflict. The radar (on the mirrors) must leave
+//! every working tree, index, mirror and object store exactly as it was. "Update
+//! from base" runs in the sandbox; the server's tests cover it with real containers.
 
-use anycode_git::{create_task_worktree, merge_check, update_from_base, Error, UpdateOutcome};
+mod sandbox;
+
+use anycode_git::taskrepo::{create_task_repo, mirror_merge_check};
+use anycode_git::Error;
+use sandbox::{mirror_of, sync};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -67,7 +72,7 @@ fn fixture() -> Fx {
 impl Fx {
     fn task(&self, branch: &str) -> PathBuf {
         let wt = self.dir.join("wt").join(branch.replace('/', "-"));
-        create_task_worktree(&self.repo, Some("main"), branch, &wt, &branch.replace('/', "-")).unwrap();
+        create_task_repo(&self.repo, Some("main"), branch, &wt, &mirror_of(&wt)).unwrap();
         wt
     }
 
@@ -100,11 +105,17 @@ fn clean_and_conflicting_branches_and_nothing_written() {
     write(&pending.join("new/untracked.txt"), "new\n");
     fx.advance_main("shared.txt", &SHARED.replace("line 8\n", "line 8 (main)\n"));
 
+    // Bring every task's work out (as the engine does before the radar).
+    for wt in [&clean, &clash, &pending] {
+        sync(wt).unwrap();
+    }
     // `git status` refreshes indexes itself: run it before taking the snapshot.
     let status_before: Vec<String> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| git(p, &["status", "--porcelain"])).collect();
-    let before: Vec<_> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| snapshot(p)).collect();
+    let dirs = [fx.repo.clone(), clean.clone(), clash.clone(), pending.clone(), fx.dir.join("mirrors")];
+    let before: Vec<_> = dirs.iter().map(|p| snapshot(p)).collect();
+    let check = |wt: &Path, base: &str| mirror_merge_check(&fx.repo, &mirror_of(wt), base);
 
-    let c = merge_check(&clean, "main").unwrap();
+    let c = check(&clean, "main").unwrap();
     assert!(c.clean, "{c:?}");
     assert!(c.conflicts.is_empty());
     assert_eq!((c.ahead, c.behind), (1, 1));
@@ -113,21 +124,21 @@ fn clean_and_conflicting_branches_and_nothing_written() {
     assert_eq!(c.base_sha, git(&fx.repo, &["rev-parse", "main"]));
     assert_eq!(c.head_sha, git(&clean, &["rev-parse", "HEAD"]));
 
-    let c = merge_check(&clash, "main").unwrap();
+    let c = check(&clash, "main").unwrap();
     assert!(!c.clean, "{c:?}");
     assert_eq!(c.conflicts, vec!["shared.txt"]);
 
-    let c = merge_check(&pending, "main").unwrap();
+    let c = check(&pending, "main").unwrap();
     assert!(c.uncommitted);
     assert_eq!(c.conflicts, vec!["shared.txt"], "uncommitted work counts");
     assert_eq!(c.changed, vec!["new/untracked.txt", "shared.txt"]);
     assert_eq!(c.ahead, 0);
 
     // Unknown base: a clear error.
-    assert!(matches!(merge_check(&clean, "nope"), Err(Error::UnknownBranch(_))));
+    assert!(matches!(check(&clean, "nope"), Err(Error::UnknownBranch(_))));
 
     // Nothing was written anywhere: files, indexes, refs, objects, mtimes.
-    let after: Vec<_> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| snapshot(p)).collect();
+    let after: Vec<_> = dirs.iter().map(|p| snapshot(p)).collect();
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b.keys().collect::<Vec<_>>(), a.keys().collect::<Vec<_>>(), "no file added or removed");
         for (k, v) in b {
@@ -136,53 +147,4 @@ fn clean_and_conflicting_branches_and_nothing_written() {
     }
     let status_after: Vec<String> = [&fx.repo, &clean, &clash, &pending].iter().map(|p| git(p, &["status", "--porcelain"])).collect();
     assert_eq!(status_before, status_after);
-}
-
-#[test]
-fn update_from_base_merges_fast_forwards_or_says_why_not() {
-    let fx = fixture();
-    let clean = fx.task("anycode/clean");
-    let clash = fx.task("anycode/clash");
-    let idle = fx.task("anycode/idle");
-    commit(&clean, "shared.txt", &SHARED.replace("line 1\n", "line 1 (task)\n"));
-    commit(&clash, "shared.txt", &SHARED.replace("line 8\n", "line 8 (task)\n"));
-    assert!(matches!(update_from_base(&clean, "main").unwrap(), UpdateOutcome::UpToDate { .. }));
-    fx.advance_main("shared.txt", &SHARED.replace("line 8\n", "line 8 (main)\n"));
-
-    // Conflicts: refused, nothing changed.
-    let head = git(&clash, &["rev-parse", "HEAD"]);
-    let snap = snapshot(&clash);
-    match update_from_base(&clash, "main") {
-        Err(e @ Error::MergeConflicts { .. }) => assert!(e.to_string().contains("shared.txt"), "{e}"),
-        other => panic!("expected MergeConflicts, got {other:?}"),
-    }
-    assert_eq!(git(&clash, &["rev-parse", "HEAD"]), head);
-    assert_eq!(snapshot(&clash).keys().collect::<Vec<_>>(), snap.keys().collect::<Vec<_>>());
-    assert_eq!(fs::read_to_string(clash.join("shared.txt")).unwrap(), SHARED.replace("line 8\n", "line 8 (task)\n"));
-
-    // Uncommitted changes: refused, kept.
-    write(&clean.join("wip.txt"), "work in progress\n");
-    match update_from_base(&clean, "main") {
-        Err(e @ Error::Dirty(_)) => assert!(e.to_string().contains("wip.txt"), "{e}"),
-        other => panic!("expected Dirty, got {other:?}"),
-    }
-    assert_eq!(fs::read_to_string(clean.join("wip.txt")).unwrap(), "work in progress\n");
-    fs::remove_file(clean.join("wip.txt")).unwrap();
-
-    // Clean: a merge commit with both parents; the worktree has both changes.
-    let out = update_from_base(&clean, "main").unwrap();
-    let UpdateOutcome::Merged { sha } = out else { panic!("expected Merged, got {out:?}") };
-    assert_eq!(git(&clean, &["rev-parse", "HEAD"]), sha);
-    assert_eq!(git(&clean, &["rev-parse", "HEAD^2"]), git(&fx.repo, &["rev-parse", "main"]));
-    let text = fs::read_to_string(clean.join("shared.txt")).unwrap();
-    assert!(text.contains("line 1 (task)") && text.contains("line 8 (main)"), "{text}");
-    assert_eq!(git(&clean, &["status", "--porcelain"]), "");
-    assert!(merge_check(&clean, "main").unwrap().clean);
-
-    // No commits of its own: a fast-forward.
-    let out = update_from_base(&idle, "main").unwrap();
-    assert_eq!(out, UpdateOutcome::FastForward { sha: git(&fx.repo, &["rev-parse", "main"]) });
-    assert_eq!(fs::read_to_string(idle.join("shared.txt")).unwrap(), SHARED.replace("line 8\n", "line 8 (main)\n"));
-    assert_eq!(git(&idle, &["status", "--porcelain"]), "");
-    assert_eq!(git(&idle, &["rev-parse", "--abbrev-ref", "HEAD"]), "anycode/idle");
 }

@@ -428,11 +428,42 @@ pub fn bring_back(user_repo: &Path, mirror: &Path, branch: &str) -> Result<Broug
     if !allowed {
         return Err(Error::BranchDiverged(branch.to_string()));
     }
-    let mirror_url = m.path().to_string_lossy().into_owned();
-    let mut remote = repo.remote_anonymous(&mirror_url)?;
-    let mut opts = FetchOptions::new();
-    opts.update_fetchhead(false).download_tags(git2::AutotagOption::None);
-    remote.fetch(&[format!("+{MIRROR_HEAD}:{refname}")], Some(&mut opts), Some("anycode: the sandbox's work"))?;
+    // The new objects go over as one pack built from the mirror (everything the new
+    // tip reaches that the user's branches do not) and written into the user's
+    // object store by libgit2's pack writer, which indexes and checks it. No remote,
+    // no FETCH_HEAD, no hook.
+    let mut walk = m.revwalk()?;
+    walk.push(new)?;
+    for r in repo.references()?.flatten() {
+        if let Some(id) = r.target() {
+            if m.find_commit(id).is_ok() {
+                walk.hide(id)?;
+            }
+        }
+    }
+    let mut builder = m.packbuilder()?;
+    builder.insert_walk(&mut walk)?;
+    if builder.object_count() > 0 {
+        let odb = repo.odb()?;
+        let mut writer = odb.packwriter()?;
+        let mut failed: Option<std::io::Error> = None;
+        builder.foreach(|chunk| match writer.write_all(chunk) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(Error::Io(format!("writing the task's objects into the repository: {e}")));
+        }
+        writer.commit()?;
+    }
+    // Compare-and-swap: the branch is set only if it is still what was checked above.
+    match current {
+        Some(cur) => repo.reference_matching(&refname, new, true, cur, "anycode: the sandbox's work")?,
+        None => repo.reference(&refname, new, false, "anycode: the sandbox's work")?,
+    };
     m.reference(MIRROR_SYNCED, new, true, "anycode: brought back")?;
     Ok(BroughtBack::Updated(new.to_string()))
 }

@@ -58,7 +58,38 @@ struct Args {
 }
 
 /// The sections `--only` can choose.
-const SECTIONS: [&str; 5] = ["throughput", "echo", "flood", "idle", "browser"];
+const SECTIONS: [&str; 6] = ["create", "throughput", "echo", "flood", "idle", "browser"];
+
+/// Task creation as a user sees it: from the `POST /api/projects/{id}/tasks` call to
+/// the first byte of the agent terminal's output on its WebSocket (a shell task: its
+/// task repository, container, start and prompt), `n` times; the tasks are deleted
+/// after. Returns the times in milliseconds.
+async fn create_times(s: &Setup, n: usize) -> Result<Vec<f64>> {
+    let (_, projects) = s.api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().context("no project")?.to_string();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let started = Instant::now();
+        let body = json!({"title": format!("create {i}"), "agent": "shell", "record": false});
+        let (st, t) = s.api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(body)).await;
+        if st != 201 {
+            bail!("creating a task failed: {t}");
+        }
+        let term = t["agent_terminal_id"].as_str().or(t["terminals"][0]["id"].as_str()).context("no agent terminal")?.to_string();
+        let mut ws = Term::connect(&s.serve.base, &term, TOKEN).await;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), ws.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => break,
+                Ok(Some(Ok(_))) => continue,
+                _ => bail!("no terminal output from a new task within 30 s"),
+            }
+        }
+        out.push(started.elapsed().as_secs_f64() * 1000.0);
+        let id = t["id"].as_str().unwrap_or_default();
+        s.api.req(reqwest::Method::DELETE, &format!("/api/tasks/{id}"), None).await;
+    }
+    Ok(out)
+}
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -292,6 +323,13 @@ async fn main() -> Result<()> {
     let s = setup(&bin).await?;
     let pid = s.serve.child.id();
     println!("AnyCode terminal bridge benchmark — server pid {pid}, container {}", &s.cid[..12]);
+
+    // 0. Task creation: API call to the first terminal output.
+    if want("create") {
+        let n = if args.quick { 5 } else { 20 };
+        let (p50, p95, p99) = summary(create_times(&s, n).await?);
+        println!("\nTask creation (POST to first terminal output, {n} shell tasks): p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms (goal: ≤ 350 ms)");
+    }
 
     // 1. Throughput, byte-exact.
     if want("throughput") {

@@ -714,3 +714,30 @@ fn bring_back_leaves_a_branch_the_user_moved_alone() {
     let refs = git(&fx.repo, &["for-each-ref", "--format=%(refname)"]);
     assert_eq!(refs.lines().collect::<Vec<_>>(), ["refs/heads/main", "refs/heads/task"]);
 }
+
+#[test]
+fn an_older_anycode_worktree_moves_to_a_repository_of_its_own_keeping_its_files() {
+    let fx = Fixture::new();
+    // What an older AnyCode made: a git worktree of the user's repository, with a
+    // commit and uncommitted work in it.
+    let wt = fx.worktree_path("legacy");
+    git(&fx.repo, &["worktree", "add", "-q", "-b", "legacy", wt.to_str().unwrap(), "main"]);
+    write(&wt.join("done.txt"), "committed\n");
+    fx_commit(&wt, "old work");
+    write(&wt.join("wip.txt"), "uncommitted\n");
+    assert!(anycode_git::taskrepo::is_legacy_worktree(&wt));
+    let name = fs::read_dir(fx.repo.join(".git/worktrees")).unwrap().flatten().next().unwrap().file_name().to_string_lossy().into_owned();
+
+    anycode_git::taskrepo::migrate_legacy_worktree(&fx.repo, &wt, &mirror_of(&wt), "legacy").unwrap();
+    anycode_git::remove_legacy_registration(&fx.repo, &name).unwrap();
+    assert!(!anycode_git::taskrepo::is_legacy_worktree(&wt));
+    assert!(wt.join(".git").is_dir());
+    assert!(!fx.repo.join(".git/worktrees").join(&name).exists(), "the registration is gone");
+    assert_eq!(git(&fx.repo, &["worktree", "list", "--porcelain"]).lines().filter(|l| l.starts_with("worktree ")).count(), 1);
+    assert_eq!(git(&wt, &["rev-parse", "HEAD"]), fx.sha("legacy"));
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "?? wip.txt", "the working files stay, the index matches HEAD");
+    // And it works as a task repository: the uncommitted file shows in the diff.
+    let d = diff(&wt, "main", &fx.sha("main")).unwrap();
+    assert_eq!(paths(&d.files), ["done.txt", "wip.txt"]);
+    assert!(file(&d.files, "wip.txt").uncommitted && !file(&d.files, "done.txt").uncommitted);
+}

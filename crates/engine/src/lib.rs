@@ -146,6 +146,8 @@ struct Inner {
     sync_locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     /// When each task's work was last brought out.
     synced_at: StdMutex<HashMap<String, std::time::Instant>>,
+    /// Tasks whose stopped sandbox's work was brought out since it stopped.
+    settled: StdMutex<std::collections::HashSet<String>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -201,6 +203,7 @@ impl Engine {
                 screen_watchers: StdMutex::new(HashMap::new()),
                 sync_locks: StdMutex::new(HashMap::new()),
                 synced_at: StdMutex::new(HashMap::new()),
+                settled: StdMutex::new(Default::default()),
             }),
         };
         engine.sweep_partial_clones();
@@ -649,6 +652,7 @@ impl Engine {
     /// the credential when start-agent asks for it.
     async fn attach_and_start(&self, docker: &Docker, task: &Task, terminal: &Terminal, handover: Option<handover::Handover>) -> Result<()> {
         let cid = task.container_id.clone().ok_or_else(|| Error::Internal("task has no container".into()))?;
+        self.set_settled(&task.id, false);
         self.start_recording(task, terminal, 0).await;
         let stream = docker.attach(&cid, false).await?;
         let control = Arc::new(ContainerControl { docker: docker.clone(), id: cid.clone(), before_start: true });
@@ -764,6 +768,8 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
+        // What the agent wrote during its grace period is brought out on next need.
+        self.set_settled(id, false);
         self.clear_agent_state(id);
         self.task_changed(id);
         self.task(id).await

@@ -94,13 +94,66 @@ impl Engine {
     /// Errors: `TASK_REPO_BROKEN` (the sandbox's repository is unusable or its git
     /// misbehaved), `BRANCH_DIVERGED`, Docker errors.
     pub(crate) async fn sync_task(&self, task: &Task) -> Result<bool> {
-        let Some((docker, cid)) = self.live_container(task).await? else { return Ok(false) };
+        if let Some((docker, cid)) = self.live_container(task).await? {
+            let lock = self.sync_lock(&task.id);
+            let _held = lock.lock().await;
+            let project = self.project(&task.project_id).await?;
+            let user = sandbox_user(Path::new(&project.path));
+            self.sync_with(&docker, &cid, &user, task, &project).await?;
+            return Ok(true);
+        }
+        self.sync_stopped(task).await
+    }
+
+    /// A sandbox that stopped or whose agent exited (it may have worked since the
+    /// last time its work was brought out): once per stop, the same steps run in a
+    /// helper container of the task's image with the task's folder, **no network**
+    /// and no capabilities, removed right after. Its git runs with the sandbox's
+    /// config, so it gets the sandbox's isolation, never the host's.
+    async fn sync_stopped(&self, task: &Task) -> Result<bool> {
+        let Some(cid) = task.container_id.clone() else { return Ok(false) };
+        if matches!(task.status, TaskStatus::Paused | TaskStatus::Queued) || self.is_settled(&task.id) || !self.mirror_path(&task.id).exists() {
+            return Ok(false);
+        }
+        let docker = self.docker().await?;
+        if docker.inspect(&cid).await?.is_some_and(|c| c.running) {
+            return Ok(false);
+        }
         let lock = self.sync_lock(&task.id);
         let _held = lock.lock().await;
         let project = self.project(&task.project_id).await?;
         let user = sandbox_user(Path::new(&project.path));
-        self.sync_with(&docker, &cid, &user, task, &project).await?;
+        let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::debug!(?e, "sandbox image")).await?;
+        let repo = PathBuf::from(&project.path);
+        let objects = blocking(move || Ok(tr::objects_dir(&repo)?)).await?;
+        let workspace = self.workspace_path(&task.project_id, &task.id);
+        let objects = objects.display().to_string();
+        let binds = vec![format!("{}:{}", workspace.display(), tr::SANDBOX_WORKDIR), format!("{objects}:{objects}:ro")];
+        let started = std::time::Instant::now();
+        let helper = docker.start_helper(&format!("anycode-git-{}", task.id), &image, &task.id, &user, binds).await?;
+        let result = self.sync_with(&docker, &helper, &user, task, &project).await;
+        if let Err(e) = docker.remove(&helper).await {
+            tracing::warn!(task = %task.id, error = %e, "removing the git helper container failed");
+        }
+        result?;
+        tracing::debug!(task = %task.id, ms = started.elapsed().as_millis() as u64, "brought a stopped sandbox's work out");
+        self.set_settled(&task.id, true);
         Ok(true)
+    }
+
+    fn is_settled(&self, task_id: &str) -> bool {
+        self.inner.settled.lock().unwrap_or_else(|p| p.into_inner()).contains(task_id)
+    }
+
+    /// Marks a task's stopped sandbox as brought out (true) or as running again, or
+    /// stopped since (false).
+    pub(crate) fn set_settled(&self, task_id: &str, settled: bool) {
+        let mut s = self.inner.settled.lock().unwrap_or_else(|p| p.into_inner());
+        if settled {
+            s.insert(task_id.to_string());
+        } else {
+            s.remove(task_id);
+        }
     }
 
     async fn sync_with(&self, docker: &Docker, cid: &str, user: &str, task: &Task, project: &Project) -> Result<()> {

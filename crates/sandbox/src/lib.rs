@@ -305,6 +305,55 @@ impl Docker {
         Ok(self.api.create_container(Some(opts), config).await?.id)
     }
 
+    /// Creates and starts a short-lived helper container for git work on a stopped
+    /// task's folder: the given image and `binds`, as `user`, with **no network**
+    /// (`network_mode: none`), every capability dropped, `no-new-privileges`, 512 MiB,
+    /// one CPU, 128 processes, and `sleep` as its main process (work is done by
+    /// execs). It carries this instance's label and `dev.anycode.task=helper:<task>`,
+    /// so reconcile removes a leftover. Returns its id; the caller removes it.
+    ///
+    /// Errors: engine errors (e.g. a missing image).
+    pub async fn start_helper(&self, name: &str, image: &str, task_id: &str, user: &str, binds: Vec<String>) -> Result<String> {
+        let labels = HashMap::from([
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
+            (LABEL_TASK.to_string(), format!("helper:{task_id}")),
+        ]);
+        let host_config = HostConfig {
+            binds: Some(binds),
+            network_mode: Some("none".into()),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            memory: Some(512 * 1024 * 1024),
+            memory_swap: Some(512 * 1024 * 1024),
+            nano_cpus: Some(1_000_000_000),
+            pids_limit: Some(128),
+            init: Some(true),
+            auto_remove: Some(true),
+            ..Default::default()
+        };
+        let config = Config {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["sleep".into(), "600".into()]),
+            user: Some(user.to_string()),
+            working_dir: Some("/workspace".into()),
+            network_disabled: Some(true),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: name.to_string(), platform: None };
+        // A leftover of an earlier attempt is in the way of the name.
+        if let Ok(Some(old)) = self.inspect(name).await {
+            self.remove(&old.id).await?;
+        }
+        let id = self.api.create_container(Some(opts), config).await?.id;
+        if let Err(e) = self.start(&id).await {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
     /// Starts a container (no-op when it runs already).
     pub async fn start(&self, id: &str) -> Result<()> {
         match self.api.start_container::<String>(id, None).await {

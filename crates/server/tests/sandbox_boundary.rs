@@ -236,3 +236,67 @@ async fn a_hostile_sandbox_cannot_reach_the_host_through_git() {
     let refs = git(&s.repo, &["for-each-ref", "--format=%(refname)"]);
     assert!(refs.lines().all(|r| ["refs/heads/main", "refs/heads/dev"].contains(&r) || r.starts_with("refs/heads/anycode/")), "{refs}");
 }
+
+/// The address of the host on Docker's default bridge (`docker0`), as containers on
+/// it reach the host.
+fn docker0_address() -> Option<String> {
+    let out = Command::new("ip").args(["-4", "-o", "addr", "show", "docker0"]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let inet = text.split_whitespace().skip_while(|w| *w != "inet").nth(1)?;
+    Some(inet.split('/').next()?.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_sandboxs_work_comes_out_through_a_helper_without_network() {
+    let s = Server::start().await;
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "Exits", "agent": "shell"})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let branch = t["branch"].as_str().unwrap().to_string();
+
+    // A host service on every address, which a planted clean filter tries to reach
+    // while AnyCode brings the work out.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = docker0_address().unwrap_or_else(|| "172.17.0.1".into());
+    // Control: a container of the same image on Docker's default bridge does reach
+    // it, so the check below can fail.
+    let image = docker_inspect(&cid)["Config"]["Image"].as_str().unwrap().to_string();
+    let reached = Command::new("docker")
+        .args(["run", "--rm", "--entrypoint", "curl", &image, "-s", "-m", "3", "-o", "/dev/null", &format!("http://{host}:{port}/")])
+        .status()
+        .unwrap();
+    let _ = reached;
+    eventually(5, "the control connection", || listener.accept().is_ok()).await;
+    let plant = format!(
+        r#"cd /workspace
+git config filter.phone.clean "curl -s -m 2 http://{host}:{port}/ >/dev/null 2>&1; cat"
+printf '*.txt filter=phone\n' > .gitattributes
+echo "after the last sync" > late.txt
+git add late.txt .gitattributes && git commit -q --no-verify -m "late commit" && echo OK"#
+    );
+    let said = in_sandbox(&cid, &plant, &[]);
+    assert!(said.contains("OK"), "{said}");
+    std::fs::write(PathBuf::from(t["worktree"].as_str().unwrap()).join("uncommitted.txt"), "left behind\n").unwrap();
+    // The sandbox stops from outside (as when its agent exits): no exec is possible.
+    assert!(Command::new("docker").args(["stop", "-t", "1", &cid]).status().unwrap().success());
+    eventually(20, "the task to leave running", || docker_inspect(&cid)["State"]["Running"] == false).await;
+    // Drain what the planted filter could have sent while it could still reach us.
+    while listener.accept().is_ok() {}
+
+    let (st, d) = s.get(&format!("/api/tasks/{id}/diff")).await;
+    assert_eq!(st, 200, "{d}");
+    let files: Vec<&str> = d["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(files.contains(&"late.txt") && files.contains(&"uncommitted.txt"), "{d}");
+    assert!(git(&s.repo, &["log", "--format=%s", &branch]).contains("late commit"), "the commit reached the user's branch");
+    assert!(listener.accept().is_err(), "the helper reached a host service: it must have no network");
+    // The helper is gone, and a second diff does not start another one.
+    let helpers = Command::new("docker").args(["ps", "-aq", "--filter", &format!("name=anycode-git-{id}")]).output().unwrap();
+    assert!(helpers.stdout.is_empty(), "helper container left behind");
+    let started = std::time::Instant::now();
+    let (st, _) = s.get(&format!("/api/tasks/{id}/diff")).await;
+    assert_eq!(st, 200);
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "answered from the mirror");
+}

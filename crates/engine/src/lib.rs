@@ -498,6 +498,7 @@ impl Engine {
             attention: None,
             usage: None,
             queue_position: None,
+            network: Default::default(),
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;

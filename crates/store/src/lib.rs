@@ -382,6 +382,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         attention: None,
         usage: None,
         queue_position: None,
+        network: Default::default(),
     }))
 }
 
@@ -423,6 +424,7 @@ mod tests {
             attention: None,
             usage: None,
             queue_position: None,
+            network: Default::default(),
         }
     }
 

@@ -166,6 +166,12 @@ impl Server {
     }
 }
 
+/// Makes `engine` serve agent hooks on the connections sandboxes' relays carry,
+/// without the rest of the server (`anycode doctor`'s relay check).
+pub fn serve_hooks(engine: &Engine) {
+    hooks::start(engine.clone());
+}
+
 /// Resolves at Ctrl-C (SIGINT) or SIGTERM: the shutdown signal `anycode serve` and the
 /// desktop app hand to [`Server::run`]. Where a signal cannot be watched, only
 /// Ctrl-C counts.

@@ -108,6 +108,39 @@ export interface Task {
   attention?: Attention | null;
   usage?: Usage | null;
   queue_position?: number | null;
+  /** How the sandbox reaches the network (older servers: absent). */
+  network?: NetworkPolicy;
+}
+
+/** `allowlist`: only the allow list, through AnyCode's proxy; `none`: nothing; `open`: Docker's bridge. */
+export type NetworkMode = 'allowlist' | 'none' | 'open';
+
+export interface NetworkPolicy {
+  mode: NetworkMode;
+  /** Host patterns: `example.com`, `*.example.org`, `host:port`, `host.docker.internal:PORT` (a gateway). */
+  allow: string[];
+}
+
+/** A host the egress proxy refused for a task. */
+export interface BlockedHost {
+  host: string;
+  count: number;
+  /** RFC 3339 UTC. */
+  last_at: string;
+}
+
+/** `GET /api/tasks/{id}/network`. */
+export interface TaskNetwork extends NetworkPolicy {
+  /** The mode the running sandbox started with (null when not running). */
+  running_mode: NetworkMode | null;
+  blocked: BlockedHost[];
+}
+
+/** `PUT /api/tasks/{id}/network`: `allow` replaces, `add` adds (at once); `mode` at the next start. */
+export interface NetworkChange {
+  mode?: NetworkMode;
+  allow?: string[];
+  add?: string[];
 }
 
 export interface Health {
@@ -155,6 +188,8 @@ export interface NewTask {
   cpus?: number;
   /** Memory cap, MiB; default from the settings. */
   memory_mb?: number;
+  /** Network policy; `allow` is added to the default list. Default: allowlist. */
+  network?: { mode?: NetworkMode; allow?: string[] };
 }
 
 /** An agent profile as `GET /api/agents` lists it. */
@@ -273,6 +308,11 @@ export const api = {
   /** Answers the agent's permission request (409 NO_PENDING_APPROVAL when there is none). */
   approve: (id: string, d: ApprovalDecision) => request<Task>('POST', `/api/tasks/${enc(id)}/approval`, d),
   agents: () => request<AgentProfile[]>('GET', '/api/agents'),
+  taskNetwork: (id: string) => request<TaskNetwork>('GET', `/api/tasks/${enc(id)}/network`),
+  setTaskNetwork: (id: string, c: NetworkChange) => request<TaskNetwork>('PUT', `/api/tasks/${enc(id)}/network`, c),
+  projectNetwork: (id: string) => request<NetworkPolicy | null>('GET', `/api/projects/${enc(id)}/network`),
+  setProjectNetwork: (id: string, p: { mode?: NetworkMode; allow?: string[] } | null) =>
+    request<NetworkPolicy | null>('PUT', `/api/projects/${enc(id)}/network`, p),
 
   addTerminal: (taskId: string, cmd?: string) =>
     request<TerminalInfo>('POST', `/api/tasks/${enc(taskId)}/terminals`, cmd ? { cmd } : {}),

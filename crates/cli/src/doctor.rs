@@ -49,6 +49,22 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             } else {
                 all_ok &= report(exists, "sandbox image", &tag, "run `anycode doctor --build-image` (or `anycode serve`, which builds it)");
             }
+            // A throwaway sandbox with no network reaches AnyCode through its relay.
+            anycode_server::serve_hooks(&engine);
+            match engine.check_relay(false).await {
+                Ok(Some(ms)) => {
+                    report(true, "sandbox relay", &format!("a sandbox with no network reached AnyCode's hooks through anycode-relay ({ms} ms)"), "");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    all_ok &= report(
+                        false,
+                        "sandbox relay",
+                        &format!("sandboxes cannot reach AnyCode: {e}"),
+                        "agent hooks, approvals and the egress proxy will not work; rebuild the image (`anycode image build`) and check that `docker exec` works",
+                    )
+                }
+            }
         }
         Err(e) => {
             all_ok &= report(false, "docker", &e.to_string(), "start Docker (see above), then run `anycode doctor` again");

@@ -15,10 +15,12 @@
 mod config;
 mod device;
 mod model;
+mod network;
 mod settings;
 
 pub use config::{Config, Limits};
-pub use settings::{ApprovalSettings, SandboxSettings, Settings, SettingsError};
+pub use network::{BlockedHost, NetworkMode, NetworkPolicy};
+pub use settings::{ApprovalSettings, NetworkSettings, SandboxSettings, Settings, SettingsError};
 pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
 pub use model::{
     Agent, Attention, Credential, PermissionMode, Project, PullRequestInfo, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
@@ -49,6 +51,9 @@ pub enum Error {
     /// A device name that is empty, longer than 60 characters or has control characters.
     #[error("a device name needs 1 to 60 characters and no control characters")]
     InvalidDeviceName,
+    /// A network mode that is not one of [`NetworkMode::ALL`].
+    #[error("unknown network mode {0:?}: choose one of allowlist, none, open")]
+    UnknownNetworkMode(String),
 }
 
 /// A new random identifier: 12 lowercase hex digits (48 bits), short enough to

@@ -427,6 +427,9 @@ pub struct Task {
     /// 1-based place in the queue while `status` is `queued`. Filled in by the engine.
     #[serde(default)]
     pub queue_position: Option<u32>,
+    /// How the sandbox reaches the network (stored in its own table).
+    #[serde(default)]
+    pub network: crate::NetworkPolicy,
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.

@@ -14,6 +14,10 @@
 //! [approvals]
 //! timeout_secs = 300      # how long a permission request waits for Allow/Deny
 //!
+//! [network]               # the default network policy of new tasks
+//! mode = "allowlist"      # allowlist | none | open
+//! allow = ["example.com", "*.example.org", "host.docker.internal:8080"]  # added to the built-in list
+//!
 //! [env]                   # handed to every agent at start (gateways, base URLs)
 //! ANTHROPIC_BASE_URL = "https://llm-gateway.example.com"
 //!
@@ -36,6 +40,9 @@ pub struct Settings {
     /// Approvals from anywhere.
     #[serde(default)]
     pub approvals: ApprovalSettings,
+    /// The default network policy of new tasks.
+    #[serde(default)]
+    pub network: NetworkSettings,
     /// Environment variables handed to every agent at each start (through the same
     /// channel as credentials, so never in `docker inspect`): gateways and base URLs
     /// such as `ANTHROPIC_BASE_URL`, `OPENAI_BASE_URL`, `GOOGLE_GEMINI_BASE_URL`.
@@ -72,6 +79,18 @@ pub struct ApprovalSettings {
     /// Seconds a permission request waits for Allow or Deny from AnyCode before the
     /// agent falls back to asking in its terminal.
     pub timeout_secs: Option<u64>,
+}
+
+/// `[network]`: the default network policy of new tasks (a project's default and
+/// the task's own request come on top).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// `allowlist` (the default), `none` or `open`.
+    pub mode: Option<crate::NetworkMode>,
+    /// Host patterns added to the built-in allow list (the engine checks them).
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// A settings file that cannot be used.
@@ -163,6 +182,10 @@ stop_after_min = 0
 [approvals]
 timeout_secs = 60
 
+[network]
+mode = "none"
+allow = ["example.com"]
+
 [env]
 ANTHROPIC_BASE_URL = "http://gw.internal:8080"
 
@@ -174,6 +197,8 @@ command = ["mine", "{prompt}"]
         assert_eq!(s.sandbox.cpus, Some(1.5));
         assert_eq!(s.sandbox.max_running, Some(3));
         assert_eq!(s.approvals.timeout_secs, Some(60));
+        assert_eq!(s.network.mode, Some(crate::NetworkMode::None));
+        assert_eq!(s.network.allow, ["example.com"]);
         assert_eq!(s.env["ANTHROPIC_BASE_URL"], "http://gw.internal:8080");
         assert!(s.agents["mine"].contains_key("command"));
     }
@@ -186,6 +211,7 @@ command = ["mine", "{prompt}"]
         assert!(Settings::parse("[sandbox]\nmax_running = 0\n").unwrap_err().contains("max_running"));
         assert!(Settings::parse("[env]\n\"A B\" = \"x\"\n").unwrap_err().contains("A B"));
         assert!(Settings::parse("[sandbox\n").is_err());
+        assert!(Settings::parse("[network]\nmode = \"closed\"\n").unwrap_err().contains("closed"));
     }
 
     #[test]

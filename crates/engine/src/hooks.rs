@@ -9,10 +9,10 @@
 //! the `Authorization` header). So the token is in no file and not in `docker
 //! inspect`, and a stale sandbox's token stops working at its next start.
 //!
-//! The hooks POST their JSON to AnyCode's hook listener (the server's, reachable
-//! from containers as `host.docker.internal`, see [`Engine::set_hook_url`]) through
-//! a relay on the sandbox's loopback ([`SANDBOX_HOOK_URL`]: Claude Code refuses to
-//! send HTTP hooks to private addresses such as the Docker bridge's); the
+//! The hooks POST their JSON to the sandbox's loopback ([`SANDBOX_HOOK_URL`]:
+//! Claude Code refuses to send HTTP hooks to private addresses), where
+//! `anycode-relay` carries them over its exec stream to the server's hook service
+//! (see `network.rs` and [`Engine::set_hook_service`]); the
 //! server finds the task by the token ([`Engine::hook_task`]), parses the JSON into a
 //! [`HookEvent`] and calls [`Engine::hook_event`], which sets the agent state:
 //!
@@ -51,9 +51,6 @@ pub const TOKEN_VAR: &str = "ANYCODE_HOOK_TOKEN";
 /// The variable carrying the generated settings (JSON) to start-agent, which writes
 /// them into `~/.claude/settings.json` and unsets it.
 pub const SETTINGS_VAR: &str = "ANYCODE_CLAUDE_SETTINGS";
-/// The variable telling start-agent where its hook relay forwards to (`host:port`
-/// of the hook listener as the sandbox reaches it).
-pub const TARGET_VAR: &str = "ANYCODE_HOOK_TARGET";
 /// Where the hooks go inside the sandbox: the relay on its loopback
 /// (`sandbox-image/bin/hook-relay`), since Claude Code sends HTTP hooks to no private
 /// address, and the host is one from a container (`172.17.0.1`).
@@ -194,7 +191,6 @@ pub(crate) fn next_state(ev: &HookEvent, current: Option<TaskStatus>, prompt_sub
 /// whether the prompt goes with this start, and the approval waiting for a decision.
 #[derive(Default)]
 pub(crate) struct Hooks {
-    url: StdMutex<Option<String>>,
     tasks: StdMutex<HashMap<String, TaskHooks>>,
     seq: AtomicU64,
 }
@@ -238,18 +234,6 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Engine {
-    /// Sets the base URL at which sandboxes reach AnyCode's hook listener, e.g.
-    /// `http://host.docker.internal:41234` (the server calls this once its hook
-    /// listener is bound); `None` turns hooks off for tasks started from now on.
-    pub fn set_hook_url(&self, url: Option<String>) {
-        *self.inner.hooks.url.lock().unwrap_or_else(|p| p.into_inner()) = url;
-    }
-
-    /// The hook listener's base URL as sandboxes reach it, if one is set.
-    pub fn hook_url(&self) -> Option<String> {
-        self.inner.hooks.url.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     /// The task whose current hook token `token` is (compared as SHA-256 digests in
     /// constant time), if any.
     pub fn hook_task(&self, token: &str) -> Option<String> {
@@ -347,12 +331,13 @@ impl Engine {
         if !task.agent.is_claude() {
             return;
         }
-        let Some(url) = self.hook_url() else { return };
+        if !self.hooks_available() {
+            return;
+        }
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
         let settings = claude_settings(SANDBOX_HOOK_URL, self.inner.config.approval_timeout);
-        let target = url.trim_start_matches("http://").trim_end_matches('/').to_string();
         let token_hash = hash(&token);
         {
             let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -362,7 +347,6 @@ impl Engine {
         self.save_token_hash(&task.id, &token_hash);
         h.env.push((TOKEN_VAR.to_string(), Secret::new(token)));
         h.env.push((SETTINGS_VAR.to_string(), Secret::new(settings.to_string())));
-        h.env.push((TARGET_VAR.to_string(), Secret::new(target)));
     }
 
     /// Marks that this start of the task submits its prompt (the first start of a task

@@ -25,12 +25,13 @@ mod github;
 mod governor;
 mod handover;
 mod hooks;
+mod network;
 mod runtime;
 mod taskrepo;
 
 pub use anycode_core::{
-    check_device_name, Agent, Attention, Config, Credential, Device, DeviceRole, PermissionMode, Project, Settings, Task, TaskStatus, TerminalInfo,
-    TerminalKind, Usage,
+    check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
+    Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
@@ -41,6 +42,7 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use governor::tick_interval;
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
@@ -88,6 +90,8 @@ pub struct NewTask {
     pub cpus: Option<f64>,
     /// Memory cap in MiB (the settings' default when `None`).
     pub memory_mb: Option<u64>,
+    /// The network policy (added to the defaults, see `network.rs`).
+    pub network: Option<NetworkRequest>,
 }
 
 /// Docker's state as [`Engine::health`] reports it.
@@ -148,6 +152,8 @@ struct Inner {
     synced_at: StdMutex<HashMap<String, std::time::Instant>>,
     /// Tasks whose stopped sandbox's work was brought out since it stopped.
     settled: StdMutex<std::collections::HashSet<String>>,
+    /// Network policies in force, relays and the hook service (see `network.rs`).
+    net: network::NetState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -204,6 +210,7 @@ impl Engine {
                 sync_locks: StdMutex::new(HashMap::new()),
                 synced_at: StdMutex::new(HashMap::new()),
                 settled: StdMutex::new(Default::default()),
+                net: Default::default(),
             }),
         };
         engine.sweep_partial_clones();
@@ -419,6 +426,7 @@ impl Engine {
             self.check_credential(&profile, c)?;
         }
         let project = self.project(project_id).await?;
+        let network = self.new_task_network(&project.id, req.network).await?;
         let repo = PathBuf::from(&project.path);
         let base = req.base.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
         let prompt = req.prompt.filter(|p| !p.trim().is_empty());
@@ -511,6 +519,7 @@ impl Engine {
             attention: None,
             usage: None,
             queue_position: None,
+            network,
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;
@@ -590,11 +599,13 @@ impl Engine {
             env.push(format!("ANYCODE_AGENT_CMD={}", agents::encode_argv(&profile.start_argv(task.prompt.as_deref()))));
             env.push(format!("ANYCODE_AGENT_RESUME={}", agents::encode_argv(&profile.resume_argv())));
         }
-        for k in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"] {
-            if let Ok(v) = std::env::var(k) {
-                env.push(format!("{k}={v}"));
-            }
+        // Every sandbox's HTTP(S) goes through AnyCode's egress proxy, reached over
+        // its relay on loopback (not secret). The host's own proxies never enter it:
+        // the egress proxy goes through them itself.
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            env.push(format!("{k}=http://127.0.0.1:{}", anycode_egress::PROXY_PORT));
         }
+        env.extend(["NO_PROXY=localhost,127.0.0.1".to_string(), "no_proxy=localhost,127.0.0.1".to_string()]);
         // start-agent receives the credential at every start (see handover.rs); a
         // shell without one stays a plain login shell.
         let cmd = if credentials::uses_start_agent(task) {
@@ -663,11 +674,13 @@ impl Engine {
         });
         // Subscribed before the start, so start-agent's request cannot be missed.
         let viewer = handover.as_ref().map(|_| terminal.subscribe());
+        self.prepare_network(docker, task, &cid).await?;
         docker.start(&cid).await?;
+        let relay = self.start_relay(docker, task, &cid);
         self.agent_starting(task);
         terminal.apply_size().await;
         if let (Some(h), Some(v)) = (handover, viewer) {
-            self.spawn_handover(docker.clone(), task.id.clone(), cid, v, h);
+            self.handover_after_relay(docker.clone(), task.id.clone(), cid, v, h, relay);
         }
         self.watch_screen(task, terminal);
         Ok(())
@@ -742,6 +755,7 @@ impl Engine {
             tracing::warn!(task = task_id, error = %e, "recording the agent's exit failed");
         }
         self.clear_agent_state(task_id);
+        self.forget_relay(task_id);
         self.task_changed(task_id);
         self.kick_queue();
         tracing::info!(task = task_id, ?code, "agent exited");
@@ -1052,9 +1066,12 @@ impl Engine {
                     terminal.connect(stream.output, stream.input, control, move |code| {
                         tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
                     });
+                    let relay = self.start_relay(docker, &task2, &c.id);
                     self.answer_pending_handover(docker, &task2, &c.id).await;
                     self.watch_screen(&task2, &terminal);
                     if c.paused {
+                        // The relay's exec needs the thawed container.
+                        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
                         self.gate_terminals(&task.id, true);
                         docker.pause(&c.id).await?;
                         (TaskStatus::Paused, None, None)

@@ -16,6 +16,9 @@
 
 mod hijack;
 pub mod image;
+mod network;
+
+pub use network::DEFAULT_NETWORK;
 
 use bollard::container::{
     AttachContainerOptions, Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,

@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/terminals/{id}/recording", get(recording))
         .merge(crate::pairing::routes())
         .merge(crate::hooks::api_routes())
+        .merge(crate::network_api::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
 
@@ -90,6 +91,7 @@ pub(crate) struct TaskView {
     attention: Option<anycode_engine::Attention>,
     usage: Option<anycode_engine::Usage>,
     queue_position: Option<u32>,
+    network: anycode_engine::NetworkPolicy,
 }
 
 impl From<Task> for TaskView {
@@ -124,6 +126,7 @@ impl From<Task> for TaskView {
             attention: t.attention,
             usage: t.usage,
             queue_position: t.queue_position,
+            network: t.network,
         }
     }
 }
@@ -200,6 +203,7 @@ struct CreateTask {
     permission_mode: Option<String>,
     cpus: Option<f64>,
     memory_mb: Option<u64>,
+    network: Option<crate::network_api::NetworkBody>,
 }
 
 async fn create_task(
@@ -218,6 +222,7 @@ async fn create_task(
         permission_mode: req.permission_mode,
         cpus: req.cpus,
         memory_mb: req.memory_mb,
+        network: req.network.map(Into::into),
     };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }

@@ -1,29 +1,24 @@
 //! Agent hooks over HTTP, and approvals.
 //!
-//! - The hook listener: a second, minimal listener that serves only
-//!   `POST /hooks/claude`, bound where containers reach the host
-//!   (`host.docker.internal`): on Linux the Docker bridge's gateway address (e.g.
-//!   `172.17.0.1`), else loopback (Docker Desktop maps `host.docker.internal` to
-//!   the host's loopback). Any free port. A request needs the task's current hook
-//!   token (`Authorization: Bearer …`, see the engine's `hooks.rs`): without it, 401
-//!   and nothing changes. Nothing else of the API is reachable there.
+//! - The hook service: serves only `POST /hooks/claude`, on the connections each
+//!   sandbox's relay carries over its exec stream (no listener on the host). A
+//!   request needs the task's current hook token (`Authorization: Bearer …`, see
+//!   the engine's `hooks.rs`): without it, 401 and nothing changes. Nothing else of
+//!   the API is reachable there.
 //! - `POST /api/tasks/{id}/approval {"decision": "allow"|"deny", "message"?}` (on
 //!   the main listener, behind its auth): answers the task's waiting
 //!   `PermissionRequest` hook.
 
 use crate::api::TaskView;
 use crate::{ApiError, AppState};
-use anycode_engine::{ApprovalDecision, Engine, HookAnswer, HookEvent, HOOK_PATH};
+use anycode_engine::{ApprovalDecision, Engine, HookAnswer, HookEvent, HookService, HOOK_PATH};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
 
 /// Longest Deny message accepted, in characters.
 const MAX_MESSAGE: usize = 4000;
@@ -36,85 +31,21 @@ fn hook_router(engine: Engine) -> Router {
         .with_state(engine)
 }
 
-/// Where the hook listener binds: the Docker bridge's gateway on Linux (where
-/// `host.docker.internal` points), else loopback.
-async fn hook_address(engine: &Engine) -> IpAddr {
-    if cfg!(target_os = "linux") {
-        if let Ok(d) = engine.docker().await {
-            match d.bridge_gateway().await {
-                Ok(Some(ip)) => return ip,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "asking Docker for its bridge's address failed"),
+/// Serves the hook routes on every hook connection a sandbox's relay carries
+/// (`anycode-relay`'s 127.0.0.1:47777, see the engine's `network.rs`): no port is
+/// opened on the host, and nothing depends on the Docker bridge's gateway.
+pub(crate) fn start(engine: Engine) {
+    let app = hook_router(engine.clone());
+    let service: HookService = Arc::new(move |stream| {
+        let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await {
+                tracing::debug!(error = %e, "hook connection ended");
             }
-        }
-    }
-    IpAddr::V4(Ipv4Addr::LOCALHOST)
-}
-
-/// Binds the hook listener (falling back to loopback when the bridge address cannot
-/// be bound) and tells the engine the URL sandboxes reach it at.
-///
-/// The port is the one used last time when it is free (kept in
-/// `<data_dir>/hook-port`): agents that kept running across an AnyCode restart post
-/// to the port they were given at their start, so their hooks keep arriving.
-async fn bind(engine: &Engine) -> std::io::Result<TcpListener> {
-    let ip = hook_address(engine).await;
-    let port_file = engine.config().data_dir.join("hook-port");
-    let last: u16 = tokio::fs::read_to_string(&port_file).await.ok().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
-    let bind_at = |ip: IpAddr| async move {
-        match TcpListener::bind(SocketAddr::new(ip, last)).await {
-            Ok(l) => Ok(l),
-            Err(_) if last != 0 => TcpListener::bind(SocketAddr::new(ip, 0)).await,
-            Err(e) => Err(e),
-        }
-    };
-    let listener = match bind_at(ip).await {
-        Ok(l) => l,
-        Err(e) if !ip.is_loopback() => {
-            tracing::warn!(address = %ip, error = %e, "binding the hook listener on Docker's bridge failed; using loopback");
-            bind_at(IpAddr::V4(Ipv4Addr::LOCALHOST)).await?
-        }
-        Err(e) => return Err(e),
-    };
-    let addr = listener.local_addr()?;
-    if addr.port() != last {
-        if let Err(e) = tokio::fs::write(&port_file, addr.port().to_string()).await {
-            tracing::warn!(error = %e, "remembering the hook port failed (running agents lose their hooks at a restart)");
-        }
-    }
-    engine.set_hook_url(Some(format!("http://host.docker.internal:{}", addr.port())));
-    tracing::info!(%addr, "agent hook listener");
-    Ok(listener)
-}
-
-/// Starts the hook listener: bound before this returns when Docker answers (so tasks
-/// started next get hooks); otherwise retried in the background every 5 s. Serves
-/// until `stop` is cancelled.
-pub(crate) async fn start(engine: Engine, stop: CancellationToken) {
-    let first = if engine.docker().await.is_ok() { bind(&engine).await.ok() } else { None };
-    tokio::spawn(async move {
-        let listener = match first {
-            Some(l) => l,
-            None => loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                }
-                if engine.docker().await.is_err() {
-                    continue;
-                }
-                match bind(&engine).await {
-                    Ok(l) => break l,
-                    Err(e) => tracing::warn!(error = %e, "binding the hook listener failed"),
-                }
-            },
-        };
-        let app = hook_router(engine.clone());
-        if let Err(e) = crate::serve_listener(listener, app, stop).await {
-            tracing::warn!(error = %e, "the hook listener failed");
-        }
-        engine.set_hook_url(None);
+        });
     });
+    engine.set_hook_service(Some(service));
 }
 
 fn unauthorized() -> Response {

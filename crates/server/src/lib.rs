@@ -10,9 +10,11 @@
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
 //! - `events_ws`: `WS /ws/events`, live task states (a snapshot, then changes).
-//! - `hooks`: the agent hook listener (a second listener where containers reach the
-//!   host, serving only `POST /hooks/claude` with a task's hook token) and
+//! - `hooks`: the agent hook service (only `POST /hooks/claude` with a task's hook
+//!   token, served on the connections sandboxes' relays carry) and
 //!   `POST /api/tasks/{id}/approval`.
+//! - `network_api`: network policies (`/api/tasks/{id}/network`,
+//!   `/api/projects/{id}/network`) and the relay check at start.
 //! - [`lan`]: LAN mode (off by default): listening on the local-network addresses
 //!   too, switched at run time through [`LanControl`].
 //! - [`pairing`]: pairing codes and QR, device sessions with a role (watch or
@@ -28,6 +30,7 @@ mod error;
 mod events_ws;
 mod github_api;
 mod hooks;
+mod network_api;
 pub mod lan;
 pub mod pairing;
 mod ws;
@@ -143,8 +146,9 @@ impl Server {
         if let Err(e) = self.engine.docker().await {
             tracing::warn!(error = %e, "Docker is not available yet");
         }
-        // Agent hooks: their own listener where containers reach this machine.
-        hooks::start(self.engine.clone(), self.cancel.clone()).await;
+        // Agent hooks: served on the connections sandboxes' relays carry.
+        hooks::start(self.engine.clone());
+        network_api::check_relay_at_start(self.engine.clone());
         if self.lan_at_start {
             self.lan.enable().await.map_err(std::io::Error::other)?;
         }
@@ -157,8 +161,15 @@ impl Server {
         });
         let res = serve_listener(self.listener, self.app, self.cancel.clone()).await;
         self.lan.disable().await;
+        self.engine.shutdown_relays();
         res
     }
+}
+
+/// Makes `engine` serve agent hooks on the connections sandboxes' relays carry,
+/// without the rest of the server (`anycode doctor`'s relay check).
+pub fn serve_hooks(engine: &Engine) {
+    hooks::start(engine.clone());
 }
 
 /// Resolves at Ctrl-C (SIGINT) or SIGTERM: the shutdown signal `anycode serve` and the

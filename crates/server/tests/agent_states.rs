@@ -4,7 +4,7 @@
 //! tool_use and then a text answer. AnyCode hands the task an API key from its own
 //! environment and `ANTHROPIC_BASE_URL` from the settings' `[env]`.
 
-use anycode_testkit::anthropic::{bridge_gateway, FakeAnthropic, Script};
+use anycode_testkit::anthropic::{FakeAnthropic, Script};
 use anycode_testkit::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -89,16 +89,16 @@ async fn create(s: &Server, project: &str, body: Value) -> (Value, Term) {
     (t, term)
 }
 
-/// POSTs a hook straight to the hook listener, as a sandbox would.
-async fn post_hook(s: &Server, token: Option<&str>, body: Value) -> u16 {
-    let url = s.engine.hook_url().expect("a hook listener");
-    let port = url.rsplit(':').next().unwrap().to_string();
-    let host = bridge_gateway().map(|ip| ip.to_string()).unwrap_or_else(|| "127.0.0.1".into());
-    let mut req = reqwest::Client::new().post(format!("http://{host}:{port}/hooks/claude")).json(&body);
+/// POSTs a hook from inside the task's sandbox to its relay, as Claude Code would.
+fn post_hook(cid: &str, token: Option<&str>, body: Value) -> u16 {
+    let url = format!("{}/hooks/claude", anycode_engine::SANDBOX_HOOK_URL);
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["exec", cid, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Content-Type: application/json", "--data", &body.to_string()]);
     if let Some(t) = token {
-        req = req.bearer_auth(t);
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
-    req.send().await.unwrap().status().as_u16()
+    let out = cmd.arg(&url).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 fn proof(t: &Value) -> std::path::PathBuf {
@@ -127,9 +127,10 @@ async fn a_prompted_task_asks_for_approval_runs_the_tool_when_allowed_and_is_don
 
     // The hook token: a wrong or missing one gets 401 and changes nothing.
     let stop = json!({"hook_event_name": "Stop", "session_id": "x"});
-    assert_eq!(post_hook(&s, None, stop.clone()).await, 401);
-    assert_eq!(post_hook(&s, Some("not-the-token"), stop.clone()).await, 401);
-    assert_eq!(post_hook(&s, Some(""), stop).await, 401);
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    assert_eq!(post_hook(&cid, None, stop.clone()), 401);
+    assert_eq!(post_hook(&cid, Some("not-the-token"), stop.clone()), 401);
+    assert_eq!(post_hook(&cid, Some(""), stop), 401);
     let (_, still) = s.get(&format!("/api/tasks/{id}")).await;
     assert_eq!(still["status"], "needs_approval");
 
@@ -285,8 +286,9 @@ async fn without_a_prompt_the_agent_waits_for_input_with_the_generated_settings(
 }
 
 /// Issue 8, "sessions that outlive everything": an agent that keeps running across an
-/// AnyCode restart keeps reporting through its hooks (the hook port and the token's
-/// digest are kept in the data dir), and approvals work on the new server.
+/// AnyCode restart keeps reporting through its hooks (the new server starts the
+/// sandbox's relay again; the token's digest is kept in the data dir), and
+/// approvals work on the new server.
 #[tokio::test(flavor = "multi_thread")]
 async fn hooks_keep_working_after_anycode_restarts() {
     let fake = FakeAnthropic::start(tool_script()).await;
@@ -297,12 +299,10 @@ async fn hooks_keep_working_after_anycode_restarts() {
     let id = t["id"].as_str().unwrap().to_string();
     let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
     wait_status(&s, &id, "waiting_input", 120, &mut term, &fake).await;
-    let port = std::fs::read_to_string(s.data_dir().join("hook-port")).unwrap();
     drop(term);
 
     let (dir, repo) = s.shutdown().await;
     let s = Server::start_with(dir, repo, cfg).await;
-    assert_eq!(std::fs::read_to_string(s.data_dir().join("hook-port")).unwrap(), port, "the same hook port");
     let mut term = s.ws(&term_id).await;
     term.send("Write proof.txt").await;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod devices;
+mod network;
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +104,27 @@ const MIGRATIONS: &[M<'static>] = &[
     // Issue 8: the order of the run queue (a sequence number, meaningful while the
     // status is `queued`), so a restart keeps it.
     M::up("ALTER TABLE tasks ADD COLUMN queued_at INTEGER;"),
+    // Issue 13: network policies ({mode, allow} as JSON) per task and per project, and
+    // the hosts the egress proxy refused per task. Tasks made before keep `open`
+    // (they ran on Docker's bridge with no proxy).
+    M::up(
+        "CREATE TABLE task_network (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            policy TEXT NOT NULL
+        );
+        INSERT INTO task_network (task_id, policy) SELECT id, '{\"mode\":\"open\",\"allow\":[]}' FROM tasks;
+        CREATE TABLE project_network (
+            project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+            policy TEXT NOT NULL
+        );
+        CREATE TABLE task_blocked (
+            task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            host TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            last_at TEXT NOT NULL,
+            PRIMARY KEY (task_id, host)
+        );",
+    ),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -207,6 +229,7 @@ impl Store {
                 t.memory_mb.map(|m| m as i64)
             ],
         )?;
+        self.set_task_network(&t.id, &t.network)?;
         Ok(())
     }
 
@@ -216,13 +239,21 @@ impl Store {
         let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE (?1 IS NULL OR project_id = ?1) ORDER BY created_at, rowid");
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt.query_map([project], task_from_row)?;
-        rows.map(|r| r.map_err(Error::from).and_then(|x| x)).collect()
+        let mut tasks: Vec<Task> = rows.map(|r| r.map_err(Error::from).and_then(|x| x)).collect::<Result<_>>()?;
+        drop(stmt);
+        drop(conn);
+        self.fill_networks(&mut tasks)?;
+        Ok(tasks)
     }
 
     /// One task, or `None`.
     pub fn task(&self, id: &str) -> Result<Option<Task>> {
         let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1");
-        self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()
+        let mut task = self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()?;
+        if let Some(t) = task.as_mut() {
+            self.fill_networks(std::slice::from_mut(t))?;
+        }
+        Ok(task)
     }
 
     /// Sets a task's status, exit code and error together (they describe one state).
@@ -382,6 +413,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         attention: None,
         usage: None,
         queue_position: None,
+        network: Default::default(),
     }))
 }
 
@@ -394,9 +426,13 @@ mod tests {
     }
 
     fn task() -> Task {
+        sample_task("t1", "p1")
+    }
+
+    pub(crate) fn sample_task(id: &str, project_id: &str) -> Task {
         Task {
-            id: "t1".into(),
-            project_id: "p1".into(),
+            id: id.into(),
+            project_id: project_id.into(),
             title: "Fix it".into(),
             agent: Agent::shell(),
             branch: "anycode/fix-it".into(),
@@ -423,6 +459,7 @@ mod tests {
             attention: None,
             usage: None,
             queue_position: None,
+            network: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ import {
   type CredentialsStatus,
   type Project,
   type Task,
+  type NetworkMode,
 } from '../api';
 import { describeProvider } from './CredentialsDialog';
 import { Modal } from './Modal';
@@ -82,6 +83,8 @@ export function NewTaskDialog({
   const [permissionMode, setPermissionMode] = useState<'' | PermissionMode>('');
   const [cpus, setCpus] = useState('');
   const [memory, setMemory] = useState('');
+  const [netMode, setNetMode] = useState<NetworkMode>('allowlist');
+  const [netAllow, setNetAllow] = useState('');
 
   useEffect(() => {
     let cancelled = false;
@@ -172,6 +175,8 @@ export function NewTaskDialog({
       if (isClaude && permissionMode) body.permission_mode = permissionMode;
       if (typeof cpuCap === 'number') body.cpus = cpuCap;
       if (typeof memCap === 'number') body.memory_mb = memCap;
+      const extra = netAllow.split(/[\s,]+/).map((h) => h.trim()).filter(Boolean);
+      if (netMode !== 'allowlist' || extra.length) body.network = { mode: netMode, ...(extra.length ? { allow: extra } : {}) };
       const task = await api.createTask(project.id, body);
       onCreated(task);
     } catch (err) {
@@ -321,6 +326,35 @@ export function NewTaskDialog({
               {credentialHint}
             </span>
           </label>
+          <div className="field-row">
+            <label className="field">
+              <span className="field-label">Network</span>
+              <select className="input" data-testid="task-network" value={netMode} onChange={(e) => setNetMode(e.target.value as NetworkMode)}>
+                <option value="allowlist">Allow list (default)</option>
+                <option value="none">None</option>
+                <option value="open">Open</option>
+              </select>
+              <span className="field-hint" data-testid="task-network-hint">
+                {netMode === 'allowlist'
+                  ? 'Through AnyCode\'s proxy to the agents\' APIs, GitHub and package registries only.'
+                  : netMode === 'none'
+                    ? 'No outbound network at all (hooks and terminals still work).'
+                    : 'A direct route out through Docker\'s bridge.'}
+              </span>
+            </label>
+            <label className="field">
+              <span className="field-label">Also allow</span>
+              <input
+                className="input mono"
+                data-testid="task-network-allow"
+                value={netAllow}
+                onChange={(e) => setNetAllow(e.target.value)}
+                placeholder="example.com, *.example.org"
+                disabled={netMode === 'none'}
+              />
+              <span className="field-hint">Host names, comma-separated; a gateway on this machine as host.docker.internal:PORT.</span>
+            </label>
+          </div>
           <details className="field advanced" data-testid="task-advanced" open={!!(cpus || memory)}>
             <summary>Advanced: resource caps</summary>
             <div className="field-row">

@@ -4,6 +4,7 @@ import { timeAgo } from '../hooks';
 import { matchShortcut } from '../shortcuts';
 import { disposeSession } from '../terminal/session';
 import { ChangesPanel } from './ChangesPanel';
+import { NetworkChip, NetworkPanel } from './NetworkPanel';
 import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
 import { CredentialWarning } from './CredentialWarning';
@@ -44,6 +45,7 @@ export function TaskView({
   const [adding, setAdding] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showRecording, setShowRecording] = useState(false);
+  const [showNetwork, setShowNetwork] = useState(false);
   const [changesWidth, setChangesWidth] = useState<number>(() => {
     const v = Number(localStorage.getItem(SPLIT_KEY));
     return v >= 280 && v <= 1400 ? v : 460;
@@ -200,6 +202,7 @@ export function TaskView({
               <span className="muted"> ← {task.base}</span>
             </span>
             <span className="meta-item chip">{task.agent}</span>
+            <NetworkChip task={task} open={showNetwork} onToggle={() => setShowNetwork((v) => !v)} />
             {task.credential && task.credential !== 'none' && (
               <span className="meta-item chip" data-testid="task-credential" title={task.credential_source ?? undefined}>
                 {task.credential === 'api_key' ? 'API key' : 'subscription'}
@@ -257,6 +260,7 @@ export function TaskView({
       )}
 
       <CredentialWarning task={task} onTaskChanged={onTaskChanged} />
+      <NetworkPanel key={task.id} task={task} open={showNetwork} onTaskChanged={onTaskChanged} />
 
       {task.status === 'needs_approval' && (
         <div className="task-attention">

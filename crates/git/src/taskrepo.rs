@@ -150,6 +150,36 @@ fn write_alternates(gitdir: &Path, objects: &Path) -> Result<()> {
     std::fs::write(&file, format!("{}\n", objects.display())).map_err(|e| Error::Io(format!("{}: {e}", file.display())))
 }
 
+/// A task repository at `workspace` (made when `mkdir`, else in the existing
+/// folder): no templates (so no sample hooks), alternates to `objects`, `branch` at
+/// `tip` and HEAD on it. Nothing is checked out.
+fn init_task_repo(workspace: &Path, objects: &Path, branch: &str, tip: Oid, mkdir: bool) -> Result<Repository> {
+    let mut opts = RepositoryInitOptions::new();
+    opts.no_reinit(true).mkdir(mkdir).mkpath(mkdir).external_template(false).initial_head(branch);
+    let ws = Repository::init_opts(workspace, &opts)?;
+    write_alternates(ws.path(), objects)?;
+    drop(ws);
+    let ws = open_exact(workspace, false)?;
+    ws.reference(&format!("refs/heads/{branch}"), tip, true, "anycode: task branch")?;
+    ws.set_head(&format!("refs/heads/{branch}"))?;
+    Ok(ws)
+}
+
+/// AnyCode's bare mirror of a task at `mirror` (which must not exist), borrowing
+/// `objects`, its refs at `tip`.
+fn init_mirror(mirror: &Path, objects: &Path, tip: Oid) -> Result<()> {
+    let mut opts = RepositoryInitOptions::new();
+    opts.bare(true).no_reinit(true).mkdir(true).mkpath(true).external_template(false);
+    let m = Repository::init_opts(mirror, &opts)?;
+    write_alternates(m.path(), objects)?;
+    drop(m);
+    let m = open_exact(mirror, true)?;
+    for r in [MIRROR_BASE, MIRROR_HEAD, MIRROR_SYNCED] {
+        m.reference(r, tip, true, "anycode: task repository made")?;
+    }
+    Ok(())
+}
+
 /// Makes a task's repositories and branch: branch `branch` in the user's repository
 /// at the tip of `base` (its current branch when `None`); at `workspace` (which must
 /// not exist) a new repository on `branch` with that commit checked out, borrowing
@@ -190,30 +220,12 @@ pub fn create_task_repo(user_repo: &Path, base: Option<&str>, branch: &str, work
     let base_oid = base_commit.id();
     let mut new_branch = repo.branch(branch, &base_commit, false)?;
     let made = (|| -> Result<()> {
-        // The sandbox's repository: no templates (so no sample hooks), the branch
-        // checked out.
-        let mut opts = RepositoryInitOptions::new();
-        opts.no_reinit(true).mkdir(true).mkpath(true).external_template(false).initial_head(branch);
-        let ws = Repository::init_opts(workspace, &opts)?;
-        write_alternates(ws.path(), &objects)?;
-        drop(ws);
-        let ws = open_exact(workspace, false)?;
-        ws.reference(&format!("refs/heads/{branch}"), base_oid, true, "anycode: task branch")?;
-        ws.set_head(&format!("refs/heads/{branch}"))?;
+        // The sandbox's repository, the branch checked out.
+        let ws = init_task_repo(workspace, &objects, branch, base_oid, true)?;
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout.force();
         ws.checkout_head(Some(&mut checkout))?;
-        // The mirror: bare, AnyCode's only.
-        let mut opts = RepositoryInitOptions::new();
-        opts.bare(true).no_reinit(true).mkdir(true).mkpath(true).external_template(false);
-        let m = Repository::init_opts(mirror, &opts)?;
-        write_alternates(m.path(), &objects)?;
-        drop(m);
-        let m = open_exact(mirror, true)?;
-        for r in [MIRROR_BASE, MIRROR_HEAD, MIRROR_SYNCED] {
-            m.reference(r, base_oid, true, "anycode: task created")?;
-        }
-        Ok(())
+        init_mirror(mirror, &objects, base_oid)
     })();
     if let Err(e) = made {
         // Neither folder existed before this call (checked above).
@@ -582,14 +594,7 @@ pub fn migrate_legacy_worktree(user_repo: &Path, workspace: &Path, mirror: &Path
         Err(_) => Ok(()),
     }
     .map_err(|e| Error::Io(format!("removing {}: {e}", dotgit.display())))?;
-    let mut opts = RepositoryInitOptions::new();
-    opts.no_reinit(true).mkdir(false).external_template(false).initial_head(branch);
-    let ws = Repository::init_opts(workspace, &opts)?;
-    write_alternates(ws.path(), &objects)?;
-    drop(ws);
-    let ws = open_exact(workspace, false)?;
-    ws.reference(&format!("refs/heads/{branch}"), tip, true, "anycode: task branch")?;
-    ws.set_head(&format!("refs/heads/{branch}"))?;
+    let ws = init_task_repo(workspace, &objects, branch, tip, false)?;
     let tree = ws.find_commit(tip)?.tree()?;
     let mut index = ws.index()?;
     index.read_tree(&tree)?;
@@ -597,14 +602,6 @@ pub fn migrate_legacy_worktree(user_repo: &Path, workspace: &Path, mirror: &Path
     if mirror.symlink_metadata().is_ok() {
         std::fs::remove_dir_all(mirror).map_err(|e| Error::Io(format!("removing {}: {e}", mirror.display())))?;
     }
-    let mut opts = RepositoryInitOptions::new();
-    opts.bare(true).no_reinit(true).mkdir(true).mkpath(true).external_template(false);
-    let m = Repository::init_opts(mirror, &opts)?;
-    write_alternates(m.path(), &objects)?;
-    drop(m);
-    let m = open_exact(mirror, true)?;
-    for r in [MIRROR_BASE, MIRROR_HEAD, MIRROR_SYNCED] {
-        m.reference(r, tip, true, "anycode: moved from an older AnyCode's worktree")?;
-    }
+    init_mirror(mirror, &objects, tip)?;
     Ok(())
 }

@@ -245,8 +245,8 @@ pub(crate) async fn require_token(State(st): State<AppState>, mut req: Request<B
     };
     if let Principal::Device(d) = &who {
         let path = req.uri().path();
-        if crate::pairing::owner_only(path) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "OWNER_ONLY", "only the computer AnyCode runs on can pair devices and change network settings"));
+        if let Some(why) = crate::pairing::owner_only(req.method(), path) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "OWNER_ONLY", why));
         }
         let reads = req.method() == Method::GET || req.method() == Method::HEAD;
         if d.role() == anycode_engine::DeviceRole::Watch && !reads {

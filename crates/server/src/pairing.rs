@@ -17,6 +17,7 @@
 //! - `GET /api/devices`, `DELETE /api/devices/{id}` (owner only): the paired devices;
 //!   revoking closes the device's WebSockets at once.
 //! - `GET /api/session`: who the caller is (owner, or a device and its role).
+//! - `POST /api/login-code` (owner only): a one-time login link (`/login?code=…`).
 //! - `GET /api/lan`, `POST /api/lan {"enabled"}` (owner only): LAN mode.
 
 use crate::api::ApiJson;
@@ -287,6 +288,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pairing", post(new_pairing))
         .route("/pair", post(pair))
         .route("/session", get(session))
+        .route("/login-code", post(new_login_code))
         .route("/devices", get(list_devices))
         .route("/devices/{id}", delete(revoke_device))
         .route("/lan", get(lan_status).post(set_lan))
@@ -298,7 +300,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// import or remove projects (which name folders on the host). Reading their status
 /// and the project list is fine.
 pub(crate) fn owner_only(method: &Method, path: &str) -> Option<&'static str> {
-    let settings = matches!(path, "/api/pairing" | "/api/devices" | "/api/lan" | "/api/github/token")
+    let settings = matches!(path, "/api/pairing" | "/api/devices" | "/api/lan" | "/api/github/token" | "/api/login-code")
         || path.starts_with("/api/devices/")
         || (path.starts_with("/api/credentials/") && path != "/api/credentials/status");
     if settings {
@@ -423,6 +425,15 @@ async fn session(Extension(who): Extension<Principal>) -> Json<serde_json::Value
         Principal::Owner => json!({"kind": "owner", "role": "owner"}),
         Principal::Device(d) => json!({"kind": "device", "role": d.role(), "device": {"id": d.device.id, "name": d.device.name}}),
     })
+}
+
+/// `POST /api/login-code` (owner only): a one-time login link for this server, at
+/// the address the request came to (`anycode open` prints and opens it).
+async fn new_login_code(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Json<serde_json::Value> {
+    // The Host was checked against the allowlist before this runs.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let url = st.login.url(&format!("http://{host}"));
+    Json(json!({"url": url, "expires_in": st.login.ttl().as_secs()}))
 }
 
 async fn list_devices(State(st): State<AppState>) -> Result<Json<Vec<DeviceView>>, ApiError> {

@@ -354,6 +354,8 @@ async fn a_watch_device_cannot_change_anything() {
             (M::DELETE, "/api/credentials/anthropic_api_key".to_string(), None),
             (M::PUT, "/api/github/token".to_string(), Some(json!({"token": "ghp_x"}))),
             (M::DELETE, "/api/github/token".to_string(), None),
+            // A device cannot mint the owner's login links.
+            (M::POST, "/api/login-code".to_string(), Some(json!({}))),
             // Projects are folders on the host: adding, importing (to a named folder
             // or not) and removing them is the owner's.
             (M::POST, "/api/projects".to_string(), Some(json!({"path": s.repo}))),

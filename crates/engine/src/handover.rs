@@ -270,6 +270,40 @@ mod tests {
         assert_eq!(s.feed(b"\x07").as_deref(), Some("0a"));
     }
 
+    /// start-agent itself (bash, under a pseudo-terminal from `script`): a line
+    /// without this start's nonce is ignored, with a warning, and its variables are
+    /// not exported.
+    #[test]
+    fn start_agent_refuses_a_line_without_its_nonce() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: no `script` (util-linux) for a pseudo-terminal");
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sandbox-image/bin/start-agent");
+        let mut child = Command::new("script")
+            .args(["-qc", &format!("bash {agent} shell"), "/dev/null"])
+            .env("HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let forged = base64::engine::general_purpose::STANDARD.encode(b"FORGED=1\0");
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(format!("{PREFIX}{forged}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"echo \"FORGED=[$FORGED]\"; exit\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(pending_nonce(text.split("\r\n").next().unwrap_or_default().as_bytes()).is_some_and(|n| n.len() == 32), "{text}");
+        assert!(text.contains("did not carry this start's nonce"), "{text}");
+        assert!(text.contains("FORGED=[]") && !text.contains("FORGED=[1]"), "{text}");
+    }
+
     #[tokio::test]
     async fn ignores_markers_of_earlier_runs() {
         use anycode_terminal::Terminal;

@@ -409,7 +409,7 @@ fn pack(cols: u16, rows: u16) -> u64 {
 }
 
 fn unpack(v: u64) -> Option<(u16, u16)> {
-    (v != 0).then(|| ((v >> 16) as u16, (v & 0xffff) as u16))
+    (v != 0).then_some(((v >> 16) as u16, (v & 0xffff) as u16))
 }
 
 /// The process has no TTY input any more (exited or not connected).

@@ -41,7 +41,10 @@ export const TOKEN = process.env.ANYCODE_TOKEN || '';
  * link logs a browser in once, so every page that logs in asks for its own.
  */
 export async function loginUrl() {
-  const r = await fetch(`${BASE_URL}/api/login-code`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } });
+  const at = `${BASE_URL}/api/login-code`;
+  const r = await fetch(at, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } }).catch((e) => {
+    throw new Error(`POST ${at} failed: ${e.cause?.message ?? e.message}`);
+  });
   if (!r.ok) throw new Error(`POST /api/login-code answered ${r.status}: ${await r.text()}`);
   return (await r.json()).url;
 }

@@ -92,7 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // leaves nothing reusable in the browser's history or this terminal's scrollback.
     let url = server.login_codes().url(&format!("http://{shown_host}:{}", addr.port()));
     println!("AnyCode is running: {url}");
-    println!("(the link logs in once, within {} s; `anycode open` makes a new one)", server.login_codes().ttl().as_secs());
+    eprintln!("(the link logs in once, within {} s; `anycode open` makes a new one)", server.login_codes().ttl().as_secs());
     if !args.no_open && std::env::var_os("CI").is_none() {
         let _ = webbrowser::open(&url);
     }

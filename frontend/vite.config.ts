@@ -14,8 +14,8 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      // The token link: the server sets the session cookie and redirects to `/`.
-      '^/\\?token=': { target, changeOrigin: false },
+      // The one-time login link: the server sets the session cookie and redirects to `/`.
+      '/login': { target, changeOrigin: false },
       '/api': { target, changeOrigin: false },
       '/ws': { target, ws: true, changeOrigin: false },
     },

@@ -63,8 +63,11 @@ app_pid=$!
 
 log "desktop: waiting for the app's server"
 url=$(wait_for_url "$work/app.out" "$app_pid" "$ARTIFACTS/app.log" anycode-desktop)
-base=${url%%/\?token=*}
-token=${url##*token=}
+base=${url%%/login*}
+# The token (for the API calls below) from the data dir: the printed link carries a
+# one-time code, never the token.
+token=$(cat "$ANYCODE_DATA_DIR/token")
+case "$url" in *"$token"*) die "the printed link carries the token: $url" ;; esac
 api() { # METHOD PATH [JSON]
   curl -sS --fail-with-body -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     ${3:+--data "$3"} "$base/api$2"

@@ -69,13 +69,15 @@ build_frontend() {
   (cd "$fe" && npm run --silent build >/dev/null)
 }
 
-# wait_for_url OUT_FILE PID LOG_FILE WHAT: waits (30 s at most) for the login URL
-# (http://127.0.0.1:PORT/?token=…) that `anycode serve` and the desktop app print on
-# OUT_FILE, and prints it; dies with LOG_FILE's content when PID exits first.
+# wait_for_url OUT_FILE PID LOG_FILE WHAT: waits (30 s at most) for the one-time login
+# URL (http://127.0.0.1:PORT/login?code=…) that `anycode serve` and the desktop app
+# print on OUT_FILE, and prints it; dies with LOG_FILE's content when PID exits first.
+# Scripts take the server's base from it (`${url%%/login*}`) and the token, for API
+# calls, from the data dir's `token` file: the token is never in a URL.
 wait_for_url() {
   local out=$1 pid=$2 logf=$3 what=$4 url=""
   for _ in $(seq 1 150); do
-    url=$(grep -o 'http://127.0.0.1:[0-9]*/?token=[0-9a-f]*' "$out" 2>/dev/null || true)
+    url=$(grep -o 'http://127.0.0.1:[0-9]*/login?code=[0-9a-f]*' "$out" 2>/dev/null | head -n 1 || true)
     [ -n "$url" ] && { printf '%s\n' "$url"; return 0; }
     kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "$what exited"; }
     sleep 0.2

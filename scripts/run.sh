@@ -4,7 +4,7 @@
 # Installs what is missing (on Debian/Ubuntu as root: the build tools and docker.io),
 # makes sure a Docker engine answers, builds the web UI, the `anycode` binary and
 # the sandbox image (with progress), then runs `anycode serve` with the current git
-# repository as the first project and prints http://127.0.0.1:7878/?token=…
+# repository as the first project and prints http://127.0.0.1:7878/login?code=… (a one-time login link)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -106,7 +106,8 @@ fi
 env "${e2e_env[@]}" ANYCODE_DATA_DIR="$work/data" target/debug/anycode serve --no-open --port 0 >"$work/serve.out" 2>"$ARTIFACTS/serve.log" &
 server_pid=$!
 url=$(wait_for_url "$work/serve.out" "$server_pid" "$ARTIFACTS/serve.log" "anycode serve")
-(cd frontend && env "${e2e_env[@]}" ANYCODE_URL="$url" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
+# The browser tests log in with one-time links they ask for with the token.
+(cd frontend && env "${e2e_env[@]}" ANYCODE_URL="${url%%/login*}" ANYCODE_TOKEN="$(cat "$work/data/token")" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
 
 log "running the desktop app under Xvfb"
 bash scripts/desktop-test.sh

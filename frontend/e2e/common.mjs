@@ -29,3 +29,22 @@ export async function shot(page, name, opts = {}) {
   await page.screenshot({ path: file, ...opts });
   console.log(`screenshot: ${file}`);
 }
+
+/** The server under test: ANYCODE_URL is its base (`http://127.0.0.1:PORT`). */
+export const BASE_URL = (process.env.ANYCODE_URL || '').replace(/\/+$/, '');
+
+/** The access token, for this test's own API calls (`Authorization: Bearer`). */
+export const TOKEN = process.env.ANYCODE_TOKEN || '';
+
+/**
+ * A new one-time login link (`/login?code=…`) from `POST /api/login-code`: each
+ * link logs a browser in once, so every page that logs in asks for its own.
+ */
+export async function loginUrl() {
+  const at = `${BASE_URL}/api/login-code`;
+  const r = await fetch(at, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } }).catch((e) => {
+    throw new Error(`POST ${at} failed: ${e.cause?.message ?? e.message}`);
+  });
+  if (!r.ok) throw new Error(`POST /api/login-code answered ${r.status}: ${await r.text()}`);
+  return (await r.json()).url;
+}

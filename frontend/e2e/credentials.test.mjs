@@ -15,14 +15,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { BASE_URL, TOKEN, loginUrl } from './common.mjs';
 
-const URL_WITH_TOKEN = process.env.ANYCODE_URL;
+const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const REPO = process.env.ANYCODE_E2E_REPO;
 const ARTIFACTS = path.resolve(
   process.env.ANYCODE_ARTIFACTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts'),
 );
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !REPO && 'ANYCODE_E2E_REPO', !process.env.ANYCODE_E2E_CLAUDE_LOGIN && 'ANYCODE_E2E_CLAUDE_LOGIN'].filter(Boolean);
+const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO', !process.env.ANYCODE_E2E_CLAUDE_LOGIN && 'ANYCODE_E2E_CLAUDE_LOGIN'].filter(Boolean);
 const KEY = 'sk-ant-api03-E2E-KEY-DO-NOT-SHOW-0123456789-wxyz';
 
 let context;
@@ -73,7 +74,7 @@ test('credentials: status, save and remove a key, the task credential and its ex
     t.skip(`set ${missing.join(', ')}`);
     return;
   }
-  await page.goto(URL_WITH_TOKEN);
+  await page.goto(await loginUrl());
   // The project (another e2e file may have added it already).
   let r = await api('POST', '/api/projects', { path: REPO });
   if (r.status !== 201) {

@@ -3,7 +3,7 @@
 // Driven by crates/cli/tests/github.rs (`browser_import_task_and_pull_request`),
 // which starts both and scripts the stand-in's answers.
 //
-//   ANYCODE_E2E_GITHUB=1, ANYCODE_URL (the link serve printed), ANYCODE_GH_TOKEN
+//   ANYCODE_E2E_GITHUB=1, ANYCODE_URL (the server's base URL), ANYCODE_TOKEN (its access token), ANYCODE_GH_TOKEN
 //   (a token the stand-in accepts), ANYCODE_ARTIFACTS (screenshots), CHROMIUM.
 
 import { test, before, after } from 'node:test';
@@ -12,9 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { BASE_URL, TOKEN, loginUrl } from './common.mjs';
 
 const ON = process.env.ANYCODE_E2E_GITHUB === '1';
-const URL_WITH_TOKEN = process.env.ANYCODE_URL;
+const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const GH_TOKEN = process.env.ANYCODE_GH_TOKEN;
 const ARTIFACTS = path.resolve(process.env.ANYCODE_ARTIFACTS || 'e2e/artifacts');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -44,7 +45,7 @@ after(async () => {
 const shot = (name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
 
 test('import from GitHub, radar, pull request', { skip: !ON && 'run by crates/cli/tests/github.rs' }, async () => {
-  await page.goto(URL_WITH_TOKEN, { waitUntil: 'domcontentloaded' });
+  await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
   await page.getByTestId('add-project').click();
   await page.getByTestId('project-mode-github').click();
   await page.getByTestId('project-url').fill('octo/hello');

@@ -11,7 +11,7 @@
 // shortcut, usage, queue position, Resume, the tab's count — and that Allow goes to
 // POST /api/tasks/{id}/approval on the real server, whose answer the page shows.
 //
-//   ANYCODE_URL=http://127.0.0.1:7878/?token=…  ANYCODE_E2E_REPO=/path/to/repo
+//   ANYCODE_URL=http://127.0.0.1:7878 ANYCODE_TOKEN=…  ANYCODE_E2E_REPO=/path/to/repo
 //   ANYCODE_ARTIFACTS=dir  CHROMIUM=/usr/bin/chromium
 //
 // Run: npm run e2e   (node --test e2e/)
@@ -22,11 +22,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot } from './common.mjs';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, loginUrl } from './common.mjs';
 
-const URL_WITH_TOKEN = process.env.ANYCODE_URL;
+const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const REPO = process.env.ANYCODE_E2E_REPO;
-const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
+const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
 
 let context;
 let userDataDir;
@@ -60,7 +60,7 @@ function watchLog(page, name) {
 
 // This test's own client: the token from the link, as `Authorization: Bearer`.
 const base = () => new URL(URL_WITH_TOKEN).origin;
-const token = () => new URL(URL_WITH_TOKEN).searchParams.get('token');
+const token = () => TOKEN;
 async function api(method, p, body) {
   const r = await fetch(base() + p, {
     method,
@@ -97,7 +97,7 @@ async function openApp(name, setup) {
   const page = await context.newPage();
   watchLog(page, name);
   if (setup) await setup(page);
-  await page.goto(URL_WITH_TOKEN, { waitUntil: 'domcontentloaded' });
+  await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
   await page.waitForSelector('.app[data-events="live"]', { timeout: 20_000 });
   return page;
 }

@@ -2,7 +2,7 @@
 // add a project, create a shell task, run commands in its terminal, see the change
 // in the Changes panel, commit it.
 //
-//   ANYCODE_URL=http://127.0.0.1:7878/?token=…  (the link `anycode serve` printed)
+//   ANYCODE_URL=http://127.0.0.1:7878 ANYCODE_TOKEN=…  (the server; the token from its data dir's `token` file)
 //   ANYCODE_E2E_REPO=/path/to/a/git/repo         (added as a project)
 //   ANYCODE_ARTIFACTS=dir                         (screenshots; default e2e/artifacts)
 //   ANYCODE_E2E_KEEP=1                            (keep the task instead of deleting it at the end)
@@ -16,14 +16,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot as shotOf } from './common.mjs';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot as shotOf, BASE_URL, TOKEN, loginUrl } from './common.mjs';
 
-const URL_WITH_TOKEN = process.env.ANYCODE_URL;
+const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const REPO = process.env.ANYCODE_E2E_REPO;
 const KEEP = process.env.ANYCODE_E2E_KEEP === '1';
 
 
-const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
+const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
 
 let context;
 let page;
@@ -100,14 +100,14 @@ const apiGet = (p) =>
 
 test('main job: project → shell task → terminal → diff → commit', { timeout: 600_000 }, async (t) => {
   if (missing.length) {
-    t.skip(`set ${missing.join(' and ')} (e.g. ANYCODE_URL=http://127.0.0.1:7878/?token=… ANYCODE_E2E_REPO=/path/to/repo)`);
+    t.skip(`set ${missing.join(' and ')} (e.g. ANYCODE_URL=http://127.0.0.1:7878 ANYCODE_TOKEN=… ANYCODE_E2E_REPO=/path/to/repo)`);
     return;
   }
 
-  // 1. Open the link: the token becomes a session cookie, then we land on `/`.
-  await page.goto(URL_WITH_TOKEN, { waitUntil: 'domcontentloaded' });
+  // 1. Open a one-time login link: the code becomes a session cookie, then we land on `/`.
+  await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
   await page.getByTestId('add-project').waitFor({ timeout: 20_000 });
-  assert.equal(await page.getByTestId('unauthorized').count(), 0, 'the token link should sign us in');
+  assert.equal(await page.getByTestId('unauthorized').count(), 0, 'the login link should sign us in');
 
   // 2. Add the project by path (if an earlier run already added it, reuse it).
   const repoReal = fs.realpathSync(REPO);

@@ -10,7 +10,7 @@
 // reach the TTY; LAN mode off/on makes the phone reconnect by itself with the
 // output it missed; revoking the control phone closes its socket.
 //
-//   ANYCODE_URL=http://127.0.0.1:PORT/?token=…   (the link `anycode serve` printed)
+//   ANYCODE_URL=http://127.0.0.1:PORT ANYCODE_TOKEN=…   (the server; the token from its data dir's `token` file)
 //   ANYCODE_LAN_HOST=127.0.0.2                    (the address given to --lan-address)
 //   ANYCODE_E2E_REPO=/path/to/a/git/repo           (added as a project)
 //   ANYCODE_ARTIFACTS=dir                          (screenshots; default e2e/artifacts)
@@ -21,9 +21,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot } from './common.mjs';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, loginUrl } from './common.mjs';
 
-const URL_WITH_TOKEN = process.env.ANYCODE_URL;
+const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const LAN_HOST = process.env.ANYCODE_LAN_HOST;
 const REPO = process.env.ANYCODE_E2E_REPO;
 const KEEP = process.env.ANYCODE_E2E_KEEP === '1';
@@ -39,7 +39,7 @@ const PHONE = {
     'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36',
 };
 
-const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL', !LAN_HOST && 'ANYCODE_LAN_HOST', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
+const missing = [!URL_WITH_TOKEN && 'ANYCODE_URL and ANYCODE_TOKEN', !LAN_HOST && 'ANYCODE_LAN_HOST', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
 
 let browser;
 const log = [];
@@ -103,7 +103,7 @@ test('phone: pair, drive as control, watch read-only, reconnect, revoke', { time
     return;
   }
   const desk = new URL(URL_WITH_TOKEN);
-  const token = desk.searchParams.get('token');
+  const token = TOKEN;
   const lanOrigin = `http://${LAN_HOST}:${desk.port}`;
 
   // The owner's API, from Node: the server-side checks.
@@ -140,7 +140,7 @@ test('phone: pair, drive as control, watch read-only, reconnect, revoke', { time
     const deskCtx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const deskPage = await deskCtx.newPage();
     watchPage(deskPage, 'desk');
-    await deskPage.goto(URL_WITH_TOKEN, { waitUntil: 'domcontentloaded' });
+    await deskPage.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
     await deskPage.getByTestId(`task-item-${task.id}`).waitFor({ timeout: 20_000 });
     await shot(deskPage, 'mobile-0-desk.png');
     await deskPage.getByTestId('settings-button').click();

@@ -30,10 +30,11 @@ function Unauthorized() {
         </div>
         <h1>Not signed in</h1>
         <p>
-          Open the link that <code>anycode serve</code> printed (it carries the access token).
+          Open the link that <code>anycode serve</code> printed, or run <code>anycode open</code> for a new one.
         </p>
         <p className="muted small">
-          It looks like <code>http://127.0.0.1:7878/?token=…</code>. The token is exchanged for a session cookie.
+          It looks like <code>http://127.0.0.1:7878/login?code=…</code> and logs in once, within two minutes: the code
+          is exchanged for a session cookie.
         </p>
       </div>
     </div>

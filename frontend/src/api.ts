@@ -1,5 +1,5 @@
 // Typed client for the `anycode serve` JSON API.
-// All requests are same-origin; the session cookie set by `/?token=…` goes along.
+// All requests are same-origin; the session cookie set by `/login?code=…` goes along.
 
 export interface Project {
   id: string;

@@ -3,8 +3,9 @@
 //!
 //! - [`run`] opens the engine, binds the server on 127.0.0.1 (port 7878, or a free
 //!   port when it is taken; `ANYCODE_PORT` forces one, 0 = any), serves it on the
-//!   app's tokio runtime and opens the window on `/?token=…`, which sets the
-//!   session cookie, so the user never sees the token.
+//!   app's tokio runtime and opens the window on a one-time login link
+//!   (`/login?code=…`), which sets the session cookie: the token itself is never in
+//!   a URL.
 //! - Closing the window hides it; the app stays in the tray. Quit asks whether to
 //!   stop the running sandboxes or leave them running (the engine reconciles them on
 //!   the next start), then stops the server cleanly. SIGTERM/Ctrl-C quit the same
@@ -19,7 +20,7 @@
 pub mod tray;
 
 use anycode_engine::{ApprovalDecision, Config, Engine, TaskStatus};
-use anycode_server::{AccessToken, LanControl, ServerOptions};
+use anycode_server::{AccessToken, LanControl, LoginCodes, ServerOptions};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,9 @@ pub struct Shell {
     lan: Option<LanControl>,
     /// Set once Quit was chosen, so a second Quit does not ask again.
     quitting: AtomicBool,
+    /// The server's one-time login codes; `None` when this process does not run
+    /// the server.
+    login: Option<LoginCodes>,
 }
 
 impl Shell {
@@ -76,7 +80,14 @@ impl Shell {
             server: Mutex::new(server),
             lan,
             quitting: AtomicBool::new(false),
+            login: None,
         }
+    }
+
+    /// The same, with the server's login codes (for [`Shell::login_url`]).
+    pub fn with_login(mut self, login: LoginCodes) -> Shell {
+        self.login = Some(login);
+        self
     }
 
     /// Whether the server serves on the local network now (the web UI's settings can
@@ -85,9 +96,13 @@ impl Shell {
         self.lan.as_ref().is_some_and(|l| l.status().enabled)
     }
 
-    /// The URL that logs a browser in: `<base>/?token=<token>`.
+    /// A URL that logs a browser in once: `<base>/login?code=<one-time code>` (the
+    /// base alone when this process does not run the server).
     pub fn login_url(&self) -> String {
-        format!("{}/?token={}", self.base_url, self.token.expose())
+        match &self.login {
+            Some(l) => l.url(&self.base_url),
+            None => self.base_url.clone(),
+        }
     }
 
     /// The UI's URL of one task: `<base>/#/tasks/<id>`. Errors when `id` is not a task
@@ -248,11 +263,13 @@ async fn start_server() -> anyhow::Result<Shell> {
     let opts = ServerOptions::new(token.clone());
     let server = anycode_server::Server::new(engine.clone(), listener, opts).context("starting the server")?;
     let lan = server.lan();
+    let login = server.login_codes();
     let server = tokio::spawn(server.run(shutdown.clone().cancelled_owned()));
-    // Scripts (and the CI test) read this line to find the server.
-    println!("AnyCode is running: {base_url}/?token={}", token.expose());
+    // Scripts (and the CI test) read this line to find the server: a one-time link,
+    // never the token.
+    println!("AnyCode is running: {}", login.url(&base_url));
     tracing::info!(%base_url, "server started");
-    Ok(Shell::new(engine, base_url, token, shutdown, Some(server), Some(lan)))
+    Ok(Shell::new(engine, base_url, token, shutdown, Some(server), Some(lan)).with_login(login))
 }
 
 /// The task id of `--open-task ID` (or `--open-task=ID`) among the arguments.

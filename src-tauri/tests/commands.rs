@@ -16,7 +16,7 @@ fn app(dir: &tempfile::TempDir) -> (tauri::App<MockRuntime>, WebviewWindow<MockR
     let engine = tauri::async_runtime::block_on(Engine::open(Config::with_data_dir(dir.path()))).unwrap();
     let shell = Shell::new(engine, BASE.into(), AccessToken::new("secret-token"), CancellationToken::new(), None, None);
     let app = builder(mock_builder()).manage(shell).build(mock_context(noop_assets())).unwrap();
-    let start: tauri::Url = format!("{BASE}/?token=secret-token").parse().unwrap();
+    let start: tauri::Url = format!("{BASE}/").parse().unwrap();
     let window = WebviewWindowBuilder::new(&app, MAIN_WINDOW, WebviewUrl::External(start)).build().unwrap();
     (app, window)
 }
@@ -67,4 +67,18 @@ fn open_task_rejects_what_is_not_a_task_id_and_stays_put() {
     }
     // A missing argument is an error too, not a panic.
     assert!(invoke(&window, "open_task", serde_json::json!({})).is_err());
+}
+
+#[test]
+fn login_links_are_one_time_codes_never_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = tauri::async_runtime::block_on(Engine::open(Config::with_data_dir(dir.path()))).unwrap();
+    let codes = anycode_server::LoginCodes::new(std::time::Duration::from_secs(120));
+    let shell = Shell::new(engine, BASE.into(), AccessToken::new("secret-token"), CancellationToken::new(), None, None).with_login(codes.clone());
+    let (a, b) = (shell.login_url(), shell.login_url());
+    assert!(a.starts_with(&format!("{BASE}/login?code=")) && !a.contains("secret-token"), "{a}");
+    assert_ne!(a, b, "a new code each time");
+    let code = a.rsplit('=').next().unwrap();
+    assert_eq!(codes.redeem(code), Ok(()));
+    assert!(codes.redeem(code).is_err());
 }

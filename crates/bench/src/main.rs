@@ -542,7 +542,7 @@ async fn main() -> Result<()> {
 /// Runs frontend/bench/browser.mjs against this server and prints its figures.
 async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<()> {
     let frontend = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../frontend"));
-    let url = format!("{}/?token={TOKEN}", s.serve.base);
+    let url = s.serve.login_url().await;
     let rss_before = rss_kb(pid);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (stop2, max) = (stop.clone(), std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before)));

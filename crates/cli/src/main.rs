@@ -7,6 +7,7 @@ mod client;
 mod credentials;
 mod doctor;
 mod github;
+mod open;
 mod serve;
 mod task;
 
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Serve the web UI and the API (default http://127.0.0.1:7878).
     Serve(serve::ServeArgs),
+    /// Open the web UI of a running server in the browser with a new one-time login
+    /// link (and print the link).
+    Open(open::OpenArgs),
     /// Check Docker, the sandbox image, git and credentials, with a fix for each problem.
     Doctor(doctor::DoctorArgs),
     /// Create, list, stop and delete tasks on a running server.
@@ -75,6 +79,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
             Command::Doctor(a) => doctor::run(a).await,
+            Command::Open(a) => open::run(a).await,
             Command::Task(c) => task::run(c).await,
             Command::Attach(a) => attach::run(a).await,
             Command::Github(c) => github::run(c).await,

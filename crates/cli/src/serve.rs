@@ -85,14 +85,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}:{} (is another anycode running? try --port)", args.bind, args.port))?;
     let addr = listener.local_addr()?;
     let shown_host = if addr.ip().is_loopback() || addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let url = format!("http://{shown_host}:{}/?token={}", addr.port(), token.expose());
-    println!("AnyCode is running: {url}");
-    if !args.no_open && std::env::var_os("CI").is_none() {
-        let _ = webbrowser::open(&url);
-    }
     let extra_hosts = if addr.ip().is_loopback() { vec![] } else { vec![addr.ip().to_string()] };
     let opts = ServerOptions { extra_hosts, lan_addresses: args.lan_addresses.clone(), ..ServerOptions::new(token) };
     let server = anycode_server::Server::new(engine, listener, opts)?;
+    // A one-time login link, never the token: it logs in once, within minutes, and
+    // leaves nothing reusable in the browser's history or this terminal's scrollback.
+    let url = server.login_codes().url(&format!("http://{shown_host}:{}", addr.port()));
+    println!("AnyCode is running: {url}");
+    eprintln!("(the link logs in once, within {} s; `anycode open` makes a new one)", server.login_codes().ttl().as_secs());
+    if !args.no_open && std::env::var_os("CI").is_none() {
+        let _ = webbrowser::open(&url);
+    }
     if args.lan {
         // Not fatal: the web UI's settings can turn LAN mode on later (say, once
         // this computer is on Wi-Fi).

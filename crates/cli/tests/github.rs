@@ -138,13 +138,14 @@ async fn browser_import_task_and_pull_request() {
     let _cleanup = Cleanup(anycode_engine::instance_id(&data));
     let serve = ServeProcess::start(Path::new(BIN), &data, &[]);
     let artifacts = root.join("artifacts/e2e");
-    let url = format!("{}/?token={TOKEN}", serve.base);
+    let url = serve.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .args(["--test", "e2e/github.test.mjs"])
             .current_dir(&frontend)
             .env("ANYCODE_E2E_GITHUB", "1")
             .env("ANYCODE_URL", url)
+            .env("ANYCODE_TOKEN", TOKEN)
             .env("ANYCODE_GH_TOKEN", GH_TOKEN)
             .env("ANYCODE_ARTIFACTS", artifacts)
             .output()

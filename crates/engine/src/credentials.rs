@@ -89,9 +89,8 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let outcome = handover::wait_for_marker(&mut viewer, handover::MARKER_WAIT).await;
-            drop(viewer);
             let problem = match outcome {
-                Wait::Asked => match h.line() {
+                Wait::Asked(nonce) => match h.line(&nonce) {
                     Ok(line) => match docker.write_stdin(&container_id, line.expose().as_bytes()).await {
                         Ok(()) => {
                             tracing::debug!(task = %task_id, entries = h.env.len(), "credentials handed over");
@@ -107,6 +106,9 @@ impl Engine {
                     handover::MARKER_WAIT.as_secs()
                 )),
             };
+            // The viewer held the terminal's input (see `attach_and_start`): what
+            // was typed meanwhile goes to the TTY after the line.
+            drop(viewer);
             if let Some(p) = problem {
                 tracing::warn!(task = %task_id, problem = %p, "credential handover");
                 let store = engine.inner.store.clone();
@@ -137,11 +139,11 @@ impl Engine {
                 return;
             }
         };
-        if !handover::log_shows_waiting(&tail) {
+        let Some(nonce) = handover::pending_nonce(&tail) else {
             return;
-        }
+        };
         let line = match self.prepare_handover(task).await {
-            Ok(Some(h)) => h.line(),
+            Ok(Some(h)) => h.line(&nonce),
             Ok(None) => return,
             Err(e) => Err(e.to_string()),
         };

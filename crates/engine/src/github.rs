@@ -166,8 +166,11 @@ impl Engine {
         Ok(c)
     }
 
+    /// The token as git credentials, for the configured GitHub web host only (see
+    /// [`anycode_git::token_refusal`]).
     async fn http_auth(&self) -> Result<Option<HttpAuth>> {
-        Ok(self.token().await?.map(|(t, _)| HttpAuth::token(t.expose())))
+        let web = anycode_github::web_base(&self.tokens().0);
+        Ok(self.token().await?.map(|(t, _)| HttpAuth::token(t.expose(), &web)))
     }
 
     // ----- token -----

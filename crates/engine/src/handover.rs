@@ -6,8 +6,11 @@
 //! `/opt/anycode/bin/start-agent <agent>`, which at every start:
 //!
 //! 1. turns the TTY's echo off,
-//! 2. prints [`MARKER`] (an OSC sequence terminals ignore),
-//! 3. reads one line: `anycode-env:` + base64 of NUL-separated `KEY=value` entries,
+//! 2. makes a random nonce (128 bits) and prints [`MARKER`] with it (an OSC sequence
+//!    terminals ignore: `ESC ] 777 ; anycode-env ; <nonce> BEL`),
+//! 3. reads one line: `anycode-env:<nonce>:` + base64 of NUL-separated `KEY=value`
+//!    entries, and accepts it only with this start's nonce (anything typed into
+//!    the TTY meanwhile, or a line meant for an earlier start, is not it),
 //! 4. turns echo back on, exports the entries, prints the (non-secret) note as the
 //!    terminal's first line, and execs the agent.
 //!
@@ -15,6 +18,8 @@
 //! [`MARKER_WAIT`]) and writes the line into the TTY over a stdin-only attach of
 //! its own ([`anycode_sandbox::Docker::write_stdin`]), so the line passes through no
 //! viewer, scrollback, recording or log. Echo being off, the TTY never prints it.
+//! Viewers' keystrokes are held by the terminal hub from before the start until the
+//! line is written ([`anycode_terminal::Viewer::holding_input`]), then delivered.
 
 use anycode_credentials::Secret;
 use anycode_terminal::{Recv, Viewer};
@@ -22,8 +27,12 @@ use base64::Engine as _;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// What start-agent prints once echo is off and it waits for the line.
-pub(crate) const MARKER: &[u8] = b"\x1b]777;anycode-env\x07";
+/// What start-agent prints once echo is off and it waits for the line, before its
+/// nonce (`;<hex>`) and the closing BEL. A start-agent of an older AnyCode prints
+/// the BEL right after it (no nonce).
+pub(crate) const MARKER: &[u8] = b"\x1b]777;anycode-env";
+/// The longest nonce accepted from a marker (hex digits).
+const MAX_NONCE: usize = 64;
 /// The line's prefix (start-agent drops anything typed before it).
 pub(crate) const PREFIX: &str = "anycode-env:";
 /// How long the engine waits for the marker after starting the container.
@@ -45,9 +54,10 @@ pub(crate) struct Handover {
 }
 
 impl Handover {
-    /// The line to write: `anycode-env:<base64>\n`. Errors when it would not fit a
-    /// TTY line.
-    pub(crate) fn line(&self) -> Result<Secret, String> {
+    /// The line to write for start-agent's `nonce`: `anycode-env:<nonce>:<base64>\n`
+    /// (`anycode-env:<base64>\n` for an older start-agent, which sends none).
+    /// Errors when it would not fit a TTY line.
+    pub(crate) fn line(&self, nonce: &str) -> Result<Secret, String> {
         let mut payload = Zeroizing::new(Vec::<u8>::new());
         for (k, v) in &self.vars {
             payload.extend_from_slice(k.as_bytes());
@@ -64,7 +74,8 @@ impl Handover {
         let note = self.note.replace(['\0', '\n', '\r'], " ");
         payload.extend_from_slice(format!("ANYCODE_CREDENTIAL_NOTE={note}\0").as_bytes());
         payload.extend_from_slice(format!("ANYCODE_CREDENTIAL_LEVEL={}\0", if self.warn { "warn" } else { "info" }).as_bytes());
-        let line = Secret::new(format!("{PREFIX}{}\n", base64::engine::general_purpose::STANDARD.encode(&payload[..])));
+        let nonce = if nonce.is_empty() { String::new() } else { format!("{nonce}:") };
+        let line = Secret::new(format!("{PREFIX}{nonce}{}\n", base64::engine::general_purpose::STANDARD.encode(&payload[..])));
         if line.len() > MAX_LINE {
             return Err(format!("the credentials are too long to hand over ({} bytes, at most {MAX_LINE})", line.len()));
         }
@@ -72,21 +83,53 @@ impl Handover {
     }
 }
 
-/// Whether a container's log ends with start-agent waiting for its line: the marker
-/// and the newline it prints after it (see start-agent).
-pub(crate) fn log_shows_waiting(tail: &[u8]) -> bool {
+/// The marker at the start of `bytes` (which begin with [`MARKER`]):
+/// `Ok(Some((nonce, length)))` for a whole one (the nonce empty for an older
+/// start-agent), `Ok(None)` when it is no marker after all, `Err(())` when it is
+/// incomplete (more bytes may complete it).
+fn parse_marker(bytes: &[u8]) -> Result<Option<(String, usize)>, ()> {
+    let rest = &bytes[MARKER.len()..];
+    match rest.first() {
+        None => Err(()),
+        Some(b'\x07') => Ok(Some((String::new(), MARKER.len() + 1))),
+        Some(b';') => {
+            for (i, b) in rest[1..].iter().enumerate() {
+                match b {
+                    b'\x07' => return Ok(Some((String::from_utf8_lossy(&rest[1..1 + i]).into_owned(), MARKER.len() + 2 + i))),
+                    b'0'..=b'9' | b'a'..=b'f' if i < MAX_NONCE => {}
+                    _ => return Ok(None),
+                }
+            }
+            Err(())
+        }
+        Some(_) => Ok(None),
+    }
+}
+
+/// Whether a container's log ends with start-agent waiting for its line (the
+/// marker and the newline it prints after it, see start-agent): the nonce to
+/// answer with.
+pub(crate) fn pending_nonce(tail: &[u8]) -> Option<String> {
+    // What start-agent prints after the marker: a newline (`\r\n` through the TTY)
+    // and a cursor-up, which Docker's log holds until a later newline.
+    let tail = tail.strip_suffix(b"\x1b[A").unwrap_or(tail);
     let mut end = tail.len();
     while end > 0 && matches!(tail[end - 1], b'\r' | b'\n') {
         end -= 1;
     }
-    tail[..end].ends_with(MARKER)
+    let tail = &tail[..end];
+    let start = (0..tail.len()).rev().find(|&i| tail[i..].starts_with(MARKER))?;
+    match parse_marker(&tail[start..]) {
+        Ok(Some((nonce, len))) if start + len == tail.len() => Some(nonce),
+        _ => None,
+    }
 }
 
 /// How waiting for the marker ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wait {
-    /// start-agent asks for the line.
-    Asked,
+    /// start-agent asks for the line, with this nonce (empty: an older start-agent).
+    Asked(String),
     /// The process ended first.
     Exited,
     /// Nothing within the time limit (an image without AnyCode's start-agent?).
@@ -103,15 +146,15 @@ pub(crate) async fn wait_for_marker(viewer: &mut Viewer, limit: Duration) -> Wai
         match next {
             Err(_) => return Wait::TimedOut,
             Ok(Recv::Output(b)) => {
-                if scanner.feed(&b) {
-                    return Wait::Asked;
+                if let Some(nonce) = scanner.feed(&b) {
+                    return Wait::Asked(nonce);
                 }
             }
             // Fallen behind: start-agent prints nothing after the marker but its
             // newline until it has its line, so a missed marker ends the snapshot.
             Ok(Recv::Resync(snapshot)) => {
-                if log_shows_waiting(&snapshot) {
-                    return Wait::Asked;
+                if let Some(nonce) = pending_nonce(&snapshot) {
+                    return Wait::Asked(nonce);
                 }
                 scanner = Scanner::default();
             }
@@ -122,7 +165,8 @@ pub(crate) async fn wait_for_marker(viewer: &mut Viewer, limit: Duration) -> Wai
     }
 }
 
-/// Finds [`MARKER`] in a byte stream however it is cut into chunks.
+/// Finds a complete marker (with its nonce) in a byte stream however it is cut
+/// into chunks.
 #[derive(Default)]
 struct Scanner {
     /// The last bytes seen, enough to find a marker split across chunks.
@@ -130,33 +174,53 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn feed(&mut self, chunk: &[u8]) -> bool {
+    /// The marker's nonce once a whole marker has been seen.
+    fn feed(&mut self, chunk: &[u8]) -> Option<String> {
         self.tail.extend_from_slice(chunk);
-        if contains(&self.tail, MARKER) {
-            return true;
+        let mut from = 0;
+        while let Some(at) = find(&self.tail[from..], MARKER).map(|i| i + from) {
+            match parse_marker(&self.tail[at..]) {
+                Ok(Some((nonce, _))) => return Some(nonce),
+                // Incomplete: keep it for the next chunk.
+                Err(()) => {
+                    self.tail.drain(..at);
+                    return None;
+                }
+                Ok(None) => from = at + 1,
+            }
         }
         let keep = MARKER.len() - 1;
         if self.tail.len() > keep {
             self.tail.drain(..self.tail.len() - keep);
         }
-        false
+        None
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
+
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const N: &str = "0123456789abcdef0123456789abcdef";
+
+    fn marker(nonce: &str) -> Vec<u8> {
+        [MARKER, format!(";{nonce}\x07").as_bytes()].concat()
+    }
+
     #[test]
-    fn a_log_ending_with_the_marker_waits() {
-        assert!(log_shows_waiting(b"old output\r\n\x1b]777;anycode-env\x07\r\n"));
-        assert!(log_shows_waiting(b"\x1b]777;anycode-env\x07"));
-        assert!(!log_shows_waiting(b"\x1b]777;anycode-env\x07\r\n\x1b[AAnyCode: note\r\n$ "));
-        assert!(!log_shows_waiting(b""));
+    fn a_log_ending_with_the_marker_waits_with_its_nonce() {
+        let m = marker(N);
+        assert_eq!(pending_nonce(&[b"old output\r\n".as_slice(), &m, b"\r\n\x1b[A"].concat()).as_deref(), Some(N));
+        assert_eq!(pending_nonce(&m).as_deref(), Some(N));
+        assert_eq!(pending_nonce(b"\x1b]777;anycode-env\x07\r\n").as_deref(), Some(""), "an older start-agent");
+        assert_eq!(pending_nonce(&[m.as_slice(), b"\r\n\x1b[AAnyCode: note\r\n$ "].concat()), None);
+        assert_eq!(pending_nonce(b"\x1b]777;anycode-env;zz\x07"), None, "not hex");
+        assert_eq!(pending_nonce(b""), None);
     }
 
     #[test]
@@ -167,11 +231,12 @@ mod tests {
             note: "hello\nworld".into(),
             warn: true,
         };
-        let line = h.line().unwrap();
+        let line = h.line(N).unwrap();
         let text = line.expose();
-        assert!(text.starts_with(PREFIX) && text.ends_with('\n'));
+        let start = format!("{PREFIX}{N}:");
+        assert!(text.starts_with(&start) && text.ends_with('\n'));
         assert!(!text.contains("sk-ant"), "encoded, so a stray echo would not show it as text either");
-        let decoded = base64::engine::general_purpose::STANDARD.decode(text[PREFIX.len()..].trim_end()).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(text[start.len()..].trim_end()).unwrap();
         let parts: Vec<&[u8]> = decoded.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
         assert_eq!(parts[0], b"ANTHROPIC_BASE_URL=http://gw:8080");
         assert_eq!(parts[1], b"CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-x");
@@ -179,32 +244,69 @@ mod tests {
         assert_eq!(parts[3], b"ANYCODE_CREDENTIAL_LEVEL=warn");
         assert_eq!(format!("{line:?}"), "Secret(<redacted>)");
         let long = Handover { env: vec![("X".into(), Secret::new("y".repeat(5000)))], vars: vec![], note: String::new(), warn: false };
-        assert!(long.line().is_err());
+        assert!(long.line(N).is_err());
+        // An older start-agent (no nonce) gets the line without one.
+        assert!(!h.line("").unwrap().expose().contains(N));
     }
 
     #[test]
     fn finds_the_marker_however_it_is_cut() {
-        let mut stream = b"prompt text ".to_vec();
-        stream.extend_from_slice(MARKER);
+        let mut stream = b"prompt text \x1b]777;anycode-env;nothex\x07 ".to_vec();
+        stream.extend_from_slice(&marker(N));
+        stream.extend_from_slice(b"\r\n");
         for at in 0..=stream.len() {
             let mut s = Scanner::default();
             let first = s.feed(&stream[..at]);
             let second = s.feed(&stream[at..]);
-            assert_eq!(first, at == stream.len(), "cut at {at}");
-            assert!(first || second, "cut at {at}");
+            assert!(first.is_none() || at >= stream.len() - 2, "cut at {at}");
+            assert_eq!(first.or(second).as_deref(), Some(N), "cut at {at}");
         }
         let mut s = Scanner::default();
-        assert!(!s.feed(b"\x1b]777;anycode-en"), "a partial marker is not one");
-        assert!(!s.feed(b"v"));
-        assert!(s.feed(b"\x07"));
+        assert_eq!(s.feed(b"\x1b]777;anycode-en"), None, "a partial marker is not one");
+        assert_eq!(s.feed(b"v;0a"), None);
+        assert_eq!(s.feed(b"\x07").as_deref(), Some("0a"));
+    }
+
+    /// start-agent itself (bash, under a pseudo-terminal from `script`): a line
+    /// without this start's nonce is ignored, with a warning, and its variables are
+    /// not exported.
+    #[test]
+    fn start_agent_refuses_a_line_without_its_nonce() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        if Command::new("script").arg("--version").output().is_err() {
+            eprintln!("skipped: no `script` (util-linux) for a pseudo-terminal");
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let agent = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sandbox-image/bin/start-agent");
+        let mut child = Command::new("script")
+            .args(["-qc", &format!("bash {agent} shell"), "/dev/null"])
+            .env("HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let forged = base64::engine::general_purpose::STANDARD.encode(b"FORGED=1\0");
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(format!("{PREFIX}{forged}\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"echo \"FORGED=[$FORGED]\"; exit\n").unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(pending_nonce(text.split("\r\n").next().unwrap_or_default().as_bytes()).is_some_and(|n| n.len() == 32), "{text}");
+        assert!(text.contains("did not carry this start's nonce"), "{text}");
+        assert!(text.contains("FORGED=[]") && !text.contains("FORGED=[1]"), "{text}");
     }
 
     #[tokio::test]
     async fn ignores_markers_of_earlier_runs() {
         use anycode_terminal::Terminal;
-        let t = Terminal::with_history("t", 4096, b"old run \x1b]777;anycode-env\x07 done", None);
+        let t = Terminal::with_history("t", 4096, &[b"old run ".as_slice(), &marker(N), b" done"].concat(), None);
         let mut v = t.subscribe();
-        assert!(contains(&v.snapshot, MARKER));
+        assert!(find(&v.snapshot, MARKER).is_some());
         // No live output: the marker in the history does not count.
         assert_eq!(wait_for_marker(&mut v, Duration::from_millis(200)).await, Wait::TimedOut);
     }

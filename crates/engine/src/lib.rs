@@ -672,9 +672,14 @@ impl Engine {
         terminal.connect(stream.output, stream.input, control, move |code| {
             tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
         });
-        // Subscribed before the start, so start-agent's request cannot be missed.
+        // Subscribed before the start, so start-agent's request cannot be missed;
+        // viewers' input waits until the credentials line is written.
         let viewer = handover.as_ref().map(|_| terminal.subscribe());
         self.prepare_network(docker, task, &cid).await?;
+        let viewer = match viewer {
+            Some(v) => Some(v.holding_input().await),
+            None => None,
+        };
         docker.start(&cid).await?;
         let relay = self.start_relay(docker, task, &cid);
         self.agent_starting(task);

@@ -18,7 +18,7 @@ pub mod remote;
 pub mod taskrepo;
 
 pub use radar::{commits_since, diffstat, MergeCheck, UpdateOutcome};
-pub use remote::{branch_sha, clone_repo, https_url, is_partial_clone, push_branch, remote_url, strip_userinfo, CloneProgress, HttpAuth, PushOutcome};
+pub use remote::{branch_sha, clone_repo, https_url, is_partial_clone, push_branch, remote_url, strip_userinfo, token_refusal, CloneProgress, HttpAuth, PushOutcome};
 
 use git2::{BranchType, Delta, DiffFindOptions, DiffOptions, Repository};
 use serde::Serialize;
@@ -87,6 +87,19 @@ pub enum Error {
         /// The ref, e.g. `refs/heads/anycode/fix-login`.
         refname: String,
         /// The remote's reason, e.g. `cannot lock ref` or `pre-receive hook declined`.
+        reason: String,
+    },
+    /// The GitHub token was not sent to a remote: it goes only to the configured
+    /// GitHub host over HTTPS (plain HTTP only on loopback), and that host's own
+    /// git credentials (a credential helper in the user's git configuration) gave
+    /// nothing.
+    #[error("AnyCode sends the GitHub token only to {github} over HTTPS, and {url} {reason}: point the remote at {github}, or set up a git credential helper for that host (`git config --global credential.helper …`)")]
+    TokenNotSent {
+        /// The remote's URL (without credentials).
+        url: String,
+        /// The configured GitHub web host (`https://github.com/`).
+        github: String,
+        /// Why the token does not go there, e.g. "is another host".
         reason: String,
     },
     /// The repository has no remote of that name.

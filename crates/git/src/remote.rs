@@ -1,34 +1,85 @@
 //! Talking to remotes over HTTPS: cloning with progress and pushing a branch, with
 //! an access token handed to libgit2 only through its credential callback (never
 //! written into a URL, the repository's config or a log).
+//!
+//! The token goes only where it belongs ([`token_refusal`]): the configured GitHub
+//! web host, compared exactly (scheme, host, port, parsed by the `url` crate) with
+//! the URL libgit2 is about to send credentials to, whatever the repository's remote
+//! URL says; over HTTPS, plain HTTP only on loopback. Any other host gets its own
+//! credentials from a credential helper of the user's git configuration (global,
+//! XDG and system files only: never the repository's, which a sandbox could write),
+//! or nothing ([`Error::TokenNotSent`]).
 
 use crate::{open, Error, RepoInfo, Result};
 use git2::{build::RepoBuilder, Cred, CredentialType, FetchOptions, PushOptions, RemoteCallbacks};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-/// HTTP Basic credentials for a remote: for GitHub, any user name (AnyCode sends
-/// `x-access-token`) and the token as the password. `Debug` never shows the password.
+/// HTTP Basic credentials for GitHub: any user name (AnyCode sends
+/// `x-access-token`), the token as the password, and the GitHub web host the
+/// token belongs to (the only host it is sent to). `Debug` never shows the password.
 #[derive(Clone)]
 pub struct HttpAuth {
     /// The user name sent with the token.
     pub username: String,
     /// The token (secret).
     pub password: String,
+    /// The GitHub web base URL the token is for (`https://github.com/`, or the web
+    /// host of GitHub Enterprise); see [`token_refusal`].
+    pub github: String,
 }
 
 impl HttpAuth {
-    /// `x-access-token` with `token` as the password, as GitHub expects for tokens.
-    pub fn token(token: &str) -> HttpAuth {
-        HttpAuth { username: "x-access-token".into(), password: token.to_string() }
+    /// `x-access-token` with `token` as the password, as GitHub expects for tokens,
+    /// for the GitHub web host `github` (e.g. `https://github.com/`).
+    pub fn token(token: &str, github: &str) -> HttpAuth {
+        HttpAuth { username: "x-access-token".into(), password: token.to_string(), github: github.to_string() }
     }
 }
 
 impl fmt::Debug for HttpAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpAuth").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("HttpAuth").field("username", &self.username).field("password", &"<redacted>").field("github", &self.github).finish()
+    }
+}
+
+/// Whether `host` is a loopback address (an IP literal in 127.0.0.0/8 or `::1`, or
+/// `localhost`).
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        url::Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+        url::Host::Domain(d) => *d == "localhost",
+    }
+}
+
+/// Why the GitHub token for web host `github` must not be sent to `url` (the URL
+/// libgit2 is about to authenticate to), or `None` when it may: same scheme, host
+/// and port as `github` (hosts compared exactly after the `url` crate's parsing:
+/// case, IP forms; a trailing dot is another host), and HTTPS, or plain HTTP to a
+/// loopback address. User names, passwords, paths and queries in `url` do not
+/// matter.
+pub fn token_refusal(url: &str, github: &str) -> Option<String> {
+    let Ok(target) = url::Url::parse(url.trim()) else {
+        return Some("is not a URL AnyCode can check".into());
+    };
+    let Ok(gh) = url::Url::parse(github.trim()) else {
+        return Some(format!("cannot be compared with the GitHub host {github:?}, which is not a URL"));
+    };
+    let (Some(host), Some(gh_host)) = (target.host(), gh.host()) else {
+        return Some("has no host".into());
+    };
+    if host != gh_host || target.port_or_known_default() != gh.port_or_known_default() {
+        return Some(format!("is another host ({})", target.host_str().unwrap_or_default()));
+    }
+    match target.scheme() {
+        "https" if gh.scheme() == "https" => None,
+        "http" if gh.scheme() == "http" && is_loopback(&host) => None,
+        "http" => Some("is plain HTTP (the token would travel unencrypted)".into()),
+        s => Some(format!("uses {s}:// (the token only goes over HTTPS)")),
     }
 }
 
@@ -123,22 +174,63 @@ pub fn https_url(url: &str) -> Option<String> {
     Some(format!("https://{host}/{path}"))
 }
 
-/// Credentials for libgit2: the token on the first request for it; a second
-/// request means the remote refused it (libgit2 would otherwise ask forever).
-fn credentials_callback<'a>(auth: Option<&'a HttpAuth>, asked: &'a Cell<u32>) -> impl FnMut(&str, Option<&str>, CredentialType) -> std::result::Result<Cred, git2::Error> + 'a {
-    move |_url, _user, allowed| {
-        asked.set(asked.get() + 1);
-        match auth {
-            Some(a) if asked.get() == 1 && allowed.contains(CredentialType::USER_PASS_PLAINTEXT) => Cred::userpass_plaintext(&a.username, &a.password),
-            Some(_) if asked.get() > 1 => Err(git2::Error::from_str("the token was refused")),
-            Some(_) => Err(git2::Error::from_str("the remote does not accept a token over HTTPS (use an https:// URL)")),
-            None => Err(git2::Error::from_str("the remote asked for credentials and no token is set")),
+/// What the credential callback did, for the error message afterwards.
+#[derive(Default)]
+struct Asked {
+    /// How often libgit2 asked.
+    count: Cell<u32>,
+    /// Why the token was withheld from the URL asked for, when it was and no
+    /// credential helper answered.
+    withheld: RefCell<Option<(String, String)>>,
+}
+
+/// The user's own git credentials for `url` (another host than GitHub): a
+/// credential helper of the global, XDG or system git configuration; never the
+/// repository's configuration, which a sandbox may have written.
+fn helper_credentials(url: &str, user: Option<&str>) -> Option<Cred> {
+    if url::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && !u.host().is_some_and(|h| is_loopback(&h))) {
+        return None;
+    }
+    let cfg = git2::Config::open_default().ok()?;
+    Cred::credential_helper(&cfg, url, user).ok()
+}
+
+/// Credentials for libgit2: the token on the first request for it when the URL is
+/// the token's GitHub host (see [`token_refusal`]), else the host's own credentials
+/// from the user's credential helper; a second request means the remote refused
+/// them (libgit2 would otherwise ask forever).
+fn credentials_callback<'a>(auth: Option<&'a HttpAuth>, asked: &'a Asked) -> impl FnMut(&str, Option<&str>, CredentialType) -> std::result::Result<Cred, git2::Error> + 'a {
+    move |url, user, allowed| {
+        asked.count.set(asked.count.get() + 1);
+        if asked.count.get() > 1 {
+            return Err(git2::Error::from_str("the credentials were refused"));
+        }
+        if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            return Err(git2::Error::from_str("the remote does not accept a token over HTTPS (use an https:// URL)"));
+        }
+        let Some(a) = auth else {
+            return helper_credentials(url, user).ok_or_else(|| git2::Error::from_str("the remote asked for credentials and no token is set"));
+        };
+        match token_refusal(url, &a.github) {
+            None => Cred::userpass_plaintext(&a.username, &a.password),
+            Some(reason) => match helper_credentials(url, user) {
+                Some(c) => Ok(c),
+                None => {
+                    *asked.withheld.borrow_mut() = Some((strip_userinfo(url), reason));
+                    Err(git2::Error::from_str("the GitHub token does not go to this host"))
+                }
+            },
         }
     }
 }
 
 /// Turns a libgit2 failure talking to `url` into a sentence the user can act on.
-fn remote_error(e: git2::Error, url: &str, had_token: bool, asked: u32) -> Error {
+fn remote_error(e: git2::Error, url: &str, auth: Option<&HttpAuth>, asked: &Asked) -> Error {
+    if let (Some((url, reason)), Some(a)) = (asked.withheld.borrow_mut().take(), auth) {
+        return Error::TokenNotSent { url, github: a.github.clone(), reason };
+    }
+    let had_token = auth.is_some();
+    let asked = asked.count.get();
     let msg = e.message().to_string();
     let lower = msg.to_ascii_lowercase();
     // The callback is asked once per 401; a second time means the token was refused,
@@ -203,7 +295,7 @@ pub fn clone_repo(url: &str, dest: &Path, auth: Option<&HttpAuth>, progress: &mu
         std::fs::remove_dir_all(&staging).map_err(|e| Error::Io(format!("removing {}: {e}", staging.display())))?;
     }
 
-    let asked = Cell::new(0u32);
+    let asked = Asked::default();
     let state = RefCell::new(CloneProgress { phase: "connecting", ..Default::default() });
     let progress = RefCell::new(progress);
     let cancelled = Cell::new(false);
@@ -246,7 +338,7 @@ pub fn clone_repo(url: &str, dest: &Path, auth: Option<&HttpAuth>, progress: &mu
             finish()
         }
         Err(_) if cancelled.get() => Err(Error::Cancelled),
-        Err(e) => Err(remote_error(e, &shown_url, auth.is_some(), asked.get())),
+        Err(e) => Err(remote_error(e, &shown_url, auth, &asked)),
     };
     if let Err(e) = outcome {
         let _ = std::fs::remove_dir_all(&staging);
@@ -287,7 +379,7 @@ pub fn push_branch(repo_path: &Path, remote: &str, branch: &str, auth: Option<&H
     let by_name = url == strip_userinfo(&configured_url) || !configured_url.contains("://") && Path::new(&configured_url).exists();
     let mut target = if by_name { configured } else { repo.remote_anonymous(&url)? };
     let refname = format!("refs/heads/{branch}");
-    let asked = Cell::new(0u32);
+    let asked = Asked::default();
     let rejected: RefCell<Vec<(String, String)>> = RefCell::new(Vec::new());
     let pushed = {
         let mut cb = RemoteCallbacks::new();
@@ -310,7 +402,7 @@ pub fn push_branch(repo_path: &Path, remote: &str, branch: &str, auth: Option<&H
                 reason: "non-fast-forward: the remote branch has commits this branch lacks (pushed from elsewhere)".into(),
             });
         }
-        return Err(remote_error(e, &shown_url, auth.is_some(), asked.get()));
+        return Err(remote_error(e, &shown_url, auth, &asked));
     }
     if let Some((name, reason)) = rejected.into_inner().into_iter().next() {
         return Err(Error::PushRejected { refname: name, reason });
@@ -343,4 +435,60 @@ pub fn staging_dir(dest: &Path) -> PathBuf {
     let parent = dest.parent().unwrap_or(Path::new("."));
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     parent.join(format!(".{name}.anycode-clone-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_to_the_github_host_over_https() {
+        let gh = "https://github.com/";
+        for ok in [
+            "https://github.com/octo/hello.git",
+            "https://GitHub.COM/octo/hello.git",
+            "https://github.com:443/octo/hello",
+            "https://someone:pw@github.com/octo/hello.git",
+        ] {
+            assert_eq!(token_refusal(ok, gh), None, "{ok}");
+        }
+        for bad in [
+            "http://github.com/octo/hello.git",
+            "https://github.com./octo/hello.git",
+            "https://github.com:8443/octo/hello.git",
+            "https://github.com@evil.example/octo/hello.git",
+            "https://evil.example/github.com/octo/hello.git",
+            "https://github.com.evil.example/o/n.git",
+            "https://api.github.com/o/n.git",
+            "https://140.82.112.3/o/n.git",
+            "ssh://git@github.com/o/n.git",
+            "git@github.com:o/n.git",
+            "file:///tmp/x",
+            "not a url",
+            "https://127.0.0.1/o/n.git",
+        ] {
+            assert!(token_refusal(bad, gh).is_some(), "{bad}");
+        }
+        // GitHub Enterprise: its web host, exactly.
+        let ghe = "https://ghe.example/";
+        assert_eq!(token_refusal("https://ghe.example/o/n.git", ghe), None);
+        assert!(token_refusal("https://github.com/o/n.git", ghe).is_some());
+        assert!(token_refusal("https://sub.ghe.example/o/n.git", ghe).is_some());
+        // Plain HTTP only on loopback, and only to the configured port.
+        let local = "http://127.0.0.1:4000/";
+        assert_eq!(token_refusal("http://127.0.0.1:4000/o/n.git", local), None);
+        assert!(token_refusal("http://127.0.0.1:4001/o/n.git", local).is_some());
+        assert!(token_refusal("http://127.0.0.2:4000/o/n.git", local).is_some());
+        assert!(token_refusal("http://localhost:4000/o/n.git", local).is_some(), "another host name is another host");
+        assert_eq!(token_refusal("http://[::1]:4000/o/n.git", "http://[::1]:4000/"), None);
+        assert_eq!(token_refusal("http://0x7f.1:4000/o/n.git", local), None, "the same address written differently");
+        assert!(token_refusal("http://ghe.corp/o/n.git", "http://ghe.corp/").is_some(), "never plain HTTP off loopback");
+        assert!(token_refusal("https://github.com/o/n.git", "not a url").is_some());
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let a = HttpAuth::token("ghp_secret", "https://github.com/");
+        assert!(!format!("{a:?}").contains("ghp_secret"));
+    }
 }

@@ -9,6 +9,8 @@ use anycode_testkit::{git, make_repo};
 use std::path::Path;
 
 const TOKEN: &str = "ghp_testtoken0123456789abcdefABCDEF0123";
+/// `Authorization` carrying [`TOKEN`]: `Basic base64("x-access-token:" + TOKEN)`.
+const TOKEN_HEADER: &str = "Basic eC1hY2Nlc3MtdG9rZW46Z2hwX3Rlc3R0b2tlbjAxMjM0NTY3ODlhYmNkZWZBQkNERUYwMTIz";
 
 fn clone(url: &str, dest: &Path, auth: Option<&HttpAuth>) -> (Result<anycode_git::RepoInfo, Error>, Vec<CloneProgress>) {
     let mut seen = Vec::new();
@@ -67,7 +69,8 @@ async fn clone_public_and_private_with_progress_and_no_token_on_disk() {
     // A refused token: a clear error, no endless retry.
     let (r, _) = tokio::task::spawn_blocking({
         let (url, dest2) = (url.clone(), dest2.clone());
-        move || clone(&url, &dest2, Some(&HttpAuth::token("ghp_revoked")))
+        let auth = HttpAuth::token("ghp_revoked", &hub.base);
+        move || clone(&url, &dest2, Some(&auth))
     })
     .await
     .unwrap();
@@ -80,7 +83,8 @@ async fn clone_public_and_private_with_progress_and_no_token_on_disk() {
 
     let (r, _) = tokio::task::spawn_blocking({
         let (url, dest2) = (url.clone(), dest2.clone());
-        move || clone(&url, &dest2, Some(&HttpAuth::token(TOKEN)))
+        let auth = HttpAuth::token(TOKEN, &hub.base);
+        move || clone(&url, &dest2, Some(&auth))
     })
     .await
     .unwrap();
@@ -93,7 +97,8 @@ async fn clone_public_and_private_with_progress_and_no_token_on_disk() {
     // Into an existing non-empty folder: refused, the folder untouched.
     let (r, _) = tokio::task::spawn_blocking({
         let (url, dest2) = (url.clone(), dest2.clone());
-        move || clone(&url, &dest2, Some(&HttpAuth::token(TOKEN)))
+        let auth = HttpAuth::token(TOKEN, &hub.base);
+        move || clone(&url, &dest2, Some(&auth))
     })
     .await
     .unwrap();
@@ -153,11 +158,11 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     // Without a token: the server asks for one.
     let r = push(None).await.unwrap();
     assert!(matches!(r, Err(Error::AuthFailed { .. })), "{r:?}");
-    let r = push(Some(HttpAuth::token("wrong"))).await.unwrap();
+    let r = push(Some(HttpAuth::token("wrong", &hub.base))).await.unwrap();
     assert!(matches!(r, Err(Error::AuthFailed { .. })), "{r:?}");
 
     // With it: on the remote, upstream set, no token on disk.
-    let out = push(Some(HttpAuth::token(TOKEN))).await.unwrap().unwrap();
+    let out = push(Some(HttpAuth::token(TOKEN, &hub.base))).await.unwrap().unwrap();
     let local_sha = git(&work, &["rev-parse", "anycode/feature"]).trim().to_string();
     assert_eq!(out.sha, local_sha);
     assert_eq!(out.upstream, "origin/anycode/feature");
@@ -168,7 +173,7 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     // The branch deleted on the remote (merged and deleted on GitHub): pushing again
     // brings it back; nothing local is lost.
     git(&bare, &["branch", "-D", "anycode/feature"]);
-    let again = push(Some(HttpAuth::token(TOKEN))).await.unwrap().unwrap();
+    let again = push(Some(HttpAuth::token(TOKEN, &hub.base))).await.unwrap().unwrap();
     assert_eq!(again.sha, local_sha);
     assert_eq!(git(&bare, &["rev-parse", "anycode/feature"]).trim(), local_sha);
 
@@ -183,7 +188,7 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     git(&other, &["push", "-q", "origin", "anycode/feature"]);
     let remote_before = git(&bare, &["rev-parse", "anycode/feature"]);
     git(&work, &["commit", "-q", "--amend", "-m", "feature, amended"]);
-    match push(Some(HttpAuth::token(TOKEN))).await.unwrap() {
+    match push(Some(HttpAuth::token(TOKEN, &hub.base))).await.unwrap() {
         Err(Error::PushRejected { refname, reason }) => {
             assert_eq!(refname, "refs/heads/anycode/feature");
             assert!(!reason.is_empty());
@@ -203,7 +208,8 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     git(&work, &["checkout", "-q", "-b", "anycode/second"]);
     let r = tokio::task::spawn_blocking({
         let work = work.clone();
-        move || push_branch(&work, "origin", "anycode/second", Some(&HttpAuth::token(TOKEN)))
+        let auth = HttpAuth::token(TOKEN, &hub.base);
+        move || push_branch(&work, "origin", "anycode/second", Some(&auth))
     })
     .await
     .unwrap();
@@ -214,4 +220,104 @@ async fn push_with_token_sets_upstream_and_reports_rejections() {
     assert!(git(&bare, &["branch", "--list", "anycode/second"]).trim().is_empty(), "the hook kept it out");
     // Nothing local was lost.
     assert!(work.join("feature.txt").exists());
+}
+
+/// A loopback HTTP server that answers every request 401 (asking for Basic
+/// credentials) and records each request's `Authorization` header (`None` when
+/// absent): a host that must never receive the GitHub token.
+async fn recording_host() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One request head per round; bodies are not expected before the 401.
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    buf.drain(..end);
+                    let auth = head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_string()));
+                    seen.lock().unwrap().push(auth);
+                    let reply = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n";
+                    if sock.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base, seen)
+}
+
+/// Pushes `anycode/x` of `work` to its `origin` with the token for `hub`.
+async fn push_x(work: &Path, hub: &FakeGitHub) -> Result<anycode_git::PushOutcome, Error> {
+    let work = work.to_path_buf();
+    let auth = HttpAuth::token(TOKEN, &hub.base);
+    tokio::task::spawn_blocking(move || push_branch(&work, "origin", "anycode/x", Some(&auth))).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_never_goes_to_another_host_whatever_the_remote_says() {
+    let hub = FakeGitHub::start(TOKEN).await;
+    let (other, seen) = recording_host().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = make_repo(tmp.path());
+    git(&work, &["checkout", "-q", "-b", "anycode/x"]);
+    let other_port = other.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    // The remote URL as a hostile sandbox could set it: another host, with the
+    // GitHub host as user name, as a path, and `insteadOf` sending the GitHub URL
+    // elsewhere.
+    let cases: Vec<(String, Vec<(&str, String)>)> = vec![
+        (format!("{other}octo/hello.git"), vec![]),
+        (format!("http://x-access-token@127.0.0.1:{other_port}/octo/hello.git"), vec![]),
+        (format!("http://{}@127.0.0.1:{other_port}/octo/hello.git", hub.base.trim_start_matches("http://").trim_end_matches('/')), vec![]),
+        (hub.clone_url("octo", "hello"), vec![("url.".to_string() + &other + ".insteadOf", hub.base.clone())].into_iter().map(|(k, v)| (Box::leak(k.into_boxed_str()) as &str, v)).collect()),
+        (format!("http://localhost:{other_port}/octo/hello.git"), vec![]),
+    ];
+    for (url, config) in cases {
+        let _ = std::process::Command::new("git").args(["-C", work.to_str().unwrap(), "remote", "remove", "origin"]).output();
+        git(&work, &["remote", "add", "origin", &url]);
+        for (k, v) in &config {
+            git(&work, &["config", k, v]);
+        }
+        let before = seen.lock().unwrap().len();
+        match push_x(&work, &hub).await {
+            Err(e @ Error::TokenNotSent { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&hub.base) && msg.contains("credential helper") && !msg.contains(TOKEN), "{msg}");
+            }
+            other => panic!("{url}: expected TokenNotSent, got {other:?}"),
+        }
+        let after = seen.lock().unwrap().clone();
+        assert!(after.len() > before, "{url}: the other host was asked");
+        for auth in &after[before..] {
+            assert_ne!(auth.as_deref(), Some(TOKEN_HEADER), "{url}: the token went to {other}");
+        }
+        for (k, _) in &config {
+            git(&work, &["config", "--unset", k]);
+        }
+    }
+    // A password of the remote's own in its URL is that host's credential: libgit2
+    // sends it, and the token still stays home.
+    git(&work, &["remote", "set-url", "origin", &format!("http://me:own-password@127.0.0.1:{other_port}/octo/hello.git")]);
+    let before = seen.lock().unwrap().len();
+    let r = push_x(&work, &hub).await;
+    assert!(matches!(r, Err(Error::AuthFailed { .. }) | Err(Error::TokenNotSent { .. })), "{r:?}");
+    // base64("x-access-token:" + TOKEN) never appears; the URL's own does.
+    let after = seen.lock().unwrap().clone();
+    assert!(after[before..].iter().all(|a| a.as_deref() != Some(TOKEN_HEADER)), "{after:?}");
+    assert!(after[before..].iter().any(|a| a.as_deref() == Some("Basic bWU6b3duLXBhc3N3b3Jk")), "{after:?}");
 }

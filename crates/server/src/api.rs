@@ -159,7 +159,16 @@ struct AddProject {
     url: Option<String>,
 }
 
-async fn add_project(State(st): State<AppState>, ApiJson(req): ApiJson<AddProject>) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+async fn add_project(
+    State(st): State<AppState>,
+    who: Option<axum::Extension<crate::auth::Principal>>,
+    ApiJson(req): ApiJson<AddProject>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    // Devices are refused before this (owner only); should that change, a device
+    // still never names a folder on the host: its import goes under the data dir.
+    if matches!(who.as_deref(), Some(crate::auth::Principal::Device(_))) && req.path.is_some() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "DEVICE_NO_HOST_PATH", "a paired device cannot name a folder on the computer: leave out \"path\" (imports go under AnyCode's data folder)"));
+    }
     match (req.url, req.path) {
         (Some(url), path) => crate::github_api::import(&st, url, path).await,
         (None, Some(path)) => {

@@ -1,7 +1,8 @@
 //! The web UI, embedded from `frontend/dist` at build time (read from disk in debug
-//! builds). `GET /?token=…` turns the token into the session cookie.
+//! builds). `GET /login?code=…` exchanges a one-time login code for the session
+//! cookie and redirects to `/`, so the code leaves the address bar at once.
 
-use crate::auth::SESSION_COOKIE;
+use crate::auth::{LoginRefusal, SESSION_COOKIE};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode, Uri};
@@ -15,7 +16,7 @@ use serde::Deserialize;
 struct Dist;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/", get(index)).fallback(get(asset))
+    Router::new().route("/", get(index)).route("/login", get(login)).fallback(get(asset))
 }
 
 #[derive(Deserialize)]
@@ -23,20 +24,52 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-async fn index(State(st): State<AppState>, Query(q): Query<TokenQuery>) -> Response {
-    if let Some(t) = q.token {
-        if !st.token.matches(&t) {
-            return (StatusCode::UNAUTHORIZED, Html("<h1>Wrong access token</h1><p>Open the link that <code>anycode serve</code> printed.</p>"))
-                .into_response();
-        }
-        let cookie = format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000", st.token.session_value());
-        let mut r = Redirect::to("/").into_response();
-        if let Ok(v) = cookie.parse() {
-            r.headers_mut().insert(header::SET_COOKIE, v);
-        }
-        return r;
+/// A small HTML page with `status`, for people rather than programs.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!("<!doctype html><meta charset=\"utf-8\"><title>AnyCode: {title}</title><h1>{title}</h1><p>{body}</p>");
+    (status, [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html)).into_response()
+}
+
+const NEW_LINK: &str = "Run <code>anycode open</code> on the computer AnyCode runs on for a new link (or restart <code>anycode serve</code> or the desktop app, which print or open one).";
+
+async fn index(Query(q): Query<TokenQuery>) -> Response {
+    if q.token.is_some() {
+        // The token never goes in a URL (browser history, logs); old links are refused
+        // whatever they carry.
+        return page(StatusCode::BAD_REQUEST, "Links with ?token= are no longer used", NEW_LINK);
     }
     serve_file("index.html")
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    code: Option<String>,
+}
+
+/// `GET /login?code=…`: a valid one-time code sets the owner's session cookie and
+/// redirects to `/`; a used, expired or unknown one gets a page saying what to do.
+async fn login(State(st): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let refused = match q.code.as_deref().map(|c| st.login.redeem(c)) {
+        Some(Ok(())) => None,
+        Some(Err(r)) => Some(r),
+        None => Some(LoginRefusal::Unknown),
+    };
+    let title = match refused {
+        None => {
+            let cookie = format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000", st.token.session_value());
+            let mut r = Redirect::to("/").into_response();
+            if let Ok(v) = cookie.parse() {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            r.headers_mut().insert(header::REFERRER_POLICY, header::HeaderValue::from_static("no-referrer"));
+            return r;
+        }
+        Some(LoginRefusal::Used) => "This login link was used already",
+        Some(LoginRefusal::Expired) => "This login link has expired",
+        Some(LoginRefusal::Unknown) => "This login link is not valid",
+    };
+    page(StatusCode::UNAUTHORIZED, title, &format!("Each link logs in once, within {} s of being made. {NEW_LINK}", st.login.ttl().as_secs()))
 }
 
 async fn asset(uri: Uri) -> Response {

@@ -1,5 +1,5 @@
-//! Access control: the token, the session cookie, device sessions and their roles,
-//! the Host allowlist and the Origin check.
+//! Access control: the token, one-time login codes, the session cookie, device
+//! sessions and their roles, the Host allowlist and the Origin check.
 //!
 //! Who a request is ([`Principal`]) is decided here, once, and put into the
 //! request's extensions: the owner (the token, or the desktop's session cookie
@@ -17,9 +17,10 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-/// Name of the session cookie set by `GET /?token=…`.
+/// Name of the owner's session cookie, set by `GET /login?code=…` (a one-time code).
 pub const SESSION_COOKIE: &str = "anycode_session";
 
 /// The access token: 256 random bits as 64 hex digits (or whatever `ANYCODE_TOKEN`
@@ -85,6 +86,105 @@ impl AccessToken {
     /// Whether `candidate` is the token, compared in constant time.
     pub fn matches(&self, candidate: &str) -> bool {
         constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+/// How long a login code is valid by default: 2 minutes.
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(120);
+/// Login codes alive at once; making another drops the oldest.
+const MAX_LOGIN_CODES: usize = 32;
+/// How long a used or expired login code is remembered, to say so.
+const REMEMBER_LOGIN_CODES: Duration = Duration::from_secs(3600);
+
+struct LoginCode {
+    /// SHA-256 of the code: the code itself is kept nowhere.
+    hash: [u8; 32],
+    expires: Instant,
+    used: bool,
+}
+
+/// Why a login code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// No such code (mistyped, or from before a restart).
+    Unknown,
+    /// Used already: every code logs in once.
+    Used,
+    /// Older than its lifetime.
+    Expired,
+}
+
+/// One-time login codes: what `anycode serve`, `anycode open` and the desktop app
+/// put in the link they print or open (`/login?code=…`) instead of the long-lived
+/// token, so the token is left in no browser history, process list or log. A code
+/// is 128 random bits, valid for a short time and once; the server exchanges it for
+/// the owner's session cookie. In memory only (a restart voids them). Cheap to
+/// clone; clones share the codes.
+#[derive(Clone)]
+pub struct LoginCodes {
+    ttl: Duration,
+    codes: Arc<Mutex<Vec<LoginCode>>>,
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl LoginCodes {
+    /// Codes valid for `ttl` each.
+    pub fn new(ttl: Duration) -> LoginCodes {
+        LoginCodes { ttl, codes: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    /// How long a new code is valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A new code: 32 hex digits.
+    pub fn issue(&self) -> String {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let code = hex::encode(bytes);
+        let now = Instant::now();
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes.retain(|c| c.expires + REMEMBER_LOGIN_CODES > now);
+        while codes.iter().filter(|c| !c.used && c.expires > now).count() >= MAX_LOGIN_CODES {
+            if let Some(i) = codes.iter().position(|c| !c.used && c.expires > now) {
+                codes.remove(i);
+            }
+        }
+        codes.push(LoginCode { hash: sha256(&code), expires: now + self.ttl, used: false });
+        code
+    }
+
+    /// The login link for a new code on the server at `base` (e.g.
+    /// `http://127.0.0.1:7878`): `<base>/login?code=<code>`.
+    pub fn url(&self, base: &str) -> String {
+        format!("{}/login?code={}", base.trim_end_matches('/'), self.issue())
+    }
+
+    /// Uses up `code`; `Ok` the first time within its lifetime.
+    pub fn redeem(&self, code: &str) -> Result<(), LoginRefusal> {
+        let wanted = sha256(code.trim());
+        let now = Instant::now();
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found = None;
+        for (i, c) in codes.iter().enumerate() {
+            if constant_time_eq(&c.hash, &wanted) {
+                found = Some(i);
+            }
+        }
+        let Some(i) = found else { return Err(LoginRefusal::Unknown) };
+        let c = &mut codes[i];
+        if c.used {
+            return Err(LoginRefusal::Used);
+        }
+        if c.expires <= now {
+            return Err(LoginRefusal::Expired);
+        }
+        c.used = true;
+        Ok(())
     }
 }
 
@@ -238,15 +338,15 @@ pub(crate) async fn require_token(State(st): State<AppState>, mut req: Request<B
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "UNAUTHORIZED",
-                    "missing or wrong access token: open the link `anycode serve` printed, pair this device, or send Authorization: Bearer <token>",
+                    "not logged in: open the link `anycode serve` printed (or run `anycode open` for a new one), pair this device, or send Authorization: Bearer <token>",
                 ))
             }
         }
     };
     if let Principal::Device(d) = &who {
         let path = req.uri().path();
-        if crate::pairing::owner_only(path) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "OWNER_ONLY", "only the computer AnyCode runs on can pair devices and change network settings"));
+        if let Some(why) = crate::pairing::owner_only(req.method(), path) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "OWNER_ONLY", why));
         }
         let reads = req.method() == Method::GET || req.method() == Method::HEAD;
         if d.role() == anycode_engine::DeviceRole::Watch && !reads {
@@ -278,5 +378,27 @@ mod tests {
         assert!(a.matches(a.expose()));
         assert!(!a.matches("nope"));
         assert_eq!(format!("{a:?}"), "AccessToken(…)");
+    }
+
+    #[test]
+    fn login_codes_work_once_and_expire() {
+        let codes = LoginCodes::new(Duration::from_millis(80));
+        let url = codes.url("http://127.0.0.1:7878/");
+        let code = url.strip_prefix("http://127.0.0.1:7878/login?code=").unwrap();
+        assert_eq!(code.len(), 32);
+        assert!(code.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(codes.redeem(code), Ok(()));
+        assert_eq!(codes.redeem(code), Err(LoginRefusal::Used));
+        assert_eq!(codes.redeem("0123"), Err(LoginRefusal::Unknown));
+        let late = codes.issue();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(codes.redeem(&late), Err(LoginRefusal::Expired));
+        // Live codes are bounded: the oldest goes.
+        let codes = LoginCodes::new(LOGIN_CODE_TTL);
+        let first = codes.issue();
+        for _ in 0..MAX_LOGIN_CODES {
+            codes.issue();
+        }
+        assert_eq!(codes.redeem(&first), Err(LoginRefusal::Unknown));
     }
 }

@@ -4,9 +4,10 @@
 //! - [`serve`] takes a bound listener and a shutdown future, so the CLI
 //!   (`anycode serve`), the desktop shell and tests all run the same server.
 //!   [`Server`] is the same in two steps, for callers that need its [`LanControl`].
-//! - [`auth`]: the access token (Bearer header, or the session cookie set by
-//!   `GET /?token=…`), the Host allowlist against DNS rebinding, and the Origin check
-//!   that keeps other sites' pages away from terminals.
+//! - [`auth`]: the access token (Bearer header for API clients), one-time login
+//!   codes (`GET /login?code=…` sets the session cookie; the token never goes in a
+//!   URL), the Host allowlist against DNS rebinding, and the Origin check that keeps
+//!   other sites' pages away from terminals.
 //! - [`api`]: the JSON API under `/api` (OpenAPI document at `/api/openapi.json`).
 //! - [`ws`]: `WS /ws/terminals/{id}`, binary frames for bytes, text frames for control.
 //! - `events_ws`: `WS /ws/events`, live task states (a snapshot, then changes).
@@ -35,7 +36,7 @@ pub mod lan;
 pub mod pairing;
 mod ws;
 
-pub use auth::AccessToken;
+pub use auth::{AccessToken, LoginCodes, LoginRefusal};
 pub use error::ApiError;
 pub use lan::{LanControl, LanError, LanStatus};
 pub use pairing::PairingLimits;
@@ -63,12 +64,21 @@ pub struct ServerOptions {
     pub lan: bool,
     /// Pairing code lifetime and the brute-force guard.
     pub pairing: PairingLimits,
+    /// How long a one-time login code is valid ([`auth::LOGIN_CODE_TTL`]).
+    pub login_code_ttl: std::time::Duration,
 }
 
 impl ServerOptions {
     /// Loopback only, LAN mode off, the product's pairing limits.
     pub fn new(token: AccessToken) -> ServerOptions {
-        ServerOptions { token, extra_hosts: vec![], lan_addresses: vec![], lan: false, pairing: PairingLimits::default() }
+        ServerOptions {
+            token,
+            extra_hosts: vec![],
+            lan_addresses: vec![],
+            lan: false,
+            pairing: PairingLimits::default(),
+            login_code_ttl: auth::LOGIN_CODE_TTL,
+        }
     }
 }
 
@@ -81,6 +91,7 @@ pub(crate) struct AppState {
     pub devices: Arc<devices::Devices>,
     pub pairing: Arc<pairing::Pairing>,
     pub lan: LanControl,
+    pub login: LoginCodes,
 }
 
 fn router(state: AppState) -> Router {
@@ -103,6 +114,7 @@ pub struct Server {
     lan: LanControl,
     lan_at_start: bool,
     cancel: CancellationToken,
+    login: LoginCodes,
 }
 
 impl Server {
@@ -112,6 +124,7 @@ impl Server {
         let cancel = CancellationToken::new();
         let hosts = auth::AllowedHosts::new(addr.port(), &opts.extra_hosts);
         let lan = LanControl::new(addr, opts.lan_addresses.clone(), hosts.clone(), cancel.clone());
+        let login = LoginCodes::new(opts.login_code_ttl);
         let state = AppState {
             engine: engine.clone(),
             token: opts.token.clone(),
@@ -120,15 +133,22 @@ impl Server {
             devices: Arc::new(devices::Devices::new(engine.clone())),
             pairing: Arc::new(pairing::Pairing::new(opts.pairing.clone())),
             lan: lan.clone(),
+            login: login.clone(),
         };
         let app = router(state);
         lan.set_app(app.clone());
-        Ok(Server { engine, listener, app, lan, lan_at_start: opts.lan, cancel })
+        Ok(Server { engine, listener, app, lan, lan_at_start: opts.lan, cancel, login })
     }
 
     /// The handle that turns LAN mode on and off while the server runs.
     pub fn lan(&self) -> LanControl {
         self.lan.clone()
+    }
+
+    /// The server's one-time login codes: [`LoginCodes::url`] makes the link to
+    /// print or open (valid while the server runs).
+    pub fn login_codes(&self) -> LoginCodes {
+        self.login.clone()
     }
 
     /// The main listener's address.

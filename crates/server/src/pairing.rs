@@ -9,10 +9,15 @@
 //!   database keeps its SHA-256). Codes are compared in constant time; each client
 //!   IP gets [`PairingLimits::max_failures`] wrong tries per
 //!   [`PairingLimits::failure_window`], then is locked out for
-//!   [`PairingLimits::lockout`] (429 with `Retry-After`), right code or not.
+//!   [`PairingLimits::lockout`] (429 with `Retry-After`), right code or not; and all
+//!   clients together get [`PairingLimits::max_global_failures`] per window, then
+//!   pairing pauses for everyone for the lockout (many addresses, e.g. IPv6, buy no
+//!   more guesses). Checking the lockouts, comparing the code and counting a failure
+//!   happen under one lock, so concurrent tries cannot slip past the count.
 //! - `GET /api/devices`, `DELETE /api/devices/{id}` (owner only): the paired devices;
 //!   revoking closes the device's WebSockets at once.
 //! - `GET /api/session`: who the caller is (owner, or a device and its role).
+//! - `POST /api/login-code` (owner only): a one-time login link (`/login?code=…`).
 //! - `GET /api/lan`, `POST /api/lan {"enabled"}` (owner only): LAN mode.
 
 use crate::api::ApiJson;
@@ -23,7 +28,7 @@ use crate::{ApiError, AppState};
 use anycode_engine::DeviceRole;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
@@ -53,8 +58,12 @@ pub struct PairingLimits {
     pub max_failures: u32,
     /// The window failures are counted in: 1 minute.
     pub failure_window: Duration,
-    /// How long a client IP is locked out: 60 s.
+    /// How long a client IP (or, after too many failures from all, everyone) is
+    /// locked out: 60 s.
     pub lockout: Duration,
+    /// Wrong codes all clients together may send per `failure_window` before
+    /// pairing pauses for everyone for `lockout`: 30.
+    pub max_global_failures: u32,
 }
 
 impl Default for PairingLimits {
@@ -64,6 +73,7 @@ impl Default for PairingLimits {
             max_failures: 5,
             failure_window: Duration::from_secs(60),
             lockout: Duration::from_secs(60),
+            max_global_failures: 30,
         }
     }
 }
@@ -91,14 +101,49 @@ pub(crate) enum Refusal {
     Used,
     /// Locked out; seconds until the next try is accepted.
     Locked(u64),
+    /// Too many failures from all clients: pairing is paused for everyone for
+    /// these seconds.
+    Paused(u64),
 }
 
-/// Pairing codes and the per-IP failure counts. In memory only: a restart voids
-/// every code, which is what a user would expect of a code on screen.
+/// Pairing codes and the failure counts, per IP and global. In memory only: a
+/// restart voids every code, which is what a user would expect of a code on screen.
 pub(crate) struct Pairing {
     limits: PairingLimits,
-    codes: Mutex<Vec<Code>>,
-    attempts: Mutex<HashMap<IpAddr, Attempts>>,
+    /// One lock for codes and counts: a try is checked, compared and counted at once.
+    state: Mutex<Guarded>,
+}
+
+#[derive(Default)]
+struct Guarded {
+    codes: Vec<Code>,
+    attempts: HashMap<IpAddr, Attempts>,
+    /// Failures of all clients together.
+    global: Attempts,
+}
+
+/// Seconds from `now` until `until`, at least 1, while `until` is ahead.
+fn secs_until(until: Option<Instant>, now: Instant) -> Option<u64> {
+    until.filter(|t| *t > now).map(|t| (t - now).as_secs_f64().ceil().max(1.0) as u64)
+}
+
+impl Attempts {
+    /// Counts a failure in the window; true when this one reached `max` (the
+    /// caller's lockout starts now).
+    fn fail(&mut self, now: Instant, window: Duration, max: u32, lockout: Duration) -> bool {
+        if self.window_start.is_none_or(|t| now.duration_since(t) >= window) {
+            self.window_start = Some(now);
+            self.failures = 0;
+        }
+        self.failures += 1;
+        if self.failures >= max {
+            self.locked_until = Some(now + lockout);
+            self.failures = 0;
+            self.window_start = None;
+            return true;
+        }
+        false
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -132,7 +177,7 @@ fn normalise(input: &str) -> [u8; CODE_LEN] {
 
 impl Pairing {
     pub fn new(limits: PairingLimits) -> Pairing {
-        Pairing { limits, codes: Mutex::new(Vec::new()), attempts: Mutex::new(HashMap::new()) }
+        Pairing { limits, state: Mutex::new(Guarded::default()) }
     }
 
     /// A new code for `role`: `(display form, valid for)`.
@@ -143,7 +188,8 @@ impl Pairing {
             *s = ALPHABET[rng.random_range(0..ALPHABET.len())];
         }
         let now = Instant::now();
-        let mut codes = lock(&self.codes);
+        let mut guarded = lock(&self.state);
+        let codes = &mut guarded.codes;
         codes.retain(|c| c.used_at.or(Some(c.expires)).is_some_and(|t| t + REMEMBER_SPENT > now));
         while codes.iter().filter(|c| c.used_at.is_none() && c.expires > now).count() >= MAX_LIVE_CODES {
             if let Some(i) = codes.iter().position(|c| c.used_at.is_none() && c.expires > now) {
@@ -154,68 +200,61 @@ impl Pairing {
         (display(&symbols), self.limits.code_ttl)
     }
 
-    /// Whether `ip` is locked out now: seconds left (at least 1).
-    fn locked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
-        let attempts = lock(&self.attempts);
-        let until = attempts.get(&ip)?.locked_until?;
-        (until > now).then(|| (until - now).as_secs_f64().ceil().max(1.0) as u64)
-    }
-
-    fn fail(&self, ip: IpAddr, now: Instant) {
-        let mut attempts = lock(&self.attempts);
-        // Forget clients that have been quiet for a while, so the map stays small.
-        let horizon = self.limits.failure_window.max(self.limits.lockout);
-        attempts.retain(|_, a| {
-            a.locked_until.is_some_and(|t| t > now) || a.window_start.is_some_and(|t| now.duration_since(t) < horizon)
-        });
-        let a = attempts.entry(ip).or_default();
-        if a.window_start.is_none_or(|t| now.duration_since(t) >= self.limits.failure_window) {
-            a.window_start = Some(now);
-            a.failures = 0;
+    /// Whether `ip` (or everyone) is locked out now, with the seconds left.
+    fn locked(&self, g: &Guarded, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        if let Some(secs) = secs_until(g.global.locked_until, now) {
+            return Err(Refusal::Paused(secs));
         }
-        a.failures += 1;
-        if a.failures >= self.limits.max_failures {
-            a.locked_until = Some(now + self.limits.lockout);
-            a.failures = 0;
-            a.window_start = None;
-            tracing::warn!(%ip, "too many wrong pairing codes: locked out");
-        }
-    }
-
-    /// Checks whether `ip` may try a code now (without trying one).
-    pub fn check_lockout(&self, ip: IpAddr) -> Result<(), Refusal> {
-        match self.locked(ip, Instant::now()) {
+        match secs_until(g.attempts.get(&ip).and_then(|a| a.locked_until), now) {
             Some(secs) => Err(Refusal::Locked(secs)),
             None => Ok(()),
         }
     }
 
-    /// Redeems `input` from `ip`: the role of the code, which is used up.
+    fn fail(&self, g: &mut Guarded, ip: IpAddr, now: Instant) {
+        let l = &self.limits;
+        // Forget clients that have been quiet for a while, so the map stays small.
+        let horizon = l.failure_window.max(l.lockout);
+        g.attempts.retain(|_, a| a.locked_until.is_some_and(|t| t > now) || a.window_start.is_some_and(|t| now.duration_since(t) < horizon));
+        if g.attempts.entry(ip).or_default().fail(now, l.failure_window, l.max_failures, l.lockout) {
+            tracing::warn!(%ip, "too many wrong pairing codes: locked out");
+        }
+        if g.global.fail(now, l.failure_window, l.max_global_failures, l.lockout) {
+            tracing::warn!("too many wrong pairing codes from all clients: pairing paused");
+        }
+    }
+
+    /// Checks whether `ip` may try a code now (without trying one).
+    pub fn check_lockout(&self, ip: IpAddr) -> Result<(), Refusal> {
+        self.locked(&lock(&self.state), ip, Instant::now())
+    }
+
+    /// Redeems `input` from `ip`: the role of the code, which is used up. The
+    /// lockouts are checked, the code compared and a failure counted under one lock.
     pub fn redeem(&self, input: &str, ip: IpAddr) -> Result<DeviceRole, Refusal> {
         let now = Instant::now();
-        self.check_lockout(ip)?;
+        let mut g = lock(&self.state);
+        self.locked(&g, ip, now)?;
         let wanted = normalise(input);
-        let mut codes = lock(&self.codes);
         // Compare with every code, without stopping at a match: the time taken does
         // not depend on which code (if any) matched, or where.
         let mut found = None;
-        for (i, c) in codes.iter().enumerate() {
+        for (i, c) in g.codes.iter().enumerate() {
             if constant_time_eq(&c.symbols, &wanted) {
                 found = Some(i);
             }
         }
         let res = match found {
             None => Err(Refusal::Wrong),
-            Some(i) if codes[i].used_at.is_some() => Err(Refusal::Used),
-            Some(i) if codes[i].expires <= now => Err(Refusal::Expired),
+            Some(i) if g.codes[i].used_at.is_some() => Err(Refusal::Used),
+            Some(i) if g.codes[i].expires <= now => Err(Refusal::Expired),
             Some(i) => {
-                codes[i].used_at = Some(now);
-                Ok(codes[i].role)
+                g.codes[i].used_at = Some(now);
+                Ok(g.codes[i].role)
             }
         };
-        drop(codes);
         if res.is_err() {
-            self.fail(ip, now);
+            self.fail(&mut g, ip, now);
         }
         res
     }
@@ -223,7 +262,7 @@ impl Pairing {
     /// Makes code `input` usable again (the device could not be stored after all).
     pub fn unspend(&self, input: &str) {
         let wanted = normalise(input);
-        for c in lock(&self.codes).iter_mut() {
+        for c in lock(&self.state).codes.iter_mut() {
             if c.symbols == wanted {
                 c.used_at = None;
             }
@@ -249,18 +288,27 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pairing", post(new_pairing))
         .route("/pair", post(pair))
         .route("/session", get(session))
+        .route("/login-code", post(new_login_code))
         .route("/devices", get(list_devices))
         .route("/devices/{id}", delete(revoke_device))
         .route("/lan", get(lan_status).post(set_lan))
 }
 
-/// Paths only the owner (token or desktop session) may use, whatever the method:
-/// a phone must not pair more phones, revoke others or change LAN mode, nor save or
-/// remove secrets (agent credentials, the GitHub token). Reading their status is fine.
-pub(crate) fn owner_only(path: &str) -> bool {
-    matches!(path, "/api/pairing" | "/api/devices" | "/api/lan" | "/api/github/token")
+/// Why a device may not make this request, when only the owner (token or desktop
+/// session) may: a phone must not pair more phones, revoke others or change LAN
+/// mode, nor save or remove secrets (agent credentials, the GitHub token), nor add,
+/// import or remove projects (which name folders on the host). Reading their status
+/// and the project list is fine.
+pub(crate) fn owner_only(method: &Method, path: &str) -> Option<&'static str> {
+    let settings = matches!(path, "/api/pairing" | "/api/devices" | "/api/lan" | "/api/github/token" | "/api/login-code")
         || path.starts_with("/api/devices/")
-        || (path.starts_with("/api/credentials/") && path != "/api/credentials/status")
+        || (path.starts_with("/api/credentials/") && path != "/api/credentials/status");
+    if settings {
+        return Some("only the computer AnyCode runs on can pair devices, change network settings and save secrets: do this there");
+    }
+    let projects = (path == "/api/projects" && method == Method::POST)
+        || (method == Method::DELETE && path.strip_prefix("/api/projects/").is_some_and(|id| !id.is_empty() && !id.contains('/')));
+    projects.then_some("only the computer AnyCode runs on can add, import or remove projects (they are folders on that computer): do this there")
 }
 
 impl From<LanError> for ApiError {
@@ -327,13 +375,15 @@ fn refusal(r: Refusal) -> Response {
         Refusal::Wrong => (StatusCode::UNAUTHORIZED, "PAIRING_CODE_WRONG", "wrong pairing code: check it on the computer's screen".to_string()),
         Refusal::Expired => (StatusCode::UNAUTHORIZED, "PAIRING_CODE_EXPIRED", "this pairing code has expired: make a new one on the computer".to_string()),
         Refusal::Used => (StatusCode::UNAUTHORIZED, "PAIRING_CODE_USED", "this pairing code was already used: make a new one on the computer".to_string()),
-        Refusal::Locked(secs) => {
-            let mut r = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_ATTEMPTS",
-                format!("too many wrong pairing codes from this device: try again in {secs} s"),
-            )
-            .into_response();
+        Refusal::Locked(secs) | Refusal::Paused(secs) => {
+            let (code, msg) = match r {
+                Refusal::Paused(_) => (
+                    "PAIRING_PAUSED",
+                    format!("too many wrong pairing codes from all devices: pairing is paused; try again in {secs} s (check the code on the computer's screen)"),
+                ),
+                _ => ("TOO_MANY_ATTEMPTS", format!("too many wrong pairing codes from this device: try again in {secs} s")),
+            };
+            let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, msg).into_response();
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
             return r;
         }
@@ -375,6 +425,15 @@ async fn session(Extension(who): Extension<Principal>) -> Json<serde_json::Value
         Principal::Owner => json!({"kind": "owner", "role": "owner"}),
         Principal::Device(d) => json!({"kind": "device", "role": d.role(), "device": {"id": d.device.id, "name": d.device.name}}),
     })
+}
+
+/// `POST /api/login-code` (owner only): a one-time login link for this server, at
+/// the address the request came to (`anycode open` prints and opens it).
+async fn new_login_code(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Json<serde_json::Value> {
+    // The Host was checked against the allowlist before this runs.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let url = st.login.url(&format!("http://{host}"));
+    Json(json!({"url": url, "expires_in": st.login.ttl().as_secs()}))
 }
 
 async fn list_devices(State(st): State<AppState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
@@ -451,6 +510,59 @@ mod tests {
             p.issue(DeviceRole::Watch);
         }
         assert_eq!(p.redeem(&first, ip("10.0.0.4")), Err(Refusal::Wrong), "the oldest code was dropped");
+    }
+
+    #[test]
+    fn a_global_budget_locks_out_everyone() {
+        let p = Pairing::new(PairingLimits { max_global_failures: 6, ..PairingLimits::default() });
+        let (code, _) = p.issue(DeviceRole::Watch);
+        // Three addresses, two wrong tries each: under the per-address limit, at the global one.
+        for i in 0..6 {
+            assert_eq!(p.redeem("AAA-AAA-AAA", ip(&format!("10.1.0.{}", i / 2))), Err(Refusal::Wrong), "try {i}");
+        }
+        // Everyone is paused now, even a new address with the right code.
+        assert!(matches!(p.redeem(&code, ip("10.9.9.9")), Err(Refusal::Paused(s)) if (1..=60).contains(&s)));
+        assert!(matches!(p.check_lockout(ip("10.9.9.8")), Err(Refusal::Paused(_))));
+    }
+
+    #[test]
+    fn concurrent_tries_never_exceed_the_budgets() {
+        // Per address: 64 concurrent wrong tries from one address; exactly
+        // max_failures are judged, the rest are locked out.
+        let p = std::sync::Arc::new(Pairing::new(PairingLimits::default()));
+        let run = |p: std::sync::Arc<Pairing>, ips: Vec<IpAddr>| {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(ips.len()));
+            let handles: Vec<_> = ips
+                .into_iter()
+                .map(|a| {
+                    let (p, b) = (p.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        p.redeem("AAA-AAA-AAA", a)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        };
+        let results = run(p.clone(), vec![ip("10.2.0.1"); 64]);
+        assert_eq!(results.iter().filter(|r| **r == Err(Refusal::Wrong)).count(), 5, "{results:?}");
+        // Globally: 200 concurrent tries from 200 addresses; exactly the global budget is judged.
+        let p = std::sync::Arc::new(Pairing::new(PairingLimits::default()));
+        let results = run(p, (0..200).map(|i| ip(&format!("10.3.{}.{}", i / 100, i % 100))).collect());
+        assert_eq!(results.iter().filter(|r| **r == Err(Refusal::Wrong)).count(), 30, "{results:?}");
+        assert!(results.iter().all(|r| matches!(r, Err(Refusal::Wrong) | Err(Refusal::Paused(_)))));
+    }
+
+    #[test]
+    fn owner_only_requests() {
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        assert!(owner_only(&post, "/api/projects").is_some());
+        assert!(owner_only(&delete, "/api/projects/abc123").is_some());
+        assert!(owner_only(&get, "/api/projects").is_none());
+        assert!(owner_only(&get, "/api/projects/abc123").is_none());
+        assert!(owner_only(&post, "/api/projects/abc123/tasks").is_none());
+        assert!(owner_only(&get, "/api/devices").is_some());
+        assert!(owner_only(&get, "/api/credentials/status").is_none());
     }
 
     #[test]

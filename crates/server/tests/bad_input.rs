@@ -162,6 +162,73 @@ async fn docker_unreachable_is_503_with_what_to_start() {
     assert_eq!(branches(&s.repo), before);
 }
 
+/// A client that does not follow redirects.
+fn no_redirect() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A new login link from `POST /api/login-code` (Bearer token).
+async fn login_link(s: &Server) -> String {
+    let (st, v) = s.post("/api/login-code", json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let link = v["url"].as_str().unwrap().to_string();
+    assert!(link.starts_with(&format!("{}/login?code=", s.base)) && !link.contains(TOKEN), "{link}");
+    link
+}
+
+/// Logs in with a new login link; returns the session cookie's `name=value`.
+async fn login_cookie(s: &Server) -> String {
+    let r = no_redirect().get(login_link(s).await).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/", "the code leaves the address bar");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains(TOKEN), "the cookie does not carry the token itself");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_links_work_once_and_expire_and_the_token_is_never_in_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let cfg = config(&dir.path().join("data"));
+    let opts = anycode_server::ServerOptions {
+        login_code_ttl: std::time::Duration::from_millis(700),
+        ..anycode_server::ServerOptions::new(anycode_server::AccessToken::new(TOKEN))
+    };
+    let s = Server::start_with_options(dir, repo, cfg, opts).await;
+    // Once: the second use is refused with what to do, and sets no cookie.
+    let link = login_link(&s).await;
+    let r = no_redirect().get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let r = no_redirect().get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("used already") && page.contains("anycode open"), "{page}");
+    // Expired: refused the same way.
+    let link = login_link(&s).await;
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let r = no_redirect().get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.text().await.unwrap().contains("expired"));
+    // Made-up codes and no code.
+    for bad in ["/login?code=00000000000000000000000000000000", "/login", "/login?code="] {
+        let r = no_redirect().get(format!("{}{bad}", s.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{bad}");
+        assert!(r.headers().get("set-cookie").is_none(), "{bad}");
+    }
+    // The old token link logs in no more, right token or not.
+    for t in [TOKEN, "wrong"] {
+        let r = no_redirect().get(format!("{}/?token={t}", s.base)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{t}");
+        assert!(r.headers().get("set-cookie").is_none());
+    }
+    // Bearer tokens work for API clients as before; no session, no login code.
+    let r = reqwest::Client::new().post(format!("{}/api/login-code", s.base)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn token_host_and_origin_are_enforced() {
     let s = Server::start().await;
@@ -171,18 +238,10 @@ async fn token_host_and_origin_are_enforced() {
     assert_eq!(r.status().as_u16(), 401);
     let r = s.http.get(url("/api/projects")).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    // The token link sets an HttpOnly, SameSite=Strict session cookie that works.
-    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let r = no_redirect.get(url(&format!("/?token={TOKEN}"))).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 303);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains(TOKEN), "the cookie does not carry the token itself");
-    let pair = cookie.split(';').next().unwrap().to_string();
+    // A login link sets an HttpOnly, SameSite=Strict session cookie that works.
+    let pair = login_cookie(&s).await;
     let r = s.http.get(url("/api/projects")).header("cookie", &pair).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = no_redirect.get(url("/?token=wrong")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 401);
     // DNS rebinding: a foreign Host is refused even with the token.
     let r = s.http.get(url("/api/projects")).bearer_auth(TOKEN).header("host", "evil.example:80").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);

@@ -336,8 +336,6 @@ async fn a_watch_device_cannot_change_anything() {
         (M::DELETE, format!("/api/tasks/{task}"), None),
         (M::DELETE, format!("/api/terminals/{term_id}"), None),
         (M::POST, format!("/api/projects/{p}/tasks"), Some(json!({"title": "x", "agent": "shell"}))),
-        (M::POST, "/api/projects".into(), Some(json!({"path": s.repo}))),
-        (M::DELETE, format!("/api/projects/{p}"), None),
         (M::PUT, format!("/api/tasks/{task}"), Some(json!({}))),
     ];
     for (m, path, body) in &mutations {
@@ -356,11 +354,22 @@ async fn a_watch_device_cannot_change_anything() {
             (M::DELETE, "/api/credentials/anthropic_api_key".to_string(), None),
             (M::PUT, "/api/github/token".to_string(), Some(json!({"token": "ghp_x"}))),
             (M::DELETE, "/api/github/token".to_string(), None),
+            // A device cannot mint the owner's login links.
+            (M::POST, "/api/login-code".to_string(), Some(json!({}))),
+            // Projects are folders on the host: adding, importing (to a named folder
+            // or not) and removing them is the owner's.
+            (M::POST, "/api/projects".to_string(), Some(json!({"path": s.repo}))),
+            (M::POST, "/api/projects".to_string(), Some(json!({"url": "octo/hello"}))),
+            (M::POST, "/api/projects".to_string(), Some(json!({"url": "octo/hello", "path": "/tmp/anywhere"}))),
+            (M::DELETE, format!("/api/projects/{p}"), None),
         ] {
             let (st, e) = as_device(&s, cookie, m.clone(), &path, body).await;
             assert_eq!((st, e["error"]["code"].as_str()), (403, Some("OWNER_ONLY")), "{m} {path}: {e}");
         }
     }
+    // The project is still there; a device can list it.
+    let (st, v) = as_device(&s, &control, M::GET, &format!("/api/projects/{p}"), None).await;
+    assert_eq!(st, 200, "{v}");
     // Reading the credentials' and GitHub's status is fine for a device.
     for path in ["/api/credentials/status", "/api/github"] {
         let (st, v) = as_device(&s, &control, M::GET, path, None).await;

@@ -35,6 +35,9 @@
 //! - Activity: every output chunk and every input write counts ([`Terminal::idle_for`]);
 //!   an input gate ([`Terminal::set_input_gate`]) runs before input is queued, so the
 //!   owner can wake a frozen process first (the engine unpauses a paused sandbox).
+//! - Held input: while an [`InputHold`] lives ([`Terminal::hold_input`],
+//!   [`Viewer::holding_input`]), input waits, in order, and goes to the TTY when the
+//!   last hold ends (the engine holds it while it writes the credentials line).
 //!
 //! The hub knows nothing of Docker or WebSockets: the backend supplies byte streams
 //! and a [`Control`]; the server crate turns viewers into WebSocket frames.
@@ -55,6 +58,9 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
+
+/// The longest [`Viewer::holding_input`] waits to take the input hold.
+pub const HOLD_WAIT: Duration = Duration::from_secs(2);
 
 /// Chunks the live broadcast holds for slow viewers before they must resync.
 pub const BROADCAST_CHUNKS: usize = 256;
@@ -169,6 +175,13 @@ struct Inner {
     activity_ms: AtomicU64,
     /// 1 + milliseconds after `born` of the last output; 0 before any.
     output_ms: AtomicU64,
+    /// Input takes it for reading; an [`InputHold`] holds it for writing.
+    hold: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// While it lives, input to its terminal waits (see [`Terminal::hold_input`]).
+pub struct InputHold {
+    _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
 
 /// A terminal hub. Cheap to clone; clones share the hub.
@@ -190,6 +203,8 @@ pub struct Viewer {
     pub snapshot: Bytes,
     /// Set when the process had already exited when subscribing.
     pub exited: Option<Option<i64>>,
+    /// Input held while this viewer lives ([`Viewer::holding_input`]).
+    hold: Option<InputHold>,
 }
 
 /// A handle for the input side of a viewer (acks, typing, resizing), usable from
@@ -266,6 +281,18 @@ impl Viewer {
     /// A handle for acks, input and resizing from another task.
     pub fn handle(&self) -> ViewerHandle {
         ViewerHandle { terminal: self.terminal.clone(), id: self.id, flow: self.flow.clone() }
+    }
+
+    /// This viewer, holding the terminal's input while it lives (see
+    /// [`Terminal::hold_input`]): keystrokes typed meanwhile wait and are delivered
+    /// when it is dropped. Waits at most [`HOLD_WAIT`] for a write in flight (or
+    /// another hold); past that the input is not held, and it says so in the log.
+    pub async fn holding_input(mut self) -> Viewer {
+        match tokio::time::timeout(HOLD_WAIT, self.terminal.hold_input()).await {
+            Ok(h) => self.hold = Some(h),
+            Err(_) => tracing::warn!(terminal = %self.terminal.id(), "input could not be held (a write is stuck)"),
+        }
+        self
     }
 
     /// The terminal this viewer watches.
@@ -382,7 +409,7 @@ fn pack(cols: u16, rows: u16) -> u64 {
 }
 
 fn unpack(v: u64) -> Option<(u16, u16)> {
-    (v != 0).then(|| ((v >> 16) as u16, (v & 0xffff) as u16))
+    (v != 0).then_some(((v >> 16) as u16, (v & 0xffff) as u16))
 }
 
 /// The process has no TTY input any more (exited or not connected).
@@ -418,6 +445,7 @@ impl Terminal {
                 born: std::time::Instant::now(),
                 activity_ms: AtomicU64::new(0),
                 output_ms: AtomicU64::new(0),
+                hold: Arc::new(tokio::sync::RwLock::new(())),
             }),
         }
     }
@@ -624,19 +652,31 @@ impl Terminal {
         let id = s.next_viewer;
         s.next_viewer += 1;
         s.viewers.push((id, flow.clone()));
-        Viewer { terminal: self.clone(), rx, id, flow, pending: None, snapshot: s.scrollback.snapshot(), exited: s.exit }
+        Viewer { terminal: self.clone(), rx, id, flow, pending: None, snapshot: s.scrollback.snapshot(), exited: s.exit, hold: None }
     }
+
+    /// Holds this terminal's input until the returned guard is dropped: writes wait
+    /// (in the order they came) and then go to the TTY. Waits for a write in flight.
+    pub async fn hold_input(&self) -> InputHold {
+        InputHold { _guard: self.inner.hold.clone().write_owned().await }
+    }
+
+
 
     /// Sends input bytes to the process (not on behalf of a viewer). Waits for the
     /// input gate first, when one is set.
     pub async fn write(&self, bytes: Bytes) -> Result<(), Closed> {
-        let (tx, gate) = {
+        let gate = {
             let s = self.lock();
-            (s.input.clone().ok_or(Closed)?, s.gate.clone())
+            s.input.as_ref().ok_or(Closed)?;
+            s.gate.clone()
         };
         if let Some(g) = gate {
             g().await;
         }
+        // Waits while input is held; fair, so held writes keep their order.
+        let _held = self.inner.hold.read().await;
+        let tx = self.lock().input.clone().ok_or(Closed)?;
         self.touch();
         tx.send(bytes).await.map_err(|_| Closed)
     }
@@ -736,5 +776,66 @@ impl Drop for Inner {
         for t in s.tasks.drain(..) {
             t.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoControl;
+    impl Control for NoControl {
+        fn resize(&self, _: u16, _: u16) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn wait_exit(&self) -> BoxFuture<'static, Option<i64>> {
+            Box::pin(std::future::pending())
+        }
+        fn exit_code(&self) -> BoxFuture<'static, Option<i64>> {
+            Box::pin(async { None })
+        }
+    }
+
+    /// A hub on an in-memory "TTY"; returns what reaches its input.
+    fn hub() -> (Terminal, tokio::io::DuplexStream) {
+        let t = Terminal::new("t", 4096);
+        let (tty_in, app_side) = tokio::io::duplex(4096);
+        let output = futures_util::stream::pending().boxed();
+        t.connect(output, Box::pin(tty_in), Arc::new(NoControl), |_| {});
+        (t, app_side)
+    }
+
+    async fn read_now(r: &mut tokio::io::DuplexStream, wait: Duration) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(Ok(n)) = tokio::time::timeout(wait, r.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn held_input_waits_and_then_arrives_in_order() {
+        let (t, mut tty) = hub();
+        let viewer = t.subscribe().holding_input().await;
+        let typist = t.subscribe();
+        let handle = typist.handle();
+        let writes = tokio::spawn(async move {
+            for k in ["a", "b", "c"] {
+                handle.write(Bytes::from(k)).await.unwrap();
+            }
+        });
+        assert!(read_now(&mut tty, Duration::from_millis(200)).await.is_empty(), "nothing reaches the TTY while held");
+        assert!(!writes.is_finished());
+        drop(viewer);
+        writes.await.unwrap();
+        assert_eq!(read_now(&mut tty, Duration::from_millis(200)).await, b"abc");
+        // Not held: straight through.
+        t.write(Bytes::from_static(b"d")).await.unwrap();
+        assert_eq!(read_now(&mut tty, Duration::from_millis(100)).await, b"d");
     }
 }

@@ -309,9 +309,18 @@ impl ServeProcess {
         let mut lines = std::io::BufReader::new(stdout).lines();
         let line = lines.next().expect("a line").expect("readable");
         let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in {line:?}")).to_string();
-        assert!(url.contains(&format!("?token={TOKEN}")), "the link carries the token: {url}");
-        let base = url.split("/?").next().unwrap().to_string();
+        assert!(url.contains("/login?code=") && !url.contains(TOKEN), "a one-time login link, never the token: {url}");
+        let base = url.split("/login?").next().unwrap().to_string();
         ServeProcess { child, base, data_dir: data_dir.to_path_buf() }
+    }
+
+    /// A new one-time login link (`POST /api/login-code` with the test token), for a
+    /// browser.
+    pub async fn login_url(&self) -> String {
+        let r = reqwest::Client::new().post(format!("{}/api/login-code", self.base)).bearer_auth(TOKEN).send().await.expect("login-code answers");
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().await.expect("login-code JSON");
+        v["url"].as_str().expect("a url").to_string()
     }
 
     /// `kill -9`: no shutdown code runs.

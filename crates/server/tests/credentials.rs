@@ -408,7 +408,12 @@ async fn a_handover_left_pending_by_a_server_restart_is_answered_after_it() {
     let mut asking = false;
     for _ in 0..100 {
         let logs = Command::new("docker").args(["logs", &cid]).output().unwrap();
-        if logs.stdout.ends_with(b"\x1b]777;anycode-env\x07\r\n") {
+        // The marker carries this start's nonce: ESC ] 777 ; anycode-env ; <hex> BEL.
+        let tail = String::from_utf8_lossy(&logs.stdout[logs.stdout.len().saturating_sub(120)..]).into_owned();
+        let waiting = tail.rsplit_once("\x1b]777;anycode-env;").is_some_and(|(_, rest)| {
+            rest.strip_suffix("\x07\r\n").is_some_and(|n| n.len() >= 16 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        });
+        if waiting {
             asking = true;
             break;
         }

@@ -775,6 +775,7 @@ impl Engine {
         // The work goes to the user's branch before the sandbox stops (a stopped
         // task's diff is its mirror's).
         self.sync_best_effort(&task, "stopping").await;
+        self.forget_relay(&task.id);
         let store = self.inner.store.clone();
         let tid = task.id.clone();
         blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
@@ -874,6 +875,8 @@ impl Engine {
         let project = self.project(&task.project_id).await?;
         // Delete keeps the branch: with the sandbox's last work on it.
         self.sync_best_effort(&task, "deleting").await;
+        // The relay's end is expected now, not a failure to restart from.
+        self.forget_relay(&task.id);
         if let Some(cid) = &task.container_id {
             let docker = self.docker().await?;
             self.thaw_for_stop(&docker, &task).await;

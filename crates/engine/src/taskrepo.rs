@@ -162,8 +162,14 @@ impl Engine {
         if out.exit_code != 0 {
             return Err(anycode_git::Error::TaskRepoBroken(tr::sandbox_text(&out.stderr)).into());
         }
-        tr::parse_snapshot_output(&out.stdout)?;
-        self.fetch_from_sandbox(docker, cid, user, task).await?;
+        let (head, snapshot) = tr::parse_snapshot_output(&out.stdout)?;
+        // The same work gives the same snapshot sha: nothing to fetch when the mirror
+        // has it already (the common case of a diff polled while nothing changes).
+        let mirror = self.mirror_path(&task.id);
+        let known = blocking(move || Ok(tr::mirror_refs(&mirror).ok())).await?;
+        if known != Some((head, Some(snapshot))) {
+            self.fetch_from_sandbox(docker, cid, user, task).await?;
+        }
         let (repo, mirror, branch) = (PathBuf::from(&project.path), self.mirror_path(&task.id), task.branch.clone());
         let back = blocking(move || Ok(tr::bring_back(&repo, &mirror, &branch)?)).await?;
         tracing::debug!(task = %task.id, ?back, ms = started.elapsed().as_millis() as u64, "brought the sandbox's work out");

@@ -53,7 +53,8 @@ pub const MAX_FETCH_BYTES: u64 = 2 << 30;
 /// working tree as the current folder: records the working tree (tracked, changed
 /// and untracked files; .gitignore honoured) as a commit whose parent is HEAD, under
 /// `refs/anycode/snapshot`, through a temporary index (the real one is not touched),
-/// and prints `anycode-snapshot <head> <snapshot>`. The task branch must exist.
+/// and prints `anycode-snapshot <head> <snapshot>`. The snapshot's dates are fixed,
+/// so the same work gives the same sha and an unchanged sandbox needs no fetch. The task branch must exist.
 /// Exit code 3 with a sentence on stderr when the repository is unusable.
 pub const SNAPSHOT_SCRIPT: &str = r#"set -eu
 G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c commit.gpgsign=false"
@@ -68,6 +69,7 @@ export GIT_INDEX_FILE="$tmp"
 $G add -A
 tree=$($G write-tree)
 snap=$(GIT_AUTHOR_NAME=AnyCode GIT_AUTHOR_EMAIL=anycode@localhost GIT_COMMITTER_NAME=AnyCode GIT_COMMITTER_EMAIL=anycode@localhost \
+  GIT_AUTHOR_DATE='@0 +0000' GIT_COMMITTER_DATE='@0 +0000' \
   $G commit-tree "$tree" -p "$head" -m "AnyCode: snapshot of the working tree")
 $G update-ref refs/anycode/snapshot "$snap"
 echo "anycode-snapshot $head $snap"

@@ -61,6 +61,10 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// How long input waits for a re-attached sandbox's relay to listen (after that it
+/// goes through anyway, and the relay's failure is logged).
+const RELAY_READY_WAIT: Duration = Duration::from_secs(15);
+
 /// Longest task title accepted, in characters.
 pub const MAX_TITLE: usize = 200;
 
@@ -1079,11 +1083,19 @@ impl Engine {
                     self.watch_screen(&task2, &terminal);
                     if c.paused {
                         // The relay's exec needs the thawed container.
-                        let _ = tokio::time::timeout(Duration::from_secs(10), relay).await;
+                        let _ = tokio::time::timeout(RELAY_READY_WAIT, relay).await;
                         self.gate_terminals(&task.id, true);
                         docker.pause(&c.id).await?;
                         (TaskStatus::Paused, None, None)
                     } else {
+                        // Until the new relay listens, what a viewer types (a prompt
+                        // submitted at once, which fires a hook and an API call) waits,
+                        // in order, instead of meeting a refused connection.
+                        let hold = terminal.hold_input().await;
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(RELAY_READY_WAIT, relay).await;
+                            drop(hold);
+                        });
                         (TaskStatus::Running, None, None)
                     }
                 }

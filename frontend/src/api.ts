@@ -166,13 +166,13 @@ export const api = {
 
   credentialsStatus: () => request<CredentialsStatus>('GET', '/api/credentials/status'),
   saveCredential: (name: CredentialName, value: string) =>
-    request<{ name: string; display: string }>('PUT', `/api/credentials/${enc(name)}`, { value }),
+    request<Schemas['SavedCredential']>('PUT', `/api/credentials/${enc(name)}`, { value }),
   deleteCredential: (name: CredentialName) =>
-    request<{ name: string; removed: boolean }>('DELETE', `/api/credentials/${enc(name)}`),
+    request<Schemas['RemovedCredential']>('DELETE', `/api/credentials/${enc(name)}`),
 
   diff: (taskId: string) => request<TaskDiff>('GET', `/api/tasks/${enc(taskId)}/diff`),
   commit: (taskId: string, message: string) =>
-    request<{ sha: string }>('POST', `/api/tasks/${enc(taskId)}/commit`, { message }),
+    request<Schemas['Committed']>('POST', `/api/tasks/${enc(taskId)}/commit`, { message }),
 };
 
 export function errorMessage(e: unknown): string {
@@ -220,19 +220,19 @@ export const gh = {
   removeToken: () => request<GitHubStatus>('DELETE', '/api/github/token'),
   repos: () => request<RepoMeta[]>('GET', '/api/github/repos'),
   importProject: (url: string, path?: string) => request<Project>('POST', '/api/projects', path ? { url, path } : { url }),
-  push: (taskId: string) => request<{ sha: string; upstream: string }>('POST', `/api/tasks/${enc(taskId)}/push`),
+  push: (taskId: string) => request<Schemas['PushOutcome']>('POST', `/api/tasks/${enc(taskId)}/push`),
   createPr: (taskId: string, body: { title?: string; body?: string; base?: string; draft?: boolean }) =>
     request<PullRequestInfo>('POST', `/api/tasks/${enc(taskId)}/pr`, body),
   refreshPr: (taskId: string) => request<PullRequestInfo>('GET', `/api/tasks/${enc(taskId)}/pr`),
   merge: (taskId: string, method: 'merge' | 'squash' | 'rebase', deleteBranch: boolean) =>
-    request<{ sha: string; merged: boolean; message: string; pr: PullRequestInfo }>('POST', `/api/tasks/${enc(taskId)}/merge`, {
+    request<Schemas['Merged']>('POST', `/api/tasks/${enc(taskId)}/merge`, {
       method,
       delete_branch: deleteBranch,
     }),
   conflicts: (taskId: string) => request<Conflicts>('GET', `/api/tasks/${enc(taskId)}/conflicts`),
   projectConflicts: (projectId: string) => request<Conflicts[]>('GET', `/api/projects/${enc(projectId)}/conflicts`),
   updateFromBase: (taskId: string) =>
-    request<{ result: 'up_to_date' | 'fast_forward' | 'merged'; sha: string }>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
+    request<Schemas['UpdateOutcome']>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
 };
 
 /** A clone's progress as a fraction 0..1 and a short label. */
@@ -262,7 +262,7 @@ export type LanStatus = Schemas['LanStatus'];
 
 export const devicesApi = {
   session: () => request<SessionInfo>('GET', '/api/session'),
-  pair: (code: string, device_name: string) => request<{ device: PairedDevice }>('POST', '/api/pair', { code, device_name }),
+  pair: (code: string, device_name: string) => request<Schemas['Paired']>('POST', '/api/pair', { code, device_name }),
   newPairing: (role: DeviceRole) => request<Pairing>('POST', '/api/pairing', { role }),
   devices: () => request<PairedDevice[]>('GET', '/api/devices'),
   revoke: (id: string) => request<void>('DELETE', `/api/devices/${enc(id)}`),

@@ -9,11 +9,15 @@
 # checks: not_a_server_error, response_schema_conformance, status_code_conformance
 # and content_type_conformance, against the server's own /api/openapi.json.
 #
-# Excluded: `POST /api/projects` (an import clones from whatever host the URL names:
-# traffic would leave the machine; the project here is added by this script through
-# the same route with a path) and `POST /api/projects/{id}/tasks` (a valid body
-# makes a sandbox: real, long work per example). GitHub is a closed loopback port
-# (ANYCODE_GITHUB_API), LAN mode a loopback alias: nothing leaves the machine.
+# Operations on one project or task get the real ones' ids (a shell task in a real
+# sandbox: push, commit, terminals, network, … run for real). Excluded: `POST
+# /api/projects` (an import clones from whatever host the URL names: traffic would
+# leave the machine; the project here is added by this script through the same
+# route with a path) and `POST /api/projects/{id}/tasks` (a valid body makes a
+# sandbox: real, long work per example). Deleting the task or the project gets an
+# unknown id during the run and is checked for real after it. GitHub is a stand-in
+# on loopback that refuses every token, LAN mode a loopback alias: nothing leaves
+# the machine.
 #
 # Environment: ANYCODE_BIN (default target/debug/anycode), ST_MAX_EXAMPLES (default
 # 50 per operation), ST_VENV (default ~/.cache/anycode/schemathesis-venv).
@@ -121,6 +125,17 @@ parameters = { id = "$task" }
 [[operations]]
 include-operation-id = "get_task"
 parameters = { id = "$task" }
+
+# Deleting gets an id that does not exist: schemathesis reuses ids it saw in answers,
+# and deleting the task or the project midway would leave the rest with 404s. The
+# real deletion is checked after the run.
+[[operations]]
+include-operation-id = "delete_task"
+parameters = { id = "000000000000" }
+
+[[operations]]
+include-operation-id = "delete_project"
+parameters = { id = "000000000000" }
 TOML
 
 log "schemathesis against $base/api/openapi.json"
@@ -135,8 +150,15 @@ rc=0
   --max-examples "${ST_MAX_EXAMPLES:-50}" \
   --no-color \
   "$@" || rc=$?
+if [ "$rc" = 0 ]; then
+  # The deletions left out above, for real: the task (204), then its project (204).
+  for path in "/api/tasks/$task" "/api/projects/$project"; do
+    st=$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE -H "$auth" "$base$path")
+    [ "$st" = 204 ] || { warn "DELETE $path answered $st, not 204"; rc=1; }
+  done
+fi
 if [ "$rc" != 0 ]; then
-  warn "schemathesis found failures; the server's log:"
+  warn "the API conformance test failed; the server's log:"
   tail -n 50 "$work/serve.log" >&2
 fi
 exit "$rc"

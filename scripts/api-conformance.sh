@@ -20,7 +20,7 @@
 # the machine.
 #
 # Environment: ANYCODE_BIN (default target/debug/anycode), ST_MAX_EXAMPLES (default
-# 50 per operation), ST_VENV (default ~/.cache/anycode/schemathesis-venv).
+# 30 per operation), ST_VENV (default ~/.cache/anycode/schemathesis-venv).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -147,7 +147,7 @@ rc=0
   --header "$auth" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
   --exclude-operation-id add_project --exclude-operation-id create_task \
-  --max-examples "${ST_MAX_EXAMPLES:-50}" \
+  --max-examples "${ST_MAX_EXAMPLES:-30}" \
   --no-color \
   "$@" || rc=$?
 if [ "$rc" = 0 ]; then

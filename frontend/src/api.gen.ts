@@ -839,6 +839,11 @@ export interface components {
          */
         Credential: "none" | "subscription" | "api_key";
         /**
+         * @description One of AnyCode's own keyring entries.
+         * @enum {string}
+         */
+        CredentialName: "claude-token" | "anthropic-api-key" | "openai-api-key" | "gemini-api-key" | "github-token";
+        /**
          * @description A provider's credential state.
          * @enum {string}
          */
@@ -977,8 +982,7 @@ export interface components {
         };
         /** @description The body of `POST /api/tasks/{id}/merge`. */
         MergeBody: {
-            /** @description `merge`, `squash` or `rebase` (default `merge`). */
-            method?: string | null;
+            method?: null | components["schemas"]["MergeMethod"];
             /** @description Delete the branch on GitHub after merging. */
             delete_branch?: boolean | null;
         };
@@ -1006,6 +1010,11 @@ export interface components {
             /** @description Paths the work changes relative to the merge base (committed or not), sorted. */
             changed: string[];
         };
+        /**
+         * @description How to merge a pull request.
+         * @enum {string}
+         */
+        MergeMethod: "merge" | "squash" | "rebase";
         /** @description A merged pull request. */
         Merged: {
             /** @description The merge commit on the base. */
@@ -1019,8 +1028,7 @@ export interface components {
         };
         /** @description The `network` of a request body: a change of a network policy. */
         NetworkChange: {
-            /** @description `allowlist`, `none` or `open`; for a task, takes effect at its next start. */
-            mode?: string | null;
+            mode?: null | components["schemas"]["NetworkMode"];
             /** @description Replaces the allow list (host names, `*.example.com`, `host:port`). */
             allow?: string[] | null;
             /** @description Added to the allow list (at once for a running sandbox). */
@@ -1049,7 +1057,7 @@ export interface components {
         /** @description The body of `POST /api/pairing`. */
         NewPairing: {
             /** @description `watch` or `control`. */
-            role: string;
+            role: components["schemas"]["DeviceRole"];
         };
         /** @description A new task. */
         NewTask: {
@@ -1066,15 +1074,10 @@ export interface components {
             branch?: string | null;
             /** @description Instructions handed to the agent. */
             prompt?: string | null;
-            /** @description `none`, `subscription` or `api_key`; the profile's default when absent. */
-            credential?: string | null;
+            credential?: null | components["schemas"]["Credential"];
             /** @description Record the agent terminal (asciicast). */
             record?: boolean | null;
-            /**
-             * @description Claude Code's permission mode: `default`, `acceptEdits`, `plan`, `auto`,
-             *     `bypassPermissions`.
-             */
-            permission_mode?: string | null;
+            permission_mode?: null | components["schemas"]["PermissionMode"];
             /**
              * Format: double
              * @description CPU cap in CPUs; the settings' default when absent.
@@ -3847,8 +3850,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `claude-token`, `anthropic-api-key`, `openai-api-key`, `gemini-api-key` or `github-token` */
-                name: string;
+                /** @description The keyring entry */
+                name: components["schemas"]["CredentialName"];
             };
             cookie?: never;
         };
@@ -3937,8 +3940,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description `claude-token`, `anthropic-api-key`, `openai-api-key`, `gemini-api-key` or `github-token` */
-                name: string;
+                /** @description The keyring entry */
+                name: components["schemas"]["CredentialName"];
             };
             cookie?: never;
         };

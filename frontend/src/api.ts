@@ -74,7 +74,7 @@ export type AgentProfile = Schemas['AgentProfile'];
 export type ApprovalDecision = Schemas['ApprovalDecision'];
 
 export type Provider = Schemas['Provider'];
-export type CredentialName = 'claude-token' | 'anthropic-api-key' | 'openai-api-key' | 'gemini-api-key' | 'github-token';
+export type CredentialName = Schemas['CredentialName'];
 
 export type ProviderStatus = Schemas['ProviderStatus'];
 

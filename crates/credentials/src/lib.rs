@@ -145,8 +145,9 @@ impl fmt::Display for Provider {
 }
 
 /// One of AnyCode's own keyring entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schema(as = CredentialName)]
 pub enum Name {
     /// `claude-token`: a long-lived token from `claude setup-token`.
     ClaudeToken,

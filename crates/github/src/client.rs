@@ -119,7 +119,7 @@ pub struct PullStatus {
 }
 
 /// How to merge a pull request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MergeMethod {
     /// A merge commit.

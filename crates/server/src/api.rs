@@ -300,11 +300,13 @@ struct CreateTask {
     /// Instructions handed to the agent.
     prompt: Option<String>,
     /// `none`, `subscription` or `api_key`; the profile's default when absent.
+    #[schema(value_type = Option<Credential>)]
     credential: Option<String>,
     /// Record the agent terminal (asciicast).
     record: Option<bool>,
     /// Claude Code's permission mode: `default`, `acceptEdits`, `plan`, `auto`,
     /// `bypassPermissions`.
+    #[schema(value_type = Option<anycode_engine::PermissionMode>)]
     permission_mode: Option<String>,
     /// CPU cap in CPUs; the settings' default when absent.
     cpus: Option<f64>,
@@ -556,7 +558,7 @@ struct RemovedCredential {
 
 /// Save a credential in the OS keyring (owner only).
 #[utoipa::path(put, path = "/credentials/{name}", tag = "credentials",
-    params(("name" = String, Path, description = "`claude-token`, `anthropic-api-key`, `openai-api-key`, `gemini-api-key` or `github-token`")),
+    params(("name" = anycode_engine::CredentialName, Path, description = "The keyring entry")),
     request_body = SaveCredentialBody,
     responses((status = 200, description = "Saved", body = SavedCredential),
     (status = 400, description = "INVALID_JSON: the body is not `{\"value\"}`", body = ErrorBody), EngineErrors))]
@@ -571,7 +573,7 @@ async fn save_credential(State(st): State<AppState>, Path(name): Path<String>, b
 
 /// Remove a credential from the OS keyring (owner only).
 #[utoipa::path(delete, path = "/credentials/{name}", tag = "credentials",
-    params(("name" = String, Path, description = "`claude-token`, `anthropic-api-key`, `openai-api-key`, `gemini-api-key` or `github-token`")),
+    params(("name" = anycode_engine::CredentialName, Path, description = "The keyring entry")),
     responses((status = 200, description = "Removed (or there was none)", body = RemovedCredential), EngineErrors))]
 async fn delete_credential(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<RemovedCredential>> {
     let removed = st.engine.delete_credential(&name).await?;

@@ -176,6 +176,7 @@ async fn refresh_pr(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
 #[derive(Deserialize, ToSchema)]
 struct MergeBody {
     /// `merge`, `squash` or `rebase` (default `merge`).
+    #[schema(value_type = Option<anycode_engine::MergeMethod>)]
     method: Option<String>,
     /// Delete the branch on GitHub after merging.
     delete_branch: Option<bool>,

@@ -27,6 +27,7 @@ use utoipa_axum::routes;
 #[schema(as = NetworkChange)]
 pub(crate) struct NetworkBody {
     /// `allowlist`, `none` or `open`; for a task, takes effect at its next start.
+    #[schema(value_type = Option<NetworkMode>)]
     mode: Option<String>,
     /// Replaces the allow list (host names, `*.example.com`, `host:port`).
     allow: Option<Vec<String>>,

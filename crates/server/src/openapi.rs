@@ -29,7 +29,8 @@ This document is generated from the server's code (utoipa); do not edit docs/ope
     ),
     servers((url = "http://127.0.0.1:7878")),
     security(("bearer" = []), ("session" = []), ("device" = [])),
-    components(schemas(ErrorBody)),
+    // Schemas only parameters name (utoipa collects those of bodies and answers).
+    components(schemas(ErrorBody, anycode_engine::CredentialName)),
     modifiers(&Common),
 )]
 pub(crate) struct ApiDoc;

@@ -329,6 +329,7 @@ impl From<LanError> for ApiError {
 #[derive(Deserialize, ToSchema)]
 struct NewPairing {
     /// `watch` or `control`.
+    #[schema(value_type = DeviceRole)]
     role: String,
 }
 

@@ -38,6 +38,25 @@ fn every_operation_documents_its_errors() {
             }
         }
     }
+    // Every reference resolves.
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = vec![];
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(doc["components"]["schemas"][name].is_object(), "$ref {r} does not resolve");
+    }
     // Every task state, including the agent's.
     let states = doc["components"]["schemas"]["TaskStatus"]["enum"].as_array().unwrap();
     for s in ["creating", "queued", "starting", "running", "needs_approval", "waiting_input", "done", "failed", "paused", "stopped", "exited", "error"] {

@@ -84,3 +84,40 @@ wait_for_url() {
   done
   die "$what did not print its URL"
 }
+
+# A git repository at $1 with one commit (README.md), by author $2 <$3>.
+make_test_repo() {
+  local repo=$1
+  mkdir -p "$repo"
+  git -C "$repo" init -q -b main
+  git -C "$repo" config user.name "$2"
+  git -C "$repo" config user.email "$3"
+  printf '# test\n' > "$repo/README.md"
+  git -C "$repo" add . && git -C "$repo" commit -qm init
+}
+
+# A Secret Service of its own: a D-Bus session bus and an unlocked gnome-keyring
+# (password $2), their files under $1. Prints the bus address, then the bus's pid
+# (gnome-keyring-daemon leaves with its bus).
+start_secret_service() {
+  local dir=$1 bus
+  mkdir -p "$dir/keyring" "$dir/run" && chmod 700 "$dir/run"
+  bus=$(dbus-daemon --session --fork --print-address=1 --print-pid=1 --address="unix:path=$dir/bus")
+  printf %s "$2" | DBUS_SESSION_BUS_ADDRESS="$(sed -n 1p <<<"$bus")" XDG_DATA_HOME="$dir/keyring" XDG_RUNTIME_DIR="$dir/run" \
+    gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  printf '%s\n' "$bus"
+}
+
+# stop_test_server PID BUS_PID DATA_DIR: stops a test's server and its Secret Service
+# (gnome-keyring-daemon leaves with its bus), and removes the sandboxes of that data
+# dir's instance (their label `dev.anycode.instance` is 12 hex digits of the sha256
+# of the data dir's path), whatever the test did. Empty arguments are skipped.
+stop_test_server() {
+  local pid=$1 bus=$2 data=$3 inst
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$bus" ]; then kill "$bus" 2>/dev/null || true; fi
+  if [ -d "$data" ]; then
+    inst=$(printf '%s' "$(realpath "$data")" | sha256sum | cut -c1-12)
+    docker ps -aq --filter "label=dev.anycode.instance=$inst" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
+  fi
+}

@@ -58,6 +58,9 @@ else
   in_keyring_session cargo test --locked --workspace --no-fail-fast
 fi
 
+log "running the API conformance test (schemathesis)"
+bash scripts/api-conformance.sh
+
 log "running the browser test (headless Chromium)"
 # LAN mode on a loopback alias: the phone test (e2e/mobile.test.mjs) reaches the server
 # at 127.0.0.2 as a phone would at the computer's LAN address; nothing leaves the machine.
@@ -68,35 +71,19 @@ work=$(mktemp -d)
 server_pid=""
 bus_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-  # The server's Secret Service: gnome-keyring-daemon leaves with its bus.
-  if [ -n "$bus_pid" ]; then kill "$bus_pid" 2>/dev/null || true; fi
-  # The browser test's sandboxes carry its data dir's instance label (12 hex digits of
-  # the sha256 of the data dir's path): remove them whatever the test did.
-  if [ -d "$work/data" ]; then
-    inst=$(printf '%s' "$(realpath "$work/data")" | sha256sum | cut -c1-12)
-    docker ps -aq --filter "label=dev.anycode.instance=$inst" | xargs -r docker rm -f >/dev/null 2>&1 || true
-  fi
+  stop_test_server "$server_pid" "$bus_pid" "$work/data"
   rm -rf "$work"
 }
 trap cleanup EXIT
 repo="$work/repo"
-mkdir -p "$repo"
-git -C "$repo" init -q -b main
-git -C "$repo" config user.name "E2E Tester"
-git -C "$repo" config user.email e2e@example.com
-printf '# e2e\n' > "$repo/README.md"
-git -C "$repo" add . && git -C "$repo" commit -qm init
+make_test_repo "$repo" "E2E Tester" e2e@example.com
 # The server gets a Secret Service of its own (a bus and an unlocked gnome-keyring, files
 # in $work) and a (fake) Claude Code login expiring in 40 minutes: the credentials test
 # saves a key from the UI and sees the task view's expiry warning.
 e2e_env=()
 if have dbus-daemon && have gnome-keyring-daemon; then
-  mkdir -p "$work/keyring" "$work/run" && chmod 700 "$work/run"
-  bus=$(dbus-daemon --session --fork --print-address=1 --print-pid=1 --address="unix:path=$work/bus")
+  bus=$(start_secret_service "$work" anycode-e2e)
   bus_pid=$(sed -n 2p <<<"$bus")
-  printf %s anycode-e2e | DBUS_SESSION_BUS_ADDRESS="$(sed -n 1p <<<"$bus")" XDG_DATA_HOME="$work/keyring" XDG_RUNTIME_DIR="$work/run" \
-    gnome-keyring-daemon --unlock --components=secrets >/dev/null
   mkdir -p "$work/claude"
   printf '{"claudeAiOauth":{"accessToken":"sk-ant-oat01-e2e-fake-token","refreshToken":"sk-ant-ort01-e2e-fake","expiresAt":%s,"scopes":["user:inference"],"subscriptionType":"max"}}' \
     "$(( ($(date +%s) + 40 * 60) * 1000 ))" >"$work/claude/.credentials.json"

@@ -1,41 +1,21 @@
 // Typed client for the `anycode serve` JSON API.
 // All requests are same-origin; the session cookie set by `/login?code=…` goes along.
+// Request and response shapes come from `api.gen.ts`, generated from docs/openapi.json
+// (`npm run gen:api`; `npm run typecheck` fails when it is stale).
 
-export interface Project {
-  id: string;
-  name: string;
-  path: string;
-  /** Empty (null from the server) while an import (clone) runs. */
-  default_branch: string;
-  /** `ready`, or `cloning` / `failed` for an import from GitHub or a URL. */
-  status?: 'ready' | 'cloning' | 'failed';
-  /** `owner/name` when the repository's origin is on GitHub. */
-  github?: string | null;
-  /** Where an import clones from. */
-  url?: string;
-  progress?: CloneProgress;
-  error?: string | null;
-  error_code?: string | null;
-}
+import type { components } from './api.gen';
+
+/** The API's schemas, as the server's OpenAPI document describes them. */
+type Schemas = components['schemas'];
+
+export type Project = Schemas['Project'];
 
 /** An agent profile's name: claude, codex, gemini, aider, goose, shell, or a user's own. */
 export type AgentKind = string;
 /** Which credential a task's agent gets in its environment at each start. */
-export type CredentialChoice = 'none' | 'subscription' | 'api_key';
+export type CredentialChoice = Schemas['Credential'];
 /** The sandbox's state and, while it runs, the agent's (see the API's TaskStatus). */
-export type TaskStatus =
-  | 'creating'
-  | 'queued'
-  | 'starting'
-  | 'running'
-  | 'needs_approval'
-  | 'waiting_input'
-  | 'done'
-  | 'failed'
-  | 'paused'
-  | 'stopped'
-  | 'exited'
-  | 'error';
+export type TaskStatus = Schemas['TaskStatus'];
 
 /** Whether the task's container runs (any agent state), so its terminals are live. */
 export function isLive(status: TaskStatus): boolean {
@@ -50,189 +30,55 @@ export function isLive(status: TaskStatus): boolean {
 }
 
 /** What the agent wants: the tool and its input (needs_approval), a message or failure reason. */
-export interface Attention {
-  tool?: string;
-  input?: unknown;
-  message?: string;
-  since: string;
-}
+export type Attention = Schemas['Attention'];
 
 /** Live resource use of a running sandbox (Docker stats). */
-export interface Usage {
-  cpu_percent: number;
-  memory_bytes: number;
-  memory_limit_bytes: number;
-  at: string;
-}
+export type Usage = Schemas['Usage'];
 
-export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'auto' | 'bypassPermissions';
+export type PermissionMode = Schemas['PermissionMode'];
 
-export interface TerminalInfo {
-  id: string;
-  kind: 'agent' | 'shell';
-  title?: string | null;
-}
+export type TerminalInfo = Schemas['TerminalInfo'];
 
-export interface Task {
-  id: string;
-  project_id: string;
-  title: string;
-  agent: AgentKind;
-  branch: string;
-  base: string;
-  prompt?: string | null;
-  status: TaskStatus;
-  exit_code?: number | null;
-  error?: string | null;
-  container_id?: string | null;
-  terminals: TerminalInfo[];
-  created_at: string;
-  base_sha?: string;
-  worktree?: string;
-  agent_terminal_id?: string;
-  /** The task branch's pull request, once opened. */
-  pr?: PullRequestInfo | null;
-  /** Which credential the agent gets (older servers: absent). */
-  credential?: CredentialChoice;
-  /** Where the credential handed over at the last start came from (never the secret). */
-  credential_source?: string | null;
-  /** When that access token expires, epoch ms. */
-  credential_expires_at?: number | null;
-  /** "none found", "expired", "expires in 40 min", a handover failure; null when all is well. */
-  credential_warning?: string | null;
-  /** Whether the agent terminal is recorded (asciicast, replayable). */
-  record?: boolean;
-  permission_mode?: PermissionMode | null;
-  cpus?: number | null;
-  memory_mb?: number | null;
-  attention?: Attention | null;
-  usage?: Usage | null;
-  queue_position?: number | null;
-  /** How the sandbox reaches the network (older servers: absent). */
-  network?: NetworkPolicy;
-}
+export type Task = Schemas['Task'];
 
 /** `allowlist`: only the allow list, through AnyCode's proxy; `none`: nothing; `open`: Docker's bridge. */
-export type NetworkMode = 'allowlist' | 'none' | 'open';
+export type NetworkMode = Schemas['NetworkMode'];
 
-export interface NetworkPolicy {
-  mode: NetworkMode;
-  /** Host patterns: `example.com`, `*.example.org`, `host:port`, `host.docker.internal:PORT` (a gateway). */
-  allow: string[];
-}
+export type NetworkPolicy = Schemas['NetworkPolicy'];
 
 /** A host the egress proxy refused for a task. */
-export interface BlockedHost {
-  host: string;
-  count: number;
-  /** RFC 3339 UTC. */
-  last_at: string;
-}
+export type BlockedHost = Schemas['BlockedHost'];
 
 /** `GET /api/tasks/{id}/network`. */
-export interface TaskNetwork extends NetworkPolicy {
-  /** The mode the running sandbox started with (null when not running). */
-  running_mode: NetworkMode | null;
-  blocked: BlockedHost[];
-}
+export type TaskNetwork = Schemas['TaskNetwork'];
 
 /** `PUT /api/tasks/{id}/network`: `allow` replaces, `add` adds (at once); `mode` at the next start. */
-export interface NetworkChange {
-  mode?: NetworkMode;
-  allow?: string[];
-  add?: string[];
-}
+export type NetworkChange = Schemas['NetworkChange'];
 
-export interface Health {
-  version: string;
-  docker: { ok: boolean; version?: string | null; error?: string | null };
-}
+export type Health = Schemas['Health'];
 
-export interface Branches {
-  current: string;
-  branches: string[];
-}
+export type Branches = Schemas['Branches'];
 
 export type FileStatus = 'added' | 'modified' | 'deleted' | 'renamed';
 
-export interface DiffFile {
-  path: string;
-  old_path?: string | null;
-  status: FileStatus;
-  additions: number;
-  deletions: number;
-  binary: boolean;
-  patch: string;
-  /** Optional: whether the file has changes not committed yet (the diff is against the base). */
-  uncommitted?: boolean;
-}
+export type DiffFile = Schemas['FileDiff'];
 
-export interface TaskDiff {
-  base: string;
-  files: DiffFile[];
-}
+export type TaskDiff = Schemas['Diff'];
 
-export interface NewTask {
-  title: string;
-  agent: AgentKind;
-  base?: string;
-  branch?: string;
-  prompt?: string;
-  /** Default: the agent's (see the server's openapi.json). */
-  credential?: CredentialChoice;
-  /** Record the agent terminal (default true). */
-  record?: boolean;
-  /** Claude Code only: how it asks before using tools (default: Claude Code's own). */
-  permission_mode?: PermissionMode;
-  /** CPU cap, in CPUs (1.5 = one and a half); default from the settings. */
-  cpus?: number;
-  /** Memory cap, MiB; default from the settings. */
-  memory_mb?: number;
-  /** Network policy; `allow` is added to the default list. Default: allowlist. */
-  network?: { mode?: NetworkMode; allow?: string[] };
-}
+export type NewTask = Schemas['NewTask'];
 
 /** An agent profile as `GET /api/agents` lists it. */
-export interface AgentProfile {
-  name: string;
-  title: string;
-  /** Whether AnyCode learns its states from hooks (else from the screen). */
-  hooks: boolean;
-  image: string;
-  image_ready: boolean;
-  credential: string;
-  builtin: boolean;
-}
+export type AgentProfile = Schemas['AgentProfile'];
 
 /** The answer to a `needs_approval` task. */
-export interface ApprovalDecision {
-  decision: 'allow' | 'deny';
-  /** With deny: what the agent is told instead. */
-  message?: string;
-}
+export type ApprovalDecision = Schemas['ApprovalDecision'];
 
-export type Provider = 'claude' | 'anthropic' | 'openai' | 'gemini' | 'github';
-export type CredentialName = 'claude-token' | 'anthropic-api-key' | 'openai-api-key' | 'gemini-api-key' | 'github-token';
+export type Provider = Schemas['Provider'];
+export type CredentialName = Schemas['CredentialName'];
 
-export interface ProviderStatus {
-  provider: Provider;
-  state: 'ok' | 'expiring' | 'expired' | 'missing';
-  source?: 'keyring' | 'claude_keychain' | 'claude_file' | 'env' | null;
-  location?: string | null;
-  subscription_type?: string | null;
-  /** epoch ms */
-  expires_at?: number | null;
-  /** `sk-…abcd` for keys the user typed; never more of a secret. */
-  display?: string | null;
-  hint?: string | null;
-  sources: { kind: string; location: string; found: boolean; problem?: string | null }[];
-}
+export type ProviderStatus = Schemas['ProviderStatus'];
 
-export interface CredentialsStatus {
-  providers: ProviderStatus[];
-  keyring_service?: string | null;
-  keyring_problem?: string | null;
-}
+export type CredentialsStatus = Schemas['CredentialsStatus'];
 
 export class ApiError extends Error {
   constructor(
@@ -320,13 +166,13 @@ export const api = {
 
   credentialsStatus: () => request<CredentialsStatus>('GET', '/api/credentials/status'),
   saveCredential: (name: CredentialName, value: string) =>
-    request<{ name: string; display: string }>('PUT', `/api/credentials/${enc(name)}`, { value }),
+    request<Schemas['SavedCredential']>('PUT', `/api/credentials/${enc(name)}`, { value }),
   deleteCredential: (name: CredentialName) =>
-    request<{ name: string; removed: boolean }>('DELETE', `/api/credentials/${enc(name)}`),
+    request<Schemas['RemovedCredential']>('DELETE', `/api/credentials/${enc(name)}`),
 
   diff: (taskId: string) => request<TaskDiff>('GET', `/api/tasks/${enc(taskId)}/diff`),
   commit: (taskId: string, message: string) =>
-    request<{ sha: string }>('POST', `/api/tasks/${enc(taskId)}/commit`, { message }),
+    request<Schemas['Committed']>('POST', `/api/tasks/${enc(taskId)}/commit`, { message }),
 };
 
 export function errorMessage(e: unknown): string {
@@ -358,58 +204,15 @@ export function terminalWsUrl(terminalId: string): string {
 
 // ---- GitHub: import, token, push, pull requests, conflict radar ----
 
-export interface CloneProgress {
-  phase: 'connecting' | 'receiving' | 'resolving' | 'checkout' | 'done';
-  received_objects: number;
-  total_objects: number;
-  indexed_deltas: number;
-  total_deltas: number;
-  received_bytes: number;
-  checkout_done: number;
-  checkout_total: number;
-}
+export type CloneProgress = Schemas['CloneProgress'];
 
-export interface PullRequestInfo {
-  repo: string;
-  number: number;
-  url: string;
-  state: 'open' | 'closed' | 'merged';
-  draft: boolean;
-  checks?: 'success' | 'failure' | 'pending' | 'none' | null;
-  review?: 'approved' | 'changes_requested' | 'none' | null;
-  mergeable?: boolean | null;
-  refreshed_at: string;
-  refresh_error?: string | null;
-}
+export type PullRequestInfo = Schemas['PullRequestInfo'];
 
-export interface Conflicts {
-  task_id: string;
-  base: string;
-  ahead: number;
-  behind: number;
-  uncommitted: boolean;
-  clean: boolean;
-  conflicts: string[];
-  changed: string[];
-  overlaps: { task_id: string; title: string; branch: string; files: string[] }[];
-}
+export type Conflicts = Schemas['Conflicts'];
 
-export interface GitHubStatus {
-  api: string;
-  source: 'keyring' | 'env' | 'gh_cli' | null;
-  login: string | null;
-  error: string | null;
-}
+export type GitHubStatus = Schemas['GitHubStatus'];
 
-export interface RepoMeta {
-  full_name: string;
-  clone_url: string;
-  html_url: string;
-  default_branch: string;
-  private: boolean;
-  description?: string | null;
-  pushed_at?: string | null;
-}
+export type RepoMeta = Schemas['RepoMeta'];
 
 export const gh = {
   status: () => request<GitHubStatus>('GET', '/api/github'),
@@ -417,23 +220,23 @@ export const gh = {
   removeToken: () => request<GitHubStatus>('DELETE', '/api/github/token'),
   repos: () => request<RepoMeta[]>('GET', '/api/github/repos'),
   importProject: (url: string, path?: string) => request<Project>('POST', '/api/projects', path ? { url, path } : { url }),
-  push: (taskId: string) => request<{ sha: string; upstream: string }>('POST', `/api/tasks/${enc(taskId)}/push`),
+  push: (taskId: string) => request<Schemas['PushOutcome']>('POST', `/api/tasks/${enc(taskId)}/push`),
   createPr: (taskId: string, body: { title?: string; body?: string; base?: string; draft?: boolean }) =>
     request<PullRequestInfo>('POST', `/api/tasks/${enc(taskId)}/pr`, body),
   refreshPr: (taskId: string) => request<PullRequestInfo>('GET', `/api/tasks/${enc(taskId)}/pr`),
   merge: (taskId: string, method: 'merge' | 'squash' | 'rebase', deleteBranch: boolean) =>
-    request<{ sha: string; merged: boolean; message: string; pr: PullRequestInfo }>('POST', `/api/tasks/${enc(taskId)}/merge`, {
+    request<Schemas['Merged']>('POST', `/api/tasks/${enc(taskId)}/merge`, {
       method,
       delete_branch: deleteBranch,
     }),
   conflicts: (taskId: string) => request<Conflicts>('GET', `/api/tasks/${enc(taskId)}/conflicts`),
   projectConflicts: (projectId: string) => request<Conflicts[]>('GET', `/api/projects/${enc(projectId)}/conflicts`),
   updateFromBase: (taskId: string) =>
-    request<{ result: 'up_to_date' | 'fast_forward' | 'merged'; sha: string }>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
+    request<Schemas['UpdateOutcome']>('POST', `/api/tasks/${enc(taskId)}/update-from-base`),
 };
 
 /** A clone's progress as a fraction 0..1 and a short label. */
-export function cloneProgress(p?: CloneProgress): { fraction: number; label: string } {
+export function cloneProgress(p?: CloneProgress | null): { fraction: number; label: string } {
   if (!p) return { fraction: 0, label: 'starting' };
   if (p.phase === 'checkout') return { fraction: p.checkout_total ? p.checkout_done / p.checkout_total : 0, label: 'checking out files' };
   if (p.phase === 'resolving') return { fraction: p.total_deltas ? p.indexed_deltas / p.total_deltas : 0, label: 'resolving deltas' };
@@ -446,44 +249,20 @@ export function cloneProgress(p?: CloneProgress): { fraction: number; label: str
 
 // ---- pairing phones, devices, LAN mode (issue 7) ----
 
-export type DeviceRole = 'watch' | 'control';
+export type DeviceRole = Schemas['DeviceRole'];
 
 /** Who this browser is: the owner (token / desktop cookie) or a paired device. */
-export interface SessionInfo {
-  kind: 'owner' | 'device';
-  role: 'owner' | DeviceRole;
-  device?: { id: string; name: string };
-}
+export type SessionInfo = Schemas['SessionView'];
 
-export interface Pairing {
-  code: string;
-  role: DeviceRole;
-  url: string;
-  urls: string[];
-  expires_at: string;
-  expires_in: number;
-  qr_svg: string;
-}
+export type Pairing = Schemas['Pairing'];
 
-export interface PairedDevice {
-  id: string;
-  name: string;
-  role: DeviceRole;
-  created_at: string;
-  last_seen?: string | null;
-  /** Open terminal sockets right now. */
-  sockets: number;
-}
+export type PairedDevice = Schemas['PairedDevice'];
 
-export interface LanStatus {
-  enabled: boolean;
-  addresses: string[];
-  urls: string[];
-}
+export type LanStatus = Schemas['LanStatus'];
 
 export const devicesApi = {
   session: () => request<SessionInfo>('GET', '/api/session'),
-  pair: (code: string, device_name: string) => request<{ device: PairedDevice }>('POST', '/api/pair', { code, device_name }),
+  pair: (code: string, device_name: string) => request<Schemas['Paired']>('POST', '/api/pair', { code, device_name }),
   newPairing: (role: DeviceRole) => request<Pairing>('POST', '/api/pairing', { role }),
   devices: () => request<PairedDevice[]>('GET', '/api/devices'),
   revoke: (id: string) => request<void>('DELETE', `/api/devices/${enc(id)}`),

@@ -52,6 +52,9 @@ enum Command {
         #[command(flatten)]
         server: client::ServerArgs,
     },
+    /// Print the API's OpenAPI document (what `GET /api/openapi.json` serves; checked
+    /// in as docs/openapi.json: `anycode openapi > docs/openapi.json`).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +103,10 @@ fn main() -> std::process::ExitCode {
                 Ok(std::process::ExitCode::SUCCESS)
             }
             Command::Agents { server } => task::agents(server).await,
+            Command::Openapi => {
+                print!("{}", anycode_server::openapi::document_json());
+                Ok(std::process::ExitCode::SUCCESS)
+            }
         }
     });
     match result {

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 /// What a paired device (a phone on the local network) may do. Chosen when its
 /// pairing code is made; enforced by the server, not by the UI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceRole {
     /// Read-only: task list, terminals (input dropped), diffs.
@@ -44,7 +44,7 @@ impl FromStr for DeviceRole {
 
 /// A device paired with a pairing code. Its session secret is not part of it: only
 /// the secret's SHA-256 is stored, next to this record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Device {
     /// 12 hex digits, see [`crate::new_id`].
     pub id: String,

@@ -3,7 +3,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A git repository on the host that tasks branch from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Project {
     /// 12 hex digits, see [`crate::new_id`].
     pub id: String,
@@ -21,7 +21,7 @@ pub struct Project {
 /// defined in the config file. 1 to 32 of `a-z`, `0-9`, `-`, `_`, starting with a
 /// letter. Whether a profile of that name exists is the engine's question (its
 /// profiles), not this type's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Agent(String);
 
@@ -92,7 +92,7 @@ impl From<Agent> for String {
 }
 
 /// Which credential a task's agent gets in its environment when it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Credential {
     /// Nothing: the agent logs in by itself (Claude Code's /login) or needs nothing.
@@ -142,7 +142,7 @@ impl FromStr for Credential {
 /// `paused`, `stopped`, `exited`, `error`); the agent's part (`starting`,
 /// `needs_approval`, `waiting_input`, `done`, `failed`) lives in the engine's memory
 /// and stands in for `running` in answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Branch, worktree or container are being made.
@@ -247,7 +247,7 @@ impl FromStr for TaskStatus {
 /// Claude Code's permission mode for a task (`--permission-mode`), as its CLI names
 /// them. `bypassPermissions` is allowed because the agent runs inside the sandbox as
 /// a non-root user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum PermissionMode {
     /// Classic approval prompts for tools (the `PermissionRequest` hook fires).
     #[serde(rename = "default")]
@@ -296,7 +296,7 @@ impl FromStr for PermissionMode {
 
 /// What the agent wants from the user, while `status` is `needs_approval`,
 /// `waiting_input` or `failed`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct Attention {
     /// The tool asking for permission (`needs_approval`), e.g. `Bash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -314,7 +314,7 @@ pub struct Attention {
 }
 
 /// A running sandbox's resource use (Docker stats), refreshed every few seconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// CPU use in percent of one CPU (200 = two CPUs busy).
     pub cpu_percent: f64,
@@ -327,7 +327,7 @@ pub struct Usage {
 }
 
 /// What a terminal runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TerminalKind {
     /// The container's main process (the agent), re-attachable across restarts.
@@ -337,7 +337,7 @@ pub enum TerminalKind {
 }
 
 /// A terminal of a task, as listed in [`Task::terminals`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TerminalInfo {
     /// 12 hex digits; the agent terminal's id is stable for the task's life.
     pub id: String,
@@ -348,7 +348,7 @@ pub struct TerminalInfo {
 }
 
 /// One unit of agent work: a branch, its worktree, one sandbox container.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// 12 hex digits.
     pub id: String,
@@ -433,7 +433,7 @@ pub struct Task {
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PullRequestInfo {
     /// `owner/name` of the repository on GitHub.
     pub repo: String,

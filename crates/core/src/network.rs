@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How a sandbox reaches the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
     /// No route of its own; HTTP(S) through AnyCode's egress proxy to the hosts of
@@ -54,7 +54,7 @@ impl FromStr for NetworkMode {
 /// `allow` holds host patterns (`example.com`, `*.example.org`, `host:port`, and
 /// gateways on this machine as `host.docker.internal:PORT`); the egress crate
 /// checks them.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NetworkPolicy {
     /// How the sandbox reaches the network.
     pub mode: NetworkMode,
@@ -65,7 +65,7 @@ pub struct NetworkPolicy {
 }
 
 /// One host the egress proxy refused for a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BlockedHost {
     /// The host name (or address) as the sandbox asked for it, lowercase, without port.
     pub host: String,

@@ -62,7 +62,7 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Who a credential is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// A Claude subscription (Pro, Max, Team): an OAuth token, from Claude Code's
@@ -145,8 +145,9 @@ impl fmt::Display for Provider {
 }
 
 /// One of AnyCode's own keyring entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
+#[schema(as = CredentialName)]
 pub enum Name {
     /// `claude-token`: a long-lived token from `claude setup-token`.
     ClaudeToken,
@@ -253,7 +254,7 @@ impl Sources {
 }
 
 /// A kind of place a credential comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// AnyCode's own OS keyring entry.
@@ -267,7 +268,7 @@ pub enum SourceKind {
 }
 
 /// One source looked at for a provider.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SourceCheck {
     /// The kind of source.
     pub kind: SourceKind,
@@ -281,8 +282,9 @@ pub struct SourceCheck {
 }
 
 /// A provider's credential state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CredentialState)]
 pub enum State {
     /// A usable credential.
     Ok,
@@ -295,7 +297,7 @@ pub enum State {
 }
 
 /// What AnyCode knows of one provider's credential. Never the secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ProviderStatus {
     /// The provider.
     pub provider: Provider,
@@ -321,7 +323,8 @@ pub struct ProviderStatus {
 }
 
 /// The status of every provider ([`status`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = CredentialsStatus)]
 pub struct Status {
     /// One entry per [`Provider::ALL`], in that order.
     pub providers: Vec<ProviderStatus>,

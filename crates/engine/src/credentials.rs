@@ -39,7 +39,8 @@ impl Engine {
     /// returns its display form (`sk-…abcd`).
     ///
     /// Errors: `UNKNOWN_CREDENTIAL`, `INVALID_CREDENTIAL` (empty, spaces, too long,
-    /// the wrong kind of token), `KEYRING_UNAVAILABLE`.
+    /// the wrong kind of token), `KEYRING_DISABLED` (turned off by the settings, 409),
+    /// `KEYRING_UNAVAILABLE` (no Secret Service, or locked: 503).
     pub async fn save_credential(&self, name: &str, value: Secret) -> Result<String> {
         let name: Name = name.parse().map_err(Error::Credentials)?;
         let sources = self.credential_sources();
@@ -48,7 +49,7 @@ impl Engine {
 
     /// Removes AnyCode's keyring entry `name`; returns whether it existed.
     ///
-    /// Errors: `UNKNOWN_CREDENTIAL`, `KEYRING_UNAVAILABLE`.
+    /// Errors: `UNKNOWN_CREDENTIAL`, `KEYRING_DISABLED`, `KEYRING_UNAVAILABLE`.
     pub async fn delete_credential(&self, name: &str) -> Result<bool> {
         let name: Name = name.parse().map_err(Error::Credentials)?;
         let sources = self.credential_sources();

@@ -98,7 +98,10 @@ impl Error {
                 G::AuthFailed { .. } | G::RemoteNotFound(_) | G::TokenNotSent { .. } => ErrorKind::Invalid,
                 G::PushRejected { .. } | G::Dirty(_) | G::MergeConflicts { .. } | G::Cancelled => ErrorKind::Conflict,
                 G::TaskRepoBroken(_) | G::BranchDiverged(_) => ErrorKind::Conflict,
-                G::Unreachable { .. } | G::Remote(_) => ErrorKind::Unavailable,
+                // The remote answered and refused: the caller's remote, not AnyCode, is
+                // in the way (the message has its words).
+                G::Remote(_) => ErrorKind::Conflict,
+                G::Unreachable { .. } => ErrorKind::Unavailable,
                 G::Git(_) | G::Io(_) => ErrorKind::Internal,
             },
             Error::GitHub(g) => {
@@ -112,7 +115,9 @@ impl Error {
             }
             Error::Credentials(c) => match c {
                 anycode_credentials::Error::UnknownName(_) | anycode_credentials::Error::InvalidValue(_) => ErrorKind::Invalid,
-                anycode_credentials::Error::KeyringDisabled | anycode_credentials::Error::Keyring(_) => ErrorKind::Unavailable,
+                // Turned off by the settings: the request conflicts with them.
+                anycode_credentials::Error::KeyringDisabled => ErrorKind::Conflict,
+                anycode_credentials::Error::Keyring(_) => ErrorKind::Unavailable,
             },
             Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
@@ -177,6 +182,7 @@ impl Error {
             }
             Error::Credentials(anycode_credentials::Error::UnknownName(_)) => "UNKNOWN_CREDENTIAL",
             Error::Credentials(anycode_credentials::Error::InvalidValue(_)) => "INVALID_CREDENTIAL",
+            Error::Credentials(anycode_credentials::Error::KeyringDisabled) => "KEYRING_DISABLED",
             Error::Credentials(_) => "KEYRING_UNAVAILABLE",
             Error::Store(anycode_store::Error::Conflict(_)) => "ALREADY_EXISTS",
             Error::Store(_) => "DATABASE_ERROR",

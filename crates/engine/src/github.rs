@@ -21,7 +21,7 @@ pub const PR_REFRESH: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 /// An import (clone) of a repository, while it runs or after it failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Import {
     /// The project id it will have.
     pub id: String,
@@ -53,7 +53,7 @@ pub struct ImportRequest {
 }
 
 /// The token's state, as settings show it (never the token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GitHubStatus {
     /// The API base URL in use.
     pub api: String,
@@ -79,7 +79,7 @@ pub struct CreatePr {
 }
 
 /// Another task that changes some of the same files.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Overlap {
     /// Its id.
     pub task_id: String,
@@ -92,7 +92,7 @@ pub struct Overlap {
 }
 
 /// The conflict radar's answer for one task.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Conflicts {
     /// The task.
     pub task_id: String,

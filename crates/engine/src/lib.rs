@@ -36,7 +36,7 @@ pub use anycode_core::{
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
 pub use devices::session_hash;
-pub use anycode_credentials::{Secret, Status as CredentialsStatus};
+pub use anycode_credentials::{Name as CredentialName, Secret, Status as CredentialsStatus};
 pub use anycode_git::{Branches, Diff, FileDiff};
 pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
@@ -48,7 +48,7 @@ pub use governor::tick_interval;
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
-pub use anycode_github::{MergeResult, RepoMeta, Secret as GitHubSecret};
+pub use anycode_github::{MergeMethod, MergeResult, RepoMeta, Secret as GitHubSecret};
 pub use anycode_core::PullRequestInfo;
 
 use anycode_sandbox::{ContainerSpec, Docker};

@@ -165,7 +165,7 @@ pub struct RepoInfo {
 }
 
 /// Local branches of a repository.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Branches {
     /// The branch HEAD points at, `None` when detached or unborn (no commits yet).
     pub current: Option<String>,
@@ -174,7 +174,7 @@ pub struct Branches {
 }
 
 /// One changed file of a [`Diff`].
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FileDiff {
     /// Path relative to the worktree root, `/`-separated (the new path for renames).
     pub path: String,
@@ -198,7 +198,7 @@ pub struct FileDiff {
 }
 
 /// The worktree's changes against the base.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Diff {
     /// The commit compared against: the merge base of the base branch and the task's
     /// HEAD (40 hex digits), as a pull request would show it.

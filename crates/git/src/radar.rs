@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// What [`merge_check`] found for one task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MergeCheck {
     /// The base branch checked against.
     pub base: String,
@@ -37,7 +37,7 @@ pub struct MergeCheck {
 }
 
 /// What [`update_from_base`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum UpdateOutcome {
     /// The base has nothing the branch lacks.

@@ -84,7 +84,7 @@ pub fn token_refusal(url: &str, github: &str) -> Option<String> {
 }
 
 /// Where a clone is, as libgit2 reports it; sent to the UI and the CLI's progress bar.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CloneProgress {
     /// `connecting`, `receiving` (objects), `resolving` (deltas), `checkout` or `done`.
     pub phase: &'static str,
@@ -105,7 +105,7 @@ pub struct CloneProgress {
 }
 
 /// What [`push_branch`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PushOutcome {
     /// The remote's name (`origin`).
     pub remote: String,

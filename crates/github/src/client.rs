@@ -19,7 +19,7 @@ use std::time::Duration;
 const ETAG_CACHE: usize = 512;
 
 /// A repository as AnyCode lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepoMeta {
     /// `owner/name`.
     pub full_name: String,
@@ -119,7 +119,7 @@ pub struct PullStatus {
 }
 
 /// How to merge a pull request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MergeMethod {
     /// A merge commit.

@@ -17,7 +17,7 @@ pub const KEYRING_ACCOUNT: &str = "github-token";
 pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a token came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
     /// The OS keyring (saved from the UI or `anycode github login`).

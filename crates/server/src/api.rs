@@ -1,4 +1,5 @@
-//! The JSON API under `/api`. Shapes are documented in `openapi.json`.
+//! The JSON API under `/api`. Every handler carries its `#[utoipa::path]`: the
+//! OpenAPI document (`crate::openapi`) is generated from them and the types.
 
 use crate::{ApiError, AppState};
 use anycode_engine::{Agent, Credential, NewTask, Secret, Task, TaskStatus, TerminalInfo};
@@ -6,38 +7,45 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use crate::error::ErrorBody;
+use crate::openapi::{EngineErrors, JsonErrors};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-const OPENAPI: &str = include_str!("../openapi.json");
-
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// The API's routes with their descriptions (paths relative to `/api`).
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(crate::github_api::routes())
-        .route("/health", get(health))
-        .route("/openapi.json", get(openapi))
-        .route("/projects", get(list_projects).post(add_project))
-        .route("/projects/{id}", get(get_project).delete(delete_project))
-        .route("/projects/{id}/branches", get(branches))
-        .route("/projects/{id}/tasks", post(create_task))
-        .route("/tasks", get(list_tasks))
-        .route("/tasks/{id}", get(get_task).delete(delete_task))
-        .route("/tasks/{id}/stop", post(stop_task))
-        .route("/tasks/{id}/start", post(start_task))
-        .route("/tasks/{id}/terminals", post(open_terminal))
-        .route("/tasks/{id}/diff", get(diff))
-        .route("/tasks/{id}/commit", post(commit))
-        .route("/terminals/{id}", delete(close_terminal))
-        .route("/agents", get(list_agents))
-        .route("/credentials/status", get(credentials_status))
-        .route("/credentials/{name}", put(save_credential).delete(delete_credential))
-        .route("/terminals/{id}/recording", get(recording))
+        .routes(routes!(health))
+        .routes(routes!(openapi))
+        .routes(routes!(list_projects, add_project))
+        .routes(routes!(get_project, delete_project))
+        .routes(routes!(branches))
+        .routes(routes!(create_task))
+        .routes(routes!(list_tasks))
+        .routes(routes!(get_task, delete_task))
+        .routes(routes!(stop_task))
+        .routes(routes!(start_task))
+        .routes(routes!(open_terminal))
+        .routes(routes!(diff))
+        .routes(routes!(commit))
+        .routes(routes!(close_terminal))
+        .routes(routes!(list_agents))
+        .routes(routes!(credentials_status))
+        .routes(routes!(save_credential, delete_credential))
+        .routes(routes!(recording))
         .merge(crate::pairing::routes())
         .merge(crate::hooks::api_routes())
         .merge(crate::network_api::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
+}
+
+/// The API's router: [`routes`] and the `NOT_FOUND` answer for other paths.
+pub(crate) fn router() -> Router<AppState> {
+    let (router, _) = routes().split_for_parts();
+    router.fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such API endpoint") })
 }
 
 /// `Json` whose rejections are API errors (`INVALID_JSON`) instead of plain text.
@@ -61,36 +69,70 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A task as the API shows it (also the `task` of `WS /ws/events` messages).
-#[derive(Serialize)]
+/// A task as the API shows it (also the `task` of `WS /ws/events` messages): the
+/// fields of `anycode_core::Task` except `agent_terminal_id` (the first of
+/// `terminals`) and `credential_problem` (shown as `credential_warning`, which also
+/// warns of a credential expiring soon). Kept as its own type so the API's shape is
+/// spelled out in one place; each field's description is the one of `Task`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Task)]
 pub(crate) struct TaskView {
+    /// 12 hex digits.
     id: String,
+    /// The project this task branches from.
     project_id: String,
+    /// Free text given by the user.
     title: String,
+    /// The agent profile running as the container's main process.
+    #[schema(value_type = String)]
     agent: Agent,
+    /// The task's branch in the project's repository, e.g. `anycode/fix-login`.
     branch: String,
+    /// The branch the task started from; diffs are against it.
     base: String,
+    /// Commit of `base` when the task was created (40 hex digits).
     base_sha: String,
+    /// Optional instructions for the agent.
     prompt: Option<String>,
+    /// The sandbox's state and, while it runs, the agent's.
     status: TaskStatus,
+    /// The agent's exit code when `status` is `exited`.
     exit_code: Option<i64>,
+    /// What went wrong when `status` is `error`.
     error: Option<String>,
+    /// The Docker container's full id, once created.
     container_id: Option<String>,
+    /// Where the task's work is kept on the host.
     worktree: String,
+    /// Whether the agent terminal is recorded (asciicast).
     record: bool,
+    /// Open terminals: the agent's first, then extra shells.
     terminals: Vec<TerminalInfo>,
+    /// RFC 3339 UTC.
     created_at: String,
+    /// The task branch's pull request on GitHub, once opened.
     pr: Option<anycode_engine::PullRequestInfo>,
+    /// Which credential the agent gets at each start.
     credential: Credential,
+    /// Where the credential handed over at the last start came from (never the secret).
     credential_source: Option<String>,
+    /// When the access token handed over at the last start expires, epoch ms.
     credential_expires_at: Option<i64>,
+    /// Why the agent got no credential, or that it expires soon.
     credential_warning: Option<String>,
+    /// Claude Code's permission mode (`null`: the profile's default).
     permission_mode: Option<anycode_engine::PermissionMode>,
+    /// The sandbox's CPU cap in CPUs.
     cpus: Option<f64>,
+    /// The sandbox's memory cap in MiB.
     memory_mb: Option<u64>,
+    /// What the agent wants (tool and input for `needs_approval`, message, failure reason).
     attention: Option<anycode_engine::Attention>,
+    /// Live CPU and memory while the sandbox runs.
     usage: Option<anycode_engine::Usage>,
+    /// 1-based place in the queue while `status` is `queued`.
     queue_position: Option<u32>,
+    /// How the sandbox reaches the network.
     network: anycode_engine::NetworkPolicy,
 }
 
@@ -131,39 +173,74 @@ impl From<Task> for TaskView {
     }
 }
 
-async fn health(State(st): State<AppState>) -> Json<serde_json::Value> {
+/// `GET /api/health`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// AnyCode's version.
+    version: String,
+    /// The Docker engine's state.
+    docker: DockerHealthView,
+}
+
+/// The `docker` of [`Health`].
+#[derive(Serialize, ToSchema)]
+struct DockerHealthView {
+    /// Whether the engine answered.
+    ok: bool,
+    /// The engine's version when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    /// What to do when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// AnyCode's version and whether Docker answers.
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, description = "Version and Docker state", body = Health)))]
+async fn health(State(st): State<AppState>) -> Json<Health> {
     let d = st.engine.health().await;
-    let mut docker = json!({"ok": d.ok});
-    if let Some(v) = d.version {
-        docker["version"] = json!(v);
-    }
-    if let Some(e) = d.error {
-        docker["error"] = json!(e);
-    }
-    Json(json!({"version": env!("CARGO_PKG_VERSION"), "docker": docker}))
+    Json(Health { version: env!("CARGO_PKG_VERSION").into(), docker: DockerHealthView { ok: d.ok, version: d.version, error: d.error } })
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "server", responses((status = 200, description = "The OpenAPI document of this API", content_type = "application/json", body = Object)))]
 async fn openapi() -> Response {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi::document_json()).into_response()
 }
 
-async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+/// All projects: imports in progress or failed (status `cloning`/`failed`) first,
+/// then ready ones.
+#[utoipa::path(get, path = "/projects", tag = "projects", responses((status = 200, description = "Imports, then projects", body = Vec<crate::github_api::ProjectView>), EngineErrors))]
+async fn list_projects(State(st): State<AppState>) -> ApiResult<Json<Vec<crate::github_api::ProjectView>>> {
     Ok(Json(crate::github_api::list_projects(&st).await?))
 }
 
 /// `{"path"}` adds a repository on this machine; `{"url", "path"?}` imports one
 /// (GitHub `owner/name` or a URL) by cloning it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AddProject {
+    /// Without `url`: path of the repository's top level on the server's machine.
+    /// With `url`: where to clone to (must not exist or be empty; default
+    /// `<data_dir>/repos/<owner>/<name>`).
     path: Option<String>,
+    /// `owner/name` (looked up at `ANYCODE_GITHUB_API`, cloned from its web host) or
+    /// an `https://` or `git@host:owner/name` URL; cloned with the GitHub token when
+    /// there is one.
     url: Option<String>,
 }
 
+/// Add a local git repository as a project (`{"path"}`, 201), or import one by
+/// cloning it (`{"url"}`, 202 with status `cloning`; poll `GET /api/projects/{id}`
+/// for progress; a failed clone leaves nothing on disk and shows status `failed`).
+#[utoipa::path(post, path = "/projects", tag = "projects", request_body = AddProject, responses(
+    (status = 201, description = "Added", body = crate::github_api::ProjectView),
+    (status = 202, description = "Import started (status `cloning`)", body = crate::github_api::ProjectView),
+    JsonErrors, EngineErrors))]
 async fn add_project(
     State(st): State<AppState>,
     who: Option<axum::Extension<crate::auth::Principal>>,
     ApiJson(req): ApiJson<AddProject>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<crate::github_api::ProjectView>)> {
     // Devices are refused before this (owner only); should that change, a device
     // still never names a folder on the host: its import goes under the data dir.
     if matches!(who.as_deref(), Some(crate::auth::Principal::Device(_))) && req.path.is_some() {
@@ -179,7 +256,9 @@ async fn add_project(
     }
 }
 
-async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+/// One project or import.
+#[utoipa::path(get, path = "/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")), responses((status = 200, description = "The project", body = crate::github_api::ProjectView), EngineErrors))]
+async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<crate::github_api::ProjectView>> {
     if let Some(i) = st.engine.import(&id) {
         return Ok(Json(crate::github_api::import_view(&i)));
     }
@@ -187,6 +266,9 @@ async fn get_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiR
     Ok(Json(crate::github_api::project_view(&st, p).await))
 }
 
+/// Remove a project (the repository is untouched); 409 while it has tasks. For an
+/// import: cancels a running clone (nothing is left) or forgets a failed one.
+#[utoipa::path(delete, path = "/projects/{id}", tag = "projects", params(("id" = String, Path, description = "Project id")), responses((status = 204, description = "Removed"), EngineErrors))]
 async fn delete_project(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     // An import: a running one is cancelled (its clone is removed), a failed one forgotten.
     if st.engine.dismiss_import(&id) {
@@ -196,24 +278,48 @@ async fn delete_project(State(st): State<AppState>, Path(id): Path<String>) -> A
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Local branches and the current branch of a project's repository.
+#[utoipa::path(get, path = "/projects/{id}/branches", tag = "projects", params(("id" = String, Path, description = "Project id")), responses((status = 200, description = "Branches", body = anycode_engine::Branches), EngineErrors))]
 async fn branches(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<anycode_engine::Branches>> {
     Ok(Json(st.engine.branches(&id).await?))
 }
 
-#[derive(Deserialize)]
+/// A new task.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = NewTask)]
 struct CreateTask {
+    /// Free text; the branch name is made from it unless `branch` is given.
     title: String,
+    /// The agent profile (`GET /api/agents`): `claude`, `codex`, `gemini`, `aider`,
+    /// `goose`, `shell` or one of the settings file.
     agent: String,
+    /// The branch to start from; the repository's current branch when absent.
     base: Option<String>,
+    /// The task's branch; `anycode/<slug of the title>` when absent.
     branch: Option<String>,
+    /// Instructions handed to the agent.
     prompt: Option<String>,
+    /// `none`, `subscription` or `api_key`; the profile's default when absent.
+    #[schema(value_type = Option<Credential>)]
     credential: Option<String>,
+    /// Record the agent terminal (asciicast).
     record: Option<bool>,
+    /// Claude Code's permission mode: `default`, `acceptEdits`, `plan`, `auto`,
+    /// `bypassPermissions`.
+    #[schema(value_type = Option<anycode_engine::PermissionMode>)]
     permission_mode: Option<String>,
+    /// CPU cap in CPUs; the settings' default when absent.
     cpus: Option<f64>,
+    /// Memory cap in MiB; the settings' default when absent.
     memory_mb: Option<u64>,
+    /// The sandbox's network policy; the project's or the settings' default when absent.
     network: Option<crate::network_api::NetworkBody>,
 }
+
+/// Create a task: its branch from the base, its repository, its sandbox and the
+/// agent terminal (or `queued` when the limit of running sandboxes is reached).
+#[utoipa::path(post, path = "/projects/{id}/tasks", tag = "tasks", params(("id" = String, Path, description = "Project id")), request_body = CreateTask,
+    responses((status = 201, description = "Created", body = TaskView), JsonErrors, EngineErrors))]
 
 async fn create_task(
     State(st): State<AppState>,
@@ -236,10 +342,16 @@ async fn create_task(
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }
 
-#[derive(Deserialize)]
+/// The filter of `GET /api/tasks`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TaskQuery {
+    /// Only this project's tasks.
     project: Option<String>,
 }
+
+/// Tasks, oldest first.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskQuery), responses((status = 200, description = "Tasks", body = Vec<TaskView>), EngineErrors))]
 
 async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Vec<TaskView>>> {
     if let Some(p) = &q.project {
@@ -248,27 +360,44 @@ async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> A
     Ok(Json(st.engine.tasks(q.project.as_deref()).await?.into_iter().map(Into::into).collect()))
 }
 
+/// One task.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 200, description = "The task", body = TaskView), EngineErrors))]
 async fn get_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(st.engine.task(&id).await?.into()))
 }
 
+/// Delete a task: removes its sandbox and its repository, keeps its branch (brought
+/// back into the project's repository first).
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 204, description = "Deleted"), EngineErrors))]
 async fn delete_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     st.engine.delete_task(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stop the sandbox (SIGTERM, SIGKILL after 5 s).
+#[utoipa::path(post, path = "/tasks/{id}/stop", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 200, description = "Stopped", body = TaskView), EngineErrors))]
 async fn stop_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(st.engine.stop_task(&id).await?.into()))
 }
 
+/// Start the sandbox again (re-created if it went missing; queued when the limit of
+/// running sandboxes is reached).
+#[utoipa::path(post, path = "/tasks/{id}/start", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 200, description = "Started", body = TaskView), EngineErrors))]
 async fn start_task(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TaskView>> {
     Ok(Json(st.engine.start_task(&id).await?.into()))
 }
 
-#[derive(Deserialize, Default)]
+/// The optional body of `POST /api/tasks/{id}/terminals`.
+#[derive(Deserialize, Default, ToSchema)]
 struct OpenTerminal {
+    /// Run by `bash -lc`; a login shell when absent.
     cmd: Option<String>,
 }
+
+/// Open an extra terminal (an exec session) in the running sandbox.
+#[utoipa::path(post, path = "/tasks/{id}/terminals", tag = "terminals", params(("id" = String, Path, description = "Task id")), request_body(content = Option<OpenTerminal>, description = "Optional"),
+    responses((status = 201, description = "Opened", body = TerminalInfo),
+    (status = 400, description = "INVALID_JSON: a body that is not `{\"cmd\"?}`", body = ErrorBody), EngineErrors))]
 
 async fn open_terminal(
     State(st): State<AppState>,
@@ -284,12 +413,17 @@ async fn open_terminal(
     Ok((StatusCode::CREATED, Json(st.engine.open_terminal(&id, req.cmd).await?)))
 }
 
+/// Close an extra terminal: its viewers are closed and its processes get SIGHUP (the
+/// agent terminal cannot be closed).
+#[utoipa::path(delete, path = "/terminals/{id}", tag = "terminals", params(("id" = String, Path, description = "Terminal id")), responses((status = 204, description = "Closed"), EngineErrors))]
 async fn close_terminal(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     st.engine.close_terminal(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The terminal's asciicast v2 recording, streamed from the data dir.
+#[utoipa::path(get, path = "/terminals/{id}/recording", tag = "terminals", params(("id" = String, Path, description = "Terminal id")),
+    responses((status = 200, description = "asciicast v2", content_type = "application/x-asciicast", body = String), EngineErrors))]
 async fn recording(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let path = st.engine.recording(&id).await?;
     let file = tokio::fs::File::open(&path)
@@ -307,35 +441,63 @@ async fn recording(State(st): State<AppState>, Path(id): Path<String>) -> ApiRes
         .into_response())
 }
 
+/// The task's changes against its base (committed and not), brought out of the
+/// sandbox first.
+#[utoipa::path(get, path = "/tasks/{id}/diff", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 200, description = "The diff", body = anycode_engine::Diff), EngineErrors))]
 async fn diff(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<anycode_engine::Diff>> {
     Ok(Json(st.engine.diff(&id).await?))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/tasks/{id}/commit`.
+#[derive(Deserialize, ToSchema)]
 struct Commit {
+    /// The commit message.
     message: String,
 }
 
-async fn commit(State(st): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<Commit>) -> ApiResult<Json<serde_json::Value>> {
+/// A commit made.
+#[derive(Serialize, ToSchema)]
+struct Committed {
+    /// The new commit (40 hex digits).
+    sha: String,
+}
+
+/// Commit everything in the task's worktree on its branch.
+#[utoipa::path(post, path = "/tasks/{id}/commit", tag = "tasks", params(("id" = String, Path, description = "Task id")), request_body = Commit, responses((status = 200, description = "Committed", body = Committed), JsonErrors, EngineErrors))]
+async fn commit(State(st): State<AppState>, Path(id): Path<String>, ApiJson(req): ApiJson<Commit>) -> ApiResult<Json<Committed>> {
     let sha = st.engine.commit(&id, &req.message).await?;
-    Ok(Json(json!({"sha": sha})))
+    Ok(Json(Committed { sha }))
 }
 
 /// One agent profile in `GET /api/agents` (see `anycode_engine::AgentInfo`).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AgentProfile)]
 struct AgentView {
+    /// The profile's name (`claude`, `codex`, …).
     name: String,
+    /// Its title (`OpenAI Codex CLI`).
     title: String,
+    /// Whether it reports its state through hooks (else: the screen heuristic).
     hooks: bool,
+    /// The image its tasks run in.
     image: String,
+    /// Whether that image exists now (a variant is built on the first task).
     image_ready: bool,
+    /// The credential a new task of it gets by default.
     credential: String,
+    /// The credential choices it takes (`none` always).
     credentials: Vec<String>,
+    /// One of AnyCode's built-ins (possibly changed by the settings file).
     builtin: bool,
+    /// Changed or added by the settings file.
     customized: bool,
+    /// Why its install may fail here, if it may.
     #[serde(skip_serializing_if = "Option::is_none")]
     install_note: Option<String>,
 }
+
+/// The agent profiles: built-ins and the settings file's.
+#[utoipa::path(get, path = "/agents", tag = "agents", responses((status = 200, description = "Profiles", body = Vec<AgentView>), EngineErrors))]
 
 async fn list_agents(State(st): State<AppState>) -> ApiResult<Json<Vec<AgentView>>> {
     let list = st.engine.agents().await?;
@@ -357,6 +519,8 @@ async fn list_agents(State(st): State<AppState>) -> ApiResult<Json<Vec<AgentView
     ))
 }
 
+/// Where each provider's credential comes from and its state (never a secret).
+#[utoipa::path(get, path = "/credentials/status", tag = "credentials", responses((status = 200, description = "Status", body = anycode_engine::CredentialsStatus), EngineErrors))]
 async fn credentials_status(State(st): State<AppState>) -> ApiResult<Json<anycode_engine::CredentialsStatus>> {
     Ok(Json(st.engine.credentials_status().await?))
 }
@@ -366,16 +530,52 @@ struct SaveCredential {
     value: Secret,
 }
 
-async fn save_credential(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult<Json<serde_json::Value>> {
+/// The body of `PUT /api/credentials/{name}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SaveCredentialBody {
+    /// The key or token.
+    value: String,
+}
+
+/// A credential saved.
+#[derive(Serialize, ToSchema)]
+struct SavedCredential {
+    /// The entry's name.
+    name: String,
+    /// How it is shown: `sk-…abcd`.
+    display: String,
+}
+
+/// A credential removed.
+#[derive(Serialize, ToSchema)]
+struct RemovedCredential {
+    /// The entry's name.
+    name: String,
+    /// Whether there was one.
+    removed: bool,
+}
+
+/// Save a credential in the OS keyring (owner only).
+#[utoipa::path(put, path = "/credentials/{name}", tag = "credentials",
+    params(("name" = anycode_engine::CredentialName, Path, description = "The keyring entry")),
+    request_body = SaveCredentialBody,
+    responses((status = 200, description = "Saved", body = SavedCredential),
+    (status = 400, description = "INVALID_JSON: the body is not `{\"value\"}`", body = ErrorBody), EngineErrors))]
+async fn save_credential(State(st): State<AppState>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult<Json<SavedCredential>> {
     // Parsed by hand: serde's messages can quote the input (`invalid type: string
     // "sk-…"`), and this input is a secret.
     let req: SaveCredential = serde_json::from_slice(&body)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "the body must be {\"value\": \"<key or token>\"}"))?;
     let display = st.engine.save_credential(&name, req.value).await?;
-    Ok(Json(json!({"name": name, "display": display})))
+    Ok(Json(SavedCredential { name, display }))
 }
 
-async fn delete_credential(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+/// Remove a credential from the OS keyring (owner only).
+#[utoipa::path(delete, path = "/credentials/{name}", tag = "credentials",
+    params(("name" = anycode_engine::CredentialName, Path, description = "The keyring entry")),
+    responses((status = 200, description = "Removed (or there was none)", body = RemovedCredential), EngineErrors))]
+async fn delete_credential(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<RemovedCredential>> {
     let removed = st.engine.delete_credential(&name).await?;
-    Ok(Json(json!({"name": name, "removed": removed})))
+    Ok(Json(RemovedCredential { name, removed }))
 }

@@ -52,7 +52,8 @@ impl Drop for SocketGuard {
 }
 
 /// A paired device as `GET /api/devices` shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PairedDevice)]
 pub(crate) struct DeviceView {
     #[serde(flatten)]
     pub device: Device,

@@ -37,9 +37,26 @@ impl From<Error> for ApiError {
     }
 }
 
+/// The body of every API error: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `DOCKER_UNAVAILABLE`, `TASK_NOT_FOUND`.
+    #[schema(example = "TASK_NOT_FOUND")]
+    pub code: String,
+    /// A sentence for the user: what went wrong and, where there is one, the fix.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message } };
         (self.status, Json(body)).into_response()
     }
 }

@@ -101,8 +101,31 @@ pub(crate) fn answer_json(a: HookAnswer) -> Value {
 }
 
 /// `/api/tasks/{id}/approval`.
-pub(crate) fn api_routes() -> Router<AppState> {
-    Router::new().route("/tasks/{id}/approval", post(approval))
+pub(crate) fn api_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(approval))
+}
+
+/// `allow` or `deny`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DecisionWord {
+    /// Run the tool.
+    Allow,
+    /// Do not run it; `message` is told to the agent.
+    Deny,
+}
+
+/// The body of `POST /api/tasks/{id}/approval`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ApprovalDecision)]
+#[allow(dead_code)]
+struct ApprovalBody {
+    /// Allow or deny the tool call.
+    decision: DecisionWord,
+    /// For `deny`: told to the agent (at most 4000 characters).
+    #[schema(max_length = 4000)]
+    message: Option<String>,
 }
 
 fn invalid(msg: &str) -> ApiError {
@@ -126,6 +149,15 @@ pub(crate) fn parse_decision(body: &[u8]) -> Result<ApprovalDecision, ApiError> 
     }
 }
 
+/// Allow or deny the tool the task's agent waits for (status `needs_approval`,
+/// `attention.tool` and `attention.input`): answers Claude Code's waiting
+/// `PermissionRequest` hook, and the agent goes back to running. A request waits up
+/// to `[approvals] timeout_secs` (default 300) before the agent asks in its terminal
+/// instead; then 409.
+#[utoipa::path(post, path = "/tasks/{id}/approval", tag = "tasks", params(("id" = String, Path, description = "Task id")), request_body = ApprovalBody,
+    responses((status = 200, description = "Answered", body = TaskView),
+    (status = 400, description = "INVALID_INPUT: not `{decision: allow|deny, message?}`", body = crate::error::ErrorBody),
+    crate::openapi::EngineErrors))]
 async fn approval(State(st): State<AppState>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<TaskView>, ApiError> {
     let decision = parse_decision(&body)?;
     Ok(Json(st.engine.decide_approval(&id, decision).await?.into()))

@@ -38,12 +38,13 @@ pub enum LanError {
 }
 
 /// Whether LAN mode is on and where it listens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LanStatus {
     /// LAN mode is on.
     pub enabled: bool,
     /// The local-network addresses served (IP and port), best first: private IPv4
     /// ranges, then the rest. Empty when off.
+    #[schema(value_type = Vec<String>)]
     pub addresses: Vec<SocketAddr>,
     /// `http://<address>/` for each address.
     pub urls: Vec<String>,

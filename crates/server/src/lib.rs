@@ -32,12 +32,13 @@ mod events_ws;
 mod github_api;
 mod hooks;
 mod network_api;
+pub mod openapi;
 pub mod lan;
 pub mod pairing;
 mod ws;
 
 pub use auth::{AccessToken, LoginCodes, LoginRefusal};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use lan::{LanControl, LanError, LanStatus};
 pub use pairing::PairingLimits;
 
@@ -96,7 +97,7 @@ pub(crate) struct AppState {
 
 fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api", api::routes())
+        .nest("/api", api::router())
         .route("/ws/terminals/{id}", axum::routing::get(ws::terminal))
         .route("/ws/events", axum::routing::get(events_ws::events))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))

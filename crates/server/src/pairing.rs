@@ -30,11 +30,14 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use crate::error::ErrorBody;
+use crate::openapi::{EngineErrors, JsonErrors};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -283,15 +286,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/pairing", post(new_pairing))
-        .route("/pair", post(pair))
-        .route("/session", get(session))
-        .route("/login-code", post(new_login_code))
-        .route("/devices", get(list_devices))
-        .route("/devices/{id}", delete(revoke_device))
-        .route("/lan", get(lan_status).post(set_lan))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(new_pairing))
+        .routes(routes!(pair))
+        .routes(routes!(session))
+        .routes(routes!(new_login_code))
+        .routes(routes!(list_devices))
+        .routes(routes!(revoke_device))
+        .routes(routes!(lan_status, set_lan))
 }
 
 /// Why a device may not make this request, when only the owner (token or desktop
@@ -316,28 +319,43 @@ impl From<LanError> for ApiError {
         let (status, code) = match &e {
             LanError::NoAddress => (StatusCode::CONFLICT, "NO_LAN_ADDRESS"),
             LanError::Bind { .. } => (StatusCode::CONFLICT, "LAN_LISTEN_FAILED"),
-            LanError::Interfaces(_) => (StatusCode::INTERNAL_SERVER_ERROR, "LAN_INTERFACES"),
+            LanError::Interfaces(_) => (StatusCode::SERVICE_UNAVAILABLE, "LAN_INTERFACES"),
         };
         ApiError::new(status, code, e.to_string())
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/pairing`.
+#[derive(Deserialize, ToSchema)]
 struct NewPairing {
+    /// `watch` or `control`.
+    #[schema(value_type = DeviceRole)]
     role: String,
 }
 
-#[derive(Serialize)]
+/// A new pairing code.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Pairing)]
 struct PairingView {
+    /// `XXX-XXX-XXX`, one use.
     code: String,
+    /// The role the device will get.
     role: DeviceRole,
+    /// The URL that carries the code (the first LAN address).
     url: String,
+    /// The same for every LAN address.
     urls: Vec<String>,
+    /// RFC 3339 UTC.
     expires_at: String,
+    /// Seconds until it expires.
     expires_in: u64,
+    /// `url` as a QR code (SVG).
     qr_svg: String,
 }
 
+/// A pairing code for a phone (owner only; needs LAN mode).
+#[utoipa::path(post, path = "/pairing", tag = "devices", request_body = NewPairing, responses((status = 200, description = "A code", body = PairingView),
+    (status = 409, description = "LAN_OFF: LAN mode is off", body = ErrorBody), (status = 422, description = "INVALID_INPUT: not a role", body = ErrorBody), JsonErrors))]
 async fn new_pairing(State(st): State<AppState>, ApiJson(req): ApiJson<NewPairing>) -> Result<Json<PairingView>, ApiError> {
     let role: DeviceRole = req.role.parse().map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT", format!("{e}")))?;
     let lan = st.lan.status();
@@ -364,10 +382,60 @@ fn qr_svg(text: &str) -> Result<String, ApiError> {
     Ok(svg.strip_prefix(r#"<?xml version="1.0" standalone="yes"?>"#).unwrap_or(&svg).to_string())
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/pair`.
+#[derive(Deserialize, ToSchema)]
 struct Pair {
+    /// The code shown on the computer (case, dashes and spaces ignored).
     code: String,
+    /// A name for this device (1 to 60 characters).
     device_name: String,
+}
+
+/// A device paired.
+#[derive(Serialize, ToSchema)]
+struct Paired {
+    /// The new device.
+    device: anycode_engine::Device,
+}
+
+/// Who the caller is.
+#[derive(Serialize, ToSchema)]
+struct SessionView {
+    /// `owner` or `device`.
+    kind: SessionKind,
+    /// `owner`, or the device's role (`watch`, `control`).
+    role: String,
+    /// The device, for devices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<SessionDevice>,
+}
+
+/// The kind of a session.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum SessionKind {
+    /// The access token or the desktop's session.
+    Owner,
+    /// A paired device.
+    Device,
+}
+
+/// The device of a device session.
+#[derive(Serialize, ToSchema)]
+struct SessionDevice {
+    /// Its id.
+    id: String,
+    /// Its name.
+    name: String,
+}
+
+/// A one-time login link.
+#[derive(Serialize, ToSchema)]
+struct LoginLink {
+    /// `http://<host>/login?code=…`.
+    url: String,
+    /// Seconds it stays valid.
+    expires_in: u64,
 }
 
 fn refusal(r: Refusal) -> Response {
@@ -391,6 +459,14 @@ fn refusal(r: Refusal) -> Response {
     ApiError::new(status, code, msg).into_response()
 }
 
+/// Redeem a pairing code for a device session cookie (no session needed). Wrong
+/// codes are counted per address and globally; too many lock out (429 with
+/// `Retry-After`).
+#[utoipa::path(post, path = "/pair", tag = "devices", request_body = Pair, security(()),
+    responses((status = 201, description = "Paired; sets the `anycode_device` cookie", body = Paired),
+    (status = 401, description = "PAIRING_CODE_WRONG, PAIRING_CODE_EXPIRED, PAIRING_CODE_USED", body = ErrorBody),
+    (status = 429, description = "TOO_MANY_ATTEMPTS, PAIRING_PAUSED (with `Retry-After`)", body = ErrorBody),
+    JsonErrors, EngineErrors))]
 async fn pair(State(st): State<AppState>, ClientIp(ip): ClientIp, ApiJson(req): ApiJson<Pair>) -> Response {
     // A locked-out client learns nothing else, not even whether its input is valid.
     if let Err(r) = st.pairing.check_lockout(ip) {
@@ -413,48 +489,66 @@ async fn pair(State(st): State<AppState>, ClientIp(ip): ClientIp, ApiJson(req): 
     };
     tracing::info!(device = %device.id, name = %device.name, role = %role, %ip, "device paired");
     let cookie = format!("{DEVICE_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000");
-    let mut r = (StatusCode::CREATED, Json(json!({"device": device}))).into_response();
+    let mut r = (StatusCode::CREATED, Json(Paired { device })).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
 }
 
-async fn session(Extension(who): Extension<Principal>) -> Json<serde_json::Value> {
+/// Who the caller is: the owner, or a device and its role.
+#[utoipa::path(get, path = "/session", tag = "devices", responses((status = 200, description = "The session", body = SessionView)))]
+async fn session(Extension(who): Extension<Principal>) -> Json<SessionView> {
     Json(match who {
-        Principal::Owner => json!({"kind": "owner", "role": "owner"}),
-        Principal::Device(d) => json!({"kind": "device", "role": d.role(), "device": {"id": d.device.id, "name": d.device.name}}),
+        Principal::Owner => SessionView { kind: SessionKind::Owner, role: "owner".into(), device: None },
+        Principal::Device(d) => SessionView {
+            kind: SessionKind::Device,
+            role: d.role().as_str().into(),
+            device: Some(SessionDevice { id: d.device.id.clone(), name: d.device.name.clone() }),
+        },
     })
 }
 
 /// `POST /api/login-code` (owner only): a one-time login link for this server, at
 /// the address the request came to (`anycode open` prints and opens it).
-async fn new_login_code(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Json<serde_json::Value> {
+#[utoipa::path(post, path = "/login-code", tag = "server", responses((status = 200, description = "A login link", body = LoginLink)))]
+async fn new_login_code(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Json<LoginLink> {
     // The Host was checked against the allowlist before this runs.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let url = st.login.url(&format!("http://{host}"));
-    Json(json!({"url": url, "expires_in": st.login.ttl().as_secs()}))
+    Json(LoginLink { url, expires_in: st.login.ttl().as_secs() })
 }
 
+/// The paired devices (owner only).
+#[utoipa::path(get, path = "/devices", tag = "devices", responses((status = 200, description = "Devices", body = Vec<DeviceView>), EngineErrors))]
 async fn list_devices(State(st): State<AppState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
     Ok(Json(st.devices.list().await?))
 }
 
+/// Revoke a device: its session ends and its WebSockets close at once (owner only).
+#[utoipa::path(delete, path = "/devices/{id}", tag = "devices", params(("id" = String, Path, description = "Device id")), responses((status = 204, description = "Revoked"), EngineErrors))]
 async fn revoke_device(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     st.devices.revoke(&id).await?;
     tracing::info!(device = %id, "device revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// LAN mode's state (owner only).
+#[utoipa::path(get, path = "/lan", tag = "devices", responses((status = 200, description = "The state", body = LanStatus)))]
 async fn lan_status(State(st): State<AppState>) -> Json<LanStatus> {
     Json(st.lan.status())
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/lan`.
+#[derive(Deserialize, ToSchema)]
 struct SetLan {
+    /// Serve on the local network too.
     enabled: bool,
 }
 
+/// Turn LAN mode on or off (owner only).
+#[utoipa::path(post, path = "/lan", tag = "devices", request_body = SetLan, responses((status = 200, description = "The state now", body = LanStatus),
+    (status = 409, description = "NO_LAN_ADDRESS, LAN_LISTEN_FAILED", body = ErrorBody), (status = 503, description = "LAN_INTERFACES: the network interfaces cannot be listed", body = ErrorBody), JsonErrors))]
 async fn set_lan(State(st): State<AppState>, ApiJson(req): ApiJson<SetLan>) -> Result<Json<LanStatus>, ApiError> {
     Ok(Json(if req.enabled { st.lan.enable().await? } else { st.lan.disable().await }))
 }

@@ -277,8 +277,10 @@ async fn token_host_and_origin_are_enforced() {
     req.headers_mut().insert("cookie", pair.parse().unwrap());
     req.headers_mut().insert("origin", s.base.parse().unwrap());
     assert!(tokio_tungstenite::connect_async(req).await.is_ok());
-    // The OpenAPI document is served.
+    // The OpenAPI document is served: the one checked in as docs/openapi.json.
     let (st, doc) = s.get("/api/openapi.json").await;
     assert_eq!(st, 200);
     assert_eq!(doc["openapi"], "3.1.0");
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap();
+    assert_eq!(doc, serde_json::from_str::<serde_json::Value>(&checked_in).unwrap(), "the served document is docs/openapi.json");
 }

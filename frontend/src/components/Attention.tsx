@@ -183,7 +183,7 @@ export function ApprovalCard({
 
   if (task.status !== 'needs_approval') return null;
   const tool = a?.tool ?? 'a tool';
-  const { summary, detail } = describeToolInput(a?.tool, a?.input);
+  const { summary, detail } = describeToolInput(a?.tool ?? undefined, a?.input);
   const agentName = task.agent === 'claude' ? 'Claude' : task.agent;
 
   return (

@@ -19,8 +19,8 @@ import { Modal } from './Modal';
 
 /** When the server has no `GET /api/agents` (older servers): the two agents every server runs. */
 const FALLBACK_AGENTS: AgentProfile[] = [
-  { name: 'claude', title: 'Claude Code', hooks: true, image: '', image_ready: true, credential: 'subscription', builtin: true },
-  { name: 'shell', title: 'Shell', hooks: false, image: '', image_ready: true, credential: 'none', builtin: true },
+  { name: 'claude', title: 'Claude Code', hooks: true, image: '', image_ready: true, credential: 'subscription', credentials: ['none', 'subscription', 'api_key'], builtin: true, customized: false },
+  { name: 'shell', title: 'Shell', hooks: false, image: '', image_ready: true, credential: 'none', credentials: ['none'], builtin: true, customized: false },
 ];
 
 /** Claude Code's permission modes, with what each means. */
@@ -115,7 +115,7 @@ export function NewTaskDialog({
       .then((b) => {
         if (cancelled) return;
         setBranches(b);
-        setBase((cur) => cur || b.current || project.default_branch);
+        setBase((cur) => cur || b.current || project.default_branch || '');
       })
       .catch((e) => !cancelled && setBranchesError(errorMessage(e)));
     return () => {
@@ -186,7 +186,7 @@ export function NewTaskDialog({
   };
 
   const branchOptions = branches
-    ? Array.from(new Set([branches.current, ...branches.branches].filter(Boolean)))
+    ? Array.from(new Set([branches.current, ...branches.branches].filter((b): b is string => !!b)))
     : [];
 
   return (

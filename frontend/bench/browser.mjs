@@ -168,6 +168,9 @@ result.lag_ms = await page.evaluate(() => {
   return window.__lag;
 });
 result.renderer = renderer;
+// What xterm.js actually rendered with: the WebGL addon draws into canvases, and the
+// UI falls back to the DOM renderer where WebGL is unavailable.
+result.renderer_used = await page.evaluate(() => (document.querySelector('.xterm-screen canvas') ? 'webgl' : 'dom'));
 result.raster = gpuArgs.length ? 'cpu' : 'swiftshader';
 console.log(JSON.stringify(result));
 await browser.close();

@@ -25,8 +25,9 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 const renderer = process.env.RENDERER || 'dom';
 await page.goto(url);
-// The same renderer for the live terminal and the from-memory one: the DOM renderer
-// by default (headless Chromium without a GPU emulates WebGL in software).
+// RENDERER=dom (the default), webgl (forced, even when emulated; SWIFTSHADER=1 gives
+// headless Chromium an emulated GPU) or auto (what the UI picks by itself). The
+// from-memory terminal always uses the DOM renderer.
 await page.evaluate((r) => localStorage.setItem('anycode.renderer', r), renderer);
 await page.goto(`${new URL(url).origin}/#/tasks/${taskId}`);
 await page.waitForFunction(() => window.__anycode && window.__anycode.terminals.size > 0, null, { timeout: 30000 });

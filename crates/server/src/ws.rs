@@ -95,7 +95,9 @@ enum Control {
     Ack { bytes: u64 },
 }
 
-/// Largest frame built by coalescing sustained output.
+/// Largest frame built by coalescing sustained output. Every client pays per frame
+/// (browsers handle about one WebSocket message per rendered frame during a flood; a
+/// Python client pays its event loop per message), so floods go out in large frames.
 const COALESCE: usize = 256 * 1024;
 /// Output is sustained while the recent byte count (bytes decayed with a half-life
 /// of [`RATE_HALF_LIFE`]) is at least this: about 2.3 MB/s held, or one large read.

@@ -25,8 +25,9 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
 const renderer = process.env.RENDERER || 'dom';
 await page.goto(url);
-// The same renderer for the live terminal and the from-memory one: the DOM renderer
-// by default (headless Chromium without a GPU emulates WebGL in software).
+// RENDERER=dom (the default), webgl (forced, even when emulated; SWIFTSHADER=1 gives
+// headless Chromium an emulated GPU) or auto (what the UI picks by itself). The
+// from-memory terminal always uses the DOM renderer.
 await page.evaluate((r) => localStorage.setItem('anycode.renderer', r), renderer);
 await page.goto(`${new URL(url).origin}/#/tasks/${taskId}`);
 await page.waitForFunction(() => window.__anycode && window.__anycode.terminals.size > 0, null, { timeout: 30000 });
@@ -168,6 +169,9 @@ result.lag_ms = await page.evaluate(() => {
   return window.__lag;
 });
 result.renderer = renderer;
+// What xterm.js actually rendered with: the WebGL addon draws into canvases, and the
+// UI falls back to the DOM renderer where WebGL is unavailable.
+result.renderer_used = await page.evaluate(() => (document.querySelector('.xterm-screen canvas') ? 'webgl' : 'dom'));
 result.raster = gpuArgs.length ? 'cpu' : 'swiftshader';
 console.log(JSON.stringify(result));
 await browser.close();

@@ -10,9 +10,12 @@
 //!
 //! It starts a real `anycode serve` (the release binary next to this one) on a
 //! loopback port with a temporary data dir, creates a shell task, and measures:
-//! throughput of a flood (byte-exact, sha256 checked against raw), keystroke echo
-//! round trips, server memory during a long flood with an acknowledging client and
+//! throughput of a flood (byte-exact, sha256 checked against raw) with the median
+//! WebSocket frame, the same flood and keystrokes against peers (terminado from PyPI,
+//! a standard Python `websockets` client, see `peers.rs`), keystroke echo round trips, server memory during a long flood with an acknowledging client and
 //! Ctrl-C latency, the memory of idle terminals, and echo latency beside a flood.
+
+mod peers;
 
 use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
 use anyhow::{bail, Context, Result};
@@ -51,14 +54,18 @@ struct Args {
     /// chromium and `npm ci` in frontend/).
     #[arg(long)]
     browser: bool,
-    /// Runs only these sections (comma-separated): throughput, echo (alone and beside
-    /// a flood), flood (the long flood: memory, Ctrl-C), idle, browser.
+    /// Flood size in MB for the peers section (terminado, Python websockets).
+    #[arg(long)]
+    peer_mb: Option<u64>,
+    /// Runs only these sections (comma-separated): create, throughput, peers (raw,
+    /// AnyCode with the Rust and a Python client, terminado), echo (alone and beside a
+    /// flood), flood (the long flood: memory, Ctrl-C), idle, browser.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
 
 /// The sections `--only` can choose.
-const SECTIONS: [&str; 6] = ["create", "throughput", "echo", "flood", "idle", "browser"];
+const SECTIONS: [&str; 7] = ["create", "throughput", "peers", "echo", "flood", "idle", "browser"];
 
 /// `GET /api/tasks/{id}/diff` of the bench's running task, `n` times with nothing
 /// changed and `n` times right after a file changed in the sandbox: milliseconds.
@@ -119,7 +126,7 @@ async fn create_times(s: &Setup, n: usize) -> Result<Vec<f64>> {
 }
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     serve: ServeProcess,
     api: Api,
     task: String,
@@ -165,7 +172,7 @@ async fn setup(bin: &Path) -> Result<Setup> {
     Ok(Setup {
         task: t["id"].as_str().unwrap_or_default().to_string(),
         cid: t["container_id"].as_str().unwrap_or_default().to_string(),
-        _dir: dir,
+        dir,
         serve,
         api,
         instance,
@@ -207,7 +214,7 @@ fn raw_flood(cid: &str, script: &str) -> Result<(u64, String, Duration)> {
 
 /// Through AnyCode: a terminal running `script` once a key arrives, read to its exit.
 /// The terminal prints `READY` once its echo is off; the timing starts with the key.
-async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String, Duration)> {
+async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String, Duration, Vec<usize>)> {
     let id = open_terminal(s, &format!("stty -echo; printf READY; read -r -n1 _; stty echo; {script}")).await?;
     let mut term = Term::connect(&s.serve.base, &id, TOKEN).await;
     if ack {
@@ -225,11 +232,13 @@ async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String
     term.ws.send(Message::Binary(b"g".to_vec().into())).await?;
     let mut hasher = Sha256::new();
     let mut n = 0u64;
+    let mut frames = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(60), term.ws.next()).await? {
             Some(Ok(Message::Binary(b))) => {
                 hasher.update(&b);
                 n += b.len() as u64;
+                frames.push(b.len());
                 if ack {
                     term.ws.send(Message::Text(json!({"type":"ack","bytes":b.len()}).to_string().into())).await?;
                 }
@@ -239,7 +248,13 @@ async fn bridge_flood(s: &Setup, script: &str, ack: bool) -> Result<(u64, String
             other => bail!("socket ended: {other:?}"),
         }
     }
-    Ok((n, hex::encode(hasher.finalize()), start.elapsed()))
+    Ok((n, hex::encode(hasher.finalize()), start.elapsed(), frames))
+}
+
+/// The median of frame sizes.
+fn median_frame(mut frames: Vec<usize>) -> usize {
+    frames.sort_unstable();
+    frames.get(frames.len() / 2).copied().unwrap_or(0)
 }
 
 fn mbps(n: u64, d: Duration) -> f64 {
@@ -374,6 +389,7 @@ async fn main() -> Result<()> {
         let (raw_n, raw_sha, mut raw_best) = raw_flood(&s.cid, &script)?;
         let mut bridge_best = Duration::MAX;
         let mut bridge_ack_best = Duration::MAX;
+        let (mut frames, mut frames_ack) = (Vec::new(), Vec::new());
         for round in 0..3 {
             if round > 0 {
                 let (n, sha, d) = raw_flood(&s.cid, &script)?;
@@ -382,12 +398,14 @@ async fn main() -> Result<()> {
                 }
                 raw_best = raw_best.min(d);
             }
-            let (n2, sha2, d2) = bridge_flood(&s, &script, false).await?;
+            let (n2, sha2, d2, f2) = bridge_flood(&s, &script, false).await?;
+            frames.extend(f2);
             if (n2, &sha2) != (raw_n, &raw_sha) {
                 bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");
             }
             bridge_best = bridge_best.min(d2);
-            let (n3, sha3, d3) = bridge_flood(&s, &script, true).await?;
+            let (n3, sha3, d3, f3) = bridge_flood(&s, &script, true).await?;
+            frames_ack.extend(f3);
             if (n3, &sha3) != (raw_n, &raw_sha) {
                 bail!("bridge (acking) output differs from raw");
             }
@@ -398,6 +416,17 @@ async fn main() -> Result<()> {
         println!("  raw docker exec -t             {:>8.1} MB/s", raw_tp);
         println!("  AnyCode, client without acks   {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_best), mbps(raw_n, bridge_best) / raw_tp);
         println!("  AnyCode, acking client         {:>8.1} MB/s   {:.2} x raw", mbps(raw_n, bridge_ack_best), mbps(raw_n, bridge_ack_best) / raw_tp);
+        println!(
+            "  median WebSocket frame: {} bytes without acks, {} bytes with acks (goal: ≥ 65536)",
+            median_frame(frames),
+            median_frame(frames_ack)
+        );
+    }
+
+    // 1b. The same against peers and through a standard Python client.
+    if want("peers") {
+        let mb = args.peer_mb.unwrap_or(if args.quick { 20 } else { 50 });
+        peers::run(&s, s.dir.path(), mb, 3, if args.quick { 200 } else { 1000 }).await?;
     }
 
     // 2. Echo round trips.
@@ -610,8 +639,9 @@ async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<
     let (_, c95, _) = summary(nums("ctrl_c_ms"));
     let (l50, _, l99) = summary(nums("lag_ms"));
     println!(
-        "\nIn headless Chromium through the web UI (xterm.js renderer: {}, raster: {})",
+        "\nIn headless Chromium through the web UI (xterm.js renderer asked: {}, used: {}; raster: {})",
         v["renderer"].as_str().unwrap_or("?"),
+        v["renderer_used"].as_str().unwrap_or("?"),
         v["raster"].as_str().unwrap_or("?")
     );
     println!("  {flood_mb} MB through the whole path {:.0} ms ({:.1} MB/s); from memory {:.0} ms ({:.1} MB/s): {:.2} x memory",

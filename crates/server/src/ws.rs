@@ -95,14 +95,49 @@ enum Control {
     Ack { bytes: u64 },
 }
 
-/// Largest frame built by coalescing bulk output.
+/// Largest frame built by coalescing sustained output. Every client pays per frame
+/// (browsers handle about one WebSocket message per rendered frame during a flood; a
+/// Python client pays its event loop per message), so floods go out in large frames.
 const COALESCE: usize = 256 * 1024;
-/// A chunk at least this big is bulk output (a full read of the TTY): more is waited
-/// for, briefly, to build a large frame. Browsers handle about one WebSocket message
-/// per rendered frame during a flood, so large frames are what makes xterm.js fast.
-const BULK: usize = 16 * 1024;
-/// How long bulk output waits for more before its frame is sent.
-const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(3);
+/// Output is sustained while the recent byte count (bytes decayed with a half-life
+/// of [`RATE_HALF_LIFE`]) is at least this: about 2.3 MB/s held, or one large read.
+/// Echo and prompts stay far below it, so they go out at once.
+const SUSTAINED: f64 = 16.0 * 1024.0;
+/// Half-life of the recent byte count. With the count capped at 4 × [`SUSTAINED`],
+/// about 10 ms of quiet after a flood make a terminal interactive again.
+const RATE_HALF_LIFE: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a frame of sustained output waits, at most, for more output.
+const BULK_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+/// A frame of sustained output goes out as soon as no output came for this long (the
+/// flood ended, or the hub paused it for flow control).
+const BULK_LULL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The terminal's recent output, for telling a flood from interactive output. The
+/// size of a single read says little: Docker relays a flood in reads of about 4 KiB
+/// (the kernel's PTY buffer), so a rule keyed on one read's size never coalesced and
+/// a flood went out in 4 KiB frames that every client pays for.
+struct Recent {
+    bytes: f64,
+    at: tokio::time::Instant,
+}
+
+impl Recent {
+    fn new() -> Recent {
+        Recent { bytes: 0.0, at: tokio::time::Instant::now() }
+    }
+
+    /// Counts `n` bytes that arrived now.
+    fn add(&mut self, n: usize) {
+        let now = tokio::time::Instant::now();
+        let halves = now.duration_since(self.at).as_secs_f64() / RATE_HALF_LIFE.as_secs_f64();
+        self.bytes = (self.bytes * (-halves).exp2() + n as f64).min(4.0 * SUSTAINED);
+        self.at = now;
+    }
+
+    fn sustained(&self) -> bool {
+        self.bytes >= SUSTAINED
+    }
+}
 
 async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes, handle: &ViewerHandle) -> bool {
     let mut off = 0;
@@ -164,32 +199,25 @@ async fn pump_output(mut viewer: Viewer, mut sink: SplitSink<WebSocket, Message>
             return;
         }
     }
+    let mut recent = Recent::new();
+    // What the coalescing of a frame received and could not put into it.
+    let mut next: Option<Recv> = None;
     loop {
-        match viewer.recv().await {
+        let item = match next.take() {
+            Some(item) => item,
+            None => viewer.recv().await,
+        };
+        match item {
             Recv::Output(first) => {
-                // Small output (echo, prompts) goes out at once; what is already queued
-                // joins it. Bulk output waits up to BULK_WAIT for more to fill a frame.
-                let frame = match viewer.try_recv_output(COALESCE.saturating_sub(first.len())) {
-                    None if first.len() < BULK => first,
-                    next => {
-                        let mut buf = bytes::BytesMut::with_capacity(COALESCE.min(4 * first.len().max(BULK)));
-                        buf.extend_from_slice(&first);
-                        if let Some(next) = next {
-                            buf.extend_from_slice(&next);
-                        }
-                        let deadline = tokio::time::Instant::now() + BULK_WAIT;
-                        while buf.len() < COALESCE {
-                            if let Some(more) = viewer.try_recv_output(COALESCE - buf.len()) {
-                                buf.extend_from_slice(&more);
-                                continue;
-                            }
-                            if buf.len() < BULK || tokio::time::Instant::now() >= deadline {
-                                break;
-                            }
-                            tokio::time::sleep(std::time::Duration::from_micros(500)).await;
-                        }
-                        buf.freeze()
-                    }
+                recent.add(first.len());
+                let frame = if recent.sustained() {
+                    let (frame, rest) = fill_frame(&mut viewer, first, &mut recent).await;
+                    next = rest;
+                    frame
+                } else {
+                    // Interactive output (echo, prompts) goes out at once, with whatever
+                    // is already queued.
+                    take_queued(&mut viewer, first, &mut recent)
                 };
                 let n = frame.len();
                 if sink.send(Message::Binary(frame)).await.is_err() {
@@ -213,5 +241,87 @@ async fn pump_output(mut viewer: Viewer, mut sink: SplitSink<WebSocket, Message>
                 break;
             }
         }
+    }
+}
+
+/// `first` and whatever output is already queued, up to [`COALESCE`], without waiting.
+fn take_queued(viewer: &mut Viewer, first: Bytes, recent: &mut Recent) -> Bytes {
+    let Some(more) = viewer.try_recv_output(COALESCE.saturating_sub(first.len())) else {
+        return first;
+    };
+    let mut buf = bytes::BytesMut::with_capacity(first.len() + more.len());
+    buf.extend_from_slice(&first);
+    recent.add(more.len());
+    buf.extend_from_slice(&more);
+    while let Some(more) = viewer.try_recv_output(COALESCE.saturating_sub(buf.len())) {
+        recent.add(more.len());
+        buf.extend_from_slice(&more);
+    }
+    buf.freeze()
+}
+
+/// A frame of sustained output: `first`, then more output until the frame holds
+/// [`COALESCE`] bytes, [`BULK_WAIT`] has passed, or no output came for [`BULK_LULL`].
+/// Returns what it received and could not add (output too big for the frame, an exit,
+/// a resync) for the caller to handle next.
+async fn fill_frame(viewer: &mut Viewer, first: Bytes, recent: &mut Recent) -> (Bytes, Option<Recv>) {
+    let mut buf = bytes::BytesMut::with_capacity(COALESCE);
+    buf.extend_from_slice(&first);
+    let deadline = tokio::time::Instant::now() + BULK_WAIT;
+    let mut last = tokio::time::Instant::now();
+    while buf.len() < COALESCE {
+        if let Some(more) = viewer.try_recv_output(COALESCE - buf.len()) {
+            recent.add(more.len());
+            buf.extend_from_slice(&more);
+            last = tokio::time::Instant::now();
+            continue;
+        }
+        // `Viewer::recv` is cancel safe: a timeout loses nothing.
+        match tokio::time::timeout_at(deadline.min(last + BULK_LULL), viewer.recv()).await {
+            Err(_) => break,
+            Ok(Recv::Output(more)) if more.len() <= COALESCE - buf.len() => {
+                recent.add(more.len());
+                buf.extend_from_slice(&more);
+                last = tokio::time::Instant::now();
+            }
+            Ok(other) => return (buf.freeze(), Some(other)),
+        }
+    }
+    (buf.freeze(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn echo_is_interactive_a_flood_is_sustained_and_a_pause_ends_it() {
+        let mut r = Recent::new();
+        // Keystroke echo, a key every 100 µs (faster than anyone types): never bulk.
+        for _ in 0..1000 {
+            r.add(3);
+            assert!(!r.sustained());
+            tokio::time::advance(std::time::Duration::from_micros(100)).await;
+        }
+        // A flood as Docker relays it: 4 KiB reads, back to back.
+        let mut reads = 0;
+        while !r.sustained() {
+            r.add(4095);
+            reads += 1;
+            tokio::time::advance(std::time::Duration::from_micros(150)).await;
+        }
+        assert!(reads <= 5, "a flood is seen as one within {reads} reads");
+        // One large read is bulk at once, as before.
+        let mut big = Recent::new();
+        big.add(32 * 1024);
+        assert!(big.sustained());
+        // However long the flood, about 10 ms of quiet make the terminal interactive again.
+        for _ in 0..10_000 {
+            r.add(4095);
+            tokio::time::advance(std::time::Duration::from_micros(150)).await;
+        }
+        tokio::time::advance(std::time::Duration::from_millis(11)).await;
+        r.add(1);
+        assert!(!r.sustained());
     }
 }

@@ -28,18 +28,21 @@ fn docker_sh(cid: &str, script: &str) -> String {
 }
 
 /// Reads binary frames until the exit frame; acks each frame when `ack` is set, and
-/// sleeps `delay` per frame (a slow client). Returns the bytes and the exit frame.
-async fn drain(term: &mut Term, ack: bool, delay: Duration) -> (Vec<u8>, Value) {
+/// sleeps `delay` per frame (a slow client). Returns the bytes, the exit frame and
+/// the median binary frame's size.
+async fn drain(term: &mut Term, ack: bool, delay: Duration) -> (Vec<u8>, Value, usize) {
     if ack {
         term.ws.send(Message::Text(json!({"type":"ack","bytes":0}).to_string().into())).await.unwrap();
     }
     let mut out = Vec::new();
+    let mut frames = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "no exit after {} bytes", out.len());
         match tokio::time::timeout(Duration::from_secs(30), term.ws.next()).await.expect("output keeps coming") {
             Some(Ok(Message::Binary(b))) => {
                 out.extend_from_slice(&b);
+                frames.push(b.len());
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
@@ -51,7 +54,9 @@ async fn drain(term: &mut Term, ack: bool, delay: Duration) -> (Vec<u8>, Value) 
                 let v: Value = serde_json::from_str(&t).unwrap();
                 assert_ne!(v["type"], "resync", "a lone viewer is never resynced: flow control paces the process");
                 if v["type"] == "exit" {
-                    return (out, v);
+                    frames.sort_unstable();
+                    let median = frames.get(frames.len() / 2).copied().unwrap_or(0);
+                    return (out, v, median);
                 }
             }
             Some(Ok(_)) => {}
@@ -76,8 +81,12 @@ async fn ten_megabytes_arrive_byte_exact_with_and_without_acks() {
         term.wait_for(20, "READY", |t| t.contains("READY")).await;
         assert_eq!(term.output, b"READY", "nothing but the marker before the key");
         term.send("g").await;
-        let (bytes, exit) = drain(&mut term, ack, delay).await;
+        let (bytes, exit, median_frame) = drain(&mut term, ack, delay).await;
         assert_eq!(exit["code"], 0);
+        // Coalescing follows the flood, not the size of Docker's reads (about 4 KiB):
+        // the benchmark's goal is a median of 64 KiB; a loaded machine only makes
+        // frames larger (more is queued per send), so half that is a safe floor.
+        assert!(median_frame >= 32 * 1024, "median frame {median_frame} bytes (ack={ack} delay={delay:?})");
         assert_eq!(bytes.len(), 10 * 1024 * 1024, "ack={ack} delay={delay:?}");
         assert_eq!(hex::encode(Sha256::digest(&bytes)), want.trim(), "ack={ack} delay={delay:?}");
     }

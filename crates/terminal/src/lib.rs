@@ -217,7 +217,8 @@ pub struct ViewerHandle {
 }
 
 impl Viewer {
-    /// The next thing to show. Never blocks the process or other viewers.
+    /// The next thing to show. Never blocks the process or other viewers. Cancel
+    /// safe: dropping the future before it resolves loses nothing.
     pub async fn recv(&mut self) -> Recv {
         let next = match self.pending.take() {
             Some(p) => p,

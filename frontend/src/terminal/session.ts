@@ -60,18 +60,36 @@ function testRegistry(): Map<string, Terminal> {
 }
 
 // WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
-// `localStorage['anycode.renderer'] = 'dom'` chooses the DOM renderer outright (for
-// machines whose WebGL is software-emulated and slower than the DOM, and for benchmarks).
-// Touch devices (phones, tablets) use the DOM renderer too: mobile browsers drop
-// WebGL contexts when the page is put away, and a phone's terminal output is small.
+// `localStorage['anycode.renderer']` set to `'dom'` or `'webgl'` chooses outright (for
+// benchmarks). Otherwise touch devices (phones, tablets) use the DOM renderer too: mobile
+// browsers drop WebGL contexts when the page is put away, and a phone's terminal
+// output is small. So does WebGL emulated on the CPU (SwiftShader, llvmpipe): in
+// `anycode-bench --browser` a flood reached xterm.js through it at a fraction of the
+// DOM renderer's rate, as the emulation takes the cores the flood needs.
 let webglBroken = (() => {
   try {
+    const chosen = localStorage.getItem('anycode.renderer');
+    if (chosen === 'dom' || chosen === 'webgl') return chosen === 'dom';
     if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) return true;
-    return localStorage.getItem('anycode.renderer') === 'dom';
+    return softwareWebgl();
   } catch {
     return false;
   }
 })();
+
+/** Whether this browser's WebGL is emulated on the CPU (or missing). */
+function softwareWebgl(): boolean {
+  const gl = document.createElement('canvas').getContext('webgl2');
+  if (!gl) return true;
+  try {
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    return /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
+  } finally {
+    // Browsers cap live contexts; give this probe's back at once.
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+  }
+}
 
 export class TermSession {
   readonly term: Terminal;

@@ -557,23 +557,10 @@ impl Engine {
             return Err(Error::Internal("no hook service is set (AnyCode's server is not running)".into()));
         }
         let id = format!("relay-check-{}", anycode_core::new_id());
-        let spec = anycode_sandbox::ContainerSpec {
-            name: format!("anycode-{id}"),
-            image,
-            task_id: id.clone(),
-            project_id: id.clone(),
-            cmd: vec!["sleep".into(), "120".into()],
-            env: vec![],
-            user: "1000:1000".into(),
-            binds: vec![],
-            memory_bytes: 256 * 1024 * 1024,
-            nano_cpus: 500_000_000,
-            pids: 64,
-        };
-        let cid = docker.create_container(&spec).await?;
+        // A helper container: no network, and removed by Docker itself once it ends
+        // (so a server that stops in the middle of the check leaves nothing behind).
+        let cid = docker.start_helper(&format!("anycode-{id}"), &image, &id, "1000:1000", vec![]).await?;
         let result = async {
-            docker.network_isolate(&cid).await?;
-            docker.start(&cid).await?;
             let task = Task { network: NetworkPolicy { mode: NetworkMode::None, allow: vec![] }, ..check_task(&id) };
             let ready = self.start_relay(&docker, &task, &cid);
             match tokio::time::timeout(RELAY_READY + Duration::from_secs(1), ready).await {

@@ -576,8 +576,6 @@ impl Engine {
     /// /workspace, and the user's `objects` folder read-only at its own path (where
     /// the task repository's alternates name it). Nothing else of the host.
     fn container_spec(&self, task: &Task, project: &Project, image: &str, objects: &Path, identity: Option<&(String, String)>) -> ContainerSpec {
-        let worktree = self.workspace_path(&project.id, &task.id);
-        let objects = objects.to_string_lossy().into_owned();
         let mut env = vec![
             "TERM=xterm-256color".to_string(),
             "COLORTERM=truecolor".to_string(),
@@ -626,7 +624,7 @@ impl Engine {
             cmd,
             env,
             user: sandbox_user(Path::new(&project.path)),
-            binds: vec![format!("{}:/workspace", worktree.display()), format!("{objects}:{objects}:ro")],
+            binds: taskrepo::task_binds(&self.workspace_path(&project.id, &task.id), objects),
             memory_bytes: task.memory_mb.map(|m| (m as i64) * 1024 * 1024).unwrap_or(limits.memory_bytes),
             nano_cpus: task.cpus.map(|c| (c * 1e9) as i64).unwrap_or(limits.nano_cpus),
             pids: limits.pids,

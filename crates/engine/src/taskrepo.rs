@@ -39,6 +39,14 @@ const RADAR_FRESH: Duration = Duration::from_secs(2);
 /// The most stdout/stderr kept of a git command run in the sandbox.
 const EXEC_OUTPUT: usize = 64 * 1024;
 
+/// A task's mounts: its working tree at /workspace and the user's `objects` folder
+/// read-only at its own path (where the task repository's alternates name it).
+/// The sandbox and the git helper of a stopped task get the same.
+pub(crate) fn task_binds(workspace: &Path, objects: &Path) -> Vec<String> {
+    let objects = objects.display();
+    vec![format!("{}:{}", workspace.display(), tr::SANDBOX_WORKDIR), format!("{objects}:{objects}:ro")]
+}
+
 fn sh(script: &str, name: &str, args: &[&str]) -> Vec<String> {
     let mut v = vec!["sh".to_string(), "-c".to_string(), script.to_string(), name.to_string()];
     v.extend(args.iter().map(|a| a.to_string()));
@@ -126,9 +134,7 @@ impl Engine {
         let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::debug!(?e, "sandbox image")).await?;
         let repo = PathBuf::from(&project.path);
         let objects = blocking(move || Ok(tr::objects_dir(&repo)?)).await?;
-        let workspace = self.workspace_path(&task.project_id, &task.id);
-        let objects = objects.display().to_string();
-        let binds = vec![format!("{}:{}", workspace.display(), tr::SANDBOX_WORKDIR), format!("{objects}:{objects}:ro")];
+        let binds = task_binds(&self.workspace_path(&task.project_id, &task.id), &objects);
         let started = std::time::Instant::now();
         let helper = docker.start_helper(&format!("anycode-git-{}", task.id), &image, &task.id, &user, binds).await?;
         let result = self.sync_with(&docker, &helper, &user, task, &project).await;
@@ -296,15 +302,36 @@ impl Engine {
         if pending.is_empty() {
             return Err(anycode_git::Error::NothingToCommit.into());
         }
-        let out = docker.exec_output(&cid, sh(tr::COMMIT_SCRIPT, "commit", &[]), &user, identity_env(&identity), message.as_bytes(), EXEC_OUTPUT).await?;
+        let argv = sh(tr::COMMIT_SCRIPT, "commit", &[]);
+        let head = self.git_in_sandbox(&docker, &cid, &user, &task, &project, argv, &identity, message.as_bytes(), "git commit").await?;
+        Ok(head.to_string())
+    }
+
+    /// Runs one of the git scripts in the sandbox with the owner's identity (its
+    /// failure is `TASK_REPO_BROKEN`, `what` naming the command), brings the result
+    /// out, and returns the task branch's new tip. The caller holds the sync lock.
+    #[allow(clippy::too_many_arguments)]
+    async fn git_in_sandbox(
+        &self,
+        docker: &Docker,
+        cid: &str,
+        user: &str,
+        task: &Task,
+        project: &Project,
+        argv: Vec<String>,
+        identity: &(String, String),
+        stdin: &[u8],
+        what: &str,
+    ) -> Result<anycode_git::taskrepo::Oid> {
+        let out = docker.exec_output(cid, argv, user, identity_env(identity), stdin, EXEC_OUTPUT).await?;
         if out.exit_code != 0 {
-            return Err(anycode_git::Error::TaskRepoBroken(format!("git commit failed: {}", tr::sandbox_text(&out.stderr))).into());
+            return Err(anycode_git::Error::TaskRepoBroken(format!("{what} failed: {}", tr::sandbox_text(&out.stderr))).into());
         }
-        self.sync_with(&docker, &cid, &user, &task, &project).await?;
+        self.sync_with(docker, cid, user, task, project).await?;
         let mirror = self.mirror_path(&task.id);
         let (head, _) = blocking(move || Ok(tr::mirror_refs(&mirror)?)).await?;
         self.task_changed(&task.id);
-        Ok(head.to_string())
+        Ok(head)
     }
 
     /// The radar's check of one task, from its mirror (brought out first when
@@ -363,16 +390,8 @@ impl Engine {
         }
         let identity = identity?;
         let message = format!("Merge branch '{}' into {}", task.base, task.branch);
-        let out = docker
-            .exec_output(&cid, sh(tr::MERGE_SCRIPT, "merge", &[&check.base_sha, &message]), &user, identity_env(&identity), b"", EXEC_OUTPUT)
-            .await?;
-        if out.exit_code != 0 {
-            return Err(anycode_git::Error::TaskRepoBroken(format!("git merge failed: {}", tr::sandbox_text(&out.stderr))).into());
-        }
-        self.sync_with(&docker, &cid, &user, &task, &project).await?;
-        let mirror = self.mirror_path(&task.id);
-        let (head, _) = blocking(move || Ok(tr::mirror_refs(&mirror)?)).await?;
-        self.task_changed(&task.id);
+        let argv = sh(tr::MERGE_SCRIPT, "merge", &[&check.base_sha, &message]);
+        let head = self.git_in_sandbox(&docker, &cid, &user, &task, &project, argv, &identity, b"", "git merge").await?;
         Ok(if head.to_string() == check.base_sha {
             UpdateOutcome::FastForward { sha: head.to_string() }
         } else {

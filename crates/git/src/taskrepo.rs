@@ -26,7 +26,9 @@
 
 use crate::{current_branch, diff_between, open, Diff, Error, MergeCheck, Result};
 use bytes::Bytes;
-use git2::{BranchType, FetchOptions, Oid, Repository, RepositoryInitOptions};
+use git2::{BranchType, FetchOptions, Repository, RepositoryInitOptions};
+/// A git object id (40 hex digits when shown).
+pub use git2::Oid;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

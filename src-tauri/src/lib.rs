@@ -10,17 +10,20 @@
 //!   stop the running sandboxes or leave them running (the engine reconciles them on
 //!   the next start), then stops the server cleanly. SIGTERM/Ctrl-C quit the same
 //!   way, leaving sandboxes running.
-//! - [`tray`]: the tray's content as a pure function of the task list; the app polls
-//!   the engine every [`POLL`] and rebuilds the menu when the content changed, and
-//!   notifies when an agent exits (clicking opens that task).
+//! - [`tray`]: the tray's content as a pure function of the task list; the app
+//!   follows the engine's task events and rebuilds the menu when the content
+//!   changed, and notifies when an agent exits (clicking opens that task).
+//! - Startup is `anycode serve`'s ([`anycode_server::launch`]): settings, engine,
+//!   token, listener and banner.
 //! - One instance per user (tauri-plugin-single-instance): launching it again shows
 //!   the window; `anycode-desktop --open-task ID` shows that task.
 //! - Commands for the webview: [`commands::server_url`] and [`commands::open_task`].
 
 pub mod tray;
 
-use anycode_engine::{ApprovalDecision, Config, Engine, TaskStatus};
-use anycode_server::{AccessToken, LanControl, LoginCodes, ServerOptions};
+use anycode_engine::{ApprovalDecision, Engine, TaskStatus};
+use anycode_server::launch::{self, Listen};
+use anycode_server::{AccessToken, LanControl, LoginCodes};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,12 +35,13 @@ use tauri::{AppHandle, Manager, Runtime, WebviewUrl, WebviewWindowBuilder};
 use tokio_util::sync::CancellationToken;
 use tray::{notices, tray_model, MenuAction, Notice, TrayModel};
 
-/// How often the tray and notifications look at the engine's tasks.
+/// How often the tray looks at whether LAN mode was switched in the web UI.
 pub const POLL: Duration = Duration::from_secs(2);
+/// How long the tray gathers a burst of task events before reading the tasks.
+pub const SETTLE: Duration = Duration::from_millis(150);
 /// The label of the app's one window.
 pub const MAIN_WINDOW: &str = "main";
 const TRAY_ID: &str = "main";
-const DEFAULT_PORT: u16 = 7878;
 
 /// The app's shared state (Tauri-managed).
 pub struct Shell {
@@ -164,9 +168,7 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// Runs the desktop app until Quit. Errors: the data dir cannot be opened, the
 /// token cannot be read, no port can be bound, or the window system failed.
 pub fn run() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANYCODE_LOG")
-        .unwrap_or_else(|_| "anycode_desktop=info,anycode_engine=info,anycode_server=info,warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    launch::init_tracing("anycode_desktop=info,anycode_engine=info,anycode_server=info,warn");
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // Tauri's own tasks and ours share this runtime.
@@ -247,29 +249,24 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the engine, binds the port and spawns the server on the current runtime.
+/// Starts AnyCode the way `anycode serve` does ([`launch`]) and spawns the server
+/// on the current runtime.
 async fn start_server() -> anyhow::Result<Shell> {
     // The settings file too: a bad one stops the app with its message (shown by main).
-    let config = Config::load()?;
-    let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
-    let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
-        Some(t) => AccessToken::new(t),
-        None => AccessToken::load_or_create(&config.token_path()).context("reading the access token")?,
+    let config = launch::load_config()?;
+    let listen = match std::env::var("ANYCODE_PORT") {
+        Ok(p) => Listen::Exact([127, 0, 0, 1].into(), p.parse().with_context(|| format!("ANYCODE_PORT={p:?} is not a port number"))?),
+        Err(_) => Listen::LoopbackPreferDefault,
     };
-    let listener = bind().await?;
-    let port = listener.local_addr()?.port();
-    let base_url = format!("http://127.0.0.1:{port}");
+    let launched = launch::launch(config, listen, vec![]).await?;
+    // Scripts (and the CI test) read this line to find the server.
+    println!("{}", launched.banner());
     let shutdown = CancellationToken::new();
-    let opts = ServerOptions::new(token.clone());
-    let server = anycode_server::Server::new(engine.clone(), listener, opts).context("starting the server")?;
-    let lan = server.lan();
-    let login = server.login_codes();
-    let server = tokio::spawn(server.run(shutdown.clone().cancelled_owned()));
-    // Scripts (and the CI test) read this line to find the server: a one-time link,
-    // never the token.
-    println!("AnyCode is running: {}", login.url(&base_url));
-    tracing::info!(%base_url, "server started");
-    Ok(Shell::new(engine, base_url, token, shutdown, Some(server), Some(lan)).with_login(login))
+    let lan = launched.server.lan();
+    let login = launched.server.login_codes();
+    let server = tokio::spawn(launched.server.run(shutdown.clone().cancelled_owned()));
+    tracing::info!(base_url = %launched.base_url, "server started");
+    Ok(Shell::new(launched.engine, launched.base_url, launched.token, shutdown, Some(server), Some(lan)).with_login(login))
 }
 
 /// The task id of `--open-task ID` (or `--open-task=ID`) among the arguments.
@@ -284,22 +281,6 @@ pub fn open_task_arg(args: impl IntoIterator<Item = String>) -> Option<String> {
         }
     }
     None
-}
-
-/// Binds 127.0.0.1: `ANYCODE_PORT` when set, else 7878 or any free port.
-async fn bind() -> anyhow::Result<tokio::net::TcpListener> {
-    use tokio::net::TcpListener;
-    if let Ok(p) = std::env::var("ANYCODE_PORT") {
-        let port: u16 = p.parse().with_context(|| format!("ANYCODE_PORT={p:?} is not a port number"))?;
-        return TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("cannot listen on 127.0.0.1:{port}"));
-    }
-    match TcpListener::bind(("127.0.0.1", DEFAULT_PORT)).await {
-        Ok(l) => Ok(l),
-        Err(e) => {
-            tracing::info!(error = %e, "port {DEFAULT_PORT} is taken; using a free port");
-            TcpListener::bind(("127.0.0.1", 0)).await.context("cannot listen on 127.0.0.1")
-        }
-    }
 }
 
 // ----- tray -----
@@ -513,31 +494,60 @@ pub fn quit_choice(result: &tauri_plugin_dialog::MessageDialogResult) -> QuitCho
     }
 }
 
-/// Polls the engine every [`POLL`]: updates the tray when its content changed and
-/// notifies about agents that exited or came to want the user.
+/// Follows the engine's task events ([`Engine::events`]): after each burst of
+/// changes (gathered for [`SETTLE`]) it reads the tasks once, updates the tray when
+/// its content changed and notifies about agents that exited or came to want the
+/// user. LAN mode, switched in the web UI, is looked at every [`POLL`] (a flag
+/// read, no engine call).
 async fn watch_tasks<R: Runtime>(app: AppHandle<R>) {
+    let engine = app.state::<Shell>().engine.clone();
+    // Subscribed before the first read, so no change falls between the two.
+    let mut events = engine.events();
     let mut seen: Option<HashMap<String, TaskStatus>> = None;
     let mut last: Option<(TrayModel, bool)> = None;
+    let mut lan_tick = tokio::time::interval(POLL);
+    let mut changed = true;
     loop {
-        let engine = app.state::<Shell>().engine.clone();
-        match tokio::try_join!(engine.tasks(None), engine.projects()) {
-            Ok((tasks, projects)) => {
-                if let Some(before) = &seen {
-                    for n in notices(before, &tasks, &projects) {
-                        notify(&app, n);
+        if changed {
+            match tokio::try_join!(engine.tasks(None), engine.projects()) {
+                Ok((tasks, projects)) => {
+                    if let Some(before) = &seen {
+                        for n in notices(before, &tasks, &projects) {
+                            notify(&app, n);
+                        }
+                    }
+                    seen = Some(tasks.iter().map(|t| (t.id.clone(), t.status)).collect());
+                    let model = tray_model(&tasks, &projects);
+                    let lan = app.state::<Shell>().lan_enabled();
+                    if last.as_ref() != Some(&(model.clone(), lan)) {
+                        apply_tray(&app, &model, lan);
+                        last = Some((model, lan));
                     }
                 }
-                seen = Some(tasks.iter().map(|t| (t.id.clone(), t.status)).collect());
-                let model = tray_model(&tasks, &projects);
+                Err(e) => tracing::debug!(error = %e, "listing tasks for the tray failed"),
+            }
+        }
+        changed = tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // A burst (a task starting sends several) is read once.
+                    tokio::time::sleep(SETTLE).await;
+                    while events.try_recv().is_ok() {}
+                    true
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = lan_tick.tick() => {
                 let lan = app.state::<Shell>().lan_enabled();
-                if last.as_ref() != Some(&(model.clone(), lan)) {
-                    apply_tray(&app, &model, lan);
+                if let Some((model, was)) = last.take() {
+                    if was != lan {
+                        apply_tray(&app, &model, lan);
+                    }
                     last = Some((model, lan));
                 }
+                false
             }
-            Err(e) => tracing::debug!(error = %e, "listing tasks for the tray failed"),
-        }
-        tokio::time::sleep(POLL).await;
+        };
     }
 }
 

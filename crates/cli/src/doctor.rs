@@ -38,11 +38,14 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     };
     let engine = Engine::open(config.clone()).await?;
 
-    match engine.docker().await {
-        Ok(d) => {
-            report(true, "docker", &format!("{} at {}", d.version().await.unwrap_or_default(), d.endpoint), "");
-            let tag = anycode_engine::sandbox_image_tag(&config)?;
-            let exists = d.image_exists(&tag).await.unwrap_or(false);
+    let health = engine.health().await;
+    match health.error {
+        None => {
+            report(true, "docker", &format!("{} at {}", health.version.unwrap_or_default(), health.endpoint.unwrap_or_default()), "");
+            let (tag, exists) = match engine.image_ready().await {
+                Ok(r) => r,
+                Err(_) => (anycode_engine::sandbox_image_tag(&config)?, false),
+            };
             if !exists && args.build_image {
                 crate::serve::build_image(&engine).await?;
                 report(true, "sandbox image", &format!("{tag} built"), "");
@@ -66,8 +69,8 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Err(e) => {
-            all_ok &= report(false, "docker", &e.to_string(), "start Docker (see above), then run `anycode doctor` again");
+        Some(e) => {
+            all_ok &= report(false, "docker", &e, "start Docker (see above), then run `anycode doctor` again");
         }
     }
 

@@ -69,8 +69,7 @@ enum ImageCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ANYCODE_LOG").unwrap_or_else(|_| "anycode=info,anycode_engine=info,anycode_server=info,warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    anycode_server::launch::init_tracing("anycode=info,anycode_engine=info,anycode_server=info,warn");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -94,7 +93,7 @@ fn main() -> std::process::ExitCode {
                     Err(code) => return Ok(code),
                 };
                 let engine = anycode_engine::Engine::open(config).await?;
-                engine.docker().await?;
+                engine.connect().await?;
                 let mut tag = serve::build_image(&engine).await?;
                 if let Some(agent) = agent {
                     tag = serve::build_agent_image(&engine, &agent).await?;

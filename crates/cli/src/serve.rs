@@ -1,5 +1,5 @@
 use anycode_engine::{BuildEvent, Config, Engine};
-use anycode_server::{AccessToken, ServerOptions};
+use anycode_server::launch::{self, Listen};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,21 +34,13 @@ pub struct ServeArgs {
 }
 
 /// The configuration from the settings file and the environment, with the
-/// settings' agent profiles checked. A file that cannot be used is said on stderr and
-/// gives exit code 2 (nothing started).
+/// settings' agent profiles checked ([`launch::load_config`]). A file that cannot
+/// be used is said on stderr and gives exit code 2 (nothing started).
 pub fn load_config() -> Result<Config, ExitCode> {
-    let config = match Config::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(ExitCode::from(2));
-        }
-    };
-    if let Err(e) = anycode_engine::Profiles::from_settings(&config.settings.agents) {
-        eprintln!("error: the settings file {} is not valid: {e}", config.settings_path.display());
-        return Err(ExitCode::from(2));
-    }
-    Ok(config)
+    launch::load_config().map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -56,20 +48,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let engine = Engine::open(config.clone()).await.context("opening the data dir")?;
-    let token = match std::env::var("ANYCODE_TOKEN").ok().filter(|t| !t.is_empty()) {
-        Some(t) => AccessToken::new(t),
-        None => AccessToken::load_or_create(&config.token_path()).context("reading the access token")?,
-    };
+    let ip: std::net::IpAddr = args.bind.parse().with_context(|| format!("--bind {:?} is not an IP address", args.bind))?;
+    let launched = launch::launch(config, Listen::Exact(ip, args.port), args.lan_addresses.clone()).await?;
+    let engine = launched.engine.clone();
 
-    match engine.docker().await {
-        Ok(d) => {
-            eprintln!("Docker: {} ({})", d.version().await.unwrap_or_default(), d.endpoint);
+    let health = engine.health().await;
+    match health.error {
+        None => {
+            eprintln!("Docker: {} ({})", health.version.unwrap_or_default(), health.endpoint.unwrap_or_default());
             if !args.no_build {
                 build_image(&engine).await?;
             }
         }
-        Err(e) => eprintln!("warning: {e}\n         AnyCode serves anyway; tasks need Docker."),
+        Some(e) => eprintln!("warning: {e}\n         AnyCode serves anyway; tasks need Docker."),
     }
 
     for p in &args.projects {
@@ -80,26 +71,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind((args.bind.as_str(), args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{} (is another anycode running? try --port)", args.bind, args.port))?;
-    let addr = listener.local_addr()?;
-    let shown_host = if addr.ip().is_loopback() || addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-    let extra_hosts = if addr.ip().is_loopback() { vec![] } else { vec![addr.ip().to_string()] };
-    let opts = ServerOptions { extra_hosts, lan_addresses: args.lan_addresses.clone(), ..ServerOptions::new(token) };
-    let server = anycode_server::Server::new(engine, listener, opts)?;
     // A one-time login link, never the token: it logs in once, within minutes, and
     // leaves nothing reusable in the browser's history or this terminal's scrollback.
-    let url = server.login_codes().url(&format!("http://{shown_host}:{}", addr.port()));
-    println!("AnyCode is running: {url}");
-    eprintln!("(the link logs in once, within {} s; `anycode open` makes a new one)", server.login_codes().ttl().as_secs());
+    println!("{}", launched.banner());
+    let login = launched.server.login_codes();
+    eprintln!("(the link logs in once, within {} s; `anycode open` makes a new one)", login.ttl().as_secs());
     if !args.no_open && std::env::var_os("CI").is_none() {
-        let _ = webbrowser::open(&url);
+        let _ = webbrowser::open(&login.url(&launched.base_url));
     }
     if args.lan {
         // Not fatal: the web UI's settings can turn LAN mode on later (say, once
         // this computer is on Wi-Fi).
-        match server.lan().enable().await {
+        match launched.server.lan().enable().await {
             Ok(st) => {
                 for url in &st.urls {
                     println!("On the local network: {url} (pair a phone in the web UI: Settings → Pair a phone)");
@@ -108,7 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Err(e) => eprintln!("warning: not serving on the local network: {e}"),
         }
     }
-    server.run(anycode_server::shutdown_signal()).await?;
+    launched.server.run(anycode_server::shutdown_signal()).await?;
     eprintln!("AnyCode stopped; running sandboxes keep running and are found again on the next start.");
     Ok(ExitCode::SUCCESS)
 }

@@ -181,7 +181,7 @@ impl Engine {
         let docker = self.docker().await?;
         // Two tasks of the same new variant must not build it twice.
         let _one_build = self.inner.variant_build.lock().await;
-        docker.ensure_variant(&tag, &dockerfile, progress).await?;
+        docker.ensure_variant(&tag, &dockerfile, &mut progress).await?;
         Ok(tag)
     }
 

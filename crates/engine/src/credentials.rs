@@ -6,7 +6,7 @@ use crate::handover::{self, Handover, Wait};
 use crate::{blocking, Engine, Error, Result};
 use anycode_core::{Credential, Task};
 use anycode_credentials::{Found, Name, Provider, Secret, Sources, State};
-use anycode_sandbox::Docker;
+use anycode_sandbox::SandboxHost;
 use anycode_terminal::Viewer;
 
 /// Whether the task's main process is start-agent (which asks for credentials and
@@ -75,9 +75,8 @@ impl Engine {
         let (mut handover, source, expires_at, problem) = handover_for(choice, found);
         handover.vars = self.agent_vars(task);
         self.add_hook_handover(task, &mut handover);
-        let store = self.inner.store.clone();
         let id = task.id.clone();
-        blocking(move || Ok(store.set_task_credential_state(&id, source.as_deref(), expires_at, problem.as_deref())?)).await?;
+        self.db(move |store| Ok(store.set_task_credential_state(&id, source.as_deref(), expires_at, problem.as_deref())?)).await?;
         Ok(Some(handover))
     }
 
@@ -86,7 +85,7 @@ impl Engine {
     /// problem (shown by the task view); start-agent itself says so in the terminal
     /// when it gets no line within its own time limit. `viewer` must have subscribed before the
     /// container started, so the marker cannot be missed.
-    pub(crate) fn spawn_handover(&self, docker: Docker, task_id: String, container_id: String, mut viewer: Viewer, h: Handover) {
+    pub(crate) fn spawn_handover(&self, docker: SandboxHost, task_id: String, container_id: String, mut viewer: Viewer, h: Handover) {
         let engine = self.clone();
         tokio::spawn(async move {
             let outcome = handover::wait_for_marker(&mut viewer, handover::MARKER_WAIT).await;
@@ -129,7 +128,7 @@ impl Engine {
     /// now. One that already has its environment is left alone: start-agent prints
     /// nothing after the marker until it has its line, so only a log that ends with
     /// the marker means it still waits.
-    pub(crate) async fn answer_pending_handover(&self, docker: &Docker, task: &Task, container_id: &str) {
+    pub(crate) async fn answer_pending_handover(&self, docker: &SandboxHost, task: &Task, container_id: &str) {
         if !uses_start_agent(task) {
             return;
         }

@@ -5,7 +5,7 @@
 //! Pairing codes, rate limits and cookies are the server's business; this module
 //! only keeps the durable record.
 
-use crate::{blocking, Engine, Error, Result};
+use crate::{Engine, Error, Result};
 use anycode_core::{check_device_name, new_id, new_session_secret, now_rfc3339, Device, DeviceRole};
 use sha2::{Digest, Sha256};
 
@@ -22,8 +22,7 @@ impl Engine {
     /// or has control characters.
     pub async fn add_device(&self, name: &str, role: DeviceRole) -> Result<(Device, String)> {
         let name = check_device_name(name)?;
-        let store = self.inner.store.clone();
-        blocking(move || {
+        self.db(move |store| {
             let secret = new_session_secret();
             let device = Device { id: new_id(), name, role, created_at: now_rfc3339(), last_seen: Some(now_rfc3339()) };
             store.insert_device(&device, &session_hash(&secret))?;
@@ -34,30 +33,26 @@ impl Engine {
 
     /// Paired devices, oldest first.
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        let store = self.inner.store.clone();
-        blocking(move || Ok(store.devices()?)).await
+        self.db(move |store| Ok(store.devices()?)).await
     }
 
     /// The device holding session secret `secret`, or `None` (unknown or revoked).
     pub async fn device_by_secret(&self, secret: &str) -> Result<Option<Device>> {
-        let store = self.inner.store.clone();
         let hash = session_hash(secret);
-        blocking(move || Ok(store.device_by_session(&hash)?)).await
+        self.db(move |store| Ok(store.device_by_session(&hash)?)).await
     }
 
     /// Records that device `id` was seen at `when` (RFC 3339 UTC).
     pub async fn touch_device(&self, id: &str, when: &str) -> Result<()> {
-        let store = self.inner.store.clone();
         let (id, when) = (id.to_string(), when.to_string());
-        blocking(move || Ok(store.touch_device(&id, &when)?)).await
+        self.db(move |store| Ok(store.touch_device(&id, &when)?)).await
     }
 
     /// Revokes device `id`: its session secret stops working.
     /// Errors: [`Error::NotFound`] (`DEVICE_NOT_FOUND`) for an unknown id.
     pub async fn remove_device(&self, id: &str) -> Result<()> {
-        let store = self.inner.store.clone();
         let id = id.to_string();
-        blocking(move || if store.delete_device(&id)? { Ok(()) } else { Err(Error::NotFound { what: "device", id }) }).await
+        self.db(move |store| if store.delete_device(&id)? { Ok(()) } else { Err(Error::NotFound { what: "device", id }) }).await
     }
 }
 

@@ -517,26 +517,20 @@ impl Engine {
         let Ok(docker) = tokio::time::timeout(Duration::from_secs(3), self.docker()).await.map_err(|_| ()).and_then(|r| r.map_err(|_| ())) else {
             return tag;
         };
-        match docker.api().inspect_container(cid, None).await {
-            Ok(c) => match (c.config.and_then(|c| c.image), c.image) {
-                (Some(t), Some(id)) => format!("{t}@{id}"),
-                (None, Some(id)) => id,
-                _ => tag,
-            },
-            Err(_) => tag,
+        match docker.inspect(cid).await {
+            Ok(Some(c)) => c.image.unwrap_or(tag),
+            _ => tag,
         }
     }
 
     async fn save_pr(&self, task_id: &str, info: &PullRequestInfo) -> Result<()> {
-        let store = self.inner.store.clone();
         let (id, info) = (task_id.to_string(), info.clone());
-        blocking(move || Ok(store.set_task_pr(&id, Some(&info))?)).await
+        self.db(move |store| Ok(store.set_task_pr(&id, Some(&info))?)).await
     }
 
     /// Fills in `task.pr` from the database.
     pub(crate) async fn fill_prs(&self, tasks: &mut [Task]) -> Result<()> {
-        let store = self.inner.store.clone();
-        let mut prs: HashMap<String, PullRequestInfo> = blocking(move || Ok(store.task_prs()?)).await?.into_iter().collect();
+        let mut prs: HashMap<String, PullRequestInfo> = self.db(move |store| Ok(store.task_prs()?)).await?.into_iter().collect();
         for t in tasks {
             t.pr = prs.remove(&t.id);
         }
@@ -546,9 +540,8 @@ impl Engine {
     /// Reads the task's pull request, its checks and reviews from GitHub (conditional
     /// GETs) and records them. A failure is recorded in `refresh_error` and returned.
     pub async fn refresh_pr(&self, task_id: &str) -> Result<PullRequestInfo> {
-        let store = self.inner.store.clone();
         let id = task_id.to_string();
-        let Some(mut info) = blocking(move || Ok(store.task_pr(&id)?)).await? else {
+        let Some(mut info) = self.db(move |store| Ok(store.task_pr(&id)?)).await? else {
             return Err(Error::Invalid(format!("task {task_id} has no pull request: open one first")));
         };
         let (repo, _) = RepoRef::parse_spec(&info.repo)?;
@@ -577,8 +570,7 @@ impl Engine {
     /// Refreshes every open pull request once; returns how long to wait before the
     /// next round (longer after rate limits and failures).
     pub async fn refresh_open_prs(&self, backoff: Duration) -> Duration {
-        let store = self.inner.store.clone();
-        let prs = blocking(move || Ok(store.task_prs()?)).await.unwrap_or_default();
+        let prs = self.db(move |store| Ok(store.task_prs()?)).await.unwrap_or_default();
         let mut next = PR_REFRESH;
         for (task_id, pr) in prs.into_iter().filter(|(_, p)| p.state == "open") {
             match self.refresh_pr(&task_id).await {

@@ -24,9 +24,9 @@
 //! [`Config::pause_after`]: anycode_core::Config::pause_after
 //! [`Config::stop_after`]: anycode_core::Config::stop_after
 
-use crate::{blocking, Engine, Error, Result};
+use crate::{Engine, Error, Result};
 use anycode_core::{Config, Task, TaskStatus, Usage};
-use anycode_sandbox::Docker;
+use anycode_sandbox::SandboxHost;
 use anycode_terminal::InputGate;
 use futures_util::FutureExt;
 use std::collections::HashMap;
@@ -111,8 +111,7 @@ impl Engine {
 
     /// One round: usage, idle timers, the queue.
     async fn govern(&self) {
-        let store = self.inner.store.clone();
-        let tasks = match blocking(move || Ok(store.tasks(None)?)).await {
+        let tasks = match self.db(move |store| Ok(store.tasks(None)?)).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "governor: reading tasks failed");
@@ -138,7 +137,7 @@ impl Engine {
 
     // ----- usage -----
 
-    async fn sample_usage(&self, docker: &Docker, tasks: &[Task]) {
+    async fn sample_usage(&self, docker: &SandboxHost, tasks: &[Task]) {
         let watched: Vec<(&Task, &String)> = tasks
             .iter()
             .filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused))
@@ -193,7 +192,7 @@ impl Engine {
     /// CPUs), before anything is made.
     ///
     /// Errors: `INVALID_INPUT` saying the range.
-    pub(crate) async fn check_cpus(&self, docker: &Docker, cpus: Option<f64>) -> Result<()> {
+    pub(crate) async fn check_cpus(&self, docker: &SandboxHost, cpus: Option<f64>) -> Result<()> {
         let Some(c) = cpus else { return Ok(()) };
         let max = docker.cpu_count().await.ok().flatten();
         if c < 0.01 || max.is_some_and(|m| c > m as f64) {
@@ -227,9 +226,8 @@ impl Engine {
         let max = self.inner.config.max_running;
         let admitted = {
             let _slot = self.inner.gov.admission.lock().await;
-            let store = self.inner.store.clone();
             let mut row = task.clone();
-            let admitted = blocking(move || {
+            let admitted = self.db(move |store| {
                 let running = store.count_tasks_with_status(TaskStatus::Running)?;
                 let admitted = running < max;
                 row.status = if admitted { TaskStatus::Running } else { TaskStatus::Queued };
@@ -256,9 +254,8 @@ impl Engine {
         let max = self.inner.config.max_running;
         let admitted = {
             let _slot = self.inner.gov.admission.lock().await;
-            let store = self.inner.store.clone();
             let id = task_id.to_string();
-            blocking(move || {
+            self.db(move |store| {
                 let mut running = store.count_tasks_with_status(TaskStatus::Running)?;
                 if store.task(&id)?.is_some_and(|t| t.status == TaskStatus::Running) {
                     running = running.saturating_sub(1);
@@ -285,8 +282,7 @@ impl Engine {
     /// Re-reads the queue's order and tells subscribers about tasks whose place
     /// changed.
     pub(crate) async fn refresh_queue(&self) {
-        let store = self.inner.store.clone();
-        let ids = match blocking(move || Ok(store.queued_task_ids()?)).await {
+        let ids = match self.db(move |store| Ok(store.queued_task_ids()?)).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the queue failed");
@@ -309,8 +305,7 @@ impl Engine {
         let Ok(_one) = self.inner.gov.drain.try_lock() else { return };
         let max = self.inner.config.max_running;
         loop {
-            let store = self.inner.store.clone();
-            let state = blocking(move || Ok((store.queued_task_ids()?, store.count_tasks_with_status(TaskStatus::Running)?))).await;
+            let state = self.db(move |store| Ok((store.queued_task_ids()?, store.count_tasks_with_status(TaskStatus::Running)?))).await;
             let (ids, running) = match state {
                 Ok(s) => s,
                 Err(e) => {
@@ -329,10 +324,9 @@ impl Engine {
                 Err(e) => {
                     // Out of the queue, or it would be tried forever.
                     tracing::warn!(task = %first, error = %e, "starting a queued task failed");
-                    let store = self.inner.store.clone();
                     let msg = e.to_string();
                     let id = first.clone();
-                    let _ = blocking(move || {
+                    let _ = self.db(move |store| {
                         if store.task(&id)?.is_some_and(|t| t.status == TaskStatus::Queued) {
                             store.set_task_state(&id, TaskStatus::Error, None, Some(&msg))?;
                         }
@@ -351,19 +345,16 @@ impl Engine {
     /// How long the task's terminals have been quiet (no output, no input); `None`
     /// when its agent terminal is not connected to a process.
     fn idle_for(&self, task: &Task) -> Option<Duration> {
-        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
-        let agent = terms.get(&task.agent_terminal_id)?;
-        if !agent.terminal.is_live() {
+        if !self.inner.terminals.is_live(&task.agent_terminal_id) {
             return None;
         }
-        terms.values().filter(|e| e.task_id == task.id).map(|e| e.terminal.idle_for()).min()
+        self.inner.terminals.of_task(&task.id).iter().map(|t| t.idle_for()).min()
     }
 
     /// Counts as activity on every terminal of the task (it just started or resumed).
     fn touch_terminals(&self, task_id: &str) {
-        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
-        for e in terms.values().filter(|e| e.task_id == task_id) {
-            e.terminal.touch();
+        for t in self.inner.terminals.of_task(task_id) {
+            t.touch();
         }
     }
 
@@ -385,9 +376,8 @@ impl Engine {
             });
             gate
         });
-        let terms = self.inner.terminals.lock().unwrap_or_else(|p| p.into_inner());
-        for e in terms.values().filter(|e| e.task_id == task_id) {
-            e.terminal.set_input_gate(gate.clone());
+        for t in self.inner.terminals.of_task(task_id) {
+            t.set_input_gate(gate.clone());
         }
     }
 
@@ -413,9 +403,8 @@ impl Engine {
         let Some(pause_after) = self.inner.config.pause_after else { return Ok(()) };
         let lock = self.task_lock(id);
         let _held = lock.lock().await;
-        let store = self.inner.store.clone();
         let tid = id.to_string();
-        let Some(task) = blocking(move || Ok(store.task(&tid)?)).await? else { return Ok(()) };
+        let Some(task) = self.db(move |store| Ok(store.task(&tid)?)).await? else { return Ok(()) };
         if task.status != TaskStatus::Running || self.idle_for(&task).is_none_or(|i| i < pause_after) {
             return Ok(());
         }
@@ -428,9 +417,8 @@ impl Engine {
             self.gate_terminals(id, false);
             return Err(e.into());
         }
-        let store = self.inner.store.clone();
         let tid = id.to_string();
-        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Paused, None, None)?)).await?;
+        self.db(move |store| Ok(store.set_task_state(&tid, TaskStatus::Paused, None, None)?)).await?;
         tracing::info!(task = id, idle_secs = pause_after.as_secs(), "paused an idle sandbox");
         self.task_changed(id);
         self.kick_queue();
@@ -447,17 +435,15 @@ impl Engine {
     ///
     /// Errors: `TASK_NOT_FOUND`; `DOCKER_UNAVAILABLE`; Docker's error.
     pub async fn ensure_unpaused(&self, task_id: &str) -> Result<()> {
-        let store = self.inner.store.clone();
         let tid = task_id.to_string();
-        let task = blocking(move || store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
+        let task = self.db(move |store| store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
         if task.status != TaskStatus::Paused {
             return Ok(());
         }
         let lock = self.task_lock(task_id);
         let _held = lock.lock().await;
-        let store = self.inner.store.clone();
         let tid = task_id.to_string();
-        let task = blocking(move || store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
+        let task = self.db(move |store| store.task(&tid)?.ok_or(Error::NotFound { what: "task", id: tid })).await?;
         self.resume_locked(&task).await
     }
 
@@ -474,9 +460,8 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
         }
-        let store = self.inner.store.clone();
         let tid = task.id.clone();
-        blocking(move || Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
+        self.db(move |store| Ok(store.set_task_state(&tid, TaskStatus::Running, None, None)?)).await?;
         self.gate_terminals(&task.id, false);
         self.touch_terminals(&task.id);
         tracing::info!(task = %task.id, "resumed a paused sandbox");
@@ -486,7 +471,7 @@ impl Engine {
 
     /// Before a paused task's container is stopped or removed: thaws it, so the
     /// stop signal reaches its processes at once.
-    pub(crate) async fn thaw_for_stop(&self, docker: &Docker, task: &Task) {
+    pub(crate) async fn thaw_for_stop(&self, docker: &SandboxHost, task: &Task) {
         self.gate_terminals(&task.id, false);
         if task.status == TaskStatus::Paused {
             if let Some(cid) = &task.container_id {

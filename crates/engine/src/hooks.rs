@@ -13,8 +13,11 @@
 //! Claude Code refuses to send HTTP hooks to private addresses), where
 //! `anycode-relay` carries them over its exec stream to the server's hook service
 //! (see `network.rs` and [`Engine::set_hook_service`]); the
-//! server finds the task by the token ([`Engine::hook_task`]), parses the JSON into a
-//! [`HookEvent`] and calls [`Engine::hook_event`], which sets the agent state:
+//! server finds the task by the token ([`Engine::hook_task`]), reads the JSON into a
+//! [`HookEvent`] ([`HookEvent::from_json`]), calls [`Engine::hook_event`], which sets
+//! the agent state, and sends back [`HookAnswer::to_json`]. Claude Code's side of the
+//! protocol (the settings it is given, the JSON it sends and reads back) is all in
+//! this module; the server only carries the bytes.
 //!
 //! | hook | state |
 //! |---|---|
@@ -126,6 +129,43 @@ pub enum HookAnswer {
     Nothing,
     /// The answer to a `PermissionRequest`.
     Decision(ApprovalDecision),
+}
+
+impl HookEvent {
+    /// The typed event of a hook's JSON input (Claude Code's field names); `None`
+    /// without `hook_event_name`.
+    pub fn from_json(v: &Value) -> Option<HookEvent> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = v.get("hook_event_name")?.as_str()?;
+        Some(match name {
+            "SessionStart" => HookEvent::SessionStart { source: s("source") },
+            "UserPromptSubmit" => HookEvent::UserPromptSubmit,
+            "PostToolUse" => HookEvent::PostToolUse,
+            "PermissionRequest" => HookEvent::PermissionRequest { tool: s("tool_name"), input: v.get("tool_input").cloned().unwrap_or(Value::Null) },
+            "Notification" => HookEvent::Notification { kind: s("notification_type"), message: s("message") },
+            "Stop" => HookEvent::Stop,
+            "StopFailure" => HookEvent::StopFailure {
+                error: Some(s("error")).filter(|e| !e.is_empty()).unwrap_or_else(|| "unknown".into()),
+                details: v.get("error_details").and_then(Value::as_str).map(str::to_string),
+            },
+            "SessionEnd" => HookEvent::SessionEnd { reason: s("reason") },
+            other => HookEvent::Other(other.to_string()),
+        })
+    }
+}
+
+impl HookAnswer {
+    /// The hook's answer as Claude Code reads it: `{}` for none, else the
+    /// `PermissionRequest` decision.
+    pub fn to_json(self) -> Value {
+        let decision = match self {
+            HookAnswer::Nothing => return json!({}),
+            HookAnswer::Decision(ApprovalDecision::Allow) => json!({"behavior": "allow"}),
+            HookAnswer::Decision(ApprovalDecision::Deny { message: Some(m) }) => json!({"behavior": "deny", "message": m}),
+            HookAnswer::Decision(ApprovalDecision::Deny { message: None }) => json!({"behavior": "deny"}),
+        };
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}})
+    }
 }
 
 /// The hook settings for Claude Code, as the JSON of its `settings.json` (only the
@@ -423,6 +463,31 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_claude_codes_hook_input() {
+        let pr = json!({"session_id": "s", "hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "ls"}});
+        assert_eq!(HookEvent::from_json(&pr), Some(HookEvent::PermissionRequest { tool: "Bash".into(), input: json!({"command": "ls"}) }));
+        let n = json!({"hook_event_name": "Notification", "notification_type": "idle_prompt", "message": "waiting"});
+        assert_eq!(HookEvent::from_json(&n), Some(HookEvent::Notification { kind: "idle_prompt".into(), message: "waiting".into() }));
+        let f = json!({"hook_event_name": "StopFailure", "error": "rate_limit", "error_details": "429"});
+        assert_eq!(HookEvent::from_json(&f), Some(HookEvent::StopFailure { error: "rate_limit".into(), details: Some("429".into()) }));
+        assert_eq!(HookEvent::from_json(&json!({"hook_event_name": "PreCompact"})), Some(HookEvent::Other("PreCompact".into())));
+        assert_eq!(HookEvent::from_json(&json!({"tool_name": "Bash"})), None);
+    }
+
+    #[test]
+    fn answers_in_claude_codes_shape() {
+        assert_eq!(HookAnswer::Nothing.to_json(), json!({}));
+        assert_eq!(
+            HookAnswer::Decision(ApprovalDecision::Allow).to_json(),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}})
+        );
+        assert_eq!(
+            HookAnswer::Decision(ApprovalDecision::Deny { message: Some("not now".into()) }).to_json(),
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "deny", "message": "not now"}}})
+        );
+    }
 
     #[test]
     fn settings_post_every_event_to_the_listener_with_the_token_from_the_environment() {

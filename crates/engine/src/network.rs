@@ -14,10 +14,10 @@
 //!   proxy with the task's policy. A relay that dies while the container runs is
 //!   restarted with a backoff (logged).
 
-use crate::{blocking, Engine, Error, Result};
+use crate::{Engine, Error, Result};
 use anycode_core::{BlockedHost, NetworkMode, NetworkPolicy, Task};
 use anycode_egress::{Handler, Policy, Upstream, HOOK_PORT, PROXY_PORT};
-use anycode_sandbox::{Docker, PipeChunk};
+use anycode_sandbox::{PipeChunk, SandboxHost};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -185,9 +185,8 @@ impl Engine {
     ///
     /// Errors: `INVALID_INPUT` naming the bad mode or entries and the fix.
     pub(crate) async fn new_task_network(&self, project_id: &str, req: Option<NetworkRequest>) -> Result<NetworkPolicy> {
-        let store = self.inner.store.clone();
         let pid = project_id.to_string();
-        let project = blocking(move || Ok(store.project_network(&pid)?)).await?;
+        let project = self.db(move |store| Ok(store.project_network(&pid)?)).await?;
         let mut policy = NetworkPolicy { mode: self.inner.config.settings.network.mode.unwrap_or_default(), allow: self.default_allow() };
         if let Some(p) = project {
             policy.mode = p.mode;
@@ -208,9 +207,8 @@ impl Engine {
     /// Errors: `TASK_NOT_FOUND`.
     pub async fn task_network(&self, task_id: &str) -> Result<NetworkStatus> {
         let task = self.task(task_id).await?;
-        let store = self.inner.store.clone();
         let id = task.id.clone();
-        let blocked = blocking(move || Ok(store.blocked_hosts(&id)?)).await?;
+        let blocked = self.db(move |store| Ok(store.blocked_hosts(&id)?)).await?;
         let running_mode = self.inner.net.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(&task.id).map(|t| t.mode);
         Ok(NetworkStatus { policy: task.network, running_mode, blocked })
     }
@@ -233,9 +231,8 @@ impl Engine {
         merge(&mut policy.allow, req.add);
         anycode_egress::check_allow(&policy.allow).map_err(|e| Error::Invalid(format!("network.allow: {e}")))?;
         let compiled = Policy::new(policy.mode, &policy.allow).map_err(|e| Error::Invalid(e.to_string()))?;
-        let store = self.inner.store.clone();
         let (id, p2) = (task.id.clone(), policy.clone());
-        blocking(move || {
+        self.db(move |store| {
             store.set_task_network(&id, &p2)?;
             let now_allowed: Vec<String> = store
                 .blocked_hosts(&id)?
@@ -260,8 +257,7 @@ impl Engine {
     /// Errors: `PROJECT_NOT_FOUND`.
     pub async fn project_network(&self, project_id: &str) -> Result<Option<NetworkPolicy>> {
         let p = self.project(project_id).await?;
-        let store = self.inner.store.clone();
-        blocking(move || Ok(store.project_network(&p.id)?)).await
+        self.db(move |store| Ok(store.project_network(&p.id)?)).await
     }
 
     /// Sets (or with `None` removes) a project's default network policy; its
@@ -283,9 +279,8 @@ impl Engine {
             }
             None => None,
         };
-        let store = self.inner.store.clone();
         let p2 = policy.clone();
-        blocking(move || Ok(store.set_project_network(&p.id, p2.as_ref())?)).await?;
+        self.db(move |store| Ok(store.set_project_network(&p.id, p2.as_ref())?)).await?;
         Ok(policy)
     }
 
@@ -303,7 +298,7 @@ impl Engine {
     }
 
     /// Before a start: the container's Docker networks for the task's mode.
-    pub(crate) async fn prepare_network(&self, docker: &Docker, task: &Task, cid: &str) -> Result<()> {
+    pub(crate) async fn prepare_network(&self, docker: &SandboxHost, task: &Task, cid: &str) -> Result<()> {
         match task.network.mode {
             NetworkMode::Open => docker.network_connect(cid, anycode_sandbox::DEFAULT_NETWORK).await?,
             NetworkMode::Allowlist | NetworkMode::None => docker.network_isolate(cid).await?,
@@ -314,7 +309,7 @@ impl Engine {
     /// Runs the task's relay in container `cid` (just started, or re-attached) and
     /// keeps it running while the container runs. The receiver says whether the
     /// first relay listens (`Err` with what went wrong, also logged).
-    pub(crate) fn start_relay(&self, docker: &Docker, task: &Task, cid: &str) -> oneshot::Receiver<std::result::Result<(), String>> {
+    pub(crate) fn start_relay(&self, docker: &SandboxHost, task: &Task, cid: &str) -> oneshot::Receiver<std::result::Result<(), String>> {
         let generation = self.inner.net.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let engine = self.clone();
@@ -337,7 +332,7 @@ impl Engine {
         self.inner.net.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(task_id).is_some_and(|t| t.generation == generation)
     }
 
-    async fn relay_loop(&self, docker: Docker, task_id: String, cid: String, generation: u64, ready: oneshot::Sender<std::result::Result<(), String>>) {
+    async fn relay_loop(&self, docker: SandboxHost, task_id: String, cid: String, generation: u64, ready: oneshot::Sender<std::result::Result<(), String>>) {
         let mut ready = Some(ready);
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -366,7 +361,7 @@ impl Engine {
     /// One relay process: started, served until its output ends.
     async fn relay_once(
         &self,
-        docker: &Docker,
+        docker: &SandboxHost,
         task_id: &str,
         cid: &str,
         generation: u64,
@@ -507,7 +502,7 @@ impl Engine {
     /// first line (a warning) and the log; hooks are then off for this run.
     pub(crate) fn handover_after_relay(
         &self,
-        docker: Docker,
+        docker: SandboxHost,
         task_id: String,
         cid: String,
         viewer: anycode_terminal::Viewer,

@@ -1,7 +1,7 @@
 //! [`Control`] implementations for Docker's two kinds of TTY: a container's main
 //! process (attach) and an exec session.
 
-use anycode_sandbox::Docker;
+use anycode_sandbox::SandboxHost;
 use anycode_terminal::Control;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// The container's main process.
 pub(crate) struct ContainerControl {
-    pub docker: Docker,
+    pub docker: SandboxHost,
     pub id: String,
     /// True when attached before `start`: the exit to wait for is the next one, not
     /// the "not running" state the container is in until it starts.
@@ -51,7 +51,7 @@ impl Control for ContainerControl {
 
 /// An exec session.
 pub(crate) struct ExecControl {
-    pub docker: Docker,
+    pub docker: SandboxHost,
     pub exec_id: String,
 }
 

@@ -20,10 +20,10 @@
 //! in the container besides the read-only objects, so a sandbox on a remote Docker
 //! engine can use the same steps.
 
-use crate::{blocking, sandbox_user, Engine, Error, Project, Result, Task, TaskStatus};
+use crate::{blocking, Engine, Error, Project, Result, Task, TaskStatus};
 use anycode_git::taskrepo::{self as tr, PackStream};
 use anycode_git::{Diff, MergeCheck, UpdateOutcome};
-use anycode_sandbox::{Docker, PipeChunk};
+use anycode_sandbox::{PipeChunk, SandboxHost};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
@@ -82,7 +82,7 @@ impl Engine {
     }
 
     /// The task's container when it runs and is not frozen.
-    async fn live_container(&self, task: &Task) -> Result<Option<(Docker, String)>> {
+    async fn live_container(&self, task: &Task) -> Result<Option<(SandboxHost, String)>> {
         let Some(cid) = task.container_id.clone() else { return Ok(None) };
         if !matches!(task.status, TaskStatus::Running) {
             return Ok(None);
@@ -162,7 +162,7 @@ impl Engine {
         }
     }
 
-    async fn sync_with(&self, docker: &Docker, cid: &str, user: &str, task: &Task, project: &Project) -> Result<()> {
+    async fn sync_with(&self, docker: &SandboxHost, cid: &str, user: &str, task: &Task, project: &Project) -> Result<()> {
         let started = std::time::Instant::now();
         let out = docker.exec_output(cid, sh(tr::SNAPSHOT_SCRIPT, "snapshot", &[&task.branch]), user, vec![], b"", EXEC_OUTPUT).await?;
         if out.exit_code != 0 {
@@ -184,7 +184,7 @@ impl Engine {
     }
 
     /// `git upload-pack` in the sandbox, piped over the exec stream into the mirror.
-    async fn fetch_from_sandbox(&self, docker: &Docker, cid: &str, user: &str, task: &Task) -> Result<tr::Fetched> {
+    async fn fetch_from_sandbox(&self, docker: &SandboxHost, cid: &str, user: &str, task: &Task) -> Result<tr::Fetched> {
         let cmd = ["git", "-c", "core.fsmonitor=false", "upload-pack", "--timeout=60", tr::SANDBOX_WORKDIR].map(String::from).to_vec();
         let pipe = docker.exec_pipe(cid, cmd, user, vec![], tr::SANDBOX_WORKDIR).await?;
         let (to_host, from_sandbox) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -313,7 +313,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     async fn git_in_sandbox(
         &self,
-        docker: &Docker,
+        docker: &SandboxHost,
         cid: &str,
         user: &str,
         task: &Task,
@@ -406,7 +406,7 @@ impl Engine {
     /// new repository on the task branch (the working files stay, uncommitted work
     /// included), a mirror is made, and the registration in the user's repository is
     /// removed by its known path. Returns whether the task was moved.
-    pub(crate) async fn migrate_legacy(&self, docker: &Docker, task: &Task) -> Result<bool> {
+    pub(crate) async fn migrate_legacy(&self, docker: &SandboxHost, task: &Task) -> Result<bool> {
         let ws = self.workspace_path(&task.project_id, &task.id);
         if !anycode_git::taskrepo::is_legacy_worktree(&ws) {
             return Ok(false);
@@ -421,18 +421,17 @@ impl Engine {
             docker.remove(cid).await?;
         }
         let project = self.project(&task.project_id).await?;
-        let (repo, mirror, branch, name) = (PathBuf::from(&project.path), self.mirror_path(&task.id), task.branch.clone(), crate::legacy_worktree_name(&task.id));
+        let (repo, mirror, branch, name) = (PathBuf::from(&project.path), self.mirror_path(&task.id), task.branch.clone(), legacy_worktree_name(&task.id));
         let user = sandbox_user(Path::new(&project.path));
         blocking(move || {
             tr::migrate_legacy_worktree(&repo, &ws, &mirror, &branch)?;
             anycode_git::remove_legacy_registration(&repo, &name)?;
-            crate::prepare_ownership(&user, &ws);
+            prepare_ownership(&user, &ws);
             Ok(())
         })
         .await?;
-        let store = self.inner.store.clone();
         let tid = task.id.clone();
-        blocking(move || {
+        self.db(move |store| {
             store.set_task_container(&tid, None)?;
             store.set_task_state(
                 &tid,
@@ -444,5 +443,60 @@ impl Engine {
         })
         .await?;
         Ok(true)
+    }
+}
+
+/// The name an older AnyCode registered a task's worktree under in the user's
+/// repository (`.git/worktrees/anycode-<task id>`), removed when the task goes.
+pub(crate) fn legacy_worktree_name(task_id: &str) -> String {
+    format!("anycode-{task_id}")
+}
+
+/// The `uid:gid` sandbox processes run as: the owner of the repository, so files
+/// the agent writes belong to the user; `1000:1000` (the image's `agent`) when the
+/// repository belongs to root, since sandboxes never run as root.
+pub(crate) fn sandbox_user(repo: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(repo) {
+            if m.uid() != 0 {
+                return format!("{}:{}", m.uid(), m.gid());
+            }
+        }
+    }
+    let _ = repo;
+    "1000:1000".to_string()
+}
+
+/// When the sandbox runs as the image's `agent` (1000:1000: the repository belongs
+/// to root), hands the task's working tree to it so the agent can write its files
+/// and its repository. Called only before the task's sandbox first starts (or after
+/// it was removed), so every path in the folder is AnyCode's own; `lchown` never
+/// follows a symlink and the walk never enters one.
+pub(crate) fn prepare_ownership(user: &str, worktree: &Path) {
+    #[cfg(unix)]
+    {
+        if user != "1000:1000" {
+            return;
+        }
+        chown_tree(worktree, 1000, 1000);
+    }
+    #[cfg(not(unix))]
+    let _ = (user, worktree);
+}
+
+#[cfg(unix)]
+pub(crate) fn chown_tree(root: &Path, uid: u32, gid: u32) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Err(e) = std::os::unix::fs::lchown(&p, Some(uid), Some(gid)) {
+            tracing::debug!(path = %p.display(), error = %e, "chown failed");
+        }
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
     }
 }

@@ -78,49 +78,10 @@ fn tar_context(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
 }
 
 impl Docker {
-    /// Whether an image with this tag exists locally.
-    pub async fn image_exists(&self, tag: &str) -> Result<bool> {
-        match self.api.inspect_image(tag).await {
-            Ok(_) => Ok(true),
-            Err(e) if crate::is_not_found(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Makes sure the sandbox image exists and is current; returns its tag.
-    ///
-    /// With `configured` (the user's `ANYCODE_IMAGE`), that image is used as it is
-    /// ([`Error::NoImage`] when missing). Otherwise the image is built from the
-    /// embedded `sandbox-image/` plus the `*.crt` files of `extra_ca_dir` when its
-    /// tag is missing, reporting each output line to `progress`, and also tagged
-    /// `anycode-sandbox:latest`.
-    ///
-    /// Errors: [`Error::Build`] with Docker's message and the last output lines.
-    pub async fn ensure_image(
-        &self,
-        configured: Option<&str>,
-        extra_ca_dir: Option<&Path>,
-        mut progress: impl FnMut(BuildEvent) + Send,
-    ) -> Result<String> {
-        if let Some(tag) = configured {
-            return if self.image_exists(tag).await? { Ok(tag.to_string()) } else { Err(Error::NoImage(tag.to_string())) };
-        }
-        let files = build_context_files(extra_ca_dir)?;
-        let tag = image_tag(&files);
-        if self.image_exists(&tag).await? {
-            progress(BuildEvent::UpToDate(tag.clone()));
-            return Ok(tag);
-        }
-        self.build(&tag, &files, &mut progress).await?;
-        let latest = TagImageOptions { repo: IMAGE_REPO, tag: "latest" };
-        self.api.tag_image(&tag, Some(latest)).await?;
-        progress(BuildEvent::Done(tag.clone()));
-        Ok(tag)
-    }
 
     /// Builds `files` (a build context with a `Dockerfile`) as `tag`, reporting
     /// [`BuildEvent::Started`] and each output line (not `Done`).
-    async fn build(&self, tag: &str, files: &[(String, Vec<u8>)], progress: &mut (impl FnMut(BuildEvent) + Send)) -> Result<()> {
+    async fn build(&self, tag: &str, files: &[(String, Vec<u8>)], progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
         progress(BuildEvent::Started(tag.to_string()));
         let body = tar_context(files)?;
         let mut buildargs = std::collections::HashMap::new();
@@ -166,19 +127,46 @@ impl Docker {
         }
         Ok(())
     }
+}
 
-    /// Makes sure the image variant `tag` exists, building it from `dockerfile` (a
-    /// Dockerfile `FROM` the sandbox image, no other context) when missing; reports
-    /// progress like [`Docker::ensure_image`].
-    ///
-    /// Errors: [`Error::Build`] with Docker's message and the last output lines.
-    pub async fn ensure_variant(&self, tag: &str, dockerfile: &str, mut progress: impl FnMut(BuildEvent) + Send) -> Result<()> {
+impl Docker {
+    pub(crate) async fn image_exists(&self, tag: &str) -> Result<bool> {
+        match self.api.inspect_image(tag).await {
+            Ok(_) => Ok(true),
+            Err(e) if crate::is_not_found(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(crate) async fn ensure_image(
+        &self,
+        configured: Option<&str>,
+        extra_ca_dir: Option<&Path>,
+        progress: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<String> {
+        if let Some(tag) = configured {
+            return if self.image_exists(tag).await? { Ok(tag.to_string()) } else { Err(Error::NoImage(tag.to_string())) };
+        }
+        let files = build_context_files(extra_ca_dir)?;
+        let tag = image_tag(&files);
+        if self.image_exists(&tag).await? {
+            progress(BuildEvent::UpToDate(tag.clone()));
+            return Ok(tag);
+        }
+        self.build(&tag, &files, progress).await?;
+        let latest = TagImageOptions { repo: IMAGE_REPO, tag: "latest" };
+        self.api.tag_image(&tag, Some(latest)).await?;
+        progress(BuildEvent::Done(tag.clone()));
+        Ok(tag)
+    }
+
+    pub(crate) async fn ensure_variant(&self, tag: &str, dockerfile: &str, progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
         if self.image_exists(tag).await? {
             progress(BuildEvent::UpToDate(tag.to_string()));
             return Ok(());
         }
         let files = vec![("Dockerfile".to_string(), dockerfile.as_bytes().to_vec())];
-        self.build(tag, &files, &mut progress).await?;
+        self.build(tag, &files, progress).await?;
         progress(BuildEvent::Done(tag.to_string()));
         Ok(())
     }

@@ -14,10 +14,12 @@
 //! owns it), [`LABEL_TASK`] and [`LABEL_PROJECT`]; containers of other instances are
 //! never touched.
 
+mod backend;
 mod hijack;
 pub mod image;
 mod network;
 
+pub use backend::{Backend, SandboxHost};
 pub use network::DEFAULT_NETWORK;
 
 use bollard::container::{
@@ -34,7 +36,6 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 
-pub use bollard;
 
 /// Label naming the AnyCode instance (a hash of its data dir) owning a container.
 pub const LABEL_INSTANCE: &str = "dev.anycode.instance";
@@ -138,6 +139,9 @@ pub struct ContainerInfo {
     pub paused: bool,
     /// Exit code of the last run when not running.
     pub exit_code: Option<i64>,
+    /// The image as the container was created from, `tag@image id` (e.g.
+    /// `anycode-sandbox:1a2b…@sha256:…`), when the backend reports it.
+    pub image: Option<String>,
 }
 
 /// One reading of a container's resource use ([`Docker::stats`]).
@@ -220,50 +224,66 @@ impl Docker {
         )))
     }
 
+
     /// `/v1.41`-style prefix of the negotiated API version, for raw requests.
     fn version_prefix(&self) -> String {
         let v = self.api.client_version();
         format!("/v{}.{}", v.major_version, v.minor_version)
     }
 
-    /// The bollard handle, for callers that need an API this crate does not wrap.
-    pub fn api(&self) -> &bollard::Docker {
+
+    /// The bollard handle (this crate's own: bollard stays behind [`Backend`]).
+    pub(crate) fn api(&self) -> &bollard::Docker {
         &self.api
     }
 
-    /// The engine's version string, e.g. `20.10.24+dfsg1`.
-    pub async fn version(&self) -> Result<String> {
+
+    /// The logged TTY output, byte for byte, over a raw attach that replays the log
+    /// and ends (`logs=1&stream=0`): bollard's log decoder holds a last line without
+    /// a newline (a shell's prompt) and then fails with "bytes remaining on stream".
+    /// Returns the last `max_bytes` (all when `None`: then only the count matters)
+    /// and the total length; `None` when the endpoint cannot be hijacked.
+    async fn raw_logs(&self, id: &str, max_bytes: Option<usize>) -> Result<Option<(Vec<u8>, u64)>> {
+        let Some(ep) = &self.raw else { return Ok(None) };
+        let path = format!("{}/containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1", self.version_prefix());
+        let (mut output, _input) = match hijack::hijack(ep, &path, None).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
+            Err(e) => return Err(Error::Io(format!("reading the log of {id}: {e}"))),
+        };
+        let mut out: Vec<u8> = Vec::new();
+        let mut total = 0u64;
+        while let Some(chunk) = output.next().await {
+            let chunk = chunk.map_err(|e| Error::Io(format!("reading the log of {id}: {e}")))?;
+            total += chunk.len() as u64;
+            if let Some(max) = max_bytes {
+                out.extend_from_slice(&chunk);
+                if out.len() > 2 * max {
+                    out.drain(..out.len() - max);
+                }
+            }
+        }
+        if let Some(max) = max_bytes {
+            if out.len() > max {
+                out.drain(..out.len() - max);
+            }
+        }
+        Ok(Some((out, total)))
+    }
+
+
+    /// Creates an exec in container `id`; a missing container is [`Error::NoSuchContainer`].
+    async fn create_exec(&self, id: &str, opts: CreateExecOptions<String>) -> Result<bollard::exec::CreateExecResults> {
+        self.api.create_exec(id, opts).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })
+    }
+}
+
+impl Docker {
+    pub(crate) async fn version(&self) -> Result<String> {
         Ok(self.api.version().await?.version.unwrap_or_else(|| "unknown".into()))
     }
 
-    /// The address of Docker's default `bridge` network's gateway (its IPAM
-    /// configuration, e.g. `172.17.0.1`): the host as containers reach it through
-    /// `host.docker.internal` on Linux. `None` when the network or its gateway is
-    /// missing (Docker Desktop and other VMs: there `host.docker.internal` reaches the
-    /// host's loopback).
-    pub async fn bridge_gateway(&self) -> Result<Option<std::net::IpAddr>> {
-        let net = match self.api.inspect_network::<String>("bridge", None).await {
-            Ok(n) => n,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let gateway = net
-            .ipam
-            .and_then(|i| i.config)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| c.gateway)
-            .filter_map(|g| g.parse::<std::net::IpAddr>().ok())
-            .find(|ip| ip.is_ipv4());
-        Ok(gateway)
-    }
-
-    /// Creates (does not start) a task container with AnyCode's labels and hardening:
-    /// a TTY main process, `no-new-privileges`, every capability dropped, the given
-    /// memory/CPU/pids limits, an init process, bounded logs (2 × 4 MB, which is also
-    /// the agent terminal's history across server restarts), `host.docker.internal`
-    /// resolving to the host, and no Docker socket. Returns the container id.
-    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+    pub(crate) async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         let labels = HashMap::from([
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_TASK.to_string(), spec.task_id.clone()),
@@ -308,15 +328,7 @@ impl Docker {
         Ok(self.api.create_container(Some(opts), config).await?.id)
     }
 
-    /// Creates and starts a short-lived helper container for git work on a stopped
-    /// task's folder: the given image and `binds`, as `user`, with **no network**
-    /// (`network_mode: none`), every capability dropped, `no-new-privileges`, 512 MiB,
-    /// one CPU, 128 processes, and `sleep` as its main process (work is done by
-    /// execs). It carries this instance's label and `dev.anycode.task=helper:<task>`,
-    /// so reconcile removes a leftover. Returns its id; the caller removes it.
-    ///
-    /// Errors: engine errors (e.g. a missing image).
-    pub async fn start_helper(&self, name: &str, image: &str, task_id: &str, user: &str, binds: Vec<String>) -> Result<String> {
+    pub(crate) async fn start_helper(&self, name: &str, image: &str, task_id: &str, user: &str, binds: Vec<String>) -> Result<String> {
         let labels = HashMap::from([
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_TASK.to_string(), format!("helper:{task_id}")),
@@ -357,8 +369,7 @@ impl Docker {
         Ok(id)
     }
 
-    /// Starts a container (no-op when it runs already).
-    pub async fn start(&self, id: &str) -> Result<()> {
+    pub(crate) async fn start(&self, id: &str) -> Result<()> {
         match self.api.start_container::<String>(id, None).await {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
@@ -367,8 +378,7 @@ impl Docker {
         }
     }
 
-    /// Stops a container, giving its processes `grace` to exit after SIGTERM.
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+    pub(crate) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let opts = StopContainerOptions { t: grace.as_secs() as i64 };
         match self.api.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
@@ -378,18 +388,11 @@ impl Docker {
         }
     }
 
-    /// How many CPUs the engine's host (or VM) has: the most a container may be
-    /// given. `None` when the engine does not say.
-    pub async fn cpu_count(&self) -> Result<Option<u64>> {
+    pub(crate) async fn cpu_count(&self) -> Result<Option<u64>> {
         Ok(self.api.info().await?.ncpu.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0))
     }
 
-    /// Freezes every process of a running container (`docker pause`, the cgroup
-    /// freezer): it keeps its memory and its TTY, and uses no CPU. Already paused is
-    /// fine.
-    ///
-    /// Errors: [`Error::NoSuchContainer`]; Docker's error when it is not running.
-    pub async fn pause(&self, id: &str) -> Result<()> {
+    pub(crate) async fn pause(&self, id: &str) -> Result<()> {
         match self.api.pause_container(id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
@@ -401,10 +404,7 @@ impl Docker {
         }
     }
 
-    /// Thaws a paused container (`docker unpause`). Not paused is fine.
-    ///
-    /// Errors: [`Error::NoSuchContainer`].
-    pub async fn unpause(&self, id: &str) -> Result<()> {
+    pub(crate) async fn unpause(&self, id: &str) -> Result<()> {
         match self.api.unpause_container(id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
@@ -416,12 +416,7 @@ impl Docker {
         }
     }
 
-    /// One reading of a container's resource use (Docker stats, `one-shot`: no
-    /// waiting for a second sample, so a reading costs the engine one cgroup read).
-    /// CPU use is a counter: the caller turns two readings into a rate.
-    ///
-    /// Errors: [`Error::NoSuchContainer`]; Docker's error otherwise.
-    pub async fn stats(&self, id: &str) -> Result<Stats> {
+    pub(crate) async fn stats(&self, id: &str) -> Result<Stats> {
         use bollard::container::{MemoryStatsStats, StatsOptions};
         let opts = StatsOptions { stream: false, one_shot: true };
         let mut s = self.api.stats(id, Some(opts));
@@ -447,8 +442,7 @@ impl Docker {
         })
     }
 
-    /// Removes a container and its anonymous volumes, stopping it first. Missing is fine.
-    pub async fn remove(&self, id: &str) -> Result<()> {
+    pub(crate) async fn remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
         match self.api.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
@@ -457,11 +451,15 @@ impl Docker {
         }
     }
 
-    /// The container's state, or `None` when it does not exist.
-    pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+    pub(crate) async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
         match self.api.inspect_container(id, None::<InspectContainerOptions>).await {
             Ok(c) => {
                 let labels = c.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                let image = match (c.config.as_ref().and_then(|c| c.image.clone()), c.image.clone()) {
+                    (Some(t), Some(id)) => Some(format!("{t}@{id}")),
+                    (None, Some(id)) => Some(id),
+                    _ => None,
+                };
                 let state = c.state.unwrap_or_default();
                 Ok(Some(ContainerInfo {
                     id: c.id.unwrap_or_else(|| id.to_string()),
@@ -469,6 +467,7 @@ impl Docker {
                     running: state.running.unwrap_or(false),
                     paused: state.paused.unwrap_or(false),
                     exit_code: state.exit_code,
+                    image,
                 }))
             }
             Err(e) if is_not_found(&e) => Ok(None),
@@ -476,8 +475,7 @@ impl Docker {
         }
     }
 
-    /// Every container of this instance, running or not.
-    pub async fn managed_containers(&self) -> Result<Vec<ContainerInfo>> {
+    pub(crate) async fn managed_containers(&self) -> Result<Vec<ContainerInfo>> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={}", self.instance)])]);
         let opts = ListContainersOptions { all: true, filters, ..Default::default() };
         let list = self.api.list_containers(Some(opts)).await?;
@@ -491,15 +489,13 @@ impl Docker {
                 running: c.state.as_deref() == Some("running") || c.state.as_deref() == Some("paused"),
                 paused: c.state.as_deref() == Some("paused"),
                 exit_code: None,
+                image: c.image.zip(c.image_id).map(|(t, id)| format!("{t}@{id}")),
             });
         }
         Ok(out)
     }
 
-    /// Attaches to the main process's TTY. With `logs`, the stream starts with the
-    /// container's logged output (its history, bounded by the log limits), then goes
-    /// on live. Attaching before `start` catches every byte of the new run.
-    pub async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
+    pub(crate) async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
         if let Some(ep) = &self.raw {
             let path = format!("{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&logs={}", self.version_prefix(), u8::from(logs));
             return match hijack::hijack(ep, &path, None).await {
@@ -526,11 +522,7 @@ impl Docker {
         Ok(TtyStream { output: output_stream(res.output), input: res.input })
     }
 
-    /// Writes `bytes` to the main process's TTY input over an attach of its own
-    /// (stdin only), bypassing the terminal hub: what is written here goes through
-    /// no viewer, scrollback, recording or log of AnyCode. Used to hand credentials
-    /// to the agent after it turned echo off.
-    pub async fn write_stdin(&self, id: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) async fn write_stdin(&self, id: &str, bytes: &[u8]) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         let opts = AttachContainerOptions::<String> {
             stdin: Some(true),
@@ -555,9 +547,7 @@ impl Docker {
         Ok(())
     }
 
-    /// The container's logged output so far (its TTY history), for terminals of
-    /// stopped containers. At most the last `max_bytes`.
-    pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
+    pub(crate) async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
         if let Some(out) = self.raw_logs(id, Some(max_bytes)).await? {
             return Ok(out.0);
         }
@@ -580,42 +570,7 @@ impl Docker {
         Ok(out)
     }
 
-    /// The logged TTY output, byte for byte, over a raw attach that replays the log
-    /// and ends (`logs=1&stream=0`): bollard's log decoder holds a last line without
-    /// a newline (a shell's prompt) and then fails with "bytes remaining on stream".
-    /// Returns the last `max_bytes` (all when `None`: then only the count matters)
-    /// and the total length; `None` when the endpoint cannot be hijacked.
-    async fn raw_logs(&self, id: &str, max_bytes: Option<usize>) -> Result<Option<(Vec<u8>, u64)>> {
-        let Some(ep) = &self.raw else { return Ok(None) };
-        let path = format!("{}/containers/{id}/attach?logs=1&stream=0&stdout=1&stderr=1", self.version_prefix());
-        let (mut output, _input) = match hijack::hijack(ep, &path, None).await {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchContainer(id.to_string())),
-            Err(e) => return Err(Error::Io(format!("reading the log of {id}: {e}"))),
-        };
-        let mut out: Vec<u8> = Vec::new();
-        let mut total = 0u64;
-        while let Some(chunk) = output.next().await {
-            let chunk = chunk.map_err(|e| Error::Io(format!("reading the log of {id}: {e}")))?;
-            total += chunk.len() as u64;
-            if let Some(max) = max_bytes {
-                out.extend_from_slice(&chunk);
-                if out.len() > 2 * max {
-                    out.drain(..out.len() - max);
-                }
-            }
-        }
-        if let Some(max) = max_bytes {
-            if out.len() > max {
-                out.drain(..out.len() - max);
-            }
-        }
-        Ok(Some((out, total)))
-    }
-
-    /// How many bytes of output the container's log holds (what an attach with
-    /// `logs` replays before the live stream).
-    pub async fn logs_len(&self, id: &str) -> Result<u64> {
+    pub(crate) async fn logs_len(&self, id: &str) -> Result<u64> {
         if let Some(out) = self.raw_logs(id, None).await? {
             return Ok(out.1);
         }
@@ -632,17 +587,12 @@ impl Docker {
         Ok(n)
     }
 
-    /// Sets the main process's TTY size in character cells.
-    pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+    pub(crate) async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
         let opts = ResizeContainerTtyOptions { width: cols, height: rows };
         Ok(self.api.resize_container_tty(id, opts).await?)
     }
 
-    /// Waits until the container's main process is not running and returns its exit
-    /// code (`None` when Docker does not say). With `next_exit`, waits for the end of
-    /// the next run instead: for a container that is created or about to be started,
-    /// whose "not running" state would otherwise answer at once.
-    pub async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>> {
+    pub(crate) async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>> {
         use bollard::container::WaitContainerOptions;
         let opts = WaitContainerOptions { condition: if next_exit { "next-exit" } else { "not-running" } };
         let mut s = self.api.wait_container(id, Some(opts));
@@ -655,9 +605,7 @@ impl Docker {
         }
     }
 
-    /// Starts `cmd` in the running container with a TTY of `cols`×`rows`, as `user`,
-    /// in /workspace. Returns the exec id and its stream.
-    pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
+    pub(crate) async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
         let opts = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env),
@@ -688,25 +636,14 @@ impl Docker {
         }
     }
 
-    /// Starts `cmd` in the running container as `user`, without a TTY and without
-    /// waiting for it (Docker's detached exec): housekeeping such as hanging up a
-    /// closed terminal's processes. Errors: [`Error::NoSuchContainer`], engine errors.
-    pub async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
+    pub(crate) async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
         let opts = CreateExecOptions::<String> { cmd: Some(cmd), user: Some(user.to_string()), ..Default::default() };
         let exec = self.create_exec(id, opts).await?;
         self.api.start_exec(&exec.id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None })).await?;
         Ok(())
     }
 
-    /// Starts `cmd` in the running container as `user` in `workdir`, without a TTY,
-    /// with its stdin, stdout and stderr as pipes (Docker multiplexes stdout and
-    /// stderr; bollard's decoder splits them, which is exact for non-TTY streams).
-    /// Used for byte protocols over the exec stream: git's pack protocol and the
-    /// sandbox relay. Closing (shutting down) `input` closes the process's stdin.
-    ///
-    /// Errors: [`Error::NoSuchContainer`]; engine errors (e.g. the container is not
-    /// running).
-    pub async fn exec_pipe(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, workdir: &str) -> Result<ExecPipe> {
+    pub(crate) async fn exec_pipe(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, workdir: &str) -> Result<ExecPipe> {
         let opts = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env),
@@ -740,12 +677,7 @@ impl Docker {
         }
     }
 
-    /// Runs `cmd` to its end (see [`Docker::exec_pipe`]) with `stdin` as its input,
-    /// and returns its exit code and output. Each of stdout and stderr keeps at most
-    /// `max_bytes` (the first bytes; [`ExecOutput::truncated`] says when more came).
-    ///
-    /// Errors: as [`Docker::exec_pipe`]; [`Error::Io`] when the stream breaks.
-    pub async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
+    pub(crate) async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
         use tokio::io::AsyncWriteExt;
         let mut pipe = self.exec_pipe(id, cmd, user, env, "/workspace").await?;
         let io = |e: std::io::Error| Error::Io(format!("exec in {id}: {e}"));
@@ -790,18 +722,11 @@ impl Docker {
         Ok(out)
     }
 
-    /// Creates an exec in container `id`; a missing container is [`Error::NoSuchContainer`].
-    async fn create_exec(&self, id: &str, opts: CreateExecOptions<String>) -> Result<bollard::exec::CreateExecResults> {
-        self.api.create_exec(id, opts).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })
-    }
-
-    /// Sets an exec session's TTY size.
-    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+    pub(crate) async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
         Ok(self.api.resize_exec(exec_id, ResizeExecOptions { width: cols, height: rows }).await?)
     }
 
-    /// An exec session's exit code, `None` while it runs.
-    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+    pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
         let r = self.api.inspect_exec(exec_id).await?;
         Ok(if r.running == Some(true) { None } else { r.exit_code })
     }

@@ -10,20 +10,14 @@ use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions};
 pub const DEFAULT_NETWORK: &str = "bridge";
 
 impl Docker {
-    /// The names of the networks container `id` is connected to.
-    ///
-    /// Errors: [`Error::NoSuchContainer`]; engine errors.
-    pub async fn container_networks(&self, id: &str) -> Result<Vec<String>> {
+    pub(crate) async fn container_networks(&self, id: &str) -> Result<Vec<String>> {
         let c = self.api.inspect_container(id, None).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })?;
         let mut names: Vec<String> = c.network_settings.and_then(|n| n.networks).map(|n| n.into_keys().collect()).unwrap_or_default();
         names.sort();
         Ok(names)
     }
 
-    /// Connects container `id` to `network` (already connected is fine).
-    ///
-    /// Errors: [`Error::NoSuchContainer`] (or a missing network); engine errors.
-    pub async fn network_connect(&self, id: &str, network: &str) -> Result<()> {
+    pub(crate) async fn network_connect(&self, id: &str, network: &str) -> Result<()> {
         if self.container_networks(id).await?.iter().any(|n| n == network) {
             return Ok(());
         }
@@ -31,10 +25,7 @@ impl Docker {
         self.api.connect_network(network, opts).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })
     }
 
-    /// Disconnects container `id` from `network` (not connected is fine).
-    ///
-    /// Errors: [`Error::NoSuchContainer`]; engine errors.
-    pub async fn network_disconnect(&self, id: &str, network: &str) -> Result<()> {
+    pub(crate) async fn network_disconnect(&self, id: &str, network: &str) -> Result<()> {
         let opts = DisconnectNetworkOptions::<String> { container: id.to_string(), force: true };
         match self.api.disconnect_network(network, opts).await {
             Ok(()) => Ok(()),
@@ -45,10 +36,7 @@ impl Docker {
         }
     }
 
-    /// Disconnects container `id` from every network: only loopback is left.
-    ///
-    /// Errors: as [`Docker::network_disconnect`].
-    pub async fn network_isolate(&self, id: &str) -> Result<()> {
+    pub(crate) async fn network_isolate(&self, id: &str) -> Result<()> {
         for n in self.container_networks(id).await? {
             self.network_disconnect(id, &n).await?;
         }

@@ -11,13 +11,13 @@
 
 use crate::api::TaskView;
 use crate::{ApiError, AppState};
-use anycode_engine::{ApprovalDecision, Engine, HookAnswer, HookEvent, HookService, HOOK_PATH};
+use anycode_engine::{ApprovalDecision, Engine, HookEvent, HookService, HOOK_PATH};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Longest Deny message accepted, in characters.
@@ -61,43 +61,10 @@ async fn hook(State(engine): State<Engine>, headers: HeaderMap, body: axum::body
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return ApiError::new(StatusCode::BAD_REQUEST, "INVALID_JSON", "the hook's body must be its JSON input").into_response();
     };
-    let Some(ev) = parse_event(&v) else {
+    let Some(ev) = HookEvent::from_json(&v) else {
         return ApiError::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", "hook_event_name is missing").into_response();
     };
-    Json(answer_json(engine.hook_event(&task_id, ev).await)).into_response()
-}
-
-/// The typed event of a hook's JSON input (Claude Code's field names); `None`
-/// without `hook_event_name`.
-pub(crate) fn parse_event(v: &Value) -> Option<HookEvent> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = v.get("hook_event_name")?.as_str()?;
-    Some(match name {
-        "SessionStart" => HookEvent::SessionStart { source: s("source") },
-        "UserPromptSubmit" => HookEvent::UserPromptSubmit,
-        "PostToolUse" => HookEvent::PostToolUse,
-        "PermissionRequest" => HookEvent::PermissionRequest { tool: s("tool_name"), input: v.get("tool_input").cloned().unwrap_or(Value::Null) },
-        "Notification" => HookEvent::Notification { kind: s("notification_type"), message: s("message") },
-        "Stop" => HookEvent::Stop,
-        "StopFailure" => HookEvent::StopFailure {
-            error: Some(s("error")).filter(|e| !e.is_empty()).unwrap_or_else(|| "unknown".into()),
-            details: v.get("error_details").and_then(Value::as_str).map(str::to_string),
-        },
-        "SessionEnd" => HookEvent::SessionEnd { reason: s("reason") },
-        other => HookEvent::Other(other.to_string()),
-    })
-}
-
-/// The hook's answer as Claude Code reads it: `{}` for none, else the
-/// `PermissionRequest` decision.
-pub(crate) fn answer_json(a: HookAnswer) -> Value {
-    let decision = match a {
-        HookAnswer::Nothing => return json!({}),
-        HookAnswer::Decision(ApprovalDecision::Allow) => json!({"behavior": "allow"}),
-        HookAnswer::Decision(ApprovalDecision::Deny { message: Some(m) }) => json!({"behavior": "deny", "message": m}),
-        HookAnswer::Decision(ApprovalDecision::Deny { message: None }) => json!({"behavior": "deny"}),
-    };
-    json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": decision}})
+    Json(engine.hook_event(&task_id, ev).await.to_json()).into_response()
 }
 
 /// `/api/tasks/{id}/approval`.
@@ -166,31 +133,6 @@ async fn approval(State(st): State<AppState>, Path(id): Path<String>, body: axum
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_claude_codes_hook_input() {
-        let pr = json!({"session_id": "s", "hook_event_name": "PermissionRequest", "tool_name": "Bash", "tool_input": {"command": "ls"}});
-        assert_eq!(parse_event(&pr), Some(HookEvent::PermissionRequest { tool: "Bash".into(), input: json!({"command": "ls"}) }));
-        let n = json!({"hook_event_name": "Notification", "notification_type": "idle_prompt", "message": "waiting"});
-        assert_eq!(parse_event(&n), Some(HookEvent::Notification { kind: "idle_prompt".into(), message: "waiting".into() }));
-        let f = json!({"hook_event_name": "StopFailure", "error": "rate_limit", "error_details": "429"});
-        assert_eq!(parse_event(&f), Some(HookEvent::StopFailure { error: "rate_limit".into(), details: Some("429".into()) }));
-        assert_eq!(parse_event(&json!({"hook_event_name": "PreCompact"})), Some(HookEvent::Other("PreCompact".into())));
-        assert_eq!(parse_event(&json!({"tool_name": "Bash"})), None);
-    }
-
-    #[test]
-    fn answers_in_claude_codes_shape() {
-        assert_eq!(answer_json(HookAnswer::Nothing), json!({}));
-        assert_eq!(
-            answer_json(HookAnswer::Decision(ApprovalDecision::Allow)),
-            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "allow"}}})
-        );
-        assert_eq!(
-            answer_json(HookAnswer::Decision(ApprovalDecision::Deny { message: Some("not now".into()) })),
-            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest", "decision": {"behavior": "deny", "message": "not now"}}})
-        );
-    }
 
     #[test]
     fn approval_bodies() {

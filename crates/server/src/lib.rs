@@ -1,9 +1,10 @@
 //! AnyCode's HTTP and WebSocket server, on axum. The only crate that knows HTTP and
 //! JSON.
 //!
-//! - [`serve`] takes a bound listener and a shutdown future, so the CLI
-//!   (`anycode serve`), the desktop shell and tests all run the same server.
-//!   [`Server`] is the same in two steps, for callers that need its [`LanControl`].
+//! - [`launch`]: the one startup path of `anycode serve` and the desktop app
+//!   (tracing, settings, engine, token, listener, banner). [`Server::new`] then
+//!   [`Server::run`] (with a shutdown future) serve; tests make a [`Server`] on
+//!   their own listener.
 //! - [`auth`]: the access token (Bearer header for API clients), one-time login
 //!   codes (`GET /login?code=…` sets the session cookie; the token never goes in a
 //!   URL), the Host allowlist against DNS rebinding, and the Origin check that keeps
@@ -34,6 +35,7 @@ mod hooks;
 mod network_api;
 pub mod openapi;
 pub mod lan;
+pub mod launch;
 pub mod pairing;
 mod ws;
 
@@ -164,7 +166,7 @@ impl Server {
         // Connect to Docker and reconcile before the first request, so task states and
         // terminals are current from the start (Docker may be down: that is reported by
         // /api/health and retried on use).
-        if let Err(e) = self.engine.docker().await {
+        if let Err(e) = self.engine.connect().await {
             tracing::warn!(error = %e, "Docker is not available yet");
         }
         // Agent hooks: served on the connections sandboxes' relays carry.
@@ -229,14 +231,3 @@ pub(crate) async fn serve_listener(listener: TcpListener, app: Router, stop: Can
         .await
 }
 
-/// Serves AnyCode on `listener` until `shutdown` resolves, then closes open
-/// WebSockets and returns; LAN mode as `opts` says. See [`Server`] for a handle on
-/// LAN mode while it runs.
-pub async fn serve(
-    engine: Engine,
-    listener: TcpListener,
-    opts: ServerOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    Server::new(engine, listener, opts)?.run(shutdown).await
-}

@@ -11,14 +11,7 @@ use anycode_credentials::*;
 use anycode_testkit::SecretService;
 use std::time::{Duration, Instant};
 
-fn sources(service: &str, dir: &std::path::Path) -> Sources {
-    Sources {
-        keyring_service: Some(service.to_string()),
-        claude_config_dir: Some(dir.to_path_buf()),
-        env: vec![],
-        keyring_timeout: Duration::from_secs(5),
-    }
-}
+use anycode_testkit::secret_service::credential_sources as sources;
 
 #[test]
 fn round_trip_against_a_real_secret_service() {

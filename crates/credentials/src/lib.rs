@@ -392,9 +392,13 @@ fn keyring_location(service: &str, name: Name) -> String {
     format!("keyring {service}/{}", name.account())
 }
 
+/// One keyring entry as read: `None` when not looked at (the keyring is off),
+/// `Some(Ok(None))` when absent, `Some(Err(why))` when it could not be read.
+type KeyringEntry = Option<std::result::Result<Option<Secret>, String>>;
+
 /// Reads the keyring entries of `providers` (plus Claude Code's Keychain entry on
 /// macOS when Claude is among them) in one bounded batch.
-fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<Option<std::result::Result<Option<Secret>, String>>>, Option<String>) {
+fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<KeyringEntry>, Option<String>) {
     let Some(service) = &sources.keyring_service else {
         return (providers.iter().map(|_| None).collect(), None);
     };
@@ -427,7 +431,7 @@ fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<Option<std::r
     }
 }
 
-fn candidates(sources: &Sources, p: Provider, keyring_entry: Option<std::result::Result<Option<Secret>, String>>, keychain_entry: Option<std::result::Result<Option<Secret>, String>>) -> Vec<Candidate> {
+fn candidates(sources: &Sources, p: Provider, keyring_entry: KeyringEntry, keychain_entry: KeyringEntry) -> Vec<Candidate> {
     let mut out = Vec::new();
     let blank = |kind, location: String| Candidate {
         check: SourceCheck { kind, location, found: false, problem: None },

@@ -6,6 +6,9 @@
 //! Each test points its own process's `DBUS_SESSION_BUS_ADDRESS` somewhere: nextest
 //! (what scripts/test.sh runs) gives every test a process of its own. Linux only.
 #![cfg(all(unix, not(target_os = "macos")))]
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anycode_credentials::{Name, Provider, SourceKind, State};
 use anycode_github::token::{KeyringStore, TokenSource, TokenStore, Tokens, KEYRING_ACCOUNT};

@@ -4,6 +4,9 @@
 //!
 //! Alone in its own test binary: the rule is process-wide (any hub's keystroke slows
 //! every other hub), so other tests typing in the same process would skew it.
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

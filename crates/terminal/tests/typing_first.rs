@@ -45,7 +45,7 @@ async fn typing_into_one_terminal_slows_the_flood_in_another() {
 
     // Typing into B itself does not slow B.
     let b_viewer = b.subscribe();
-    drop(b_viewer.handle().write(Bytes::from_static(b"k")).await);
+    let _ = b_viewer.handle().write(Bytes::from_static(b"k")).await;
     drop(b_viewer);
     let own = rate(&read, Duration::from_millis(300)).await;
     assert!(own > 4.0 * RATE_WHILE_TYPING as f64, "typing into the flooding terminal itself: {own:.0} B/s");

@@ -62,7 +62,7 @@ pub async fn run(cmd: GitHubCommand) -> anyhow::Result<ExitCode> {
         GitHubCommand::Login { token_stdin: _ } => {
             let mut raw = String::new();
             std::io::stdin().read_to_string(&mut raw).context("reading the token from standard input")?;
-            let token = GitHubSecret::new(raw);
+            let token = GitHubSecret::trimmed(raw);
             anycode_github::token::check_token_shape(&token)?;
             let login = github_user(&api, &token).await?;
             tokio::task::spawn_blocking(move || tokens.save(&token)).await??;

@@ -1,8 +1,9 @@
 //! AnyCode's credentials: finding the user's Claude login and API keys on the host,
 //! saying where they stand, and handing one over without ever printing it.
 //!
-//! - [`Secret`]: a value that redacts itself in `Debug`, `Display` and `Serialize`;
-//!   [`Secret::expose`] is the only way to the value.
+//! - [`Secret`]: a value that redacts itself in `Debug` and `Display` and cannot be
+//!   serialized; [`Secret::expose`] is the only way to the value. It is AnyCode's one
+//!   secret type: `anycode-github` re-exports it for the GitHub token.
 //! - Sources, first found wins (see [`Sources`]):
 //!   1. AnyCode's own entries in the OS keyring (service `anycode`, accounts
 //!      [`Name::account`]: `claude-token`, `anthropic-api-key`, `openai-api-key`,
@@ -17,7 +18,9 @@
 //!   fix hint; every source looked at is listed with what was wrong with it.
 //! - [`lookup`]: the secret to hand to an agent, with the same report.
 //! - Keyring calls run on their own thread with a timeout ([`keyring`]): a locked
-//!   or absent Secret Service gives a status with a hint, never a hang.
+//!   or absent Secret Service gives a status with a hint, never a hang. [`keyring`]
+//!   is AnyCode's one keyring layer: the GitHub token's store (`anycode-github`) goes
+//!   through it too.
 //!
 //! The refresh token of a Claude login is parsed only to be dropped; it never
 //! leaves this crate. Every call is blocking: async callers use `spawn_blocking`.
@@ -389,9 +392,13 @@ fn keyring_location(service: &str, name: Name) -> String {
     format!("keyring {service}/{}", name.account())
 }
 
+/// One keyring entry as read: `None` when not looked at (the keyring is off),
+/// `Some(Ok(None))` when absent, `Some(Err(why))` when it could not be read.
+type KeyringEntry = Option<std::result::Result<Option<Secret>, String>>;
+
 /// Reads the keyring entries of `providers` (plus Claude Code's Keychain entry on
 /// macOS when Claude is among them) in one bounded batch.
-fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<Option<std::result::Result<Option<Secret>, String>>>, Option<String>) {
+fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<KeyringEntry>, Option<String>) {
     let Some(service) = &sources.keyring_service else {
         return (providers.iter().map(|_| None).collect(), None);
     };
@@ -424,7 +431,7 @@ fn read_keyring(sources: &Sources, providers: &[Provider]) -> (Vec<Option<std::r
     }
 }
 
-fn candidates(sources: &Sources, p: Provider, keyring_entry: Option<std::result::Result<Option<Secret>, String>>, keychain_entry: Option<std::result::Result<Option<Secret>, String>>) -> Vec<Candidate> {
+fn candidates(sources: &Sources, p: Provider, keyring_entry: KeyringEntry, keychain_entry: KeyringEntry) -> Vec<Candidate> {
     let mut out = Vec::new();
     let blank = |kind, location: String| Candidate {
         check: SourceCheck { kind, location, found: false, problem: None },

@@ -1,17 +1,20 @@
-//! [`Secret`]: a credential value that never prints itself.
+//! [`Secret`]: a credential value that never prints itself. AnyCode's one secret
+//! type: agent credentials (this crate) and the GitHub token (`anycode-github`) both
+//! use it.
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 use std::fmt;
 use zeroize::Zeroize;
 
-/// What [`Secret`] shows instead of its value in `Debug`, `Display` and `Serialize`.
+/// What [`Secret`] shows instead of its value in `Debug` and `Display`.
 pub const REDACTED: &str = "<redacted>";
 
 /// A credential value (token, API key, or a line carrying them).
 ///
-/// - `Debug`, `Display` and `Serialize` print [`REDACTED`], so a `Secret` that ends
-///   up in a log line (`tracing`'s `?x` or `%x`), an error message or a JSON
-///   response shows nothing of its value.
+/// - `Debug` and `Display` print [`REDACTED`], so a `Secret` that ends up in a log
+///   line (`tracing`'s `?x` or `%x`) or an error message shows nothing of its value.
+/// - It does not implement `Serialize`: a type holding one cannot be turned into
+///   JSON (an API answer, a file) by accident; the compiler refuses.
 /// - The value is reachable only through [`Secret::expose`], which is easy to find
 ///   in a review.
 /// - The memory holding it is overwritten when it is dropped.
@@ -22,9 +25,18 @@ pub const REDACTED: &str = "<redacted>";
 pub struct Secret(String);
 
 impl Secret {
-    /// Wraps a value. The caller should drop or zeroize its own copy.
+    /// Wraps a value as it is. The caller should drop or zeroize its own copy.
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
+    }
+
+    /// Wraps a value someone pasted or a program printed, without the whitespace
+    /// around it (a pasted token, `gh auth token`'s output and a keyring entry
+    /// written by hand often end in a newline). `raw` is zeroized.
+    pub fn trimmed(mut raw: String) -> Secret {
+        let s = Secret(raw.trim().to_string());
+        raw.zeroize();
+        s
     }
 
     /// The value itself. Call this only where the value has to go somewhere: the
@@ -76,12 +88,6 @@ impl fmt::Display for Secret {
     }
 }
 
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REDACTED)
-    }
-}
-
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)
@@ -104,17 +110,39 @@ mod tests {
         assert_eq!(format!("{s}"), REDACTED);
         assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
         assert_eq!(format!("{s:#?}"), "Secret(<redacted>)");
-        assert_eq!(serde_json::to_string(&s).unwrap(), "\"<redacted>\"");
-        #[derive(Serialize, Debug)]
+        #[derive(Debug)]
+        #[allow(dead_code)] // Read only by `Debug`.
         struct Holder {
             key: Secret,
             other: Option<Secret>,
         }
         let h = Holder { key: s.clone(), other: Some(s.clone()) };
-        let json = serde_json::to_string(&h).unwrap();
-        assert!(!json.contains("very-secret"), "{json}");
         assert!(!format!("{h:?}").contains("very-secret"));
+        assert!(!format!("{h:#?}").contains("very-secret"));
         assert_eq!(s.expose(), "sk-ant-api03-very-secret-value-wxyz");
+    }
+
+    /// Compiles only while `Secret` does not implement `Serialize` (the check of
+    /// `static_assertions::assert_not_impl_any!`): with an impl, `Secret` would match
+    /// both impls below and the call would be ambiguous.
+    #[test]
+    fn is_not_serialize() {
+        trait AmbiguousIfSerialize<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> AmbiguousIfSerialize<()> for T {}
+        #[allow(dead_code)]
+        struct IsSerialize;
+        impl<T: ?Sized + serde::Serialize> AmbiguousIfSerialize<IsSerialize> for T {}
+        <Secret as AmbiguousIfSerialize<_>>::check();
+    }
+
+    #[test]
+    fn trimmed_drops_surrounding_whitespace_only() {
+        assert_eq!(Secret::trimmed(" ghp_abc\n".to_string()).expose(), "ghp_abc");
+        assert_eq!(Secret::trimmed("a b".to_string()).expose(), "a b");
+        assert!(Secret::trimmed("\n  \t".to_string()).is_empty());
+        assert_eq!(Secret::new(" kept \n").expose(), " kept \n", "new keeps the value as it is");
     }
 
     #[test]

@@ -6,19 +6,15 @@
 //! (what scripts/test.sh runs) gives every test a process of its own. Linux only:
 //! the macOS and Windows keyrings are compiled behind cfg but cannot run here.
 #![cfg(all(unix, not(target_os = "macos")))]
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anycode_credentials::*;
 use anycode_testkit::SecretService;
 use std::time::{Duration, Instant};
 
-fn sources(service: &str, dir: &std::path::Path) -> Sources {
-    Sources {
-        keyring_service: Some(service.to_string()),
-        claude_config_dir: Some(dir.to_path_buf()),
-        env: vec![],
-        keyring_timeout: Duration::from_secs(5),
-    }
-}
+use anycode_testkit::secret_service::credential_sources as sources;
 
 #[test]
 fn round_trip_against_a_real_secret_service() {

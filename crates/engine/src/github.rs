@@ -195,7 +195,7 @@ impl Engine {
     /// Errors: `INVALID_INPUT` (not a token), `GITHUB_BAD_CREDENTIALS`,
     /// `GITHUB_UNREACHABLE`, `KEYRING_UNAVAILABLE`.
     pub async fn save_github_token(&self, token: &str) -> Result<GitHubStatus> {
-        let secret = Secret::new(token);
+        let secret = Secret::trimmed(token.to_string());
         anycode_github::token::check_token_shape(&secret)?;
         let (api, tokens) = self.tokens();
         Client::new(&api, Some(&secret))?.user().await?;

@@ -1,5 +1,8 @@
 //! Integration tests of anycode-git against real repositories, built in tempdirs
 //! with the `git` CLI and checked with it too.
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox;
 

@@ -2,6 +2,9 @@
 //! built to conflict and not to conflict. The radar (on the mirrors) must leave
 //! every working tree, index, mirror and object store exactly as it was. "Update
 //! from base" runs in the sandbox; the server's tests cover it with real containers.
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sandbox;
 

@@ -1,11 +1,13 @@
 //! AnyCode's GitHub layer.
 //!
 //! - [`Secret`]: a token that never shows itself (`Debug`/`Display` print
-//!   `<redacted>`); [`Secret::expose`] is the one way to read it.
+//!   `<redacted>`, no `Serialize`); [`Secret::expose`] is the one way to read it.
+//!   It is `anycode_credentials::Secret`, re-exported: AnyCode has one secret type.
 //! - [`token`]: where the token comes from — the OS keyring (service `anycode`,
 //!   account `github-token`), else `GITHUB_TOKEN`, else `gh auth token` — and saving
-//!   and removing it. Keyring calls are blocking and run on their own thread with a
-//!   timeout (a missing Secret Service must not hang AnyCode).
+//!   and removing it. Keyring calls go through `anycode_credentials::keyring` (the
+//!   one keyring layer): blocking, each on its own thread with a timeout (a missing
+//!   Secret Service must not hang AnyCode).
 //! - [`RepoRef`]: `owner/name`, parsed from what users type (`owner/name`, a web
 //!   URL) and from remote URLs (their last two path segments, so GitHub Enterprise
 //!   hosts and SSH remotes work).
@@ -28,38 +30,10 @@ use std::fmt;
 /// The default API base URL.
 pub const DEFAULT_API: &str = "https://api.github.com/";
 
-/// A secret string (a token). `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `s`, trimmed of surrounding whitespace (a pasted token often has a newline).
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into().trim().to_string())
-    }
-
-    /// The secret itself: hand it only to the HTTP client or a credential callback.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// True when the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// A secret string (a token): AnyCode's one secret type, see
+/// [`anycode_credentials::Secret`]. Tokens users paste and programs print are
+/// wrapped with [`Secret::trimmed`].
+pub use anycode_credentials::Secret;
 
 /// Errors of the GitHub layer. Messages are sentences a user can act on; none
 /// contains the token.
@@ -107,8 +81,8 @@ pub enum Error {
         /// GitHub's message.
         message: String,
     },
-    /// The OS keyring failed or is missing.
-    #[error("the OS keyring is not available ({0}); set GITHUB_TOKEN instead")]
+    /// The OS keyring failed, is missing or is turned off; the message says which.
+    #[error("{0}; set GITHUB_TOKEN instead")]
     Keyring(String),
     /// Bad input (a repository spec, a base URL).
     #[error("{0}")]
@@ -212,7 +186,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = Secret::new(" ghp_abc\n");
+        let s = Secret::trimmed(" ghp_abc\n".to_string());
         assert_eq!(s.expose(), "ghp_abc");
         assert_eq!(format!("{s} {s:?}"), "<redacted> Secret(<redacted>)");
     }

@@ -3,15 +3,22 @@
 //! Service on Linux), `GITHUB_TOKEN`, then `gh auth token` when the GitHub CLI is
 //! installed. Every call here blocks (keyring, `gh`): async callers use
 //! `spawn_blocking`.
+//!
+//! The keyring entry is the one `anycode_credentials` calls
+//! `Name::GithubToken` (same service, same account), read and written through the
+//! same layer (`anycode_credentials::keyring`), so `anycode credentials` and
+//! `anycode github` see one token.
 
 use crate::{Error, Result, Secret};
+use anycode_credentials::keyring as os_keyring;
 use serde::Serialize;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The keyring service name shared by AnyCode's credentials.
-pub const KEYRING_SERVICE: &str = "anycode";
-/// The keyring account of the GitHub token.
+/// The keyring service name shared by AnyCode's credentials (`anycode`).
+pub const KEYRING_SERVICE: &str = anycode_credentials::KEYRING_SERVICE;
+/// The keyring account of the GitHub token (`github-token`). Entries saved by
+/// earlier versions of AnyCode live under the same service and account.
 pub const KEYRING_ACCOUNT: &str = "github-token";
 /// How long a keyring call may take before AnyCode gives up on it.
 pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,43 +60,29 @@ impl Default for KeyringStore {
     }
 }
 
-fn with_timeout<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("keyring".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(|e| Error::Keyring(format!("cannot start a thread: {e}")))?;
-    rx.recv_timeout(KEYRING_TIMEOUT)
-        .map_err(|_| Error::Keyring(format!("no answer within {} s", KEYRING_TIMEOUT.as_secs())))?
-}
-
-fn entry(service: &str) -> Result<keyring::Entry> {
-    keyring::Entry::new(service, KEYRING_ACCOUNT).map_err(|e| Error::Keyring(e.to_string()))
+fn keyring_error(e: os_keyring::KeyringError) -> Error {
+    Error::Keyring(e.to_string())
 }
 
 impl TokenStore for KeyringStore {
+    /// Reads the entry; an entry holding only whitespace counts as none, and
+    /// surrounding whitespace is dropped.
     fn get(&self) -> Result<Option<Secret>> {
-        let service = self.service.clone();
-        with_timeout(move || match entry(&service)?.get_password() {
-            Ok(p) if !p.trim().is_empty() => Ok(Some(Secret::new(p))),
-            Ok(_) | Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(Error::Keyring(e.to_string())),
-        })
+        match os_keyring::get(&self.service, KEYRING_ACCOUNT, KEYRING_TIMEOUT).map_err(keyring_error)? {
+            Some(found) => {
+                let token = Secret::trimmed(found.expose().to_string());
+                Ok((!token.is_empty()).then_some(token))
+            }
+            None => Ok(None),
+        }
     }
 
     fn set(&self, token: &Secret) -> Result<()> {
-        let (token, service) = (token.clone(), self.service.clone());
-        with_timeout(move || entry(&service)?.set_password(token.expose()).map_err(|e| Error::Keyring(e.to_string())))
+        os_keyring::set(&self.service, KEYRING_ACCOUNT, token, KEYRING_TIMEOUT).map_err(keyring_error)
     }
 
     fn delete(&self) -> Result<()> {
-        let service = self.service.clone();
-        with_timeout(move || match entry(&service)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(e) => Err(Error::Keyring(e.to_string())),
-        })
+        os_keyring::delete(&self.service, KEYRING_ACCOUNT, KEYRING_TIMEOUT).map(|_existed| ()).map_err(keyring_error)
     }
 }
 
@@ -103,7 +96,7 @@ impl TokenStore for NoStore {
         Ok(None)
     }
     fn set(&self, _: &Secret) -> Result<()> {
-        Err(Error::Keyring("it is turned off (ANYCODE_KEYRING_SERVICE=none)".into()))
+        Err(Error::Keyring("the OS keyring is turned off (ANYCODE_KEYRING_SERVICE=none)".into()))
     }
     fn delete(&self) -> Result<()> {
         Ok(())
@@ -178,7 +171,7 @@ impl Tokens {
             Err(e) => tracing::debug!(error = %e, "keyring unavailable; trying GITHUB_TOKEN and gh"),
         }
         if self.use_env {
-            if let Some(t) = std::env::var("GITHUB_TOKEN").ok().map(Secret::new).filter(|t| !t.is_empty()) {
+            if let Some(t) = std::env::var("GITHUB_TOKEN").ok().map(Secret::trimmed).filter(|t| !t.is_empty()) {
                 return Some((t, TokenSource::Env));
             }
         }
@@ -241,7 +234,7 @@ fn gh_token() -> Option<Secret> {
     let mut out = String::new();
     use std::io::Read;
     child.stdout.take()?.read_to_string(&mut out).ok()?;
-    Some(Secret::new(out)).filter(|t| !t.is_empty())
+    Some(Secret::trimmed(out)).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -252,7 +245,7 @@ mod tests {
     fn memory_store_round_trip_and_shape_checks() {
         let t = Tokens::only(Arc::new(MemoryStore::default()));
         assert!(t.resolve().is_none());
-        t.save(&Secret::new("ghp_one\n")).unwrap();
+        t.save(&Secret::trimmed("ghp_one\n".to_string())).unwrap();
         let (s, src) = t.resolve().unwrap();
         assert_eq!((s.expose(), src), ("ghp_one", TokenSource::Keyring));
         assert!(matches!(t.save(&Secret::new("two words")), Err(Error::Invalid(_))));
@@ -260,5 +253,11 @@ mod tests {
         assert_eq!(t.resolve().unwrap().0.expose(), "ghp_one", "a refused token changes nothing");
         t.remove().unwrap();
         assert!(t.resolve().is_none());
+    }
+
+    #[test]
+    fn the_entry_is_the_credentials_crates_github_token() {
+        assert_eq!(KEYRING_ACCOUNT, anycode_credentials::Name::GithubToken.account());
+        assert_eq!(KEYRING_SERVICE, "anycode");
     }
 }

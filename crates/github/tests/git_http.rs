@@ -2,6 +2,9 @@
 //! server that checks the token with HTTP Basic auth): progress, private
 //! repositories, a refused token, an unreachable host, rejected pushes (a
 //! non-fast-forward and a pre-receive hook), upstream, and no token anywhere on disk.
+// Test code: a panic is how a test fails (clippy.toml allows unwrap/expect in
+// #[test] functions; this covers the helpers too).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use anycode_git::{clone_repo, push_branch, CloneProgress, Error, HttpAuth};
 use anycode_testkit::github::{files_containing, FakeGitHub};

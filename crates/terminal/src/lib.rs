@@ -40,7 +40,9 @@
 //!   last hold ends (the engine holds it while it writes the credentials line).
 //!
 //! The hub knows nothing of Docker or WebSockets: the backend supplies byte streams
-//! and a [`Control`]; the server crate turns viewers into WebSocket frames.
+//! and a [`Control`]; the server crate turns viewers into WebSocket frames. The
+//! tests (`tests/hub.rs`, `tests/typing_first.rs`) drive it through that seam with a
+//! fake `Control`.
 
 pub mod recording;
 mod scrollback;
@@ -777,66 +779,5 @@ impl Drop for Inner {
         for t in s.tasks.drain(..) {
             t.abort();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct NoControl;
-    impl Control for NoControl {
-        fn resize(&self, _: u16, _: u16) -> BoxFuture<'static, ()> {
-            Box::pin(async {})
-        }
-        fn wait_exit(&self) -> BoxFuture<'static, Option<i64>> {
-            Box::pin(std::future::pending())
-        }
-        fn exit_code(&self) -> BoxFuture<'static, Option<i64>> {
-            Box::pin(async { None })
-        }
-    }
-
-    /// A hub on an in-memory "TTY"; returns what reaches its input.
-    fn hub() -> (Terminal, tokio::io::DuplexStream) {
-        let t = Terminal::new("t", 4096);
-        let (tty_in, app_side) = tokio::io::duplex(4096);
-        let output = futures_util::stream::pending().boxed();
-        t.connect(output, Box::pin(tty_in), Arc::new(NoControl), |_| {});
-        (t, app_side)
-    }
-
-    async fn read_now(r: &mut tokio::io::DuplexStream, wait: Duration) -> Vec<u8> {
-        use tokio::io::AsyncReadExt;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        while let Ok(Ok(n)) = tokio::time::timeout(wait, r.read(&mut buf)).await {
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-        }
-        got
-    }
-
-    #[tokio::test]
-    async fn held_input_waits_and_then_arrives_in_order() {
-        let (t, mut tty) = hub();
-        let viewer = t.subscribe().holding_input().await;
-        let typist = t.subscribe();
-        let handle = typist.handle();
-        let writes = tokio::spawn(async move {
-            for k in ["a", "b", "c"] {
-                handle.write(Bytes::from(k)).await.unwrap();
-            }
-        });
-        assert!(read_now(&mut tty, Duration::from_millis(200)).await.is_empty(), "nothing reaches the TTY while held");
-        assert!(!writes.is_finished());
-        drop(viewer);
-        writes.await.unwrap();
-        assert_eq!(read_now(&mut tty, Duration::from_millis(200)).await, b"abc");
-        // Not held: straight through.
-        t.write(Bytes::from_static(b"d")).await.unwrap();
-        assert_eq!(read_now(&mut tty, Duration::from_millis(100)).await, b"d");
     }
 }

@@ -1,6 +1,10 @@
 //! Test support shared by AnyCode's integration tests: a real git repository, a
 //! real engine on a temporary data dir, a real server on a loopback port, and
 //! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
+//!
+//! Test code: a failure here is a test failure, so it panics (unwrap/expect) with
+//! what went wrong instead of returning errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
 pub mod github;
@@ -19,6 +23,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The access token of every [`Server`] the helpers start (`Authorization: Bearer`).
 pub const TOKEN: &str = "test-token-0123456789abcdef0123456789abcdef";
 
 /// Runs git in `dir`, panicking with its stderr on failure.
@@ -46,15 +51,21 @@ pub fn make_repo(root: &Path) -> PathBuf {
     repo
 }
 
+/// A real engine and server on a temporary data dir, listening on a loopback port.
+/// Dropping it removes the containers of its engine's instance.
 pub struct Server {
     dir: Option<tempfile::TempDir>,
     data: PathBuf,
     cleanup: bool,
+    /// The test repository (see [`make_repo`]).
     pub repo: PathBuf,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base: String,
+    /// The server's engine, for driving it (or looking at it) directly.
     pub engine: Engine,
     /// LAN mode of this server.
     pub lan: anycode_server::LanControl,
+    /// An HTTP client without the token (for requests the helpers do not make).
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -85,6 +96,7 @@ impl Server {
         Server::start_with(dir, repo, cfg).await
     }
 
+    /// A server on `cfg`, with `dir` (kept alive with it) and `repo`, token [`TOKEN`].
     pub async fn start_with(dir: tempfile::TempDir, repo: PathBuf, cfg: Config) -> Server {
         Server::start_with_options(dir, repo, cfg, ServerOptions::new(AccessToken::new(TOKEN))).await
     }
@@ -122,6 +134,7 @@ impl Server {
         (self.dir.take().expect("dir"), self.repo.clone())
     }
 
+    /// The data dir (`<dir>/data`).
     pub fn data_dir(&self) -> PathBuf {
         self.data.clone()
     }
@@ -131,14 +144,17 @@ impl Server {
         Api::new(&self.base).req(method, path, body).await
     }
 
+    /// `GET path` with the test token: status and JSON body (`Null` when not JSON).
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.req(reqwest::Method::GET, path, None).await
     }
 
+    /// `POST path` with a JSON body and the test token: status and JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.req(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// `DELETE path` with the test token: status and JSON body.
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.req(reqwest::Method::DELETE, path, None).await
     }
@@ -157,6 +173,7 @@ impl Server {
         t
     }
 
+    /// A WebSocket viewer of terminal `terminal` (its id), with the test token.
     pub async fn ws(&self, terminal: &str) -> Term {
         Term::connect(&self.base, terminal, TOKEN).await
     }
@@ -173,13 +190,19 @@ impl Drop for Server {
 
 /// A WebSocket viewer of a terminal that accumulates output.
 pub struct Term {
+    /// The socket.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Every output byte received so far (binary frames), in order.
     pub output: Vec<u8>,
+    /// The `{"type":"exit",…}` frame, once received.
     pub exit: Option<Value>,
+    /// Every other text (control) frame received, in order.
     pub controls: Vec<Value>,
 }
 
 impl Term {
+    /// Opens `/ws/terminals/{terminal}` on `base` (`http://…`) with `token` as a
+    /// Bearer token and `TCP_NODELAY`; panics when the upgrade fails.
     pub async fn connect(base: &str, terminal: &str, token: &str) -> Term {
         let url = format!("{}/ws/terminals/{terminal}", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request().unwrap();
@@ -190,10 +213,12 @@ impl Term {
         Term { ws, output: Vec::new(), exit: None, controls: Vec::new() }
     }
 
+    /// Types `text` (one binary frame of its UTF-8 bytes).
     pub async fn send(&mut self, text: &str) {
         self.ws.send(Message::Binary(text.as_bytes().to_vec().into())).await.unwrap();
     }
 
+    /// Asks for a window of `cols` × `rows` character cells (a `resize` text frame).
     pub async fn resize(&mut self, cols: u16, rows: u16) {
         self.ws.send(Message::Text(json!({"type":"resize","cols":cols,"rows":rows}).to_string().into())).await.unwrap();
     }

@@ -150,3 +150,15 @@ impl Drop for SecretService {
         let _ = self.bus.wait();
     }
 }
+
+/// Credential sources that look only at the keyring entries under `service` (in
+/// whatever Secret Service this process sees) and at Claude Code's login under
+/// `claude_config_dir`: nothing from the environment, keyring calls bounded to 5 s.
+pub fn credential_sources(service: &str, claude_config_dir: &std::path::Path) -> anycode_credentials::Sources {
+    anycode_credentials::Sources {
+        keyring_service: Some(service.to_string()),
+        claude_config_dir: Some(claude_config_dir.to_path_buf()),
+        env: vec![],
+        keyring_timeout: Duration::from_secs(5),
+    }
+}

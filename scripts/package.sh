@@ -4,8 +4,10 @@
 # Tauri's CLI comes from npm (@tauri-apps/cli, a devDependency of frontend/), so no
 # `cargo install` is needed. The web UI is built first (the server crate embeds
 # frontend/dist; the `embed-ui` feature embeds it in debug builds too). Without
-# --release it builds the debug profile (`tauri build --debug`, what CI tests: about
-# 4 times faster to build), with --release the release profile (what release CI ships). Prints the .deb's path on stdout; the
+# --release it builds the debug profile (`tauri build --debug`, what CI tests: it
+# reuses the workspace's debug artifacts where the features match, and a release
+# build of the whole app does not fit CI's time on 2 cores), with --release the
+# release profile (what release CI ships). Prints the .deb's path on stdout; the
 # bundle lands in $CARGO_TARGET_DIR (default target/)/{debug,release}/bundle/deb/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -20,8 +20,8 @@ case "${1:-}" in
   *) die "usage: scripts/package.sh [--release]" ;;
 esac
 have dpkg-deb || die "dpkg-deb is missing: building a .deb needs Debian's dpkg"
-ensure_desktop_deps
-build_frontend
+# Only the .deb's path goes to stdout.
+{ ensure_desktop_deps; build_frontend; } >&2
 tauri="$ROOT/frontend/node_modules/@tauri-apps/cli/tauri.js"
 [ -f "$tauri" ] || die "Tauri's CLI is missing: run (cd frontend && npm ci)"
 

@@ -10,7 +10,9 @@
 # 5. runs the browser test: a real `anycode serve` on a loopback port, driven in
 #    headless Chromium by Playwright; screenshots land in artifacts/e2e/;
 # 6. runs the desktop app under Xvfb (scripts/desktop-test.sh); screenshots and
-#    memory figures land in artifacts/desktop/.
+#    memory figures land in artifacts/desktop/;
+# 7. builds the .deb (scripts/package.sh, debug profile) and tests it installed in a
+#    clean Debian container (scripts/package-test.sh); artifacts in artifacts/package/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -110,4 +112,8 @@ url=$(wait_for_url "$work/serve.out" "$server_pid" "$ARTIFACTS/serve.log" "anyco
 
 log "running the desktop app under Xvfb"
 bash scripts/desktop-test.sh
-log "all tests passed; screenshots in artifacts/e2e/ and artifacts/desktop/"
+
+log "building the .deb and testing the installed app"
+deb=$(bash scripts/package.sh)
+bash scripts/package-test.sh "$deb"
+log "all tests passed; screenshots in artifacts/e2e/, artifacts/desktop/ and artifacts/package/"

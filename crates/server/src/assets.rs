@@ -1,5 +1,5 @@
 //! The web UI, embedded from `frontend/dist` at build time (read from disk in debug
-//! builds). `GET /login?code=…` exchanges a one-time login code for the session
+//! builds, unless the `embed-ui` feature embeds it there too, as in debug bundles). `GET /login?code=…` exchanges a one-time login code for the session
 //! cookie and redirects to `/`, so the code leaves the address bar at once.
 
 use crate::auth::{LoginRefusal, SESSION_COOKIE};

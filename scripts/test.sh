@@ -35,7 +35,7 @@ cargo build --locked --workspace --all-targets
 # They warn while editing; here warnings fail the run.
 # The crates that opted in (`[lints] workspace = true`); engine, server, cli and the
 # desktop app join the list when they do.
-lint_crates=(core agents credentials store git github sandbox egress terminal testkit)
+lint_crates=(core agents credentials store git github sandbox egress terminal testkit engine server)
 if cargo clippy --version >/dev/null 2>&1; then
   log "linting (clippy, warnings are errors)"
   cargo clippy --locked "${lint_crates[@]/#/--package=anycode-}" --all-targets -- -D warnings

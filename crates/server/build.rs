@@ -1,3 +1,4 @@
+//! Build script: makes sure `frontend/dist` exists so the UI embed compiles before the UI is built.
 // The web UI is embedded from frontend/dist. A checkout where it was not built yet
 // still compiles: the folder is made empty here and the server then answers `/`
 // with a page saying how to build the UI.

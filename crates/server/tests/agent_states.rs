@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Agent states from Claude Code's hooks and approvals from anywhere (issue 8), with
 //! the real Claude Code CLI in the real sandbox image, talking to a stand-in of
 //! Anthropic's Messages API (`anycode_testkit::anthropic`) that scripts one `Bash`

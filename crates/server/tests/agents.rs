@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Agent profiles end to end (issue 8), with the real Docker engine: a profile from
 //! a TOML settings file whose command is a small bash program with a `ready> `
 //! prompt drives the screen heuristic (waiting_input after 2 s of quiet, running

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Bad input gets a clear error and changes nothing (issue 2): each case is a
 //! request against a real server, with the repository and Docker checked afterwards.
 

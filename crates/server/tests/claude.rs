@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real Claude Code CLI starts as the agent of a `claude` task (issue 2). Without
 //! credentials it shows "Not logged in, run /login", which is what this test looks for,
 //! after AnyCode's own first line saying that no credential was found.

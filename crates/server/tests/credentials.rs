@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Credentials (issue 5) through the real server, the real Docker engine and the real
 //! sandbox image: the Claude login found on the host reaches only the agent process's
 //! environment and leaks nowhere else; a restart hands over the refreshed login;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `WS /ws/events` (issue 8) against a real server, a real Docker engine and a real
 //! git repository: the snapshot first, then the task's changes as they happen
 //! (created and running, stopped, started, deleted); a wrong token, a foreign

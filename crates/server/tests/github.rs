@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Issue 4 end to end through the real server: import from "GitHub" (a loopback
 //! stand-in serving real git over HTTP and GitHub's documented REST answers, at a
 //! configured API base URL), push, pull requests (new, already existing, status

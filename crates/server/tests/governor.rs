@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The resource governor (issue 8) with real Docker: the run queue (`max_running`),
 //! idle pause and resume on a keystroke or on start, idle stop, per-task caps in
 //! `docker inspect`, live usage from Docker stats.

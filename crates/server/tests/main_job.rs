@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The main job end to end, against a real Docker engine and real git repositories
 //! (issue 2): task lifecycle, the container as Docker shows it, the terminal over a
 //! real WebSocket, diff and commit, restart and reconcile.

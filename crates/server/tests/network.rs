@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Network policy with real Docker (issue 13): from inside real sandboxes (`curl`
 //! run by `docker exec`), for each mode, against a host service bound on 0.0.0.0
 //! and an "allowed" upstream on the host's loopback reached as a configured gateway

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Pairing phones and LAN mode (issue 7), against a real server: LAN mode serves a
 //! loopback alias (127.0.0.2) as its "local-network address", so the extra
 //! listener and the Host allowlist are exercised without any traffic leaving the

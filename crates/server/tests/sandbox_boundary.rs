@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The sandbox is a boundary (issue 13): a hostile script in a real sandbox tries
 //! everything it can through git (hooks, fsmonitor, config, refs, alternates,
 //! symlinks to host files, `.git` redirection with `core.worktree`, writing the

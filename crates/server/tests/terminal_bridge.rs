@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The terminal bridge under load, against a real container and a real WebSocket
 //! (issue 3): byte-exact transfers with and without acks, UTF-8 split across chunks,
 //! Ctrl-C during a flood, a slow viewer beside a fast one, two viewers resizing, and

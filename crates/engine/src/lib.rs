@@ -25,13 +25,17 @@ mod github;
 mod governor;
 mod handover;
 mod hooks;
+mod include;
+mod messages;
+mod openin;
+mod previews;
 mod network;
 mod runtime;
 mod taskrepo;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    QueuedMessage, Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
@@ -42,6 +46,9 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use openin::{vscode_attached_uri, OpenIn};
+pub use previews::{parse_ports, ListeningPort, PreviewStream};
+pub use messages::{check_text as check_message_text, MessageSent, MAX_MESSAGE_CHARS, MAX_QUEUED};
 pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use governor::tick_interval;
@@ -142,6 +149,8 @@ struct Inner {
     agent_states: StdMutex<HashMap<String, events::AgentState>>,
     /// Hook tokens, waiting approvals and the hook listener's URL (see `hooks.rs`).
     hooks: hooks::Hooks,
+    /// Messages to agents waiting for their turn (see `messages.rs`).
+    messages: messages::Messages,
     /// Usage, the run queue, idle timers (see `governor.rs`).
     gov: governor::GovState,
     /// Agent profiles (see `agents.rs`).
@@ -207,6 +216,7 @@ impl Engine {
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 agent_states: StdMutex::new(HashMap::new()),
                 hooks: hooks::Hooks::default(),
+                messages: messages::Messages::default(),
                 gov: Default::default(),
                 profiles,
                 variant_build: Mutex::new(()),
@@ -483,10 +493,11 @@ impl Engine {
         let mirror = self.mirror_path(&id);
         let ((base, base_sha), objects, identity) = {
             let (repo, branch, worktree, mirror) = (repo.clone(), branch.clone(), worktree.clone(), mirror.clone());
-            let base = base.clone();
+            let (base, task_id) = (base.clone(), id.clone());
             let user = sandbox_user(&repo);
             blocking(move || {
                 let made = anycode_git::taskrepo::create_task_repo(&repo, base.as_deref(), &branch, &worktree, &mirror)?;
+                include::copy_included(&task_id, &repo, &worktree, &made.1);
                 // Before the sandbox exists: nothing in the folder is the sandbox's yet.
                 prepare_ownership(&user, &worktree);
                 let objects = anycode_git::taskrepo::objects_dir(&repo)?;
@@ -524,6 +535,7 @@ impl Engine {
             usage: None,
             queue_position: None,
             network,
+            messages: Vec::new(),
         };
         let lock = self.task_lock(&id);
         let _held = lock.lock().await;
@@ -902,6 +914,7 @@ impl Engine {
         self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.clear_agent_state(id);
         self.forget_hooks(id);
+        self.forget_messages(id);
         self.task_deleted(id);
         self.refresh_queue().await;
         self.kick_queue();

@@ -641,6 +641,7 @@ fn check_task(id: &str) -> Task {
         usage: None,
         queue_position: None,
         network: NetworkPolicy::default(),
+        messages: Vec::new(),
     }
 }
 

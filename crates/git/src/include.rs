@@ -22,7 +22,7 @@
 
 use crate::{open, Error, Result};
 use git2::{Oid, StatusOptions};
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::gitignore::GitignoreBuilder;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 

@@ -56,9 +56,8 @@ fn ignored_files_listed_in_worktreeinclude_are_copied_and_stay_out_of_diffs_and_
     );
     assert_eq!(fs::read_to_string(wt.join(".env")).unwrap(), "SECRET=1\n");
     assert_eq!(fs::read_to_string(wt.join("secrets/a key.txt")).unwrap(), "k\n");
-    // Tracked in the base: the task's own version stays.
+    // Tracked in the owner's checkout: never a candidate; the task's version stays.
     assert_eq!(fs::read_to_string(wt.join("tracked.local")).unwrap(), "tracked, in the base\n");
-    assert!(got.skipped.iter().any(|(p, why)| p == "tracked.local" && why.contains("tracks")), "{:?}", got.skipped);
     // Symlinks are not followed, nested .git folders and unignored files not copied.
     assert!(wt.join("link.env").symlink_metadata().is_err());
     assert!(wt.join("outside").symlink_metadata().is_err());
@@ -78,6 +77,21 @@ fn ignored_files_listed_in_worktreeinclude_are_copied_and_stay_out_of_diffs_and_
     assert_eq!(files.lines().collect::<Vec<_>>(), vec![".gitignore", "README.md", "config/app.json", "tracked.local", "work.txt"]);
     let status = run_script(&wt, "git status --porcelain --untracked-files=all", "status", &[], &[], b"");
     assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+
+    // Ignored and untracked in the owner's checkout, but tracked in the task's base
+    // (another branch): the base's file stays, the owner's is not copied.
+    git(&repo, &["checkout", "-q", "-b", "based"]);
+    write(&repo.join("based.local"), "the base's\n");
+    git(&repo, &["add", "-f", "based.local"]);
+    git(&repo, &["commit", "-q", "-m", "based"]);
+    git(&repo, &["checkout", "-q", "main"]);
+    write(&repo.join("based.local"), "the owner's\n");
+    let wt3 = dir.join("worktrees").join("t3");
+    let (_, base3) = create_task_repo(&repo, Some("based"), "task3", &wt3, &mirror_of(&wt3)).unwrap();
+    let got = copy_worktree_include(&repo, &wt3, Oid::from_str(&base3).unwrap()).unwrap();
+    assert!(got.skipped.iter().any(|(p, why)| p == "based.local" && why.contains("tracks")), "{:?}", got.skipped);
+    assert!(!got.copied.contains(&"based.local".to_string()));
+    assert_eq!(fs::read_to_string(wt3.join("based.local")).unwrap(), "the base's\n");
 }
 
 #[test]

@@ -11,7 +11,6 @@ use sandbox::{mirror_of, sync};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sandbox::{git_t as git, write_file as write};
 

@@ -48,3 +48,18 @@ export async function loginUrl() {
   if (!r.ok) throw new Error(`POST /api/login-code answered ${r.status}: ${await r.text()}`);
   return (await r.json()).url;
 }
+
+/**
+ * A headless Chromium with a profile of its own (removed by the returned
+ * `close`), its viewport `width`×`height`.
+ */
+export async function launchContext(prefix, { chromium, fs, os, path }, width = 1440, height = 900) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width, height } });
+  const close = async () => {
+    await context.close().catch(() => {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { context, close };
+}

@@ -650,6 +650,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The messages waiting for the task's agent, oldest first. */
+        get: operations["list_messages"];
+        put?: never;
+        /**
+         * Send a message to the task's agent: typed into its terminal followed by Enter
+         *     now when the agent waits for input (or is the `shell`), else queued and typed
+         *     when it next reports `waiting_input` or `done`, one message per turn. 409
+         *     `TASK_NOT_RUNNING` when the sandbox does not run.
+         */
+        post: operations["send_message"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/messages/{message_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Change the text of a queued message (404 `MESSAGE_NOT_FOUND` once it was typed). */
+        put: operations["edit_message"];
+        post?: never;
+        /** Remove a queued message (404 `MESSAGE_NOT_FOUND` once it was typed). */
+        delete: operations["remove_message"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/open-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How to open the task in an editor: VS Code's attached-container URI of the
+         *     sandbox at /workspace, the container's name, the folder on the host (with why
+         *     host tools should not run git there) and the `anycode attach` command.
+         */
+        get: operations["open_in"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The TCP ports listening in the task's sandbox now (one look inside, made when
+         *     asked), with links that open them through AnyCode. 409 `TASK_NOT_RUNNING` when
+         *     the sandbox does not run.
+         */
+        get: operations["ports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/ports/{port}/open": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Opens a preview: redirects (302) to the preview's origin with a one-time code
+         *     (60 s) that sets its cookie there.
+         */
+        get: operations["open"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/network": {
         parameters: {
             query?: never;
@@ -1026,6 +1129,25 @@ export interface components {
             /** @description The pull request as it is now. */
             pr: components["schemas"]["PullRequestInfo"];
         };
+        /** @description The body of `POST /api/tasks/{id}/messages` and `PUT …/messages/{message_id}`. */
+        MessageBody: {
+            /**
+             * @description The text, typed into the agent's terminal followed by Enter (at most 16000
+             *     characters; no control characters but newlines and tabs; several lines go in
+             *     as one paste).
+             */
+            text: string;
+        };
+        /** @description What `POST /api/tasks/{id}/messages` did. */
+        MessageSent: {
+            /**
+             * @description True when it was typed into the agent's terminal now; false when it waits in
+             *     the queue.
+             */
+            delivered: boolean;
+            /** @description The message. */
+            message: components["schemas"]["QueuedMessage"];
+        };
         /** @description The `network` of a request body: a change of a network policy. */
         NetworkChange: {
             mode?: null | components["schemas"]["NetworkMode"];
@@ -1090,6 +1212,19 @@ export interface components {
             memory_mb?: number | null;
             network?: null | components["schemas"]["NetworkChange"];
         };
+        /** @description Ways to open a task outside the browser. */
+        OpenIn: {
+            /** @description VS Code (Dev Containers extension) attached to the task's sandbox at /workspace. */
+            vscode_uri: string;
+            /** @description The container's name, for other editors' "attach to container". */
+            container_name: string;
+            /** @description The task's working tree on the host. */
+            folder: string;
+            /** @description Why opening `folder` with host tools that run git is unsafe. */
+            folder_warning: string;
+            /** @description The agent's terminal in a terminal of this computer. */
+            attach_command: string;
+        };
         /** @description The optional body of `POST /api/tasks/{id}/terminals`. */
         OpenTerminal: {
             /** @description Run by `bash -lc`; a login shell when absent. */
@@ -1150,6 +1285,25 @@ export interface components {
          * @enum {string}
          */
         PermissionMode: "default" | "acceptEdits" | "plan" | "auto" | "bypassPermissions";
+        /** @description A listening port with the way to open it. */
+        PortView: {
+            /**
+             * Format: int32
+             * @description The port in the sandbox.
+             */
+            port: number;
+            /** @description The process holding it (the sandbox's own text), if seen. */
+            process?: string | null;
+            /** @description Where it listens in the sandbox (`127.0.0.1`, `0.0.0.0`, `::1`, …). */
+            address: string;
+            /**
+             * @description Opens the preview: on AnyCode's origin, with the API's authentication; it
+             *     redirects to `preview_origin` with a one-time code.
+             */
+            url: string;
+            /** @description The preview's own origin (`http://<port>-<task>.localhost:<anycode port>`). */
+            preview_origin: string;
+        };
         /** @description A project, or an import (a clone in progress or failed) that will be one. */
         Project: {
             /** @description 12 hex digits. */
@@ -1247,6 +1401,15 @@ export interface components {
             sha: string;
             /** @description The branch's upstream after the push, e.g. `origin/anycode/fix-login`. */
             upstream: string;
+        };
+        /** @description A message to a task's agent, queued until the agent waits for input. */
+        QueuedMessage: {
+            /** @description 12 hex digits. */
+            id: string;
+            /** @description The text typed into the agent's terminal, followed by Enter. */
+            text: string;
+            /** @description When it was sent, RFC 3339 UTC. */
+            created_at: string;
         };
         /** @description A credential removed. */
         RemovedCredential: {
@@ -1403,6 +1566,11 @@ export interface components {
             queue_position?: number | null;
             /** @description How the sandbox reaches the network. */
             network: components["schemas"]["NetworkPolicy"];
+            /**
+             * @description Messages waiting for the agent to finish its turn, oldest first
+             *     (`/api/tasks/{id}/messages`).
+             */
+            messages: components["schemas"]["QueuedMessage"][];
         };
         /** @description A task's network policy and what its sandbox was refused. */
         TaskNetwork: {
@@ -4646,6 +4814,591 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_messages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The queue */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueuedMessage"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageBody"];
+            };
+        };
+        responses: {
+            /** @description Typed now (`delivered`) or queued */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageSent"];
+                };
+            };
+            /** @description INVALID_JSON: the body is not JSON of the shape asked for (the message says which field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_JSON: the request has no `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    edit_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+                /** @description Message id */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MessageBody"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueuedMessage"];
+                };
+            };
+            /** @description INVALID_JSON: the body is not JSON of the shape asked for (the message says which field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_JSON: the request has no `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_message: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+                /** @description Message id */
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    open_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ways to open it */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenIn"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ports: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Listening ports, by port */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortView"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    open: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+                /** @description The port in the sandbox, 1-65535 */
+                port: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the preview's origin */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
             401: {

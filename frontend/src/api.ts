@@ -41,6 +41,15 @@ export type TerminalInfo = Schemas['TerminalInfo'];
 
 export type Task = Schemas['Task'];
 
+/** A message waiting for the agent to finish its turn. */
+export type QueuedMessage = Schemas['QueuedMessage'];
+/** What `POST /api/tasks/{id}/messages` did: typed now (`delivered`) or queued. */
+export type MessageSent = Schemas['MessageSent'];
+/** A port listening in a sandbox, with the link that opens its preview. */
+export type PortView = Schemas['PortView'];
+/** Ways to open a task in an editor. */
+export type OpenIn = Schemas['OpenIn'];
+
 /** `allowlist`: only the allow list, through AnyCode's proxy; `none`: nothing; `open`: Docker's bridge. */
 export type NetworkMode = Schemas['NetworkMode'];
 
@@ -151,6 +160,16 @@ export const api = {
   stopTask: (id: string) => request<Task>('POST', `/api/tasks/${enc(id)}/stop`),
   startTask: (id: string) => request<Task>('POST', `/api/tasks/${enc(id)}/start`),
   deleteTask: (id: string) => request<void>('DELETE', `/api/tasks/${enc(id)}`),
+  /** Types a message to the agent now, or queues it while the agent is busy. */
+  sendMessage: (id: string, text: string) => request<MessageSent>('POST', `/api/tasks/${enc(id)}/messages`, { text }),
+  /** Changes a queued message (404 MESSAGE_NOT_FOUND once it was typed). */
+  editMessage: (id: string, messageId: string, text: string) =>
+    request<QueuedMessage>('PUT', `/api/tasks/${enc(id)}/messages/${enc(messageId)}`, { text }),
+  removeMessage: (id: string, messageId: string) => request<void>('DELETE', `/api/tasks/${enc(id)}/messages/${enc(messageId)}`),
+  /** The ports listening in the sandbox now, with links that open them through AnyCode. */
+  ports: (id: string) => request<PortView[]>('GET', `/api/tasks/${enc(id)}/ports`),
+  /** VS Code's URI of the sandbox, the folder on the host, the attach command. */
+  openIn: (id: string) => request<OpenIn>('GET', `/api/tasks/${enc(id)}/open-in`),
   /** Answers the agent's permission request (409 NO_PENDING_APPROVAL when there is none). */
   approve: (id: string, d: ApprovalDecision) => request<Task>('POST', `/api/tasks/${enc(id)}/approval`, d),
   agents: () => request<AgentProfile[]>('GET', '/api/agents'),

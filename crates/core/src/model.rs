@@ -430,6 +430,21 @@ pub struct Task {
     /// How the sandbox reaches the network (stored in its own table).
     #[serde(default)]
     pub network: crate::NetworkPolicy,
+    /// Messages to the agent waiting for it to finish its turn, oldest first (in
+    /// memory: a restart of AnyCode drops them). Filled in by the engine.
+    #[serde(default)]
+    pub messages: Vec<QueuedMessage>,
+}
+
+/// A message to a task's agent, queued until the agent waits for input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuedMessage {
+    /// 12 hex digits.
+    pub id: String,
+    /// The text typed into the agent's terminal, followed by Enter.
+    pub text: String,
+    /// When it was sent, RFC 3339 UTC.
+    pub created_at: String,
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.

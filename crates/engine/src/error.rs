@@ -37,6 +37,10 @@ pub enum Error {
     /// An approval was decided for a task that waits for none (`NO_PENDING_APPROVAL`).
     #[error("task {0} is not waiting for an approval (already answered, timed out, or the agent moved on)")]
     NoPendingApproval(String),
+    /// A message was sent to a task whose sandbox does not run (`TASK_NOT_RUNNING`):
+    /// its id and status.
+    #[error("task {0} is {1}, so its agent cannot take messages: start the task first")]
+    TaskNotRunning(String, String),
     /// A git failure (including bad branch names and paths, which are bad input).
     #[error(transparent)]
     Git(#[from] anycode_git::Error),
@@ -82,7 +86,7 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::Agents(_) => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::Conflict(_) | Error::NoPendingApproval(_) => ErrorKind::Conflict,
+            Error::Conflict(_) | Error::NoPendingApproval(_) | Error::TaskNotRunning(..) => ErrorKind::Conflict,
             Error::DockerUnavailable(_) => ErrorKind::Unavailable,
             Error::Git(g) => match g {
                 G::PathNotFound(_)
@@ -137,9 +141,11 @@ impl Error {
             Error::NotFound { what: "terminal", .. } => "TERMINAL_NOT_FOUND",
             Error::NotFound { what: "recording", .. } => "RECORDING_NOT_FOUND",
             Error::NotFound { what: "device", .. } => "DEVICE_NOT_FOUND",
+            Error::NotFound { what: "message", .. } => "MESSAGE_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::NoPendingApproval(_) => "NO_PENDING_APPROVAL",
+            Error::TaskNotRunning(..) => "TASK_NOT_RUNNING",
             Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",
             Error::Git(G::PathNotFound(_)) => "PATH_NOT_FOUND",
             Error::Git(G::NotARepo(_)) | Error::Git(G::Bare(_)) => "NOT_A_REPOSITORY",

@@ -86,6 +86,7 @@ impl Engine {
         if changed {
             tracing::info!(task = task_id, status = %status, "agent state");
             self.task_changed(task_id);
+            self.agent_became(task_id, status);
         }
         changed
     }
@@ -104,6 +105,7 @@ impl Engine {
 
     /// Puts the agent's state over the stored `running` of `t`.
     pub(crate) fn overlay_agent_state(&self, t: &mut Task) {
+        self.overlay_messages(t);
         if t.status != TaskStatus::Running {
             return;
         }

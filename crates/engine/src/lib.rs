@@ -26,6 +26,10 @@ mod governor;
 mod handover;
 mod hooks;
 mod host;
+mod include;
+mod messages;
+mod openin;
+mod previews;
 mod network;
 mod projects;
 mod reconcile;
@@ -36,7 +40,7 @@ mod terminals;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    QueuedMessage, Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
@@ -47,6 +51,9 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use openin::{vscode_attached_uri, OpenIn};
+pub use previews::{parse_ports, ListeningPort, PreviewStream};
+pub use messages::{check_text as check_message_text, MessageSent, MAX_MESSAGE_CHARS, MAX_QUEUED};
 pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use host::DockerHealth;
 pub use tasks::{NewTask, MAX_TITLE};
@@ -82,6 +89,8 @@ struct Inner {
     agent_states: StdMutex<HashMap<String, events::AgentState>>,
     /// Hook tokens, waiting approvals and the hook listener's URL (see `hooks.rs`).
     hooks: hooks::Hooks,
+    /// Messages to agents waiting for their turn (see `messages.rs`).
+    messages: messages::Messages,
     /// Usage, the run queue, idle timers (see `governor.rs`).
     gov: governor::GovState,
     /// Agent profiles (see `agents.rs`).
@@ -146,6 +155,7 @@ impl Engine {
                 events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
                 agent_states: StdMutex::new(HashMap::new()),
                 hooks: hooks::Hooks::default(),
+                messages: messages::Messages::default(),
                 gov: Default::default(),
                 profiles,
                 variant_build: Mutex::new(()),

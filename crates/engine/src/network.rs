@@ -636,6 +636,7 @@ fn check_task(id: &str) -> Task {
         usage: None,
         queue_position: None,
         network: NetworkPolicy::default(),
+        messages: Vec::new(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::runtime::ContainerControl;
 use crate::taskrepo::{legacy_worktree_name, prepare_ownership, sandbox_user};
-use crate::{agents, blocking, container_name, credentials, handover, taskrepo, Agent, Credential, Engine, Error, NetworkRequest, PermissionMode, Project, Result, Task, TaskStatus, Terminal};
+use crate::{agents, blocking, include, container_name, credentials, handover, taskrepo, Agent, Credential, Engine, Error, NetworkRequest, PermissionMode, Project, Result, Task, TaskStatus, Terminal};
 use anycode_sandbox::{ContainerSpec, SandboxHost};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -270,6 +270,7 @@ impl Engine {
             usage: None,
             queue_position: None,
             network: v.network,
+            messages: Vec::new(),
         };
         Ok(TaskPlan { id, docker, image, project: v.project, worktree, mirror, task })
     }
@@ -284,8 +285,10 @@ impl Engine {
         let ((base, base_sha), objects, identity) = {
             let (repo, branch, worktree, mirror) = (repo.clone(), task.branch.clone(), plan.worktree.clone(), plan.mirror.clone());
             let user = sandbox_user(&repo);
+            let task_id = plan.id.clone();
             blocking(move || {
                 let made = anycode_git::taskrepo::create_task_repo(&repo, base.as_deref(), &branch, &worktree, &mirror)?;
+                include::copy_included(&task_id, &repo, &worktree, &made.1);
                 // Before the sandbox exists: nothing in the folder is the sandbox's yet.
                 prepare_ownership(&user, &worktree);
                 let objects = anycode_git::taskrepo::objects_dir(&repo)?;
@@ -577,6 +580,7 @@ impl Engine {
         self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         self.clear_agent_state(id);
         self.forget_hooks(id);
+        self.forget_messages(id);
         self.task_deleted(id);
         self.refresh_queue().await;
         self.kick_queue();

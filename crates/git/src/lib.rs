@@ -13,6 +13,7 @@
 //! - [`radar`]: the conflict radar's in-memory merge; commits and diffstat of a branch
 //!   for pull request bodies.
 
+pub mod include;
 pub mod radar;
 pub mod remote;
 pub mod taskrepo;

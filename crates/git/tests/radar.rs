@@ -14,24 +14,8 @@ use sandbox::{mirror_of, sync};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "safe.directory=*", "-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn write(p: &Path, s: &str) {
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(p, s).unwrap();
-}
+use sandbox::{git_t as git, write_file as write};
 
 /// Every file under `dir` with its bytes and modification time (the whole state a
 /// check could disturb: worktree files, the index, refs, objects).
@@ -58,13 +42,7 @@ struct Fx {
 const SHARED: &str = "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\n";
 
 fn fixture() -> Fx {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().canonicalize().unwrap();
-    let repo = dir.join("repo");
-    fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.name", "T"]);
-    git(&repo, &["config", "user.email", "t@example.com"]);
+    let (tmp, dir, repo) = sandbox::temp_repo();
     write(&repo.join("shared.txt"), SHARED);
     write(&repo.join("other.txt"), "other\n");
     git(&repo, &["add", "."]);

@@ -39,6 +39,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recording))
         .merge(crate::pairing::routes())
         .merge(crate::hooks::api_routes())
+        .merge(crate::messages_api::routes())
+        .merge(crate::openin_api::routes())
+        .merge(crate::previews::routes())
         .merge(crate::network_api::routes())
 }
 
@@ -134,6 +137,9 @@ pub(crate) struct TaskView {
     queue_position: Option<u32>,
     /// How the sandbox reaches the network.
     network: anycode_engine::NetworkPolicy,
+    /// Messages waiting for the agent to finish its turn, oldest first
+    /// (`/api/tasks/{id}/messages`).
+    messages: Vec<anycode_engine::QueuedMessage>,
 }
 
 impl From<Task> for TaskView {
@@ -169,6 +175,7 @@ impl From<Task> for TaskView {
             usage: t.usage,
             queue_position: t.queue_position,
             network: t.network,
+            messages: t.messages,
         }
     }
 }

@@ -203,7 +203,12 @@ pub(crate) fn session_cookie(req: &Request<Body>) -> Option<String> {
 
 /// Cookie `name`'s value in a request, if any.
 fn cookie(req: &Request<Body>, name: &str) -> Option<String> {
-    for v in req.headers().get_all(header::COOKIE) {
+    cookie_in(req.headers(), name)
+}
+
+/// Cookie `name`'s value in these headers, if any.
+pub(crate) fn cookie_in(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    for v in headers.get_all(header::COOKIE) {
         let Ok(v) = v.to_str() else { continue };
         for part in v.split(';') {
             if let Some((k, val)) = part.trim().split_once('=') {

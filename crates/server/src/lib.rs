@@ -32,6 +32,9 @@ mod error;
 mod events_ws;
 mod github_api;
 mod hooks;
+mod messages_api;
+mod openin_api;
+mod previews;
 mod network_api;
 pub mod openapi;
 pub mod lan;
@@ -95,6 +98,10 @@ pub(crate) struct AppState {
     pub pairing: Arc<pairing::Pairing>,
     pub lan: LanControl,
     pub login: LoginCodes,
+    /// Preview codes, sessions and idle connections (`previews.rs`).
+    pub previews: Arc<previews::Previews>,
+    /// The main listener's port (preview hosts name it).
+    pub port: u16,
 }
 
 fn router(state: AppState) -> Router {
@@ -105,6 +112,8 @@ fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .merge(assets::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check_host))
+        // Preview hosts (`<port>-<task>.localhost`) never reach the API or the UI.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), previews::dispatch))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -137,6 +146,8 @@ impl Server {
             pairing: Arc::new(pairing::Pairing::new(opts.pairing.clone())),
             lan: lan.clone(),
             login: login.clone(),
+            previews: Arc::new(previews::Previews::default()),
+            port: addr.port(),
         };
         let app = router(state);
         lan.set_app(app.clone());

@@ -23,22 +23,7 @@ fn tool_script() -> Script {
 /// A server whose tasks reach `fake` as their Anthropic API, with an API key from
 /// AnyCode's environment, and the given approval timeout.
 async fn server(fake: &FakeAnthropic, approval_timeout: Duration) -> Server {
-    std::env::set_var("ANTHROPIC_API_KEY", API_KEY);
-    let dir = tempfile::tempdir().unwrap();
-    let repo = make_repo(dir.path());
-    let mut cfg = config(&dir.path().join("data"));
-    cfg.credentials_from_env = true;
-    cfg.keyring_service = None;
-    cfg.approval_timeout = approval_timeout;
-    for (k, v) in [
-        ("ANTHROPIC_BASE_URL", fake.sandbox_url()),
-        ("DISABLE_TELEMETRY", "1".into()),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
-        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
-    ] {
-        cfg.settings.env.insert(k.to_string(), v);
-    }
-    Server::start_with(dir, repo, cfg).await
+    anycode_testkit::anthropic::claude_server(fake, approval_timeout, API_KEY).await
 }
 
 /// Every status the engine reported for any task, in order.

@@ -414,6 +414,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         usage: None,
         queue_position: None,
         network: Default::default(),
+        messages: Vec::new(),
     }))
 }
 
@@ -460,6 +461,7 @@ mod tests {
             usage: None,
             queue_position: None,
             network: Default::default(),
+            messages: Vec::new(),
         }
     }
 

@@ -266,3 +266,25 @@ fn json_response(status: u16, v: &Value) -> Response<Body> {
         .body(Body::from(v.to_string()))
         .unwrap()
 }
+
+/// A server whose tasks reach `fake` as their Anthropic API, with `api_key` in
+/// AnyCode's environment (handed to `api_key` tasks) and the given approval timeout;
+/// Claude Code's telemetry, nonessential traffic and retries off.
+pub async fn claude_server(fake: &FakeAnthropic, approval_timeout: std::time::Duration, api_key: &str) -> crate::Server {
+    std::env::set_var("ANTHROPIC_API_KEY", api_key);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::make_repo(dir.path());
+    let mut cfg = crate::config(&dir.path().join("data"));
+    cfg.credentials_from_env = true;
+    cfg.keyring_service = None;
+    cfg.approval_timeout = approval_timeout;
+    for (k, v) in [
+        ("ANTHROPIC_BASE_URL", fake.sandbox_url()),
+        ("DISABLE_TELEMETRY", "1".into()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".into()),
+        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
+    ] {
+        cfg.settings.env.insert(k.to_string(), v);
+    }
+    crate::Server::start_with(dir, repo, cfg).await
+}

@@ -9,6 +9,8 @@ import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
 import { CredentialWarning } from './CredentialWarning';
 import { RecordingDialog } from './RecordingDialog';
+import { OpenInButton } from './OpenIn';
+import { PortsButton } from './Ports';
 import { TerminalTabs } from './TerminalTabs';
 import { useToast } from './Toasts';
 import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from './icons';
@@ -233,6 +235,8 @@ export function TaskView({
               {busy === 'start' ? <Spinner size={12} /> : <IconPlay size={13} />} Start
             </button>
           )}
+          <PortsButton task={task} />
+          <OpenInButton task={task} />
           {task.record && (
             <button className="btn" data-testid="task-recording" onClick={() => setShowRecording(true)} title="Replay the agent terminal's recording">
               <IconPlay size={13} /> Replay

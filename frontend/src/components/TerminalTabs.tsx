@@ -3,6 +3,7 @@ import { isLive, type Task, type TerminalInfo } from '../api';
 import { getSession, type TermSession } from '../terminal/session';
 import { IconBot, IconPlus, IconTerminal, IconX, Spinner } from './icons';
 import { KeyBar } from '../mobile/KeyBar';
+import { MessageBox } from './Messages';
 import { canControl, useSessionInfo } from '../role';
 
 function useSession(s: TermSession) {
@@ -175,6 +176,7 @@ export function TerminalTabs({
         ))}
       </div>
       <KeyBar terminalId={active} canType={mayType} />
+      <MessageBox task={task} canType={mayType} />
     </div>
   );
 }

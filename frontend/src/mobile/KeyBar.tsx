@@ -1,5 +1,5 @@
 // The on-screen key bar under a terminal on touch screens: keys a phone keyboard
-// lacks (Esc, Tab, Ctrl-C, Ctrl-D, arrows, Enter) and the font size.
+// lacks (Esc, Tab, Shift+Tab, Ctrl-C, Ctrl-D, arrows, Enter) and the font size.
 
 import { useState } from 'react';
 import { FONT_MAX, FONT_MIN, getFontSize, getSession, setFontSize } from '../terminal/session';
@@ -17,6 +17,7 @@ const arrow = (c: string) => (app: boolean) => (app ? `\x1bO${c}` : `\x1b[${c}`)
 const KEYS: Key[] = [
   { id: 'esc', label: 'Esc', title: 'Escape', seq: '\x1b' },
   { id: 'tab', label: 'Tab', title: 'Tab', seq: '\t' },
+  { id: 'shift-tab', label: '⇧Tab', title: "Shift+Tab (Claude Code's mode switch)", seq: '\x1b[Z' },
   { id: 'ctrl-c', label: '^C', title: 'Ctrl-C (interrupt)', seq: '\x03' },
   { id: 'ctrl-d', label: '^D', title: 'Ctrl-D (end of input)', seq: '\x04' },
   { id: 'left', label: '←', title: 'Left', seq: arrow('D') },

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! A local stand-in of a sandbox for anycode-git's tests: the same scripts and
 //! `git upload-pack` that AnyCode runs in a container, run here as local processes,
 //! their stdio pumped into the same [`PackStream`] the engine feeds from an exec
@@ -155,4 +156,37 @@ pub fn commit_all(wt: &Path, message: &str) -> Result<String> {
     }
     sync(wt)?;
     Ok(tr::mirror_refs(&mirror_of(wt))?.0.to_string())
+}
+
+/// Runs `git` in `dir` as user `T` (system config off, owner checks off) and
+/// returns its trimmed stdout; panics when it fails.
+pub fn git_t(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "safe.directory=*", "-c", "user.name=T", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Writes `s` at `p`, making its folders.
+pub fn write_file(p: &Path, s: &str) {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, s).unwrap();
+}
+
+/// A temp folder (canonical path) holding `repo/`, a new repository on `main` with
+/// user `T`'s identity in its config and no commit: `(guard, folder, repo)`.
+pub fn temp_repo() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let repo = dir.join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git_t(&repo, &["init", "-q", "-b", "main"]);
+    git_t(&repo, &["config", "user.name", "T"]);
+    git_t(&repo, &["config", "user.email", "t@example.com"]);
+    (tmp, dir, repo)
 }

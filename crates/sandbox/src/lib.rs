@@ -14,9 +14,12 @@
 //! owns it), [`LABEL_TASK`] and [`LABEL_PROJECT`]; containers of other instances are
 //! never touched.
 
+pub mod contexts;
+pub mod endpoint;
 mod hijack;
 pub mod image;
 mod network;
+pub mod transfer;
 
 pub use network::DEFAULT_NETWORK;
 
@@ -64,6 +67,32 @@ pub enum Error {
     /// Reading build inputs failed.
     #[error("{0}")]
     Io(String),
+    /// A Docker endpoint URL that is malformed or of an unsupported kind; the
+    /// message names it and the accepted forms.
+    #[error("{0}")]
+    BadEndpoint(String),
+    /// The engine at `endpoint` did not answer (refused, timed out, TLS handshake
+    /// or ssh failed); `reason` says how.
+    #[error("the Docker engine at {endpoint} is unreachable: {reason}")]
+    Unreachable {
+        /// The endpoint URL as given.
+        endpoint: String,
+        /// What failed, e.g. `Connection refused` or ssh's last words.
+        reason: String,
+    },
+    /// A TLS file of an endpoint is unreadable or not PEM; the message names the
+    /// path (never the contents).
+    #[error("{0}")]
+    TlsFiles(String),
+    /// `ssh://` needs the OpenSSH client, which is not there.
+    #[error("{0}")]
+    SshMissing(String),
+    /// An image copy between engines failed; the message says at which end.
+    #[error("copying the image: {0}")]
+    Copy(String),
+    /// A Docker context's files could not be read or parsed; the message names the file.
+    #[error("{0}")]
+    Context(String),
 }
 
 /// Result alias of this crate.
@@ -83,6 +112,8 @@ pub struct Docker {
     raw: Option<hijack::Endpoint>,
     /// Where the engine was found, e.g. `unix:///var/run/docker.sock`.
     pub endpoint: String,
+    /// The local socket forwarding to an `ssh://` engine, kept while a clone lives.
+    _forwarder: Option<std::sync::Arc<endpoint::SshForwarder>>,
 }
 
 /// A TTY byte stream of a container's main process or of an exec session.
@@ -169,7 +200,9 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// `uid:gid` the processes run as.
     pub user: String,
-    /// Bind mounts in Docker's `host:container[:opts]` form.
+    /// Bind mounts in Docker's `host:container[:opts]` form; a source that is a
+    /// name rather than an absolute path is a named volume
+    /// ([`workspace_volume_bind`]: the working tree on a remote engine).
     pub binds: Vec<String>,
     /// Memory cap in bytes.
     pub memory_bytes: i64,
@@ -177,6 +210,22 @@ pub struct ContainerSpec {
     pub nano_cpus: i64,
     /// Process count cap.
     pub pids: i64,
+}
+
+/// The [`ContainerSpec::binds`] entry mounting the named volume `volume` (made by
+/// [`Docker::create_volume`]) at `/workspace`: Docker reads a bind whose source is
+/// a name, not an absolute path, as a named volume, so nothing of AnyCode's machine
+/// is mounted.
+///
+/// Errors: [`Error::Io`] when `volume` is not a
+/// Docker volume name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+pub fn workspace_volume_bind(volume: &str) -> Result<String> {
+    let mut chars = volume.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        return Err(Error::Io(format!("{volume:?} is not a Docker volume name")));
+    }
+    Ok(format!("{volume}:/workspace"))
 }
 
 impl Docker {
@@ -205,7 +254,7 @@ impl Docker {
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(api)) => {
                     let raw = hijack::Endpoint::parse(&endpoint);
-                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw });
+                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw, _forwarder: None });
                 }
                 Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
                 Err(_) => tracing::debug!(%endpoint, "docker endpoint timed out"),
@@ -355,6 +404,43 @@ impl Docker {
             return Err(e);
         }
         Ok(id)
+    }
+
+    /// Creates the named volume `name` (Docker's `local` driver) with this
+    /// instance's label and `dev.anycode.task=<task_id>`: a task's working tree on
+    /// an engine where AnyCode cannot bind-mount its own folders (a remote host).
+    /// Mount it with [`workspace_volume_bind`]. An existing volume of that name is
+    /// kept (creating is idempotent in Docker).
+    ///
+    /// Errors: engine errors.
+    pub async fn create_volume(&self, name: &str, task_id: &str) -> Result<()> {
+        use bollard::volume::CreateVolumeOptions;
+        let labels = HashMap::from([(LABEL_INSTANCE, self.instance.as_str()), (LABEL_TASK, task_id)]);
+        let opts = CreateVolumeOptions { name, driver: "local", labels, ..Default::default() };
+        self.api.create_volume(opts).await?;
+        Ok(())
+    }
+
+    /// Removes the named volume (its container must be gone). Missing is fine.
+    ///
+    /// Errors: engine errors, e.g. 409 while a container still uses it.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        use bollard::volume::RemoveVolumeOptions;
+        match self.api.remove_volume(name, Some(RemoveVolumeOptions { force: false })).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Names of this instance's volumes (label [`LABEL_INSTANCE`]), for reconciling.
+    ///
+    /// Errors: engine errors.
+    pub async fn managed_volumes(&self) -> Result<Vec<String>> {
+        use bollard::volume::ListVolumesOptions;
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={}", self.instance)])]);
+        let list = self.api.list_volumes(Some(ListVolumesOptions { filters })).await?;
+        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
     }
 
     /// Starts a container (no-op when it runs already).
@@ -746,15 +832,30 @@ impl Docker {
     ///
     /// Errors: as [`Docker::exec_pipe`]; [`Error::Io`] when the stream breaks.
     pub async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
+        self.exec_output_from(id, cmd, user, env, stdin, max_bytes).await
+    }
+
+    /// [`Docker::exec_output`] with the input streamed from `stdin` (e.g. a file:
+    /// a git bundle), copied as the process reads it.
+    ///
+    /// Errors: as [`Docker::exec_output`].
+    pub async fn exec_output_from(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: &str,
+        env: Vec<String>,
+        mut stdin: impl tokio::io::AsyncRead + Send + Unpin,
+        max_bytes: usize,
+    ) -> Result<ExecOutput> {
         use tokio::io::AsyncWriteExt;
         let mut pipe = self.exec_pipe(id, cmd, user, env, "/workspace").await?;
         let io = |e: std::io::Error| Error::Io(format!("exec in {id}: {e}"));
         // Input is written beside the output reading, so a process that writes
         // before it has read all its input cannot deadlock us.
-        let stdin = stdin.to_vec();
         let mut input = pipe.input;
         let writer = async move {
-            input.write_all(&stdin).await?;
+            tokio::io::copy(&mut stdin, &mut input).await?;
             input.flush().await?;
             input.shutdown().await
         };

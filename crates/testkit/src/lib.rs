@@ -3,8 +3,10 @@
 //! clients for its HTTP API and terminal WebSockets. Nothing here is a stub.
 
 pub mod anthropic;
+pub mod dockerd;
 pub mod github;
 pub mod secret_service;
+pub use dockerd::SecondDockerd;
 pub use secret_service::SecretService;
 
 use anycode_engine::{Config, Engine};

@@ -312,6 +312,8 @@ async fn a_task_repository_in_a_volume_seeded_from_a_bundle_and_brought_back() {
     let user = "1000:1000";
     let cid = docker.create_container(&spec(&name, &image, vec![bind], user)).await.unwrap();
     let result = async {
+        // No network, as a sandbox in `none` mode: git needs none here.
+        docker.network_isolate(&cid).await.unwrap();
         docker.start(&cid).await.unwrap();
         let mounts = docker.api().inspect_container(&cid, None).await.unwrap().mounts.unwrap_or_default();
         assert!(!mounts.is_empty() && mounts.iter().all(|m| m.typ == Some(anycode_sandbox::bollard::models::MountPointTypeEnum::VOLUME)), "no bind mount: {mounts:?}");

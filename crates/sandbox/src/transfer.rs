@@ -7,6 +7,9 @@ use futures_util::stream::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The longest an image copy may take: 6 hours.
+const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 /// How far an image copy is ([`copy_image`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyProgress {
@@ -20,9 +23,9 @@ pub struct CopyProgress {
 /// Copies `image` (a tag or id) from engine `from` to engine `to`: the source's
 /// image archive (`GET /images/{name}/get`) is streamed into the target's load
 /// (`POST /images/load`) as it comes, so nothing is held whole in memory or on
-/// disk. `progress` is called as the source's chunks go through (no more often than
-/// the caller takes them) and once at the end. The copy is checked: the target
-/// then has the image under the same id.
+/// disk, within 6 hours. `progress` is called as the source's chunks go through
+/// (no more often than the caller takes them) and once at the end. The copy is
+/// checked: the target then has the image under the same id.
 ///
 /// Errors: [`Error::NoImage`] when the source lacks it; [`Error::Copy`] when the
 /// source's stream breaks, the target refuses the archive, or the ids differ;
@@ -63,7 +66,10 @@ pub async fn copy_image(from: &Docker, to: &Docker, image: &str, mut progress: i
             std::future::ready(out)
         });
     let opts = bollard::image::ImportImageOptions { quiet: true };
-    let mut load = to.api.import_image_stream(opts, body, None).boxed();
+    // The target answers only after it read the whole archive: bollard's request
+    // timeout (2 min until the answer's head) would cut a large image on a slow link.
+    let target = to.api.clone().with_timeout(COPY_TIMEOUT);
+    let mut load = target.import_image_stream(opts, body, None).boxed();
     let mut target_error: Option<String> = None;
     let mut ticks_open = true;
     loop {

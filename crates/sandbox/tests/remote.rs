@@ -35,17 +35,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
 fn make_repo(root: &Path) -> PathBuf {
     let repo = root.join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.name", "Test User"]);
-    git(&repo, &["config", "user.email", "test@example.com"]);
     std::fs::write(repo.join("README.md"), "# demo\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "first"]);
-    git(&repo, &["checkout", "-q", "-b", "dev"]);
-    std::fs::write(repo.join("dev.txt"), "dev\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "dev work"]);
-    git(&repo, &["checkout", "-q", "main"]);
+    for step in [
+        "init -q -b main",
+        "config user.name Tester",
+        "config user.email test@example.com",
+        "add -A",
+        "commit -q -m first",
+        "checkout -q -b dev",
+        "commit -q --allow-empty -m dev-work",
+        "checkout -q main",
+    ] {
+        git(&repo, &step.split(' ').collect::<Vec<_>>());
+    }
     repo
 }
 

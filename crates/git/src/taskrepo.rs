@@ -94,6 +94,83 @@ G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c commit.gpgsign=fal
 $G merge --no-edit --no-verify -q -m "$2" "$1"
 "#;
 
+/// `sh -c SEED_SCRIPT seed <branch>`, run in a new sandbox whose `/workspace` is
+/// an empty volume (a remote host, see [`create_task_mirror`]), with a bundle of
+/// the task branch ([`write_seed_bundle`]) on stdin: makes the sandbox's own
+/// repository there (no templates, so no sample hooks), fetches the branch from
+/// the bundle, checks it out and removes the bundle. Prints
+/// `anycode-seeded <head>`. Exit code 3 with a sentence on stderr when the
+/// folder is not empty or the bundle lacks the branch.
+pub const SEED_SCRIPT: &str = r#"set -eu
+G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c init.defaultBranch=anycode-seed"
+branch="$1"
+[ -z "$(ls -A .)" ] || { echo "the task's volume is not empty" >&2; exit 3; }
+$G init -q --template= .
+cat > .git/anycode-seed.bundle
+trap 'rm -f .git/anycode-seed.bundle' EXIT
+$G bundle verify -q .git/anycode-seed.bundle >/dev/null 2>&1 || { echo "the seed bundle is not a valid git bundle" >&2; exit 3; }
+$G fetch -q --no-tags --update-head-ok .git/anycode-seed.bundle "+refs/heads/$branch:refs/heads/$branch" || { echo "the seed bundle has no branch $branch" >&2; exit 3; }
+$G symbolic-ref HEAD "refs/heads/$branch"
+$G reset -q --hard "refs/heads/$branch"
+echo "anycode-seeded $($G rev-parse HEAD)"
+"#;
+
+/// Writes a git bundle of `refs/heads/<branch>` of the user's repository (its
+/// whole history) to `out`, with the host's `git bundle create` (libgit2 makes no
+/// bundles). The source is the user's repository, never a sandbox's. Checks that
+/// the branch is at `expect` (the task's base sha), so the sandbox starts where
+/// the task does. Returns the bundle's size in bytes.
+///
+/// Errors: [`Error::Io`] when git is missing or fails (its stderr), when the
+/// branch moved away from `expect`.
+pub fn write_seed_bundle(user_repo: &Path, branch: &str, expect: &str, out: &Path) -> Result<u64> {
+    let repo = open(user_repo)?;
+    let tip = repo.refname_to_id(&format!("refs/heads/{branch}")).map_err(|_| Error::UnknownBranch(branch.to_string()))?;
+    if tip.to_string() != expect {
+        return Err(Error::Io(format!("the branch {branch} is at {tip}, not at {expect}; the sandbox cannot start from it")));
+    }
+    let git_dir = repo.path().to_path_buf();
+    drop(repo);
+    let output = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git_dir)
+        .args(["bundle", "create", "-q"])
+        .arg(out)
+        .arg(format!("refs/heads/{branch}"))
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Io(format!("running git bundle create: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::Io(format!("git bundle create failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
+    }
+    // The branch may have moved while git read it: the bundle must carry `expect`.
+    let heads = std::process::Command::new("git")
+        .args(["bundle", "list-heads"])
+        .arg(out)
+        .current_dir(out.parent().unwrap_or(Path::new("/")))
+        .output()
+        .map_err(|e| Error::Io(format!("running git bundle list-heads: {e}")))?;
+    let listed = String::from_utf8_lossy(&heads.stdout);
+    if !listed.lines().any(|l| l == format!("{expect} refs/heads/{branch}")) {
+        return Err(Error::Io(format!("the bundle of {branch} does not hold {expect} (the branch moved while it was made)")));
+    }
+    std::fs::metadata(out).map(|m| m.len()).map_err(|e| Error::Io(format!("{}: {e}", out.display())))
+}
+
+/// Parses [`SEED_SCRIPT`]'s output: the sandbox's checked-out commit.
+///
+/// Errors: [`Error::TaskRepoBroken`] when no such line is there.
+pub fn parse_seed_output(stdout: &[u8]) -> Result<Oid> {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("anycode-seeded "))
+        .and_then(|h| Oid::from_str(h.trim()).ok())
+        .ok_or_else(|| Error::TaskRepoBroken("the sandbox did not report its seeded repository".into()))
+}
+
 /// Parses [`SNAPSHOT_SCRIPT`]'s last output line: `(head, snapshot)`.
 ///
 /// Errors: [`Error::TaskRepoBroken`] when no such line is there.
@@ -197,6 +274,21 @@ fn init_mirror(mirror: &Path, objects: &Path, tip: Oid) -> Result<()> {
 /// [`Error::InvalidBranchName`], [`Error::BranchExists`], [`Error::Io`] when a
 /// folder exists already.
 pub fn create_task_repo(user_repo: &Path, base: Option<&str>, branch: &str, workspace: &Path, mirror: &Path) -> Result<(String, String)> {
+    create_task_repo_at(user_repo, base, branch, Some(workspace), mirror)
+}
+
+/// [`create_task_repo`] for a sandbox on an engine that cannot mount AnyCode's
+/// folders (a remote host): the branch and the mirror only. The sandbox's
+/// repository is made in the sandbox, in a volume, from a bundle
+/// ([`write_seed_bundle`], [`SEED_SCRIPT`]); work comes out of it as from any
+/// sandbox ([`fetch_into_mirror`]). Returns `(base, base_sha)`.
+///
+/// Errors: as [`create_task_repo`].
+pub fn create_task_mirror(user_repo: &Path, base: Option<&str>, branch: &str, mirror: &Path) -> Result<(String, String)> {
+    create_task_repo_at(user_repo, base, branch, None, mirror)
+}
+
+fn create_task_repo_at(user_repo: &Path, base: Option<&str>, branch: &str, workspace: Option<&Path>, mirror: &Path) -> Result<(String, String)> {
     let repo = open(user_repo)?;
     let base = match base {
         Some(b) => b.to_string(),
@@ -209,7 +301,7 @@ pub fn create_task_repo(user_repo: &Path, base: Option<&str>, branch: &str, work
         .peel_to_commit()
         .map_err(|_| Error::UnknownBranch(base.clone()))?;
     crate::check_new_branch(user_repo, branch)?;
-    for p in [workspace, mirror] {
+    for p in workspace.into_iter().chain([mirror]) {
         if p.symlink_metadata().is_ok() {
             return Err(Error::Io(format!("{} already exists; a task's folder must be new", p.display())));
         }
@@ -225,15 +317,19 @@ pub fn create_task_repo(user_repo: &Path, base: Option<&str>, branch: &str, work
     let mut new_branch = repo.branch(branch, &base_commit, false)?;
     let made = (|| -> Result<()> {
         // The sandbox's repository, the branch checked out.
-        let ws = init_task_repo(workspace, &objects, branch, base_oid, true)?;
-        let mut checkout = git2::build::CheckoutBuilder::new();
-        checkout.force();
-        ws.checkout_head(Some(&mut checkout))?;
+        if let Some(workspace) = workspace {
+            let ws = init_task_repo(workspace, &objects, branch, base_oid, true)?;
+            let mut checkout = git2::build::CheckoutBuilder::new();
+            checkout.force();
+            ws.checkout_head(Some(&mut checkout))?;
+        }
         init_mirror(mirror, &objects, base_oid)
     })();
     if let Err(e) = made {
         // Neither folder existed before this call (checked above).
-        let _ = std::fs::remove_dir_all(workspace);
+        if let Some(workspace) = workspace {
+            let _ = std::fs::remove_dir_all(workspace);
+        }
         let _ = std::fs::remove_dir_all(mirror);
         let _ = new_branch.delete();
         return Err(e);

@@ -152,6 +152,33 @@ pub trait Backend: Send + Sync + 'static {
     /// An exec session's exit code, `None` while it runs.
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>>;
 
+    /// Runs `cmd` to its end like [`Backend::exec_output`], its input streamed from
+    /// `stdin` (e.g. a file: a git bundle) as the process reads it.
+    ///
+    /// Errors: as [`Backend::exec_output`].
+    async fn exec_output_from(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: &str,
+        env: Vec<String>,
+        stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        max_bytes: usize,
+    ) -> Result<ExecOutput>;
+
+    /// Creates the named volume `name` with this instance's label and the task's: a
+    /// task's working tree where AnyCode cannot mount its own folders (a remote
+    /// host). Idempotent. Errors: engine errors.
+    async fn create_volume(&self, name: &str, task_id: &str) -> Result<()>;
+
+    /// Removes the named volume (its container must be gone); missing is fine.
+    /// Errors: engine errors, e.g. 409 while a container still uses it.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
+
+    /// The engine's CPUs and memory in bytes (`docker info`'s `NCPU`, `MemTotal`).
+    /// Errors: engine errors.
+    async fn capacity(&self) -> Result<(u64, u64)>;
+
     // ----- images -----
 
     /// Whether an image with this tag exists locally.
@@ -344,5 +371,30 @@ impl Backend for Docker {
 
     async fn network_isolate(&self, id: &str) -> Result<()> {
         Docker::network_isolate(self, id).await
+    }
+
+    async fn exec_output_from(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: &str,
+        env: Vec<String>,
+        stdin: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        max_bytes: usize,
+    ) -> Result<ExecOutput> {
+        Docker::exec_output_from(self, id, cmd, user, env, stdin, max_bytes).await
+    }
+
+    async fn create_volume(&self, name: &str, task_id: &str) -> Result<()> {
+        Docker::create_volume(self, name, task_id).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        Docker::remove_volume(self, name).await
+    }
+
+    async fn capacity(&self) -> Result<(u64, u64)> {
+        let info = self.api().info().await?;
+        Ok((info.ncpu.unwrap_or(0).max(0) as u64, info.mem_total.unwrap_or(0).max(0) as u64))
     }
 }

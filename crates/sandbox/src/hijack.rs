@@ -15,18 +15,37 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Where the engine listens, for raw connections.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum Endpoint {
     /// A Unix socket path.
     #[cfg(unix)]
     Unix(String),
     /// `host:port` of a plain-TCP engine (`DOCKER_HOST=tcp://…` without TLS).
     Tcp(String),
+    /// `host:port` of a TLS engine, with the name its certificate must carry and
+    /// the client configuration (CA, client certificate).
+    Tls {
+        addr: String,
+        server_name: rustls_pki_types::ServerName<'static>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    },
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            #[cfg(unix)]
+            Endpoint::Unix(p) => write!(f, "unix://{p}"),
+            Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+            Endpoint::Tls { addr, .. } => write!(f, "tcp://{addr} (TLS)"),
+        }
+    }
 }
 
 impl Endpoint {
-    /// Parses `unix:///path` or `tcp://host:port` / `http://host:port`. Other schemes
-    /// (named pipes, TLS) are not hijacked here.
+    /// Parses `unix:///path` or `tcp://host:port` / `http://host:port` (of
+    /// `DOCKER_HOST`). Other schemes (named pipes) are not hijacked here; TLS and
+    /// ssh endpoints come from [`crate::endpoint`].
     pub(crate) fn parse(endpoint: &str) -> Option<Endpoint> {
         #[cfg(unix)]
         if let Some(p) = endpoint.strip_prefix("unix://") {
@@ -57,6 +76,12 @@ pub(crate) async fn hijack(
             let s = tokio::net::TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
             Box::new(s)
+        }
+        Endpoint::Tls { addr, server_name, config } => {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            let tls = tokio_rustls::TlsConnector::from(config.clone()).connect(server_name.clone(), s).await?;
+            Box::new(tls)
         }
     };
     let body = body.unwrap_or("");

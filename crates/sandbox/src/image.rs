@@ -130,7 +130,8 @@ impl Docker {
 }
 
 impl Docker {
-    pub(crate) async fn image_exists(&self, tag: &str) -> Result<bool> {
+    /// [`Backend::image_exists`] on this engine.
+    pub async fn image_exists(&self, tag: &str) -> Result<bool> {
         match self.api.inspect_image(tag).await {
             Ok(_) => Ok(true),
             Err(e) if crate::is_not_found(&e) => Ok(false),
@@ -138,7 +139,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn ensure_image(
+    /// [`Backend::ensure_image`] on this engine.
+    pub async fn ensure_image(
         &self,
         configured: Option<&str>,
         extra_ca_dir: Option<&Path>,
@@ -160,7 +162,8 @@ impl Docker {
         Ok(tag)
     }
 
-    pub(crate) async fn ensure_variant(&self, tag: &str, dockerfile: &str, progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
+    /// [`Backend::ensure_variant`] on this engine.
+    pub async fn ensure_variant(&self, tag: &str, dockerfile: &str, progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
         if self.image_exists(tag).await? {
             progress(BuildEvent::UpToDate(tag.to_string()));
             return Ok(());

@@ -15,9 +15,12 @@
 //! never touched.
 
 mod backend;
+pub mod contexts;
+pub mod endpoint;
 mod hijack;
 pub mod image;
 mod network;
+pub mod transfer;
 
 pub use backend::{Backend, SandboxHost};
 pub use network::DEFAULT_NETWORK;
@@ -65,6 +68,32 @@ pub enum Error {
     /// Reading build inputs failed.
     #[error("{0}")]
     Io(String),
+    /// A Docker endpoint URL that is malformed or of an unsupported kind; the
+    /// message names it and the accepted forms.
+    #[error("{0}")]
+    BadEndpoint(String),
+    /// The engine at `endpoint` did not answer (refused, timed out, TLS handshake
+    /// or ssh failed); `reason` says how.
+    #[error("the Docker engine at {endpoint} is unreachable: {reason}")]
+    Unreachable {
+        /// The endpoint URL as given.
+        endpoint: String,
+        /// What failed, e.g. `Connection refused` or ssh's last words.
+        reason: String,
+    },
+    /// A TLS file of an endpoint is unreadable or not PEM; the message names the
+    /// path (never the contents).
+    #[error("{0}")]
+    TlsFiles(String),
+    /// `ssh://` needs the OpenSSH client, which is not there.
+    #[error("{0}")]
+    SshMissing(String),
+    /// An image copy between engines failed; the message says at which end.
+    #[error("copying the image: {0}")]
+    Copy(String),
+    /// A Docker context's files could not be read or parsed; the message names the file.
+    #[error("{0}")]
+    Context(String),
 }
 
 /// Result alias of this crate.
@@ -84,6 +113,8 @@ pub struct Docker {
     raw: Option<hijack::Endpoint>,
     /// Where the engine was found, e.g. `unix:///var/run/docker.sock`.
     pub endpoint: String,
+    /// The local socket forwarding to an `ssh://` engine, kept while a clone lives.
+    _forwarder: Option<std::sync::Arc<endpoint::SshForwarder>>,
 }
 
 /// A TTY byte stream of a container's main process or of an exec session.
@@ -173,7 +204,9 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// `uid:gid` the processes run as.
     pub user: String,
-    /// Bind mounts in Docker's `host:container[:opts]` form.
+    /// Bind mounts in Docker's `host:container[:opts]` form; a source that is a
+    /// name rather than an absolute path is a named volume
+    /// ([`workspace_volume_bind`]: the working tree on a remote engine).
     pub binds: Vec<String>,
     /// Memory cap in bytes.
     pub memory_bytes: i64,
@@ -181,6 +214,22 @@ pub struct ContainerSpec {
     pub nano_cpus: i64,
     /// Process count cap.
     pub pids: i64,
+}
+
+/// The [`ContainerSpec::binds`] entry mounting the named volume `volume` (made by
+/// [`Docker::create_volume`]) at `/workspace`: Docker reads a bind whose source is
+/// a name, not an absolute path, as a named volume, so nothing of AnyCode's machine
+/// is mounted.
+///
+/// Errors: [`Error::Io`] when `volume` is not a
+/// Docker volume name (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+pub fn workspace_volume_bind(volume: &str) -> Result<String> {
+    let mut chars = volume.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !ok {
+        return Err(Error::Io(format!("{volume:?} is not a Docker volume name")));
+    }
+    Ok(format!("{volume}:/workspace"))
 }
 
 impl Docker {
@@ -209,7 +258,7 @@ impl Docker {
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(api)) => {
                     let raw = hijack::Endpoint::parse(&endpoint);
-                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw });
+                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw, _forwarder: None });
                 }
                 Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
                 Err(_) => tracing::debug!(%endpoint, "docker endpoint timed out"),
@@ -279,11 +328,13 @@ impl Docker {
 }
 
 impl Docker {
-    pub(crate) async fn version(&self) -> Result<String> {
+    /// [`Backend::version`] on this engine.
+    pub async fn version(&self) -> Result<String> {
         Ok(self.api.version().await?.version.unwrap_or_else(|| "unknown".into()))
     }
 
-    pub(crate) async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+    /// [`Backend::create_container`] on this engine.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         let labels = HashMap::from([
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_TASK.to_string(), spec.task_id.clone()),
@@ -328,7 +379,8 @@ impl Docker {
         Ok(self.api.create_container(Some(opts), config).await?.id)
     }
 
-    pub(crate) async fn start_helper(&self, name: &str, image: &str, task_id: &str, user: &str, binds: Vec<String>) -> Result<String> {
+    /// [`Backend::start_helper`] on this engine.
+    pub async fn start_helper(&self, name: &str, image: &str, task_id: &str, user: &str, binds: Vec<String>) -> Result<String> {
         let labels = HashMap::from([
             (LABEL_INSTANCE.to_string(), self.instance.clone()),
             (LABEL_TASK.to_string(), format!("helper:{task_id}")),
@@ -369,7 +421,45 @@ impl Docker {
         Ok(id)
     }
 
-    pub(crate) async fn start(&self, id: &str) -> Result<()> {
+    /// Creates the named volume `name` (Docker's `local` driver) with this
+    /// instance's label and `dev.anycode.task=<task_id>`: a task's working tree on
+    /// an engine where AnyCode cannot bind-mount its own folders (a remote host).
+    /// Mount it with [`workspace_volume_bind`]. An existing volume of that name is
+    /// kept (creating is idempotent in Docker).
+    ///
+    /// Errors: engine errors.
+    pub async fn create_volume(&self, name: &str, task_id: &str) -> Result<()> {
+        use bollard::volume::CreateVolumeOptions;
+        let labels = HashMap::from([(LABEL_INSTANCE, self.instance.as_str()), (LABEL_TASK, task_id)]);
+        let opts = CreateVolumeOptions { name, driver: "local", labels, ..Default::default() };
+        self.api.create_volume(opts).await?;
+        Ok(())
+    }
+
+    /// Removes the named volume (its container must be gone). Missing is fine.
+    ///
+    /// Errors: engine errors, e.g. 409 while a container still uses it.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        use bollard::volume::RemoveVolumeOptions;
+        match self.api.remove_volume(name, Some(RemoveVolumeOptions { force: false })).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Names of this instance's volumes (label [`LABEL_INSTANCE`]), for reconciling.
+    ///
+    /// Errors: engine errors.
+    pub async fn managed_volumes(&self) -> Result<Vec<String>> {
+        use bollard::volume::ListVolumesOptions;
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={}", self.instance)])]);
+        let list = self.api.list_volumes(Some(ListVolumesOptions { filters })).await?;
+        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
+    }
+
+    /// Starts a container (no-op when it runs already).
+    pub async fn start(&self, id: &str) -> Result<()> {
         match self.api.start_container::<String>(id, None).await {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
@@ -378,7 +468,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+    /// [`Backend::stop`] on this engine.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let opts = StopContainerOptions { t: grace.as_secs() as i64 };
         match self.api.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
@@ -388,11 +479,13 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn cpu_count(&self) -> Result<Option<u64>> {
+    /// [`Backend::cpu_count`] on this engine.
+    pub async fn cpu_count(&self) -> Result<Option<u64>> {
         Ok(self.api.info().await?.ncpu.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0))
     }
 
-    pub(crate) async fn pause(&self, id: &str) -> Result<()> {
+    /// [`Backend::pause`] on this engine.
+    pub async fn pause(&self, id: &str) -> Result<()> {
         match self.api.pause_container(id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
@@ -404,7 +497,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn unpause(&self, id: &str) -> Result<()> {
+    /// [`Backend::unpause`] on this engine.
+    pub async fn unpause(&self, id: &str) -> Result<()> {
         match self.api.unpause_container(id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NoSuchContainer(id.to_string())),
@@ -416,7 +510,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn stats(&self, id: &str) -> Result<Stats> {
+    /// [`Backend::stats`] on this engine.
+    pub async fn stats(&self, id: &str) -> Result<Stats> {
         use bollard::container::{MemoryStatsStats, StatsOptions};
         let opts = StatsOptions { stream: false, one_shot: true };
         let mut s = self.api.stats(id, Some(opts));
@@ -442,7 +537,8 @@ impl Docker {
         })
     }
 
-    pub(crate) async fn remove(&self, id: &str) -> Result<()> {
+    /// [`Backend::remove`] on this engine.
+    pub async fn remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
         match self.api.remove_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
@@ -451,7 +547,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
+    /// [`Backend::inspect`] on this engine.
+    pub async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
         match self.api.inspect_container(id, None::<InspectContainerOptions>).await {
             Ok(c) => {
                 let labels = c.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
@@ -475,7 +572,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn managed_containers(&self) -> Result<Vec<ContainerInfo>> {
+    /// [`Backend::managed_containers`] on this engine.
+    pub async fn managed_containers(&self) -> Result<Vec<ContainerInfo>> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_INSTANCE}={}", self.instance)])]);
         let opts = ListContainersOptions { all: true, filters, ..Default::default() };
         let list = self.api.list_containers(Some(opts)).await?;
@@ -495,7 +593,8 @@ impl Docker {
         Ok(out)
     }
 
-    pub(crate) async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
+    /// [`Backend::attach`] on this engine.
+    pub async fn attach(&self, id: &str, logs: bool) -> Result<TtyStream> {
         if let Some(ep) = &self.raw {
             let path = format!("{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&logs={}", self.version_prefix(), u8::from(logs));
             return match hijack::hijack(ep, &path, None).await {
@@ -522,7 +621,8 @@ impl Docker {
         Ok(TtyStream { output: output_stream(res.output), input: res.input })
     }
 
-    pub(crate) async fn write_stdin(&self, id: &str, bytes: &[u8]) -> Result<()> {
+    /// [`Backend::write_stdin`] on this engine.
+    pub async fn write_stdin(&self, id: &str, bytes: &[u8]) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         let opts = AttachContainerOptions::<String> {
             stdin: Some(true),
@@ -547,7 +647,8 @@ impl Docker {
         Ok(())
     }
 
-    pub(crate) async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
+    /// [`Backend::logs`] on this engine.
+    pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Vec<u8>> {
         if let Some(out) = self.raw_logs(id, Some(max_bytes)).await? {
             return Ok(out.0);
         }
@@ -570,7 +671,8 @@ impl Docker {
         Ok(out)
     }
 
-    pub(crate) async fn logs_len(&self, id: &str) -> Result<u64> {
+    /// [`Backend::logs_len`] on this engine.
+    pub async fn logs_len(&self, id: &str) -> Result<u64> {
         if let Some(out) = self.raw_logs(id, None).await? {
             return Ok(out.1);
         }
@@ -587,12 +689,14 @@ impl Docker {
         Ok(n)
     }
 
-    pub(crate) async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
+    /// [`Backend::resize`] on this engine.
+    pub async fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<()> {
         let opts = ResizeContainerTtyOptions { width: cols, height: rows };
         Ok(self.api.resize_container_tty(id, opts).await?)
     }
 
-    pub(crate) async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>> {
+    /// [`Backend::wait`] on this engine.
+    pub async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>> {
         use bollard::container::WaitContainerOptions;
         let opts = WaitContainerOptions { condition: if next_exit { "next-exit" } else { "not-running" } };
         let mut s = self.api.wait_container(id, Some(opts));
@@ -605,7 +709,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
+    /// [`Backend::exec`] on this engine.
+    pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
         let opts = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env),
@@ -636,14 +741,16 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
+    /// [`Backend::exec_detached`] on this engine.
+    pub async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {
         let opts = CreateExecOptions::<String> { cmd: Some(cmd), user: Some(user.to_string()), ..Default::default() };
         let exec = self.create_exec(id, opts).await?;
         self.api.start_exec(&exec.id, Some(StartExecOptions { detach: true, tty: false, output_capacity: None })).await?;
         Ok(())
     }
 
-    pub(crate) async fn exec_pipe(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, workdir: &str) -> Result<ExecPipe> {
+    /// [`Backend::exec_pipe`] on this engine.
+    pub async fn exec_pipe(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, workdir: &str) -> Result<ExecPipe> {
         let opts = CreateExecOptions {
             cmd: Some(cmd),
             env: Some(env),
@@ -677,16 +784,36 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
+    /// Runs `cmd` to its end (see [`Docker::exec_pipe`]) with `stdin` as its input,
+    /// and returns its exit code and output. Each of stdout and stderr keeps at most
+    /// `max_bytes` (the first bytes; [`ExecOutput::truncated`] says when more came).
+    ///
+    /// Errors: as [`Docker::exec_pipe`]; [`Error::Io`] when the stream breaks.
+    pub async fn exec_output(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, stdin: &[u8], max_bytes: usize) -> Result<ExecOutput> {
+        self.exec_output_from(id, cmd, user, env, stdin, max_bytes).await
+    }
+
+    /// [`Docker::exec_output`] with the input streamed from `stdin` (e.g. a file:
+    /// a git bundle), copied as the process reads it.
+    ///
+    /// Errors: as [`Docker::exec_output`].
+    pub async fn exec_output_from(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        user: &str,
+        env: Vec<String>,
+        mut stdin: impl tokio::io::AsyncRead + Send + Unpin,
+        max_bytes: usize,
+    ) -> Result<ExecOutput> {
         use tokio::io::AsyncWriteExt;
         let mut pipe = self.exec_pipe(id, cmd, user, env, "/workspace").await?;
         let io = |e: std::io::Error| Error::Io(format!("exec in {id}: {e}"));
         // Input is written beside the output reading, so a process that writes
         // before it has read all its input cannot deadlock us.
-        let stdin = stdin.to_vec();
         let mut input = pipe.input;
         let writer = async move {
-            input.write_all(&stdin).await?;
+            tokio::io::copy(&mut stdin, &mut input).await?;
             input.flush().await?;
             input.shutdown().await
         };
@@ -722,11 +849,13 @@ impl Docker {
         Ok(out)
     }
 
-    pub(crate) async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
+    /// [`Backend::resize_exec`] on this engine.
+    pub async fn resize_exec(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
         Ok(self.api.resize_exec(exec_id, ResizeExecOptions { width: cols, height: rows }).await?)
     }
 
-    pub(crate) async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+    /// [`Backend::exec_exit_code`] on this engine.
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
         let r = self.api.inspect_exec(exec_id).await?;
         Ok(if r.running == Some(true) { None } else { r.exit_code })
     }

@@ -10,14 +10,16 @@ use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions};
 pub const DEFAULT_NETWORK: &str = "bridge";
 
 impl Docker {
-    pub(crate) async fn container_networks(&self, id: &str) -> Result<Vec<String>> {
+    /// [`Backend::container_networks`] on this engine.
+    pub async fn container_networks(&self, id: &str) -> Result<Vec<String>> {
         let c = self.api.inspect_container(id, None).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })?;
         let mut names: Vec<String> = c.network_settings.and_then(|n| n.networks).map(|n| n.into_keys().collect()).unwrap_or_default();
         names.sort();
         Ok(names)
     }
 
-    pub(crate) async fn network_connect(&self, id: &str, network: &str) -> Result<()> {
+    /// [`Backend::network_connect`] on this engine.
+    pub async fn network_connect(&self, id: &str, network: &str) -> Result<()> {
         if self.container_networks(id).await?.iter().any(|n| n == network) {
             return Ok(());
         }
@@ -25,7 +27,8 @@ impl Docker {
         self.api.connect_network(network, opts).await.map_err(|e| if is_not_found(&e) { Error::NoSuchContainer(id.to_string()) } else { e.into() })
     }
 
-    pub(crate) async fn network_disconnect(&self, id: &str, network: &str) -> Result<()> {
+    /// [`Backend::network_disconnect`] on this engine.
+    pub async fn network_disconnect(&self, id: &str, network: &str) -> Result<()> {
         let opts = DisconnectNetworkOptions::<String> { container: id.to_string(), force: true };
         match self.api.disconnect_network(network, opts).await {
             Ok(()) => Ok(()),
@@ -36,7 +39,8 @@ impl Docker {
         }
     }
 
-    pub(crate) async fn network_isolate(&self, id: &str) -> Result<()> {
+    /// [`Backend::network_isolate`] on this engine.
+    pub async fn network_isolate(&self, id: &str) -> Result<()> {
         for n in self.container_networks(id).await? {
             self.network_disconnect(id, &n).await?;
         }

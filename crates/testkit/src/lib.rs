@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod anthropic;
+pub mod dockerd;
 pub mod github;
 pub mod secret_service;
+pub use dockerd::SecondDockerd;
 pub use secret_service::SecretService;
 
 use anycode_engine::{Config, Engine};

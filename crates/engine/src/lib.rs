@@ -25,6 +25,7 @@ mod github;
 mod governor;
 mod handover;
 mod hooks;
+mod listing;
 mod network;
 mod runtime;
 mod taskrepo;
@@ -45,6 +46,7 @@ pub use events::{Event, EVENT_BUFFER};
 pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use governor::tick_interval;
+pub use listing::{TaskFilter, TaskPage, MAX_PAGE};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -222,6 +224,7 @@ impl Engine {
         let store = engine.inner.store.clone();
         let ids: Vec<String> = blocking(move || Ok(store.tasks(None)?)).await?.into_iter().map(|t| t.id).collect();
         engine.load_token_hashes(&ids);
+        engine.restore_pending_approvals().await;
         engine.ensure_pr_refresher();
         engine.ensure_governor();
         Ok(engine)
@@ -354,11 +357,7 @@ impl Engine {
         let store = self.inner.store.clone();
         let project = project.map(str::to_string);
         let mut tasks = blocking(move || Ok(store.tasks(project.as_deref())?)).await?;
-        for t in &mut tasks {
-            t.terminals = self.task_terminals(t);
-            self.overlay_agent_state(t);
-            self.overlay_governor(t);
-        }
+        self.decorate_without_prs(&mut tasks);
         self.fill_prs(&mut tasks).await?;
         Ok(tasks)
     }
@@ -752,7 +751,11 @@ impl Engine {
         let res = blocking(move || {
             if let Some(t) = store.task(&id)? {
                 if t.status == TaskStatus::Running {
-                    store.set_task_state(&id, TaskStatus::Exited, code, None)?;
+                    // Killed from outside (Docker restarting, `docker kill`): stopped,
+                    // as Docker reports it, and Start brings it back; an agent that
+                    // ended by itself: exited.
+                    let status = if governor::stopped_from_outside(code) { TaskStatus::Stopped } else { TaskStatus::Exited };
+                    store.set_task_state(&id, status, code, None)?;
                 }
             }
             Ok(())

@@ -14,6 +14,7 @@
 //! owns it), [`LABEL_TASK`] and [`LABEL_PROJECT`]; containers of other instances are
 //! never touched.
 
+pub mod cgroup;
 mod hijack;
 pub mod image;
 mod network;

@@ -762,10 +762,11 @@ impl Engine {
         let res = blocking(move || {
             if let Some(t) = store.task(&id)? {
                 if t.status == TaskStatus::Running {
-                    // Killed from outside (Docker restarting, `docker kill`): stopped,
-                    // as Docker reports it, and Start brings it back; an agent that
-                    // ended by itself: exited.
-                    let status = if governor::stopped_from_outside(code) { TaskStatus::Stopped } else { TaskStatus::Exited };
+                    // Killed from outside (SIGKILL: Docker restarting, `docker kill`;
+                    // no code: Docker went away): stopped, and Start brings it back.
+                    // Any other end, a SIGTERM included (Claude Code's `/exit` ends
+                    // with 143), is the agent's own: exited.
+                    let status = if matches!(code, None | Some(137)) { TaskStatus::Stopped } else { TaskStatus::Exited };
                     store.set_task_state(&id, status, code, None)?;
                 }
             }

@@ -289,7 +289,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Tasks, oldest first. */
+        /**
+         * Tasks, oldest first: filtered by project and status, a page at a time
+         *     (`limit`, `offset`); `X-Total-Count` says how many match over all pages.
+         */
         get: operations["list_tasks"];
         put?: never;
         post?: never;
@@ -3145,6 +3148,16 @@ export interface operations {
             query?: {
                 /** @description Only this project's tasks. */
                 project?: string;
+                /**
+                 * @description Only tasks in these states, comma-separated (e.g. `needs_approval,waiting_input`),
+                 *     as shown: an agent's state is a running task's.
+                 * @example needs_approval,waiting_input
+                 */
+                status?: string;
+                /** @description At most this many tasks, 1 to 1000 (all when absent). */
+                limit?: number;
+                /** @description Skip this many matching tasks first. */
+                offset?: number;
             };
             header?: never;
             path?: never;
@@ -3155,10 +3168,21 @@ export interface operations {
             /** @description Tasks */
             200: {
                 headers: {
+                    /** @description Tasks matching the filter, over all pages */
+                    "X-Total-Count"?: number;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"][];
+                };
+            };
+            /** @description INVALID_INPUT: an unknown status, a limit outside 1-1000, a negative offset */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */

@@ -3,7 +3,7 @@
 // Request and response shapes come from `api.gen.ts`, generated from docs/openapi.json
 // (`npm run gen:api`; `npm run typecheck` fails when it is stale).
 
-import type { components } from './api.gen';
+import type { components, paths } from './api.gen';
 
 /** The API's schemas, as the server's OpenAPI document describes them. */
 type Schemas = components['schemas'];
@@ -110,6 +110,10 @@ export function onUnauthorized(fn: UnauthorizedListener): () => void {
 }
 
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return (await requestWithHeaders<T>(method, path, body)).body;
+}
+
+async function requestWithHeaders<T>(method: string, path: string, body?: unknown): Promise<{ body: T; headers: Headers }> {
   let res: Response;
   try {
     res = await fetch(path, {
@@ -138,9 +142,32 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
     }
     throw new ApiError(res.status, code, message);
   }
-  if (res.status === 204) return undefined as T;
+  if (res.status === 204) return { body: undefined as T, headers: res.headers };
   const text = await res.text();
-  return (text ? JSON.parse(text) : undefined) as T;
+  return { body: (text ? JSON.parse(text) : undefined) as T, headers: res.headers };
+}
+
+/** The filter and page of `GET /api/tasks` (see its OpenAPI description). */
+export type TaskFilter = NonNullable<paths['/api/tasks']['get']['parameters']['query']>;
+
+/** Tasks matching `f` a page at a time (`limit` ≤ 1000), oldest first; `total` from `X-Total-Count`. */
+async function tasksPage(f: TaskFilter): Promise<{ tasks: Task[]; total: number }> {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const qs = q.toString();
+  const { body, headers } = await requestWithHeaders<Task[]>('GET', `/api/tasks${qs ? `?${qs}` : ''}`);
+  const total = Number(headers.get('X-Total-Count') ?? body.length);
+  return { tasks: body, total: Number.isFinite(total) ? total : body.length };
+}
+
+/** Every task matching `f`, fetched in pages of `pageSize` (so no single answer grows with the number of tasks). */
+async function allTasks(f: Omit<TaskFilter, 'limit' | 'offset'> = {}, pageSize = 200): Promise<Task[]> {
+  const out: Task[] = [];
+  for (;;) {
+    const { tasks, total } = await tasksPage({ ...f, limit: pageSize, offset: out.length });
+    out.push(...tasks);
+    if (tasks.length === 0 || out.length >= total) return out;
+  }
 }
 
 const enc = encodeURIComponent;
@@ -153,8 +180,8 @@ export const api = {
   deleteProject: (id: string) => request<void>('DELETE', `/api/projects/${enc(id)}`),
   branches: (id: string) => request<Branches>('GET', `/api/projects/${enc(id)}/branches`),
 
-  tasks: (projectId?: string) =>
-    request<Task[]>('GET', projectId ? `/api/tasks?project=${enc(projectId)}` : '/api/tasks'),
+  tasks: (projectId?: string) => allTasks(projectId ? { project: projectId } : {}),
+  tasksPage,
   task: (id: string) => request<Task>('GET', `/api/tasks/${enc(id)}`),
   createTask: (projectId: string, t: NewTask) => request<Task>('POST', `/api/projects/${enc(projectId)}/tasks`, t),
   stopTask: (id: string) => request<Task>('POST', `/api/tasks/${enc(id)}/stop`),

@@ -13,9 +13,12 @@
 //! throughput of a flood (byte-exact, sha256 checked against raw) with the median
 //! WebSocket frame, the same flood and keystrokes against peers (terminado from PyPI,
 //! a standard Python `websockets` client, see `peers.rs`), keystroke echo round trips, server memory during a long flood with an acknowledging client and
-//! Ctrl-C latency, the memory of idle terminals, and echo latency beside a flood.
+//! Ctrl-C latency, the memory of idle terminals, and echo latency beside a flood;
+//! with `--only scale`, many running tasks on one server (see `scale.rs`).
 
 mod peers;
+mod scale;
+mod stall;
 
 use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
 use anyhow::{bail, Context, Result};
@@ -59,13 +62,21 @@ struct Args {
     peer_mb: Option<u64>,
     /// Runs only these sections (comma-separated): create, throughput, peers (raw,
     /// AnyCode with the Rust and a Python client, terminado), echo (alone and beside a
-    /// flood), flood (the long flood: memory, Ctrl-C), idle, browser.
+    /// flood), flood (the long flood: memory, Ctrl-C), stall (the same against a viewer
+    /// that never reads), idle, browser;
+    /// `scale` too: run only when named in --only, as it makes many sandboxes.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Task counts of the scale section (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 100])]
+    scale: Vec<usize>,
+    /// Seconds of each idle-CPU window of the scale section.
+    #[arg(long)]
+    scale_idle_secs: Option<u64>,
 }
 
 /// The sections `--only` can choose.
-const SECTIONS: [&str; 7] = ["create", "throughput", "peers", "echo", "flood", "idle", "browser"];
+const SECTIONS: [&str; 9] = ["create", "throughput", "peers", "echo", "flood", "stall", "idle", "browser", "scale"];
 
 /// `GET /api/tasks/{id}/diff` of the bench's running task, `n` times with nothing
 /// changed and `n` times right after a file changed in the sandbox: milliseconds.
@@ -361,6 +372,15 @@ async fn main() -> Result<()> {
         }
     }
     let want = |section: &str| args.only.is_empty() || args.only.iter().any(|o| o == section);
+    if args.only.iter().any(|o| o == "scale") {
+        let secs = args.scale_idle_secs.unwrap_or(if args.quick { 10 } else { 30 });
+        for &n in &args.scale {
+            scale::run(&bin, n.max(1), secs).await?;
+        }
+        if args.only.len() == 1 {
+            return Ok(());
+        }
+    }
 
     let s = setup(&bin).await?;
     let pid = s.serve.child.id();
@@ -551,6 +571,11 @@ async fn main() -> Result<()> {
         println!("  server RSS before {:.1} MB, max during {:.1} MB, growth {:.1} MB", rss_before as f64 / 1024.0, rss_max as f64 / 1024.0, (rss_max.saturating_sub(rss_before)) as f64 / 1024.0);
         println!("  Ctrl-C to prompt over {} floods: p50 {c50:.1} ms, p95 {c95:.1} ms", ctrl_c.len());
         drop(term);
+    }
+
+    // 4b. The same against a viewer that never reads.
+    if want("stall") {
+        stall::run(&s, pid, flood_secs).await?;
     }
 
     // 5. Idle terminals.

@@ -128,3 +128,59 @@ async fn after_a_reboot_killed_shells_start_again_and_finished_agents_stay_exite
     term.wait_for(20, "the history from before the reboot", |t| t.contains("before-reboot-9")).await;
     term.run("echo after-reboot-$((5*5))", "post").await;
 }
+
+/// Issue 14: `kill -9` while Claude Code waits for an approval. The next start of
+/// AnyCode shows the question again at once (kept in the database), the agent's hook
+/// asks again by itself, and an Allow given then runs the tool.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_waiting_at_kill_9_is_asked_again_and_its_answer_reaches_the_agent() {
+    use anycode_testkit::anthropic::{FakeAnthropic, Script};
+    const KEY: &str = "sk-ant-api03-sessions-test-key-0123456789abcdefXYZ";
+    const CMD: &str = "echo hi > proof.txt && echo wrote-proof";
+    let fake = FakeAnthropic::start(Script::ToolThenText { input: json!({"command": CMD, "description": "Write proof.txt"}), text: "All done.".into() }).await;
+    let fx = fixture();
+    let settings = fx.data.with_file_name("config.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[approvals]\ntimeout_secs = 120\n[env]\nANTHROPIC_BASE_URL = \"{}\"\nDISABLE_TELEMETRY = \"1\"\nCLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\"\nCLAUDE_CODE_MAX_RETRIES = \"0\"\n",
+            fake.sandbox_url()
+        ),
+    )
+    .unwrap();
+    let env = [("ANTHROPIC_API_KEY", KEY), ("ANYCODE_CONFIG", settings.to_str().unwrap())];
+    let project = ["--project", fx.repo.to_str().unwrap()];
+    let serve = ServeProcess::start_with_env(Path::new(BIN), &fx.data, &project, &env);
+    let api = Api::new(&serve.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let pid = projects[0]["id"].as_str().unwrap().to_string();
+    let body = json!({"title": "ask again", "agent": "claude", "credential": "api_key", "permission_mode": "default", "prompt": "Write proof.txt"});
+    let (st, t) = api.req(reqwest::Method::POST, &format!("/api/projects/{pid}/tasks"), Some(body)).await;
+    assert_eq!(st, 201, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let proof = Path::new(t["worktree"].as_str().unwrap()).join("proof.txt");
+    let mut term = Term::connect(&serve.base, t["terminals"][0]["id"].as_str().unwrap(), TOKEN).await;
+    term.resize(120, 40).await;
+    let asked = status_becomes(&serve.base, &id, "needs_approval", 120).await;
+    assert_eq!(asked["attention"]["input"]["command"], CMD, "{asked}");
+    drop(term);
+
+    serve.kill9();
+    let started = Instant::now();
+    let serve = ServeProcess::start_with_env(Path::new(BIN), &fx.data, &project, &env);
+    let again = get_task(&serve.base, &id).await;
+    assert_eq!(again["status"], "needs_approval", "asked again as soon as AnyCode is back: {again}");
+    assert_eq!(again["attention"]["tool"], "Bash", "{again}");
+    assert_eq!(again["attention"]["input"]["command"], CMD, "{again}");
+    assert_eq!(again["attention"]["since"], asked["attention"]["since"], "the question keeps its first time");
+    assert!(!proof.exists(), "nothing ran before the answer");
+
+    let api = Api::new(&serve.base);
+    let (st, after) = api.req(reqwest::Method::POST, &format!("/api/tasks/{id}/approval"), Some(json!({"decision": "allow"}))).await;
+    assert_eq!(st, 200, "the answer reaches the agent asking again: {after}");
+    eprintln!("kill -9 to the answer accepted: {:?}", started.elapsed());
+    status_becomes(&serve.base, &id, "done", 120).await;
+    assert_eq!(std::fs::read_to_string(&proof).unwrap(), "hi\n", "the allowed tool ran");
+    let (st, e) = api.req(reqwest::Method::POST, &format!("/api/tasks/{id}/approval"), Some(json!({"decision": "allow"}))).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (409, Some("NO_PENDING_APPROVAL")), "{e}");
+}

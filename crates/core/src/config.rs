@@ -52,6 +52,11 @@ pub struct Config {
     /// Whether credentials in AnyCode's own environment (`CLAUDE_CODE_OAUTH_TOKEN`,
     /// `ANTHROPIC_API_KEY`, …) are a source (default true; tests turn it off).
     pub credentials_from_env: bool,
+    /// Where sandboxes' CPU and memory are read (`ANYCODE_USAGE_SOURCE`): `auto`
+    /// (default) reads each container's cgroup files when they are on this machine,
+    /// else asks Docker; `docker` always asks Docker (one-shot stats, which cost
+    /// dockerd and containerd CPU per running sandbox at every reading).
+    pub usage_from_docker: bool,
     /// How many sandboxes may run at once (`ANYCODE_MAX_RUNNING`, `[sandbox]
     /// max_running`, default 8); further tasks are `queued`.
     pub max_running: u32,
@@ -150,6 +155,7 @@ impl Config {
             keyring_service,
             claude_config_dir: env("CLAUDE_CONFIG_DIR").map(PathBuf::from),
             credentials_from_env: true,
+            usage_from_docker: env("ANYCODE_USAGE_SOURCE").is_some_and(|v| v.eq_ignore_ascii_case("docker")),
         }
     }
 

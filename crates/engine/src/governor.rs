@@ -143,7 +143,7 @@ impl Engine {
             .filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused))
             .filter_map(|t| t.container_id.as_ref().map(|c| (t, c)))
             .collect();
-        let readings = futures_util::future::join_all(watched.iter().map(|(_, cid)| docker.stats(cid))).await;
+        let readings = self.read_usage(docker, &watched.iter().map(|(_, c)| (*c).clone()).collect::<Vec<_>>()).await;
         let now = Instant::now();
         let mut announce = Vec::new();
         {
@@ -186,6 +186,25 @@ impl Engine {
         for id in announce {
             self.task_changed(&id);
         }
+    }
+
+    /// One reading per container: from its cgroup files when they are on this
+    /// machine (no call to Docker; see `anycode_sandbox::cgroup`), else Docker's
+    /// one-shot stats (always with `ANYCODE_USAGE_SOURCE=docker`).
+    async fn read_usage(&self, docker: &SandboxHost, cids: &[String]) -> Vec<std::result::Result<anycode_sandbox::Stats, anycode_sandbox::Error>> {
+        let from_cgroup: Vec<Option<anycode_sandbox::Stats>> = if self.inner.config.usage_from_docker {
+            vec![None; cids.len()]
+        } else {
+            let ids = cids.to_vec();
+            tokio::task::spawn_blocking(move || ids.iter().map(|id| anycode_sandbox::cgroup::read(id)).collect()).await.unwrap_or_else(|_| vec![None; cids.len()])
+        };
+        futures_util::future::join_all(cids.iter().zip(from_cgroup).map(|(cid, c)| async move {
+            match c {
+                Some(s) => Ok(s),
+                None => docker.stats(cid).await,
+            }
+        }))
+        .await
     }
 
     /// Checks a task's CPU cap against what Docker can give (0.01 up to the engine's

@@ -33,11 +33,21 @@
 //! A `PermissionRequest` waits up to [`anycode_core::Config::approval_timeout`] for
 //! Allow or Deny; then it answers without a decision and Claude Code asks in its
 //! terminal (the task stays `needs_approval` until the agent moves on).
+//!
+//! Crash without loss (issue 14): a waiting approval is also kept in the database
+//! (`pending_approvals`: tool, input, since), removed when answered, timed out or
+//! the sandbox stops. After `kill -9` of AnyCode the next start shows it again at
+//! once ([`Engine::restore_pending_approvals`]), and the agent asks again by itself:
+//! the `PermissionRequest` hook is a command hook whose `curl` posts again, every
+//! second, while its connection fails (AnyCode down, the relay restarting), until
+//! the hook's own deadline. An Allow or Deny given before that second request
+//! arrives waits for it ([`RESTORED_WAIT`]).
 
 use crate::handover::Handover;
 use crate::{Engine, Error, Result};
 use anycode_core::{Attention, Task, TaskStatus};
 use anycode_credentials::Secret;
+use anycode_store::PendingApproval;
 use rand::RngCore;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -63,6 +73,9 @@ const REPORT_TIMEOUT_SECS: u64 = 10;
 /// How much longer than the approval timeout the `PermissionRequest` hook's own
 /// timeout is, so AnyCode answers (without a decision) before Claude Code gives up.
 const APPROVAL_MARGIN_SECS: u64 = 30;
+/// How long an Allow or Deny of an approval restored from the database (AnyCode was
+/// killed while it waited) waits for the agent's hook to ask again.
+pub const RESTORED_WAIT: Duration = Duration::from_secs(20);
 
 /// One hook call from an agent, parsed by the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,11 +204,19 @@ pub fn claude_settings(hook_url: &str, approval_timeout: Duration) -> Value {
         "curl -s -m {REPORT_TIMEOUT_SECS} --retry 3 --retry-connrefused --retry-delay 1 --noproxy '*' -o /dev/null -H 'Content-Type: application/json' -H \"Authorization: Bearer ${TOKEN_VAR}\" --data-binary @- '{url}' || true"
     );
     let approval = approval_timeout.as_secs() + APPROVAL_MARGIN_SECS;
+    // The approval posts again while its connection fails (AnyCode killed and
+    // started again, its relay restarting), so a killed AnyCode's question is asked
+    // again; it stops at an answer, an HTTP error (22: a wrong token), or 5 s before
+    // the hook's own timeout. Its answer (the decision's JSON) is the hook's output.
+    let deadline = approval.saturating_sub(5);
+    let ask = format!(
+        "f=$(mktemp);cat>$f;e=$(($(date +%s)+{deadline}));while t=$((e-$(date +%s)));[ $t -gt 0 ];do o=$(curl -sf -m $t --noproxy '*' -H \"Authorization: Bearer ${TOKEN_VAR}\" --data-binary @$f '{url}');r=$?;[ $r = 0 ]&&{{ printf %s \"$o\";break;}};[ $r = 22 ]&&break;sleep 1;done;rm -f $f"
+    );
     json!({"hooks": {
         "SessionStart": [{"hooks": [{"type": "command", "command": command, "timeout": REPORT_TIMEOUT_SECS + 5}]}],
         "UserPromptSubmit": http(REPORT_TIMEOUT_SECS),
         "PostToolUse": http(REPORT_TIMEOUT_SECS),
-        "PermissionRequest": http(approval),
+        "PermissionRequest": [{"hooks": [{"type": "command", "command": ask, "timeout": approval}]}],
         "Notification": http(REPORT_TIMEOUT_SECS),
         "Stop": http(REPORT_TIMEOUT_SECS),
         "StopFailure": http(REPORT_TIMEOUT_SECS),
@@ -233,6 +254,11 @@ pub(crate) fn next_state(ev: &HookEvent, current: Option<TaskStatus>, prompt_sub
 pub(crate) struct Hooks {
     tasks: StdMutex<HashMap<String, TaskHooks>>,
     seq: AtomicU64,
+    /// Approvals read back from the database at start (AnyCode was killed while they
+    /// waited), by task, until the agent asks again or the sandbox stops.
+    restored: StdMutex<HashMap<String, PendingApproval>>,
+    /// Woken whenever a `PermissionRequest` starts waiting.
+    arrived: tokio::sync::Notify,
 }
 
 struct TaskHooks {
@@ -258,6 +284,7 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// connection dropped), unless a newer one replaced it.
 struct PendingGuard<'a> {
     hooks: &'a Hooks,
+    store: &'a anycode_store::Store,
     task_id: &'a str,
     id: u64,
 }
@@ -268,8 +295,25 @@ impl Drop for PendingGuard<'_> {
         if let Some(t) = tasks.get_mut(self.task_id) {
             if t.pending.as_ref().is_some_and(|p| p.id == self.id) {
                 t.pending = None;
+                forget_stored(self.store, self.task_id);
             }
         }
+    }
+}
+
+/// Removes the task's kept approval from the database, off the async runtime (a
+/// failure is logged: the question would be shown again after a restart).
+fn forget_stored(store: &anycode_store::Store, task_id: &str) {
+    let store = store.clone();
+    let id = task_id.to_string();
+    let clear = move || {
+        if let Err(e) = store.clear_pending_approval(&id) {
+            tracing::warn!(task = %id, error = %e, "forgetting a kept approval failed");
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => drop(h.spawn_blocking(clear)),
+        Err(_) => clear(),
     }
 }
 
@@ -304,7 +348,20 @@ impl Engine {
         };
         tracing::debug!(task = task_id, event = ?ev, "hook");
         let current = self.agent_state(task_id).map(|(s, _)| s);
-        if let Some((status, attention)) = next_state(&ev, current, prompt_submitted, &anycode_core::now_rfc3339()) {
+        let mut now = anycode_core::now_rfc3339();
+        if let HookEvent::PermissionRequest { tool, input } = &ev {
+            // Asked again after a restart: the question keeps its first time.
+            let restored = self.inner.hooks.restored.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
+            if let Some(r) = restored.filter(|r| &r.tool == tool && &r.input == input) {
+                now = r.since;
+            }
+            let kept = PendingApproval { task_id: task_id.to_string(), tool: tool.clone(), input: input.clone(), since: now.clone() };
+            let store = self.inner.store.clone();
+            if let Err(e) = crate::blocking(move || Ok(store.set_pending_approval(&kept)?)).await {
+                tracing::warn!(task = task_id, error = %e, "keeping the approval failed: a restart would forget it");
+            }
+        }
+        if let Some((status, attention)) = next_state(&ev, current, prompt_submitted, &now) {
             self.set_agent_state(task_id, status, attention);
         }
         if !matches!(ev, HookEvent::PermissionRequest { .. }) {
@@ -319,7 +376,8 @@ impl Engine {
                 None => return HookAnswer::Nothing,
             }
         }
-        let _guard = PendingGuard { hooks: &self.inner.hooks, task_id, id };
+        self.inner.hooks.arrived.notify_waiters();
+        let _guard = PendingGuard { hooks: &self.inner.hooks, store: &self.inner.store, task_id, id };
         match tokio::time::timeout(self.inner.config.approval_timeout, rx).await {
             Ok(Ok(decision)) => HookAnswer::Decision(decision),
             Ok(Err(_)) => HookAnswer::Nothing,
@@ -333,7 +391,35 @@ impl Engine {
     /// Whether `task_id`'s agent waits for Allow or Deny from AnyCode now.
     pub fn approval_pending(&self, task_id: &str) -> bool {
         let tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        tasks.get(task_id).is_some_and(|t| t.pending.is_some())
+        tasks.get(task_id).is_some_and(|t| t.pending.is_some()) || self.restored_approval(task_id)
+    }
+
+    /// Whether an approval read back from the database waits for the agent to ask again.
+    fn restored_approval(&self, task_id: &str) -> bool {
+        self.inner.hooks.restored.lock().unwrap_or_else(|p| p.into_inner()).contains_key(task_id)
+    }
+
+    /// Takes the task's waiting approval; for one restored from the database (AnyCode
+    /// was killed while it waited), waits up to [`RESTORED_WAIT`] for the agent's hook
+    /// to ask again.
+    async fn take_pending(&self, task_id: &str) -> Option<Pending> {
+        let deadline = tokio::time::Instant::now() + RESTORED_WAIT;
+        loop {
+            // Registered before the check, so an arrival in between is not missed.
+            let arrived = self.inner.hooks.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let taken = {
+                let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                tasks.get_mut(task_id).and_then(|t| t.pending.take())
+            };
+            if taken.is_some() || !self.restored_approval(task_id) {
+                return taken;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Answers the task's waiting `PermissionRequest` hook with Allow or Deny; the
@@ -346,14 +432,15 @@ impl Engine {
         let task = self.task(task_id).await?;
         // A paused sandbox (the governor) resumes first, so the agent acts on the
         // answer (and a failed resume leaves the request waiting).
-        if task.status == TaskStatus::Paused && self.has_pending_approval(&task.id) {
+        if task.status == TaskStatus::Paused && (self.has_pending_approval(&task.id) || self.restored_approval(&task.id)) {
             self.ensure_unpaused(&task.id).await?;
         }
-        let pending = {
-            let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
-            tasks.get_mut(&task.id).and_then(|t| t.pending.take())
-        };
-        let Some(pending) = pending else {
+        let Some(pending) = self.take_pending(&task.id).await else {
+            if self.inner.hooks.restored.lock().unwrap_or_else(|p| p.into_inner()).remove(&task.id).is_some() {
+                // The agent did not ask again: it asks in its terminal.
+                forget_stored(&self.inner.store, &task.id);
+                self.set_agent_state(&task.id, TaskStatus::Running, None);
+            }
             return Err(Error::NoPendingApproval(task.id));
         };
         if pending.tx.send(decision.clone()).is_err() {
@@ -414,8 +501,36 @@ impl Engine {
     /// The sandbox stopped or exited: a waiting approval ends without a decision.
     pub(crate) fn drop_pending_approval(&self, task_id: &str) {
         let mut tasks = self.inner.hooks.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = tasks.get_mut(task_id) {
-            t.pending = None;
+        let live = tasks.get_mut(task_id).and_then(|t| t.pending.take()).is_some();
+        let restored = self.inner.hooks.restored.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id).is_some();
+        if live || restored {
+            forget_stored(&self.inner.store, task_id);
+        }
+    }
+
+    /// At start: the approvals a killed AnyCode left waiting (see the module's
+    /// documentation), shown again as `needs_approval` with their tool, input and
+    /// first time, for tasks whose sandbox runs; the others are forgotten.
+    pub(crate) async fn restore_pending_approvals(&self) {
+        let store = self.inner.store.clone();
+        let kept = match crate::blocking(move || Ok((store.pending_approvals()?, store.tasks(None)?))).await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading kept approvals failed");
+                return;
+            }
+        };
+        let (kept, tasks) = kept;
+        for p in kept {
+            let running = tasks.iter().any(|t| t.id == p.task_id && matches!(t.status, TaskStatus::Running | TaskStatus::Paused));
+            if !running {
+                forget_stored(&self.inner.store, &p.task_id);
+                continue;
+            }
+            tracing::info!(task = %p.task_id, tool = %p.tool, "asking again an approval left waiting by the last run");
+            let attention = Attention { tool: Some(p.tool.clone()), input: Some(p.input.clone()), message: None, since: p.since.clone() };
+            self.inner.hooks.restored.lock().unwrap_or_else(|p| p.into_inner()).insert(p.task_id.clone(), p.clone());
+            self.set_agent_state(&p.task_id, TaskStatus::NeedsApproval, Some(attention));
         }
     }
 
@@ -498,6 +613,17 @@ mod tests {
         assert_eq!(names, ["Notification", "PermissionRequest", "PostToolUse", "SessionEnd", "SessionStart", "Stop", "StopFailure", "UserPromptSubmit"]);
         for (name, groups) in hooks {
             let hook = &groups[0]["hooks"][0];
+            if name == "PermissionRequest" {
+                // A command hook that posts again while its connection fails, and
+                // prints the answer.
+                assert_eq!(hook["type"], "command");
+                let cmd = hook["command"].as_str().unwrap();
+                assert!(cmd.contains("'http://host.docker.internal:4321/hooks/claude'"), "{cmd}");
+                assert!(cmd.contains("Bearer $ANYCODE_HOOK_TOKEN") && cmd.contains("while t=") && cmd.contains("printf %s \"$o\""), "{cmd}");
+                assert!(cmd.contains("e=$(($(date +%s)+325))"), "stops 5 s before the hook's timeout: {cmd}");
+                assert_eq!(hook["timeout"], 330);
+                continue;
+            }
             if name == "SessionStart" {
                 // Claude Code runs no HTTP hooks for SessionStart.
                 assert_eq!(hook["type"], "command");
@@ -511,11 +637,7 @@ mod tests {
             assert_eq!(hook["headers"]["Authorization"], "Bearer $ANYCODE_HOOK_TOKEN");
             assert_eq!(hook["allowedEnvVars"], json!(["ANYCODE_HOOK_TOKEN"]));
             let timeout = hook["timeout"].as_u64().unwrap();
-            if name == "PermissionRequest" {
-                assert!(timeout > 300, "the hook outlives AnyCode's wait: {timeout}");
-            } else {
-                assert!(timeout <= 15);
-            }
+            assert!(timeout <= 15);
         }
         // Small enough to hand over on one TTY line with a credential.
         assert!(s.to_string().len() < 2000, "{}", s.to_string().len());

@@ -31,17 +31,28 @@ impl Engine {
     /// Errors: [`Error::DockerUnavailable`] with a sentence saying what to start.
     pub(crate) async fn docker(&self) -> Result<SandboxHost> {
         let mut guard = self.inner.docker.lock().await;
+        let mut reconnect = false;
         if let Some(d) = guard.as_ref() {
             if d.ping(Duration::from_secs(3)).await.is_ok() {
                 return Ok(d.clone());
             }
             *guard = None;
+            reconnect = true;
         }
         let d: SandboxHost = Arc::new(Docker::connect(&self.inner.instance, self.inner.config.docker_host.as_deref()).await?);
         *guard = Some(d.clone());
         drop(guard);
-        tracing::info!(endpoint = %d.endpoint(), "connected to Docker");
-        if let Err(e) = self.reconcile_with(&d).await {
+        tracing::info!(endpoint = %d.endpoint(), reconnect, "connected to Docker");
+        if reconnect {
+            // Docker came back (restarted under AnyCode): the caller may hold a task's
+            // lock (a start), which reconcile takes too, so it runs on its own.
+            let (engine, d2) = (self.clone(), d.clone());
+            tokio::spawn(async move {
+                if let Err(e) = engine.reconcile_with(&d2).await {
+                    tracing::warn!(error = %e, "reconciling with Docker failed");
+                }
+            });
+        } else if let Err(e) = self.reconcile_with(&d).await {
             tracing::warn!(error = %e, "reconciling with Docker failed");
         }
         Ok(d)

@@ -27,6 +27,7 @@ mod handover;
 mod hooks;
 mod host;
 mod include;
+mod listing;
 mod messages;
 mod openin;
 mod previews;
@@ -59,6 +60,7 @@ pub use host::DockerHealth;
 pub use tasks::{NewTask, MAX_TITLE};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use governor::tick_interval;
+pub use listing::{TaskFilter, TaskPage, MAX_PAGE};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
@@ -170,6 +172,7 @@ impl Engine {
         // Agents that outlived the last run keep posting hooks with their token.
         let ids: Vec<String> = engine.db(|s| Ok(s.tasks(None)?)).await?.into_iter().map(|t| t.id).collect();
         engine.load_token_hashes(&ids);
+        engine.restore_pending_approvals().await;
         engine.ensure_pr_refresher();
         engine.ensure_governor();
         Ok(engine)

@@ -83,11 +83,7 @@ impl Engine {
     pub async fn tasks(&self, project: Option<&str>) -> Result<Vec<Task>> {
         let project = project.map(str::to_string);
         let mut tasks = self.db(move |store| Ok(store.tasks(project.as_deref())?)).await?;
-        for t in &mut tasks {
-            t.terminals = self.task_terminals(t);
-            self.overlay_agent_state(t);
-            self.overlay_governor(t);
-        }
+        self.decorate_without_prs(&mut tasks);
         self.fill_prs(&mut tasks).await?;
         Ok(tasks)
     }
@@ -434,7 +430,12 @@ impl Engine {
         let res = self.db(move |store| {
             if let Some(t) = store.task(&id)? {
                 if t.status == TaskStatus::Running {
-                    store.set_task_state(&id, TaskStatus::Exited, code, None)?;
+                    // Killed from outside (SIGKILL: Docker restarting, `docker kill`;
+                    // no code: Docker went away): stopped, and Start brings it back.
+                    // Any other end, a SIGTERM included (Claude Code's `/exit` ends
+                    // with 143), is the agent's own: exited.
+                    let status = if matches!(code, None | Some(137)) { TaskStatus::Stopped } else { TaskStatus::Exited };
+                    store.set_task_state(&id, status, code, None)?;
                 }
             }
             Ok(())

@@ -70,6 +70,24 @@ impl TerminalRegistry {
         out
     }
 
+    /// Every registered terminal's info by task id, each task's agent terminal
+    /// first, then extra shells in the order they opened: the registry read once for
+    /// a list of many tasks.
+    pub(crate) fn infos_by_task(&self) -> HashMap<String, Vec<TerminalInfo>> {
+        let terms = self.lock();
+        let mut by_task: HashMap<String, Vec<&TermEntry>> = HashMap::new();
+        for e in terms.values() {
+            by_task.entry(e.task_id.clone()).or_default().push(e);
+        }
+        by_task
+            .into_iter()
+            .map(|(task, mut list)| {
+                list.sort_by_key(|e| (e.info.kind != TerminalKind::Agent, e.seq));
+                (task, list.into_iter().map(|e| e.info.clone()).collect())
+            })
+            .collect()
+    }
+
     /// Registers `terminal` as the task's agent terminal unless one is registered
     /// already; returns the registered one.
     pub(crate) fn register_agent(&self, task: &Task, terminal: Terminal) -> Terminal {
@@ -139,7 +157,7 @@ impl TerminalRegistry {
     }
 }
 
-fn agent_terminal_info(t: &Task) -> TerminalInfo {
+pub(crate) fn agent_terminal_info(t: &Task) -> TerminalInfo {
     TerminalInfo { id: t.agent_terminal_id.clone(), kind: TerminalKind::Agent, title: t.agent.to_string() }
 }
 

@@ -15,6 +15,7 @@
 //! never touched.
 
 mod backend;
+pub mod cgroup;
 pub mod contexts;
 pub mod endpoint;
 mod hijack;

@@ -349,22 +349,38 @@ async fn create_task(
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }
 
-/// The filter of `GET /api/tasks`.
+/// The filter and page of `GET /api/tasks`.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct TaskQuery {
     /// Only this project's tasks.
     project: Option<String>,
+    /// Only tasks in these states, comma-separated (e.g. `needs_approval,waiting_input`),
+    /// as shown: an agent's state is a running task's.
+    #[param(example = "needs_approval,waiting_input")]
+    status: Option<String>,
+    /// At most this many tasks, 1 to 1000 (all when absent).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    limit: Option<String>,
+    /// Skip this many matching tasks first.
+    #[param(value_type = Option<u32>, minimum = 0)]
+    offset: Option<String>,
 }
 
-/// Tasks, oldest first.
-#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskQuery), responses((status = 200, description = "Tasks", body = Vec<TaskView>), EngineErrors))]
+/// The response header holding how many tasks match over all pages.
+pub(crate) const TOTAL_HEADER: &str = "x-total-count";
 
-async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Json<Vec<TaskView>>> {
-    if let Some(p) = &q.project {
-        st.engine.project(p).await?;
-    }
-    Ok(Json(st.engine.tasks(q.project.as_deref()).await?.into_iter().map(Into::into).collect()))
+/// Tasks, oldest first: filtered by project and status, a page at a time
+/// (`limit`, `offset`); `X-Total-Count` says how many match over all pages.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(TaskQuery), responses(
+    (status = 200, description = "Tasks", body = Vec<TaskView>, headers(("X-Total-Count" = u32, description = "Tasks matching the filter, over all pages"))),
+    (status = 400, description = "INVALID_INPUT: an unknown status, a limit outside 1-1000, a negative offset", body = ErrorBody),
+    EngineErrors))]
+async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Response> {
+    let filter = anycode_engine::TaskFilter::parse(q.project, q.status.as_deref(), q.limit.as_deref(), q.offset.as_deref())?;
+    let page = st.engine.list_tasks(&filter).await?;
+    let views: Vec<TaskView> = page.tasks.into_iter().map(Into::into).collect();
+    Ok(([(TOTAL_HEADER, page.total.to_string())], Json(views)).into_response())
 }
 
 /// One task.

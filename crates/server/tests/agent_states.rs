@@ -242,8 +242,11 @@ async fn without_a_prompt_the_agent_waits_for_input_with_the_generated_settings(
     };
     let settings: Value = serde_json::from_str(&exec(&["cat", "/home/agent/.claude/settings.json"])).unwrap();
     let url = format!("{}/hooks/claude", anycode_engine::SANDBOX_HOOK_URL);
-    assert_eq!(settings["hooks"]["PermissionRequest"][0]["hooks"][0]["url"], url.as_str(), "{settings}");
-    assert_eq!(settings["hooks"]["PermissionRequest"][0]["hooks"][0]["headers"]["Authorization"], "Bearer $ANYCODE_HOOK_TOKEN");
+    assert_eq!(settings["hooks"]["Stop"][0]["hooks"][0]["url"], url.as_str(), "{settings}");
+    assert_eq!(settings["hooks"]["Stop"][0]["hooks"][0]["headers"]["Authorization"], "Bearer $ANYCODE_HOOK_TOKEN");
+    // The approval is a command hook that posts again while AnyCode is away.
+    let ask = settings["hooks"]["PermissionRequest"][0]["hooks"][0]["command"].as_str().unwrap_or_default();
+    assert!(ask.contains(&format!("'{url}'")) && ask.contains("Bearer $ANYCODE_HOOK_TOKEN"), "{settings}");
     // The API key is pre-approved by its last 20 characters; the key itself is in no file.
     let state: Value = serde_json::from_str(&exec(&["cat", "/home/agent/.claude.json"])).unwrap();
     let tail = &API_KEY[API_KEY.len() - 20..];

@@ -14,8 +14,11 @@ use rusqlite_migration::{Migrations, M};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod approvals;
 mod devices;
 mod network;
+
+pub use approvals::PendingApproval;
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,15 @@ const MIGRATIONS: &[M<'static>] = &[
             count INTEGER NOT NULL,
             last_at TEXT NOT NULL,
             PRIMARY KEY (task_id, host)
+        );",
+    ),
+    // Issue 14: approvals waiting for Allow or Deny, so a killed AnyCode asks again.
+    M::up(
+        "CREATE TABLE pending_approvals (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            tool TEXT NOT NULL,
+            input TEXT NOT NULL,
+            since TEXT NOT NULL
         );",
     ),
 ];

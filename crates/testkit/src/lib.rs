@@ -315,6 +315,12 @@ impl ServeProcess {
     /// Starts `bin serve --no-open --port 0` on `data_dir` with the test token and
     /// waits for the URL it prints. Extra arguments follow `serve`.
     pub fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> ServeProcess {
+        Self::start_with_env(bin, data_dir, extra, &[])
+    }
+
+    /// [`ServeProcess::start`] with extra environment variables (set after the ones
+    /// it removes, so `ANTHROPIC_API_KEY` can be given back on purpose).
+    pub fn start_with_env(bin: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> ServeProcess {
         use std::io::BufRead;
         let mut child = Command::new(bin)
             .args(["serve", "--no-open", "--port", "0"])
@@ -328,6 +334,7 @@ impl ServeProcess {
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("OPENAI_API_KEY")
             .env_remove("GEMINI_API_KEY")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -1,0 +1,220 @@
+//! The `scale` section (issue 14, goal 3): N running shell tasks on one server, for
+//! each N asked (`--scale 10,100,500`):
+//! - task creation, `POST /api/projects/{id}/tasks` until its answer (p50, p95);
+//! - the server's memory per task (RSS after the N tasks minus before, over N);
+//! - `GET /api/tasks` (all N) and a filtered page (`?status=running&limit=50`), p99
+//!   over 200 calls each;
+//! - `/ws/events` fan-out: 5 viewers, a task changed 100 times
+//!   (`PUT /api/tasks/{id}/network`), from the request to each viewer's frame, p99;
+//! - idle CPU, `--scale-idle-secs` each (default 30): AnyCode, and dockerd plus
+//!   containerd and its shims (the whole machine's: other users' work shows too, so
+//!   the same window with AnyCode stopped is measured as the baseline), first with
+//!   usage read through Docker's stats (`ANYCODE_USAGE_SOURCE=docker`, the old way),
+//!   then from cgroup files (the default);
+//! - `kill -9` of the server, then a new one on the same data dir: the time until
+//!   every agent terminal has replayed its history to a viewer.
+
+use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// CPU ticks (user + system) of the processes whose `comm` is one of `names`
+/// (prefix match), or of `pid`.
+fn cpu_ticks(names: &[&str], pid: Option<u32>) -> u64 {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
+    let mut sum = 0;
+    for p in procs.flatten() {
+        let Ok(n) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(p.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let hit = Some(n) == pid || (pid.is_none() && names.iter().any(|x| comm.starts_with(x)));
+        if !hit {
+            continue;
+        }
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after `)`.
+        sum += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    sum
+}
+
+/// Percent of one core used by AnyCode (`pid`, when given) and by Docker's daemons
+/// over `secs`.
+async fn idle_cpu(pid: Option<u32>, secs: u64) -> (f64, f64) {
+    let docker = ["dockerd", "containerd"];
+    let (a0, d0) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), cpu_ticks(&docker, None));
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let el = t.elapsed().as_secs_f64();
+    let (a1, d1) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), cpu_ticks(&docker, None));
+    ((a1 - a0) as f64 / TICKS / el * 100.0, (d1 - d0) as f64 / TICKS / el * 100.0)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    super::pct(v, p)
+}
+
+/// Starts `anycode serve` on `data` with the scale settings.
+fn serve(bin: &Path, data: &Path, repo: Option<&Path>, n: usize, usage: &str) -> ServeProcess {
+    let max = (n + 1).to_string();
+    let env = [("ANYCODE_MAX_RUNNING", max.as_str()), ("ANYCODE_PAUSE_AFTER_MIN", "0"), ("ANYCODE_STOP_AFTER_MIN", "0"), ("ANYCODE_USAGE_SOURCE", usage), ("ANYCODE_SCROLLBACK_KB", "64")];
+    let extra: Vec<&str> = match repo {
+        Some(r) => vec!["--project", r.to_str().unwrap_or_default()],
+        None => vec![],
+    };
+    ServeProcess::start_with_env(bin, data, &extra, &env)
+}
+
+/// Five viewers of `/ws/events`, the snapshot read.
+async fn viewers(base: &str) -> Result<Vec<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>>> {
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        let mut req = format!("{}/ws/events", base.replacen("http", "ws", 1)).into_client_request()?;
+        req.headers_mut().insert("Authorization", format!("Bearer {TOKEN}").parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("\"snapshot\"") => {}
+            other => bail!("no snapshot on /ws/events: {other:?}"),
+        }
+        out.push(ws);
+    }
+    Ok(out)
+}
+
+/// One row of the README table, for `n` tasks.
+pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let repo = make_repo(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let instance = super::instance_of(&data);
+    struct Clean(String);
+    impl Drop for Clean {
+        fn drop(&mut self) {
+            remove_instance_containers(&self.0);
+        }
+    }
+    let _clean = Clean(instance);
+    let s = serve(bin, &data, Some(&repo), n, "docker");
+    let pid = s.child.id();
+    let api = Api::new(&s.base);
+    let (_, projects) = api.req(reqwest::Method::GET, "/api/projects", None).await;
+    let project = projects[0]["id"].as_str().context("no project")?.to_string();
+    let rss0 = super::rss_kb(pid);
+    let mut create = Vec::new();
+    let mut tasks: Vec<Value> = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        let (st, task) = api.req(reqwest::Method::POST, &format!("/api/projects/{project}/tasks"), Some(json!({"title": format!("scale {i}"), "agent": "shell", "record": false}))).await;
+        create.push(t.elapsed().as_secs_f64());
+        if st != 201 {
+            bail!("creating task {i} failed: {task}");
+        }
+        tasks.push(task);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss1 = super::rss_kb(pid);
+    let (_, list) = api.req(reqwest::Method::GET, "/api/tasks", None).await;
+    let running = list.as_array().map(|a| a.iter().filter(|t| t["status"] == "running").count()).unwrap_or(0);
+
+    let mut get_all = Vec::new();
+    let mut get_page = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (st, _) = api.req(reqwest::Method::GET, "/api/tasks", None).await;
+        get_all.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let (st2, _) = api.req(reqwest::Method::GET, "/api/tasks?status=running&limit=50", None).await;
+        get_page.push(t.elapsed().as_secs_f64() * 1000.0);
+        if st != 200 || st2 != 200 {
+            bail!("GET /api/tasks failed");
+        }
+    }
+
+    let mut ws = viewers(&s.base).await?;
+    let mut fan = Vec::new();
+    for i in 0..100 {
+        let id = tasks[i % tasks.len()]["id"].as_str().unwrap_or_default().to_string();
+        let t = Instant::now();
+        let (st, e) = api.req(reqwest::Method::PUT, &format!("/api/tasks/{id}/network"), Some(json!({"add": [format!("fan{i}.example.com")]}))).await;
+        if st != 200 {
+            bail!("changing a task failed: {e}");
+        }
+        for v in ws.iter_mut() {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), v.next()).await {
+                    Ok(Some(Ok(Message::Text(txt)))) if txt.contains(&format!("fan{i}.example.com")) || (txt.contains("\"task\"") && txt.contains(&id)) => break,
+                    Ok(Some(Ok(_))) => continue,
+                    other => bail!("a viewer got no event: {other:?}"),
+                }
+            }
+            fan.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    drop(ws);
+
+    // Idle, usage through Docker's stats.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (any_docker, dock_docker) = idle_cpu(Some(pid), idle_secs).await;
+
+    // kill -9, a new server reading usage from cgroup files: every terminal back.
+    s.kill9();
+    let t = Instant::now();
+    let s = serve(bin, &data, None, n, "auto");
+    let mut back = 0;
+    for task in &tasks {
+        let term = task["terminals"][0]["id"].as_str().unwrap_or_default();
+        let mut tm = Term::connect(&s.base, term, TOKEN).await;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), tm.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
+                    back += 1;
+                    break;
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => break,
+            }
+        }
+    }
+    let restore = t.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let pid2 = s.child.id();
+    let (any_cg, dock_cg) = idle_cpu(Some(pid2), idle_secs).await;
+    let (_, list) = api_of(&s).req(reqwest::Method::GET, "/api/tasks?limit=1", None).await;
+    let usage_seen = !list[0]["usage"].is_null();
+    s.kill9();
+    // The baseline: the same sandboxes, AnyCode stopped.
+    let (_, dock_base) = idle_cpu(None, idle_secs).await;
+
+    let mut create_ms: Vec<f64> = create.iter().map(|s| s * 1000.0).collect();
+    println!("\n== scale: {n} running shell tasks ({running} running after creation) ==");
+    println!("create (POST to 201)       p50 {:.0} ms, p95 {:.0} ms", pct(&mut create_ms, 0.5), pct(&mut create_ms, 0.95));
+    println!("server memory per task     {:.3} MB (RSS {:.1} -> {:.1} MB)", (rss1.saturating_sub(rss0)) as f64 / 1024.0 / n as f64, rss0 as f64 / 1024.0, rss1 as f64 / 1024.0);
+    println!("GET /api/tasks (all {n})    p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_all, 0.5), pct(&mut get_all, 0.99));
+    println!("GET ?status=running&limit=50 p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_page, 0.5), pct(&mut get_page, 0.99));
+    println!("/ws/events fan-out, 5 viewers p50 {:.2} ms, p99 {:.2} ms", pct(&mut fan, 0.5), pct(&mut fan, 0.99));
+    println!("idle {idle_secs} s, usage via Docker stats: AnyCode {any_docker:.2} %, dockerd+containerd {dock_docker:.2} % of a core");
+    println!("idle {idle_secs} s, usage via cgroup files: AnyCode {any_cg:.2} %, dockerd+containerd {dock_cg:.2} % of a core (usage shown: {usage_seen})");
+    println!("idle {idle_secs} s, AnyCode stopped:        dockerd+containerd {dock_base:.2} % of a core");
+    println!(
+        "AnyCode + the Docker CPU it causes: {:.2} % (Docker stats) vs {:.2} % (cgroup files) of a core",
+        any_docker + (dock_docker - dock_base).max(0.0),
+        any_cg + (dock_cg - dock_base).max(0.0)
+    );
+    println!("kill -9 -> every terminal back with its history: {back}/{n} in {restore:.2} s");
+    Ok(())
+}
+
+fn api_of(s: &ServeProcess) -> Api {
+    Api::new(&s.base)
+}

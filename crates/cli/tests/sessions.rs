@@ -80,7 +80,12 @@ async fn a_claude_session_survives_kill_9_and_a_reboot() {
         .await
         .clone();
     assert_eq!(t3["container_id"], cid.as_str(), "the same container, started again");
-    assert_eq!(docker_inspect(&cid)["State"]["Running"], true);
+    // `running` is set when the task is admitted, just before Docker starts it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while docker_inspect(&cid)["State"]["Running"] != true {
+        assert!(Instant::now() < deadline, "the container did not start again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_ne!(docker_inspect(&cid)["State"]["StartedAt"], started_at);
     // The terminal shows what came before and the agent's new start.
     let mut term = Term::connect(&serve.base, &term_id, TOKEN).await;

@@ -376,7 +376,12 @@ pub(crate) const TOTAL_HEADER: &str = "x-total-count";
     (status = 200, description = "Tasks", body = Vec<TaskView>, headers(("X-Total-Count" = u32, description = "Tasks matching the filter, over all pages"))),
     (status = 400, description = "INVALID_INPUT: an unknown status, a limit outside 1-1000, a negative offset", body = ErrorBody),
     EngineErrors))]
-async fn list_tasks(State(st): State<AppState>, Query(q): Query<TaskQuery>) -> ApiResult<Response> {
+async fn list_tasks(State(st): State<AppState>, q: Result<Query<TaskQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Response> {
+    // A query string that does not parse (a parameter twice, say) is the caller's
+    // mistake: a JSON error like every other, not axum's plain-text one.
+    let Query(q) = q.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", &format!("{}: give project, status, limit and offset at most once each", e.body_text()))
+    })?;
     let filter = anycode_engine::TaskFilter::parse(q.project, q.status.as_deref(), q.limit.as_deref(), q.offset.as_deref())?;
     let page = st.engine.list_tasks(&filter).await?;
     let views: Vec<TaskView> = page.tasks.into_iter().map(Into::into).collect();

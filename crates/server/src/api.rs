@@ -380,7 +380,7 @@ async fn list_tasks(State(st): State<AppState>, q: Result<Query<TaskQuery>, axum
     // A query string that does not parse (a parameter twice, say) is the caller's
     // mistake: a JSON error like every other, not axum's plain-text one.
     let Query(q) = q.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", &format!("{}: give project, status, limit and offset at most once each", e.body_text()))
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", format!("{}: give project, status, limit and offset at most once each", e.body_text()))
     })?;
     let filter = anycode_engine::TaskFilter::parse(q.project, q.status.as_deref(), q.limit.as_deref(), q.offset.as_deref())?;
     let page = st.engine.list_tasks(&filter).await?;

@@ -375,7 +375,10 @@ impl Engine {
         let mut output = pipe.output;
         let task_log = task_id.to_string();
         // stdout carries frames; stderr says when it listens, and why it failed.
-        tokio::spawn(async move {
+        // Aborted with this function's future: the reader holds the exec's
+        // connection open, so while it lives the relay never sees its stdin end and
+        // keeps the ports a later relay (after a restart) needs.
+        let _reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
             let mut err_text = String::new();
             while let Some(chunk) = output.next().await {
                 match chunk {
@@ -401,7 +404,7 @@ impl Engine {
                     }
                 }
             }
-        });
+        }));
         let reader = tokio_util_reader(futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx)));
         let handler = self.relay_handler(task_id, generation);
         let serving = anycode_egress::run_relay(reader, pipe.input, handler);

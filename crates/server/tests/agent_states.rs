@@ -290,7 +290,21 @@ async fn hooks_keep_working_after_anycode_restarts() {
     wait_status(&s, &id, "waiting_input", 120, &mut term, &fake).await;
     drop(term);
 
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let relays = || {
+        let out = std::process::Command::new("docker").args(["exec", &cid, "pgrep", "-f", "anycode-relay"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(relays(), 1, "one relay runs in the sandbox");
+
     let (dir, repo) = s.shutdown().await;
+    // The old server's relay ends with it (its exec stream closes), freeing the
+    // ports for the next server's relay; in-process, as here, nothing else ends it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while relays() != 0 {
+        assert!(std::time::Instant::now() < deadline, "the relay outlived the server that started it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let s = Server::start_with(dir, repo, cfg).await;
     let mut term = s.ws(&term_id).await;
     term.send("Write proof.txt").await;

@@ -2,7 +2,7 @@
 //! time, and decorated (terminals, agent state, usage, pull request) in one pass
 //! whatever the number of tasks and terminals.
 
-use crate::{blocking, Engine, Error, Result, Task, TaskStatus, TerminalKind};
+use crate::{blocking, Engine, Error, Result, Task, TaskStatus};
 use std::collections::HashMap;
 
 /// Most tasks one page may hold.
@@ -88,11 +88,7 @@ impl Engine {
     pub(crate) fn decorate_without_prs(&self, tasks: &mut [Task]) {
         let mut by_task = self.inner.terminals.infos_by_task();
         for t in tasks.iter_mut() {
-            let mut out = by_task.remove(&t.id).unwrap_or_default();
-            if !out.iter().any(|i| i.kind == TerminalKind::Agent) {
-                out.insert(0, crate::terminals::agent_terminal_info(t));
-            }
-            t.terminals = out;
+            t.terminals = crate::terminals::with_agent(t, by_task.remove(&t.id).unwrap_or_default());
             self.overlay_agent_state(t);
             self.overlay_governor(t);
         }

@@ -92,9 +92,7 @@ impl Engine {
     pub async fn task(&self, id: &str) -> Result<Task> {
         let id = id.to_string();
         let mut t = self.db(move |store| store.task(&id)?.ok_or(Error::NotFound { what: "task", id })).await?;
-        t.terminals = self.task_terminals(&t);
-        self.overlay_agent_state(&mut t);
-        self.overlay_governor(&mut t);
+        self.decorate_without_prs(std::slice::from_mut(&mut t));
         self.fill_prs(std::slice::from_mut(&mut t)).await?;
         Ok(t)
     }
@@ -122,9 +120,7 @@ impl Engine {
         let _held = lock.lock().await;
         match self.make_task(&plan).await {
             Ok(mut t) => {
-                t.terminals = self.task_terminals(&t);
-                self.overlay_agent_state(&mut t);
-                self.overlay_governor(&mut t);
+                self.decorate_without_prs(std::slice::from_mut(&mut t));
                 self.task_changed(&t.id);
                 Ok(t)
             }

@@ -57,19 +57,6 @@ impl TerminalRegistry {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The task's terminals: the agent terminal first (a placeholder when it is not
-    /// registered yet), then extra shells in the order they opened.
-    pub(crate) fn infos(&self, t: &Task) -> Vec<TerminalInfo> {
-        let terms = self.lock();
-        let mut list: Vec<&TermEntry> = terms.values().filter(|e| e.task_id == t.id).collect();
-        list.sort_by_key(|e| (e.info.kind != TerminalKind::Agent, e.seq));
-        let mut out: Vec<TerminalInfo> = list.into_iter().map(|e| e.info.clone()).collect();
-        if !out.iter().any(|i| i.kind == TerminalKind::Agent) {
-            out.insert(0, agent_terminal_info(t));
-        }
-        out
-    }
-
     /// Every registered terminal's info by task id, each task's agent terminal
     /// first, then extra shells in the order they opened: the registry read once for
     /// a list of many tasks.
@@ -79,13 +66,7 @@ impl TerminalRegistry {
         for e in terms.values() {
             by_task.entry(e.task_id.clone()).or_default().push(e);
         }
-        by_task
-            .into_iter()
-            .map(|(task, mut list)| {
-                list.sort_by_key(|e| (e.info.kind != TerminalKind::Agent, e.seq));
-                (task, list.into_iter().map(|e| e.info.clone()).collect())
-            })
-            .collect()
+        by_task.into_iter().map(|(task, list)| (task, ordered(list))).collect()
     }
 
     /// Registers `terminal` as the task's agent terminal unless one is registered
@@ -157,15 +138,27 @@ impl TerminalRegistry {
     }
 }
 
-pub(crate) fn agent_terminal_info(t: &Task) -> TerminalInfo {
+/// A task's terminals in the order they are listed: the agent terminal first,
+/// then extra shells in the order they opened.
+fn ordered(mut list: Vec<&TermEntry>) -> Vec<TerminalInfo> {
+    list.sort_by_key(|e| (e.info.kind != TerminalKind::Agent, e.seq));
+    list.into_iter().map(|e| e.info.clone()).collect()
+}
+
+/// `list` (as [`ordered`] gives it) with a placeholder for the task's agent terminal
+/// in front when that is not registered yet.
+pub(crate) fn with_agent(t: &Task, mut list: Vec<TerminalInfo>) -> Vec<TerminalInfo> {
+    if !list.iter().any(|i| i.kind == TerminalKind::Agent) {
+        list.insert(0, agent_terminal_info(t));
+    }
+    list
+}
+
+fn agent_terminal_info(t: &Task) -> TerminalInfo {
     TerminalInfo { id: t.agent_terminal_id.clone(), kind: TerminalKind::Agent, title: t.agent.to_string() }
 }
 
 impl Engine {
-    pub(crate) fn task_terminals(&self, t: &Task) -> Vec<TerminalInfo> {
-        self.inner.terminals.infos(t)
-    }
-
     pub(crate) fn register_agent_terminal(&self, task: &Task, terminal: Terminal) -> Terminal {
         self.inner.terminals.register_agent(task, terminal)
     }

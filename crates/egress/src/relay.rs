@@ -43,8 +43,8 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel::<Frame>(OUT_QUEUE);
-    let writer = tokio::spawn(write_frames(to_sandbox, out_rx));
-    let mut conns: HashMap<u32, (mpsc::Sender<Msg>, AbortHandle)> = HashMap::new();
+    let mut spawned = Spawned { writer: tokio::spawn(write_frames(to_sandbox, out_rx)).abort_handle(), conns: HashMap::new() };
+    let conns = &mut spawned.conns;
     let result = loop {
         let frame = match read_frame(&mut from_sandbox).await {
             Ok(Some(f)) => f,
@@ -86,12 +86,29 @@ where
             }
         }
     };
-    for (_, (_, task)) in conns.drain() {
-        task.abort();
-    }
     drop(out_tx);
-    writer.abort();
+    drop(spawned);
     result
+}
+
+/// The tasks [`run_relay`] spawned: the writer (it owns the relay's stdin) and each
+/// connection's pump (each holds a sender to the writer). All are aborted when
+/// `run_relay` returns *or its future is dropped*, so a cancelled relay closes the
+/// relay's stdin and its process ends, freeing the sandbox's ports. A pump left
+/// running (an agent's keep-alive connection through the proxy) would otherwise
+/// keep the writer, and the stdin, alive.
+struct Spawned {
+    writer: AbortHandle,
+    conns: HashMap<u32, (mpsc::Sender<Msg>, AbortHandle)>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.writer.abort();
+        for (_, (_, task)) in self.conns.drain() {
+            task.abort();
+        }
+    }
 }
 
 /// Writes queued frames, flushing whenever the queue is empty.
@@ -199,6 +216,29 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&got[&2]), "port 3128\nSECOND TWO");
         drop(w);
         relay.await.unwrap().unwrap();
+    }
+
+    /// Cancelling the relay (AnyCode stopping) closes its stdin even while a
+    /// connection is open, so the sandbox's relay process ends.
+    #[tokio::test]
+    async fn a_dropped_relay_closes_the_sandbox_side_with_a_connection_open() {
+        let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let k = kept.clone();
+        // The handler keeps its end open, as a keep-alive proxy connection does.
+        let handler: Handler = Arc::new(move |_, s: DuplexStream| k.lock().unwrap().push(s));
+        let (mut w, host_in) = tokio::io::duplex(1024);
+        let (host_out, mut sandbox_in) = tokio::io::duplex(1024);
+        let relay = tokio::spawn(run_relay(host_in, host_out, handler));
+        write_frame(&mut w, &Frame::open(1, 3128)).await.unwrap();
+        write_frame(&mut w, &Frame::data(1, Bytes::from_static(b"GET / HTTP/1.1\r\n"))).await.unwrap();
+        while kept.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        relay.abort();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), sandbox_in.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the sandbox side's stdin did not close");
+        assert_eq!(kept.lock().unwrap().len(), 1, "the connection was open while the relay was cancelled");
     }
 
     #[tokio::test]

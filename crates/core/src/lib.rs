@@ -23,7 +23,7 @@ pub use network::{BlockedHost, NetworkMode, NetworkPolicy};
 pub use settings::{ApprovalSettings, NetworkSettings, SandboxSettings, Settings, SettingsError};
 pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
 pub use model::{
-    Agent, Attention, Credential, PermissionMode, Project, PullRequestInfo, QueuedMessage, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    Agent, Attention, Credential, PermissionMode, Project, PullRequestInfo, QueuedMessage, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage,
     CREDENTIAL_WARNING_MS,
 };
 

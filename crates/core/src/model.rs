@@ -334,6 +334,65 @@ pub enum TerminalKind {
     Agent,
     /// An extra `docker exec` session in the same container; ends with the server.
     Shell,
+    /// The dev container's setup (`postCreateCommand`, `postStartCommand`): its
+    /// live output (an exec's TTY); ends with the commands.
+    Setup,
+}
+
+/// Where a task's dev container setup stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SetupStatus {
+    /// Nothing to run: no `.devcontainer/devcontainer.json`, or one without
+    /// `postCreateCommand` and `postStartCommand`.
+    #[default]
+    None,
+    /// Commands wait for the sandbox to start.
+    Pending,
+    /// The commands run now; the agent starts when they end.
+    Running,
+    /// Every command ended with 0.
+    Done,
+    /// A command failed (see `exit_code`) or could not run; the task stays usable.
+    Failed,
+}
+
+impl SetupStatus {
+    /// The lowercase name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SetupStatus::None => "none",
+            SetupStatus::Pending => "pending",
+            SetupStatus::Running => "running",
+            SetupStatus::Done => "done",
+            SetupStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `s` (as [`SetupStatus::as_str`] gives it); `None` for others.
+    pub fn parse(s: &str) -> Option<SetupStatus> {
+        [SetupStatus::None, SetupStatus::Pending, SetupStatus::Running, SetupStatus::Done, SetupStatus::Failed].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A task's dev container setup: the project's `postCreateCommand` (once, after
+/// the sandbox is created) and `postStartCommand` (at every start), run before the
+/// agent starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskSetup {
+    /// Where it stands.
+    pub status: SetupStatus,
+    /// The exit code of the command that failed (`failed`), or 0 (`done`).
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// The setup's log (plain text of its terminal output), once it ran:
+    /// `/api/tasks/<id>/setup/log`.
+    #[serde(default)]
+    pub log_url: Option<String>,
+    /// Why it failed when no command's exit code says it (the image has no
+    /// shell, the sandbox stopped meanwhile).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A terminal of a task, as listed in [`Task::terminals`].
@@ -434,6 +493,9 @@ pub struct Task {
     /// memory: a restart of AnyCode drops them). Filled in by the engine.
     #[serde(default)]
     pub messages: Vec<QueuedMessage>,
+    /// The dev container's setup (stored in its own table).
+    #[serde(default)]
+    pub setup: TaskSetup,
 }
 
 /// A message to a task's agent, queued until the agent waits for input.

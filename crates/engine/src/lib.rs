@@ -18,6 +18,7 @@
 
 mod agents;
 mod credentials;
+mod devcontainer;
 mod devices;
 mod error;
 mod events;
@@ -41,7 +42,7 @@ mod terminals;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    QueuedMessage, Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    QueuedMessage, Settings, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
@@ -52,6 +53,7 @@ pub use anycode_sandbox::image::BuildEvent;
 pub use anycode_terminal::{Recv, Terminal, Viewer, ViewerHandle};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EVENT_BUFFER};
+pub use devcontainer::{parse as parse_devcontainer, DevBuild, DevContainer, SetupCommand, DEVCONTAINER_FILE};
 pub use openin::{vscode_attached_uri, OpenIn};
 pub use previews::{parse_ports, ListeningPort, PreviewStream};
 pub use messages::{check_text as check_message_text, MessageSent, MAX_MESSAGE_CHARS, MAX_QUEUED};
@@ -109,6 +111,8 @@ struct Inner {
     settled: StdMutex<std::collections::HashSet<String>>,
     /// Network policies in force, relays and the hook service (see `network.rs`).
     net: network::NetState,
+    /// Parsed devcontainer.json files and the image build lock (see `devcontainer.rs`).
+    dev: devcontainer::DevState,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -166,6 +170,7 @@ impl Engine {
                 synced_at: StdMutex::new(HashMap::new()),
                 settled: StdMutex::new(Default::default()),
                 net: Default::default(),
+                dev: Default::default(),
             }),
         };
         engine.sweep_partial_clones();

@@ -91,6 +91,9 @@ impl Engine {
             t.terminals = crate::terminals::with_agent(t, by_task.remove(&t.id).unwrap_or_default());
             self.overlay_agent_state(t);
             self.overlay_governor(t);
+            if t.setup.status != anycode_core::SetupStatus::None {
+                t.setup.log_url = Some(crate::devcontainer::log_path_url(&t.id));
+            }
         }
     }
 }

@@ -69,7 +69,7 @@ pub const BUILTIN_ALLOW: &[&str] = &[
 /// The sandbox's relay command (as the container's user; no memory to speak of).
 const RELAY_CMD: [&str; 3] = ["node", "--max-old-space-size=32", "/opt/anycode/bin/anycode-relay"];
 /// How long the relay may take to listen on both ports.
-const RELAY_READY: Duration = Duration::from_secs(10);
+pub(crate) const RELAY_READY: Duration = Duration::from_secs(10);
 /// Longest wait between restarts of a relay that keeps dying.
 const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -511,6 +511,7 @@ impl Engine {
         viewer: anycode_terminal::Viewer,
         mut h: crate::handover::Handover,
         relay: oneshot::Receiver<std::result::Result<(), String>>,
+        setup: oneshot::Receiver<()>,
     ) {
         let engine = self.clone();
         tokio::spawn(async move {
@@ -520,6 +521,8 @@ impl Engine {
                 Ok(Err(_)) => Some("the relay was not started".to_string()),
                 Err(_) => Some("the relay did not answer".to_string()),
             };
+            // The dev container's setup runs first: the agent (and its prompt) waits.
+            let _ = setup.await;
             if let Some(p) = problem {
                 let note = format!(
                     "AnyCode's relay did not start in this sandbox ({p}): agent hooks, approvals and the network proxy do not reach AnyCode. Restart the task; `anycode doctor` checks the relay."
@@ -640,6 +643,7 @@ fn check_task(id: &str) -> Task {
         queue_position: None,
         network: NetworkPolicy::default(),
         messages: Vec::new(),
+        setup: Default::default(),
     }
 }
 

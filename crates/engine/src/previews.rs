@@ -54,8 +54,13 @@ pub struct ListeningPort {
     /// sandbox user may see it; the sandbox's own text, cut to 64 printable
     /// characters.
     pub process: Option<String>,
-    /// Where it listens: `127.0.0.1`, `0.0.0.0`, `::1`, `::` or another address.
+    /// Where it listens: `127.0.0.1`, `0.0.0.0`, `::1`, `::` or another address;
+    /// empty for a forwarded port nothing listens on yet.
     pub address: String,
+    /// Whether something listens on it now (false only for a forwarded port).
+    pub listening: bool,
+    /// Whether the project's devcontainer.json lists it in `forwardPorts`.
+    pub forwarded: bool,
 }
 
 /// Parses the output of [`PORTS_SCRIPT`]: listening sockets with their processes,
@@ -99,7 +104,7 @@ pub fn parse_ports(out: &str, exclude: &[u16]) -> Vec<ListeningPort> {
         }
         let Some(address) = parse_addr(addr) else { continue };
         let process = owner.get(f[9]).and_then(|pid| names.get(pid)).cloned().filter(|n| !n.is_empty());
-        ports.push(ListeningPort { port, process, address });
+        ports.push(ListeningPort { port, process, address, listening: true, forwarded: false });
     }
     ports.sort_by_key(|p| p.port);
     ports
@@ -177,7 +182,16 @@ impl Engine {
         let user = crate::taskrepo::sandbox_user(std::path::Path::new(&project.path));
         let cmd = vec!["sh".to_string(), "-c".to_string(), PORTS_SCRIPT.to_string(), "ports".to_string()];
         let out = docker.exec_output(&cid, cmd, &user, vec![], b"", MAX_LISTING).await?;
-        Ok(parse_ports(&String::from_utf8_lossy(&out.stdout), &[anycode_egress::HOOK_PORT, anycode_egress::PROXY_PORT]))
+        let mut ports = parse_ports(&String::from_utf8_lossy(&out.stdout), &[anycode_egress::HOOK_PORT, anycode_egress::PROXY_PORT]);
+        // The devcontainer's forwardPorts show even before anything listens.
+        for port in self.forward_ports(&task).await {
+            match ports.iter_mut().find(|p| p.port == port) {
+                Some(p) => p.forwarded = true,
+                None => ports.push(ListeningPort { port, process: None, address: String::new(), listening: false, forwarded: true }),
+            }
+        }
+        ports.sort_by_key(|p| p.port);
+        Ok(ports)
     }
 
     /// A new connection to `port` in the task's sandbox. When nothing listens
@@ -229,9 +243,9 @@ mod tests {
         assert_eq!(
             ports,
             vec![
-                ListeningPort { port: 3000, process: Some("node".into()), address: "0.0.0.0".into() },
-                ListeningPort { port: 5432, process: Some("python3[31m".into()), address: "::1".into() },
-                ListeningPort { port: 47801, process: None, address: "127.0.0.1".into() },
+                ListeningPort { port: 3000, process: Some("node".into()), address: "0.0.0.0".into(), listening: true, forwarded: false },
+                ListeningPort { port: 5432, process: Some("python3[31m".into()), address: "::1".into(), listening: true, forwarded: false },
+                ListeningPort { port: 47801, process: None, address: "127.0.0.1".into(), listening: true, forwarded: false },
             ]
         );
     }

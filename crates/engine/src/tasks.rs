@@ -223,7 +223,6 @@ impl Engine {
     async fn plan_task(&self, v: ValidTask) -> Result<TaskPlan> {
         let docker = self.docker().await?;
         self.check_cpus(&docker, v.cpus).await?;
-        let image = self.ensure_agent_image(v.agent.as_str(), |e| tracing::info!(?e, "sandbox image")).await?;
         let credential = match v.credential {
             Some(c) => c,
             None => self.default_credential_for(&v.profile).await?,
@@ -263,7 +262,9 @@ impl Engine {
             queue_position: None,
             network: v.network,
             messages: Vec::new(),
+            setup: Default::default(),
         };
+        let image = self.task_image(&task, &v.project).await?;
         Ok(TaskPlan { id, docker, image, project: v.project, worktree, mirror, task })
     }
 
@@ -295,7 +296,9 @@ impl Engine {
         task.container_id = Some(container_id);
         // Running when a slot is free, else queued with the container made; the
         // governor starts it when its turn comes.
-        if !self.insert_admitted(&mut task).await? {
+        let admitted = self.insert_admitted(&mut task).await?;
+        self.mark_setup_pending(&mut task).await;
+        if !admitted {
             return Ok(task);
         }
         let terminal = self.register_agent_terminal(&task, Terminal::new(&task.agent_terminal_id, self.inner.config.scrollback_bytes));
@@ -373,7 +376,7 @@ impl Engine {
             vec!["bash".to_string(), "-l".to_string()]
         };
         let limits = &self.inner.config.limits;
-        ContainerSpec {
+        let mut spec = ContainerSpec {
             name: container_name(&task.id),
             image: image.to_string(),
             task_id: task.id.clone(),
@@ -385,7 +388,9 @@ impl Engine {
             memory_bytes: task.memory_mb.map(|m| (m as i64) * 1024 * 1024).unwrap_or(limits.memory_bytes),
             nano_cpus: task.cpus.map(|c| (c * 1e9) as i64).unwrap_or(limits.nano_cpus),
             pids: limits.pids,
-        }
+        };
+        self.apply_devcontainer(task, project, &mut spec);
+        spec
     }
 
     /// Attaches the agent terminal to the container's main process and starts it
@@ -412,10 +417,11 @@ impl Engine {
         };
         docker.start(&cid).await?;
         let relay = self.start_relay(docker, task, &cid);
+        let (relay, setup) = self.start_setup(docker, task, &cid, relay);
         self.agent_starting(task);
         terminal.apply_size().await;
         if let (Some(h), Some(v)) = (handover, viewer) {
-            self.handover_after_relay(docker.clone(), task.id.clone(), cid, v, h, relay);
+            self.handover_after_relay(docker.clone(), task.id.clone(), cid, v, h, relay, setup);
         }
         self.watch_screen(task, terminal);
         Ok(())
@@ -501,7 +507,7 @@ impl Engine {
             }
             self.check_task_repo(&task)?;
             let project = self.project(&task.project_id).await?;
-            let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::info!(?e, "sandbox image")).await?;
+            let image = self.task_image(&task, &project).await?;
             let repo = PathBuf::from(&project.path);
             let (objects, identity) = blocking(move || {
                 Ok((anycode_git::taskrepo::objects_dir(&repo)?, anycode_git::taskrepo::user_identity(&repo).ok()))
@@ -578,6 +584,7 @@ impl Engine {
         self.clear_agent_state(id);
         self.forget_hooks(id);
         self.forget_messages(id);
+        self.forget_setup(id);
         self.task_deleted(id);
         self.refresh_queue().await;
         self.kick_queue();

@@ -91,6 +91,26 @@ impl TerminalRegistry {
         self.lock().insert(info.id, entry);
     }
 
+    /// Registers `terminal` as the task's one terminal of `kind` (the setup's),
+    /// closing and replacing an earlier one.
+    pub(crate) fn replace_kind(&self, task_id: &str, kind: TerminalKind, info: TerminalInfo, terminal: Terminal) {
+        let seq = self.next_seq();
+        let mut terms = self.lock();
+        terms.retain(|_, e| {
+            let old = e.task_id == task_id && e.info.kind == kind;
+            if old {
+                e.terminal.close();
+            }
+            !old
+        });
+        terms.insert(info.id.clone(), TermEntry { task_id: task_id.to_string(), info, terminal, seq, hangup: None });
+    }
+
+    /// The task's first terminal of `kind`, if registered.
+    pub(crate) fn find_kind(&self, task_id: &str, kind: TerminalKind) -> Option<Terminal> {
+        self.lock().values().find(|e| e.task_id == task_id && e.info.kind == kind).map(|e| e.terminal.clone())
+    }
+
     /// Whether a terminal with this id is registered.
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.lock().contains_key(id)

@@ -17,6 +17,7 @@ pub mod include;
 pub mod radar;
 pub mod remote;
 pub mod taskrepo;
+pub mod tree;
 
 pub use radar::{commits_since, diffstat, MergeCheck, UpdateOutcome};
 pub use remote::{branch_sha, clone_repo, https_url, is_partial_clone, push_branch, remote_url, strip_userinfo, token_refusal, CloneProgress, HttpAuth, PushOutcome};

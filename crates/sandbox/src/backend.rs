@@ -207,6 +207,21 @@ pub trait Backend: Send + Sync + 'static {
     /// Errors: [`Error::Build`] with Docker's message and the last output lines.
     async fn ensure_variant(&self, tag: &str, dockerfile: &str, progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()>;
 
+    /// Builds `tag` from `context` (a tar archive: the build context) with the
+    /// Dockerfile at `dockerfile` (a path inside the context) and `args` as build
+    /// arguments, reporting progress like [`Backend::ensure_image`] (`Done` last).
+    /// Used for a project's dev container image.
+    ///
+    /// Errors: [`Error::Build`] with Docker's message and the last output lines.
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        dockerfile: &str,
+        args: &[(String, String)],
+        progress: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<()>;
+
     // ----- networks -----
 
     /// The names of the networks container `id` is connected to.
@@ -355,6 +370,19 @@ impl Backend for Docker {
 
     async fn ensure_variant(&self, tag: &str, dockerfile: &str, progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
         Docker::ensure_variant(self, tag, dockerfile, progress).await
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        dockerfile: &str,
+        args: &[(String, String)],
+        progress: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<()> {
+        self.build_tar(tag, context, dockerfile, args, progress).await?;
+        progress(BuildEvent::Done(tag.to_string()));
+        Ok(())
     }
 
     async fn container_networks(&self, id: &str) -> Result<Vec<String>> {

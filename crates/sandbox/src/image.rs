@@ -82,9 +82,20 @@ impl Docker {
     /// Builds `files` (a build context with a `Dockerfile`) as `tag`, reporting
     /// [`BuildEvent::Started`] and each output line (not `Done`).
     async fn build(&self, tag: &str, files: &[(String, Vec<u8>)], progress: &mut (dyn FnMut(BuildEvent) + Send)) -> Result<()> {
+        self.build_tar(tag, tar_context(files)?, "Dockerfile", &[], progress).await
+    }
+
+    /// [`crate::Backend::build_image`] on this engine, without the `Done` event.
+    pub(crate) async fn build_tar(
+        &self,
+        tag: &str,
+        body: Vec<u8>,
+        dockerfile: &str,
+        args: &[(String, String)],
+        progress: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<()> {
         progress(BuildEvent::Started(tag.to_string()));
-        let body = tar_context(files)?;
-        let mut buildargs = std::collections::HashMap::new();
+        let mut buildargs: std::collections::HashMap<String, String> = args.iter().cloned().collect();
         #[cfg(unix)]
         {
             // Not a secret: proxies must reach the build so apt and npm work behind them.
@@ -96,7 +107,7 @@ impl Docker {
         }
         let opts = BuildImageOptions::<String> {
             t: tag.to_string(),
-            dockerfile: "Dockerfile".into(),
+            dockerfile: dockerfile.to_string(),
             rm: true,
             forcerm: true,
             buildargs,

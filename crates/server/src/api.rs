@@ -41,6 +41,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::hooks::api_routes())
         .merge(crate::messages_api::routes())
         .merge(crate::openin_api::routes())
+        .merge(crate::setup_api::routes())
         .merge(crate::previews::routes())
         .merge(crate::network_api::routes())
 }

@@ -34,6 +34,7 @@ mod github_api;
 mod hooks;
 mod messages_api;
 mod openin_api;
+mod setup_api;
 mod previews;
 mod network_api;
 pub mod openapi;

@@ -136,8 +136,13 @@ pub(crate) struct PortView {
     port: u16,
     /// The process holding it (the sandbox's own text), if seen.
     process: Option<String>,
-    /// Where it listens in the sandbox (`127.0.0.1`, `0.0.0.0`, `::1`, …).
+    /// Where it listens in the sandbox (`127.0.0.1`, `0.0.0.0`, `::1`, …); empty
+    /// for a forwarded port nothing listens on yet.
     address: String,
+    /// Whether something listens on it now (false only for a forwarded port).
+    listening: bool,
+    /// Whether the project's devcontainer.json lists it in `forwardPorts`.
+    forwarded: bool,
     /// Opens the preview: on AnyCode's origin, with the API's authentication; it
     /// redirects to `preview_origin` with a one-time code.
     url: String,
@@ -160,7 +165,8 @@ fn server_port(headers: &HeaderMap, st: &AppState) -> u16 {
 }
 
 /// The TCP ports listening in the task's sandbox now (one look inside, made when
-/// asked), with links that open them through AnyCode. 409 `TASK_NOT_RUNNING` when
+/// asked), and the devcontainer's `forwardPorts` even before they listen, with
+/// links that open them through AnyCode. 409 `TASK_NOT_RUNNING` when
 /// the sandbox does not run.
 #[utoipa::path(get, path = "/tasks/{id}/ports", tag = "tasks", params(("id" = String, Path, description = "Task id")),
     responses((status = 200, description = "Listening ports, by port", body = Vec<PortView>), EngineErrors))]
@@ -175,6 +181,8 @@ async fn ports(State(st): State<AppState>, Path(id): Path<String>, headers: Head
                 port: p.port,
                 process: p.process,
                 address: p.address,
+                listening: p.listening,
+                forwarded: p.forwarded,
             })
             .collect(),
     ))

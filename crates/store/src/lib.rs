@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod approvals;
 mod devices;
 mod network;
+mod setup;
 
 pub use approvals::PendingApproval;
 
@@ -137,6 +138,17 @@ const MIGRATIONS: &[M<'static>] = &[
             since TEXT NOT NULL
         );",
     ),
+    // Issue 16: the dev container setup of each task (status, exit code, whether
+    // postCreateCommand ran, why it failed).
+    M::up(
+        "CREATE TABLE task_setup (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            status TEXT NOT NULL,
+            exit_code INTEGER,
+            error TEXT,
+            created INTEGER NOT NULL DEFAULT 0
+        );",
+    ),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -255,6 +267,7 @@ impl Store {
         drop(stmt);
         drop(conn);
         self.fill_networks(&mut tasks)?;
+        self.fill_setups(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -264,6 +277,7 @@ impl Store {
         let mut task = self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()?;
         if let Some(t) = task.as_mut() {
             self.fill_networks(std::slice::from_mut(t))?;
+            self.fill_setups(std::slice::from_mut(t))?;
         }
         Ok(task)
     }
@@ -427,6 +441,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         queue_position: None,
         network: Default::default(),
         messages: Vec::new(),
+        setup: Default::default(),
     }))
 }
 
@@ -474,6 +489,7 @@ mod tests {
             queue_position: None,
             network: Default::default(),
             messages: Vec::new(),
+            setup: Default::default(),
         }
     }
 

@@ -1,0 +1,66 @@
+//! The dev container setup of each task (issue 16), in its own table so task rows
+//! stay as they are. A task without a row has no setup (`none`).
+
+use crate::{Result, Store};
+use anycode_core::{SetupStatus, Task, TaskSetup};
+use rusqlite::{params, OptionalExtension};
+
+impl Store {
+    /// Sets a task's setup status, exit code and error together (they describe one
+    /// state); `created` is true once `postCreateCommand` ran (it never becomes
+    /// false again).
+    pub fn set_task_setup(&self, task_id: &str, status: SetupStatus, exit_code: Option<i64>, error: Option<&str>, created: bool) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO task_setup (task_id, status, exit_code, error, created) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(task_id) DO UPDATE SET status = ?2, exit_code = ?3, error = ?4, created = MAX(created, ?5)",
+            params![task_id, status.as_str(), exit_code, error, created],
+        )?;
+        Ok(())
+    }
+
+    /// A task's setup and whether its `postCreateCommand` ran. `log_url` is left
+    /// empty (the engine fills it in).
+    pub fn task_setup(&self, task_id: &str) -> Result<(TaskSetup, bool)> {
+        let row: Option<(String, Option<i64>, Option<String>, bool)> = self
+            .conn()
+            .query_row("SELECT status, exit_code, error, created FROM task_setup WHERE task_id = ?1", [task_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        Ok(match row {
+            Some((status, exit_code, error, created)) => {
+                (TaskSetup { status: SetupStatus::parse(&status).unwrap_or_default(), exit_code, log_url: None, error }, created)
+            }
+            None => (TaskSetup::default(), false),
+        })
+    }
+
+    /// Fills in `setup` of each task.
+    pub(crate) fn fill_setups(&self, tasks: &mut [Task]) -> Result<()> {
+        for t in tasks {
+            t.setup = self.task_setup(&t.id)?.0;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_state_is_kept_and_created_stays_true() {
+        let s = Store::open_in_memory().unwrap();
+        let p = anycode_core::Project { id: "p1".into(), name: "r".into(), path: "/r".into(), default_branch: "main".into() };
+        s.insert_project(&p).unwrap();
+        let t = crate::tests::sample_task("t1", "p1");
+        s.insert_task(&t).unwrap();
+        assert_eq!(s.task_setup(&t.id).unwrap(), (TaskSetup::default(), false));
+        s.set_task_setup(&t.id, SetupStatus::Failed, Some(3), Some("x"), true).unwrap();
+        s.set_task_setup(&t.id, SetupStatus::Running, None, None, false).unwrap();
+        let (setup, created) = s.task_setup(&t.id).unwrap();
+        assert_eq!((setup.status, setup.exit_code, created), (SetupStatus::Running, None, true));
+        assert_eq!(s.task(&t.id).unwrap().unwrap().setup.status, SetupStatus::Running);
+        assert_eq!(s.tasks(Some(&p.id)).unwrap()[0].setup.status, SetupStatus::Running);
+    }
+}

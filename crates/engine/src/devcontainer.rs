@@ -11,7 +11,8 @@
 //!   `args`), then a layer `FROM` it that copies in AnyCode's bits from the agent's
 //!   image: `/opt/anycode` (start-agent, anycode-relay), Node.js with its own
 //!   libraries and loader (`/opt/anycode/node`, linked as `node` only when the
-//!   project has none), Claude Code (linked as `claude` when missing), `/home/agent`;
+//!   project has none; Debian's externalised builtins go to `/usr/share/nodejs`
+//!   when missing there), Claude Code (linked as `claude` when missing), `/home/agent`;
 //!   `bash` and `git` are installed with `apt-get` when missing. The project's image
 //!   must be a glibc distribution (Debian, Ubuntu, Fedora…) with `sh`.
 //! - **The container**: `containerEnv` joins the container's environment
@@ -301,7 +302,9 @@ fn layer_dockerfile(anycode: &str, project: &str) -> String {
 FROM {anycode} AS anycode
 USER root
 RUN set -e; mkdir -p /tmp/anycode-node/lib; cp /usr/bin/node /tmp/anycode-node/node; \
-    for l in $(ldd /usr/bin/node | awk '$2 == "=>" && $3 ~ /^\// {{print $3}} $1 ~ /^\// {{print $1}}'); do cp -L "$l" /tmp/anycode-node/lib/; done
+    for l in $(ldd /usr/bin/node | awk '$2 == "=>" && $3 ~ /^\// {{print $3}} $1 ~ /^\// {{print $1}}'); do cp -L "$l" /tmp/anycode-node/lib/; done; \
+    mkdir -p /tmp/anycode-node/share; \
+    for d in acorn acorn-walk cjs-module-lexer undici; do if [ -e "/usr/share/nodejs/$d" ]; then cp -rL "/usr/share/nodejs/$d" /tmp/anycode-node/share/; fi; done
 
 FROM {project}
 USER root
@@ -315,6 +318,8 @@ RUN set -e; \
     chmod 0755 /opt/anycode/bin/anycode-node; \
     mkdir -p /usr/local/bin; \
     command -v node >/dev/null 2>&1 || ln -s /opt/anycode/bin/anycode-node /usr/local/bin/node; \
+    mkdir -p /usr/share/nodejs; \
+    for d in /opt/anycode/node/share/*; do if [ -e "$d" ] && [ ! -e "/usr/share/nodejs/${{d##*/}}" ]; then cp -r "$d" /usr/share/nodejs/; fi; done; \
     command -v claude >/dev/null 2>&1 || ln -s /opt/anycode/claude-code/bin/claude.exe /usr/local/bin/claude; \
     if ! command -v bash >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1; then \
       if command -v apt-get >/dev/null 2>&1; then \

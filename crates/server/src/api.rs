@@ -141,6 +141,9 @@ pub(crate) struct TaskView {
     /// Messages waiting for the agent to finish its turn, oldest first
     /// (`/api/tasks/{id}/messages`).
     messages: Vec<anycode_engine::QueuedMessage>,
+    /// The dev container's setup (`postCreateCommand`, `postStartCommand`):
+    /// `none` without one; the agent starts once it ended.
+    setup: anycode_engine::TaskSetup,
 }
 
 impl From<Task> for TaskView {
@@ -177,6 +180,7 @@ impl From<Task> for TaskView {
             queue_position: t.queue_position,
             network: t.network,
             messages: t.messages,
+            setup: t.setup,
         }
     }
 }

@@ -272,6 +272,13 @@ export function TaskView({
         </div>
       )}
       <AttentionNote task={task} />
+      <SetupNote
+        task={task}
+        onShow={() => {
+          const setup = terminals.find((t) => t.kind === 'setup');
+          if (setup) setActive(setup.id);
+        }}
+      />
 
       <div className="split" ref={splitRef} style={{ ['--changes-width' as string]: `${changesWidth}px` }}>
         <section className="split-terminals" aria-label="Terminals">
@@ -308,6 +315,24 @@ export function TaskView({
           }}
         />
       )}
+    </div>
+  );
+}
+
+/** The dev container's setup while it runs or when it failed: the agent waits for it. */
+function SetupNote({ task, onShow }: { task: Task; onShow: () => void }) {
+  const setup = task.setup;
+  if (!setup || !['pending', 'running', 'failed'].includes(setup.status)) return null;
+  const failed = setup.status === 'failed';
+  const text = failed
+    ? `Dev container setup failed${setup.exit_code != null ? ` (exit ${setup.exit_code})` : ''}: ${setup.error ?? 'see its log'}. The agent started anyway.`
+    : 'Setting up the dev container: the agent starts when the setup ends.';
+  return (
+    <div className={`attention-note ${failed ? 'attention-failed' : 'attention-waiting_input'}`} data-testid="setup-note">
+      {text}{' '}
+      <button className="btn btn-xs" onClick={onShow}>
+        Show setup
+      </button>
     </div>
   );
 }

@@ -63,7 +63,7 @@ function TerminalPane({ info, active, connectAllowed }: { info: TerminalInfo; ac
 
 function TabLabel({ info, index, agentLabel, numbered }: { info: TerminalInfo; index: number; agentLabel: string; numbered: boolean }) {
   const snap = useSession(getSession(info.id));
-  let title = snap.title || info.title || (info.kind === 'agent' ? agentLabel : 'Shell');
+  let title = info.kind === 'setup' ? 'Setup' : snap.title || info.title || (info.kind === 'agent' ? agentLabel : 'Shell');
   if (info.kind === 'shell' && (numbered || title === 'Shell')) title = `${title} ${index}`;
   return (
     <>

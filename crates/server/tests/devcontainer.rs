@@ -159,7 +159,7 @@ async fn a_failing_setup_leaves_the_task_usable_on_a_plain_debian_image() {
     std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
     std::fs::write(
         repo.join(".devcontainer/devcontainer.json"),
-        r#"{ "image": "debian:bookworm-slim", "postCreateCommand": "echo about-to-fail; exit 7", "mounts": ["x"] }"#,
+        r#"{ "image": "debian:bookworm-slim", "postCreateCommand": "echo about-to-fail; sleep 3; exit 7", "mounts": ["x"] }"#,
     )
     .unwrap();
     commit_all(&repo, "dev container");
@@ -169,7 +169,14 @@ async fn a_failing_setup_leaves_the_task_usable_on_a_plain_debian_image() {
     let t = s.create_task(&p, json!({"title": "Failing setup", "agent": "shell"})).await;
     let id = t["id"].as_str().unwrap().to_string();
     let cid = t["container_id"].as_str().unwrap().to_string();
+    // The shell (the agent here) is held while the setup runs: no prompt yet.
+    let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
+    wait_setup(&s, &id, "running", 60).await;
+    let _ = tokio::time::timeout(Duration::from_millis(1500), term.wait_for(2, "", |_| false)).await;
+    assert!(term.text().contains("the agent starts once the dev container setup has run"), "{}", term.text());
+    assert!(!term.text().contains("@failing-setup"), "the shell started during the setup: {}", term.text());
     let t = wait_setup(&s, &id, "failed", 120).await;
+    term.wait_for(30, "the shell's prompt after the setup", |t| t.contains("@failing-setup")).await;
     assert_eq!(t["setup"]["exit_code"], 7, "{}", t["setup"]);
     assert!(t["setup"]["error"].as_str().unwrap().contains("7"), "{}", t["setup"]);
     assert_eq!(t["status"], "running", "the task stays usable: {t}");
@@ -179,7 +186,6 @@ async fn a_failing_setup_leaves_the_task_usable_on_a_plain_debian_image() {
     // Debian with AnyCode's bits: the shell works, git and node are there, and the
     // relay (AnyCode's node) carries the sandbox's ports listing.
     assert!(exec(&cid, &["grep", "-q", "bookworm", "/etc/os-release"]).0);
-    let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
     term.run("git --version && node -e 'console.log(\"node-\" + (6*7))'", "usable").await;
     assert!(term.text().contains("node-42"), "{}", term.text());
     let (st, ports) = s.get(&format!("/api/tasks/{id}/ports")).await;

@@ -715,6 +715,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/setup/log": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The task's setup log: the terminal output of its `postCreateCommand` and
+         *     `postStartCommand` (raw, with the terminal's escape sequences; at most 1 MiB),
+         *     live while the setup runs, else of its last run. 404 `SETUP_LOG_NOT_FOUND`
+         *     before any setup ran.
+         */
+        get: operations["setup_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/ports": {
         parameters: {
             query?: never;
@@ -724,7 +746,8 @@ export interface paths {
         };
         /**
          * The TCP ports listening in the task's sandbox now (one look inside, made when
-         *     asked), with links that open them through AnyCode. 409 `TASK_NOT_RUNNING` when
+         *     asked), and the devcontainer's `forwardPorts` even before they listen, with
+         *     links that open them through AnyCode. 409 `TASK_NOT_RUNNING` when
          *     the sandbox does not run.
          */
         get: operations["ports"];
@@ -1297,8 +1320,15 @@ export interface components {
             port: number;
             /** @description The process holding it (the sandbox's own text), if seen. */
             process?: string | null;
-            /** @description Where it listens in the sandbox (`127.0.0.1`, `0.0.0.0`, `::1`, …). */
+            /**
+             * @description Where it listens in the sandbox (`127.0.0.1`, `0.0.0.0`, `::1`, …); empty
+             *     for a forwarded port nothing listens on yet.
+             */
             address: string;
+            /** @description Whether something listens on it now (false only for a forwarded port). */
+            listening: boolean;
+            /** @description Whether the project's devcontainer.json lists it in `forwardPorts`. */
+            forwarded: boolean;
             /**
              * @description Opens the preview: on AnyCode's origin, with the API's authentication; it
              *     redirects to `preview_origin` with a one-time code.
@@ -1475,6 +1505,11 @@ export interface components {
             /** @description Serve on the local network too. */
             enabled: boolean;
         };
+        /**
+         * @description Where a task's dev container setup stands.
+         * @enum {string}
+         */
+        SetupStatus: "none" | "pending" | "running" | "done" | "failed";
         /** @description One source looked at for a provider. */
         SourceCheck: {
             /** @description The kind of source. */
@@ -1574,6 +1609,11 @@ export interface components {
              *     (`/api/tasks/{id}/messages`).
              */
             messages: components["schemas"]["QueuedMessage"][];
+            /**
+             * @description The dev container's setup (`postCreateCommand`, `postStartCommand`):
+             *     `none` without one; the agent starts once it ended.
+             */
+            setup: components["schemas"]["TaskSetup"];
         };
         /** @description A task's network policy and what its sandbox was refused. */
         TaskNetwork: {
@@ -1584,6 +1624,30 @@ export interface components {
             running_mode?: null | components["schemas"]["NetworkMode"];
             /** @description Hosts the egress proxy refused, with counts. */
             blocked: components["schemas"]["BlockedHost"][];
+        };
+        /**
+         * @description A task's dev container setup: the project's `postCreateCommand` (once, after
+         *     the sandbox is created) and `postStartCommand` (at every start), run before the
+         *     agent starts.
+         */
+        TaskSetup: {
+            /** @description Where it stands. */
+            status: components["schemas"]["SetupStatus"];
+            /**
+             * Format: int64
+             * @description The exit code of the command that failed (`failed`), or 0 (`done`).
+             */
+            exit_code?: number | null;
+            /**
+             * @description The setup's log (plain text of its terminal output), once it ran:
+             *     `/api/tasks/<id>/setup/log`.
+             */
+            log_url?: string | null;
+            /**
+             * @description Why it failed when no command's exit code says it (the image has no
+             *     shell, the sandbox stopped meanwhile).
+             */
+            error?: string | null;
         };
         /**
          * @description A task's state as the API reports it: the sandbox's state, and while the
@@ -1610,7 +1674,7 @@ export interface components {
          * @description What a terminal runs.
          * @enum {string}
          */
-        TerminalKind: "agent" | "shell";
+        TerminalKind: "agent" | "shell" | "setup";
         /** @description The body of `PUT /api/github/token`. */
         TokenBody: {
             /** @description A GitHub token. */
@@ -5268,6 +5332,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenIn"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    setup_log: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
             /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */

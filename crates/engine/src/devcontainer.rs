@@ -357,11 +357,23 @@ shift 2
 exec "$@"
 "#;
 
+/// Parsed devcontainer.json by (repository path, commit); `None`: no file.
+type DevCache = HashMap<(PathBuf, String), Option<Arc<DevContainer>>>;
+
+/// What a start waits for before the credential handover: the relay's readiness
+/// (once known) and the end of the setup (the sender dropped or sent).
+pub(crate) struct Ready {
+    /// The relay's readiness, as `start_relay` reports it.
+    pub relay: oneshot::Receiver<std::result::Result<(), String>>,
+    /// Resolves (or closes) when the setup has ended.
+    pub setup: oneshot::Receiver<()>,
+}
+
 /// The per-engine state of dev containers.
 #[derive(Default)]
 pub(crate) struct DevState {
-    /// Parsed devcontainer.json by (repository path, commit); `None`: no file.
-    cache: StdMutex<HashMap<(PathBuf, String), Option<Arc<DevContainer>>>>,
+    /// Parsed devcontainer.json files.
+    cache: StdMutex<DevCache>,
     /// Held while a dev container image builds.
     build: tokio::sync::Mutex<()>,
 }
@@ -520,7 +532,7 @@ impl Engine {
         task: &Task,
         cid: &str,
         relay: oneshot::Receiver<std::result::Result<(), String>>,
-    ) -> (oneshot::Receiver<std::result::Result<(), String>>, oneshot::Receiver<()>) {
+    ) -> Ready {
         let (relay_tx, relay_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let (engine, docker, task, cid) = (self.clone(), docker.clone(), task.clone(), cid.to_string());
@@ -537,7 +549,7 @@ impl Engine {
             }
             let _ = done_tx.send(());
         });
-        (relay_rx, done_rx)
+        Ready { relay: relay_rx, setup: done_rx }
     }
 
     async fn run_setup(&self, docker: &SandboxHost, task: &Task, cid: &str, dc: &DevContainer) {

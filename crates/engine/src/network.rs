@@ -510,10 +510,10 @@ impl Engine {
         cid: String,
         viewer: anycode_terminal::Viewer,
         mut h: crate::handover::Handover,
-        relay: oneshot::Receiver<std::result::Result<(), String>>,
-        setup: oneshot::Receiver<()>,
+        ready: crate::devcontainer::Ready,
     ) {
         let engine = self.clone();
+        let crate::devcontainer::Ready { relay, setup } = ready;
         tokio::spawn(async move {
             let problem = match tokio::time::timeout(RELAY_READY + Duration::from_secs(1), relay).await {
                 Ok(Ok(Ok(()))) => None,

@@ -417,11 +417,11 @@ impl Engine {
         };
         docker.start(&cid).await?;
         let relay = self.start_relay(docker, task, &cid);
-        let (relay, setup) = self.start_setup(docker, task, &cid, relay);
+        let ready = self.start_setup(docker, task, &cid, relay);
         self.agent_starting(task);
         terminal.apply_size().await;
         if let (Some(h), Some(v)) = (handover, viewer) {
-            self.handover_after_relay(docker.clone(), task.id.clone(), cid, v, h, relay, setup);
+            self.handover_after_relay(docker.clone(), task.id.clone(), cid, v, h, ready);
         }
         self.watch_screen(task, terminal);
         Ok(())

@@ -154,7 +154,7 @@ impl Engine {
 
     /// The API client with the current token (or none), made once and kept until
     /// the token changes.
-    async fn client(&self) -> Result<Arc<Client>> {
+    pub(crate) async fn client(&self) -> Result<Arc<Client>> {
         let mut guard = self.gh().client.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
@@ -442,6 +442,7 @@ impl Engine {
             Some(b) => b,
             None => self.pr_body(&task, &project, &base).await,
         };
+        let body = self.with_closes(&task.id, body).await;
         let pull = client.create_pull(&repo, &NewPull { head: task.branch.clone(), base, title, body, draft: req.draft }).await?;
         let info = PullRequestInfo {
             repo: repo.to_string(),

@@ -28,6 +28,7 @@ mod handover;
 mod hooks;
 mod host;
 mod include;
+mod issues;
 mod listing;
 mod messages;
 mod openin;
@@ -66,7 +67,7 @@ pub use listing::{TaskFilter, TaskPage, MAX_PAGE};
 pub use github::{Conflicts, CreatePr, GitHubStatus, Import, ImportRequest, Overlap};
 pub use anycode_git::{CloneProgress, MergeCheck, PushOutcome, UpdateOutcome};
 pub use anycode_github::token::{MemoryStore, TokenSource, TokenStore, Tokens};
-pub use anycode_github::{MergeMethod, MergeResult, RepoMeta, Secret as GitHubSecret};
+pub use anycode_github::{Issue, MergeMethod, MergeResult, RepoMeta, Secret as GitHubSecret};
 pub use anycode_core::PullRequestInfo;
 
 use anycode_sandbox::SandboxHost;

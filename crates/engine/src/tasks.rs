@@ -41,6 +41,10 @@ pub struct NewTask {
     pub memory_mb: Option<u64>,
     /// The network policy (added to the defaults, see `network.rs`).
     pub network: Option<NetworkRequest>,
+    /// An open issue of the project's GitHub repository the task starts from: its
+    /// title is the default title, its title, body and link the default prompt,
+    /// and the task's pull request says `Closes #N`.
+    pub issue: Option<u64>,
 }
 
 /// A new task's input, checked ([`Engine::validate_new_task`]).
@@ -114,12 +118,14 @@ impl Engine {
     /// `PROJECT_NOT_FOUND`, `UNKNOWN_BRANCH`, `INVALID_BRANCH_NAME`,
     /// `BRANCH_EXISTS`, `DOCKER_UNAVAILABLE`.
     pub async fn create_task(&self, project_id: &str, req: NewTask) -> Result<Task> {
+        let (req, issue) = self.new_task_from_issue(project_id, req).await?;
         let valid = self.validate_new_task(project_id, req).await?;
         let plan = self.plan_task(valid).await?;
         let lock = self.task_lock(&plan.id);
         let _held = lock.lock().await;
         match self.make_task(&plan).await {
             Ok(mut t) => {
+                self.record_issue(&t.id, issue).await;
                 self.decorate_without_prs(std::slice::from_mut(&mut t));
                 self.task_changed(&t.id);
                 Ok(t)

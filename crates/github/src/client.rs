@@ -18,6 +18,40 @@ use std::time::Duration;
 /// Most conditional-GET answers remembered per client.
 const ETAG_CACHE: usize = 512;
 
+/// An issue of a repository, as a new task starts from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Issue {
+    /// Its number.
+    pub number: u64,
+    /// Its title.
+    pub title: String,
+    /// Its text (Markdown), possibly empty.
+    pub body: String,
+    /// Its page, e.g. `https://github.com/octo/hello/issues/7`.
+    pub url: String,
+    /// `open` or `closed`.
+    pub state: String,
+}
+
+#[derive(Deserialize)]
+struct RawIssue {
+    number: u64,
+    title: String,
+    #[serde(default)]
+    body: Option<String>,
+    html_url: String,
+    state: String,
+    /// Present when the "issue" is a pull request.
+    #[serde(default)]
+    pull_request: Option<Value>,
+}
+
+impl From<RawIssue> for Issue {
+    fn from(r: RawIssue) -> Issue {
+        Issue { number: r.number, title: r.title, body: r.body.unwrap_or_default(), url: r.html_url, state: r.state }
+    }
+}
+
 /// A repository as AnyCode lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepoMeta {
@@ -403,6 +437,29 @@ impl Client {
             }
         }
         Ok(out)
+    }
+
+    /// The repository's open issues, newest first, pull requests left out (up to
+    /// 100: `GET /repos/{owner}/{name}/issues?state=open`).
+    ///
+    /// Errors: [`Error::NotFound`], [`Error::BadCredentials`], [`Error::Unreachable`].
+    pub async fn open_issues(&self, r: &RepoRef) -> Result<Vec<Issue>> {
+        let path = format!("/repos/{}/{}/issues?state=open&per_page=100", enc(&r.owner), enc(&r.name));
+        let list: Vec<RawIssue> = self.get_json(&path, &format!("issues of {r}")).await?;
+        Ok(list.into_iter().filter(|i| i.pull_request.is_none()).map(Issue::from).collect())
+    }
+
+    /// One issue (`GET /repos/{owner}/{name}/issues/{number}`).
+    ///
+    /// Errors: [`Error::NotFound`] (also for a pull request's number),
+    /// [`Error::BadCredentials`], [`Error::Unreachable`].
+    pub async fn issue(&self, r: &RepoRef, number: u64) -> Result<Issue> {
+        let what = format!("issue {r}#{number}");
+        let raw: RawIssue = self.get_json(&format!("/repos/{}/{}/issues/{number}", enc(&r.owner), enc(&r.name)), &what).await?;
+        if raw.pull_request.is_some() {
+            return Err(Error::NotFound(format!("{what} (it is a pull request)")));
+        }
+        Ok(raw.into())
     }
 
     /// Opens a pull request (`POST /repos/{owner}/{name}/pulls`). When GitHub answers

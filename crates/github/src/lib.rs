@@ -23,7 +23,7 @@
 mod client;
 pub mod token;
 
-pub use client::{CheckState, Client, MergeMethod, MergeResult, NewPull, Pull, PullStatus, RepoMeta, ReviewState};
+pub use client::{CheckState, Client, Issue, MergeMethod, MergeResult, NewPull, Pull, PullStatus, RepoMeta, ReviewState};
 
 use std::fmt;
 

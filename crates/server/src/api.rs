@@ -300,7 +300,9 @@ async fn branches(State(st): State<AppState>, Path(id): Path<String>) -> ApiResu
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewTask)]
 struct CreateTask {
-    /// Free text; the branch name is made from it unless `branch` is given.
+    /// Free text; the branch name is made from it unless `branch` is given. May be
+    /// empty (or absent) with `issue`: the issue's title is used.
+    #[serde(default)]
     title: String,
     /// The agent profile (`GET /api/agents`): `claude`, `codex`, `gemini`, `aider`,
     /// `goose`, `shell` or one of the settings file.
@@ -326,6 +328,10 @@ struct CreateTask {
     memory_mb: Option<u64>,
     /// The sandbox's network policy; the project's or the settings' default when absent.
     network: Option<crate::network_api::NetworkBody>,
+    /// An open issue of the project's GitHub repository (its number) to start from:
+    /// its title is the default title, its title, body and link the default prompt,
+    /// and the task's pull request says `Closes #N`.
+    issue: Option<u64>,
 }
 
 /// Create a task: its branch from the base, its repository, its sandbox and the
@@ -350,6 +356,7 @@ async fn create_task(
         cpus: req.cpus,
         memory_mb: req.memory_mb,
         network: req.network.map(Into::into),
+        issue: req.issue,
     };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }

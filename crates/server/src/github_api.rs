@@ -28,6 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(save_token, remove_token))
         .routes(routes!(repos))
+        .routes(routes!(issues))
 }
 
 /// A project's state in the API.
@@ -246,4 +247,13 @@ async fn remove_token(State(st): State<AppState>) -> ApiResult<Json<GitHubStatus
 #[utoipa::path(get, path = "/github/repos", tag = "github", responses((status = 200, description = "Repositories", body = Vec<RepoMeta>), EngineErrors))]
 async fn repos(State(st): State<AppState>) -> ApiResult<Json<Vec<RepoMeta>>> {
     Ok(Json(st.engine.github_repos().await?))
+}
+
+/// The open issues of the project's GitHub repository (its `origin`), newest
+/// first, pull requests left out: a new task can start from one (`issue` of
+/// `POST /api/projects/{id}/tasks`).
+#[utoipa::path(get, path = "/projects/{id}/github/issues", tag = "github", params(("id" = String, Path, description = "Project id")),
+    responses((status = 200, description = "Open issues", body = Vec<anycode_engine::Issue>), EngineErrors))]
+async fn issues(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<anycode_engine::Issue>>> {
+    Ok(Json(st.engine.github_issues(&id).await?))
 }

@@ -139,7 +139,7 @@ const MIGRATIONS: &[M<'static>] = &[
         );",
     ),
     // Issue 16: the dev container setup of each task (status, exit code, whether
-    // postCreateCommand ran, why it failed).
+    // postCreateCommand ran, why it failed), and the GitHub issue a task started from.
     M::up(
         "CREATE TABLE task_setup (
             task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
@@ -147,6 +147,11 @@ const MIGRATIONS: &[M<'static>] = &[
             exit_code INTEGER,
             error TEXT,
             created INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE task_issue (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            number INTEGER NOT NULL,
+            url TEXT NOT NULL
         );",
     ),
 ];

@@ -1,5 +1,6 @@
-//! The dev container setup of each task (issue 16), in its own table so task rows
-//! stay as they are. A task without a row has no setup (`none`).
+//! The dev container setup of each task (issue 16), and the GitHub issue a task
+//! started from, in their own tables so task rows stay as they are. A task without
+//! a setup row has no setup (`none`).
 
 use crate::{Result, Store};
 use anycode_core::{SetupStatus, Task, TaskSetup};
@@ -35,6 +36,23 @@ impl Store {
         })
     }
 
+    /// Records the GitHub issue (number, page) a task started from.
+    pub fn set_task_issue(&self, task_id: &str, number: u64, url: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO task_issue (task_id, number, url) VALUES (?1, ?2, ?3) ON CONFLICT(task_id) DO UPDATE SET number = ?2, url = ?3",
+            params![task_id, number as i64, url],
+        )?;
+        Ok(())
+    }
+
+    /// The GitHub issue (number, page) a task started from, if any.
+    pub fn task_issue(&self, task_id: &str) -> Result<Option<(u64, String)>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT number, url FROM task_issue WHERE task_id = ?1", [task_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .optional()?)
+    }
+
     /// Fills in `setup` of each task.
     pub(crate) fn fill_setups(&self, tasks: &mut [Task]) -> Result<()> {
         for t in tasks {
@@ -62,5 +80,8 @@ mod tests {
         assert_eq!((setup.status, setup.exit_code, created), (SetupStatus::Running, None, true));
         assert_eq!(s.task(&t.id).unwrap().unwrap().setup.status, SetupStatus::Running);
         assert_eq!(s.tasks(Some(&p.id)).unwrap()[0].setup.status, SetupStatus::Running);
+        assert_eq!(s.task_issue(&t.id).unwrap(), None);
+        s.set_task_issue(&t.id, 7, "https://github.com/o/n/issues/7").unwrap();
+        assert_eq!(s.task_issue(&t.id).unwrap(), Some((7, "https://github.com/o/n/issues/7".into())));
     }
 }

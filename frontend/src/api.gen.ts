@@ -165,6 +165,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{id}/github/issues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The open issues of the project's GitHub repository (its `origin`), newest
+         *     first, pull requests left out: a new task can start from one (`issue` of
+         *     `POST /api/projects/{id}/tasks`).
+         */
+        get: operations["issues"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -1087,6 +1108,22 @@ export interface components {
             /** @description The Docker engine's state. */
             docker: components["schemas"]["DockerHealthView"];
         };
+        /** @description An issue of a repository, as a new task starts from it. */
+        Issue: {
+            /**
+             * Format: int64
+             * @description Its number.
+             */
+            number: number;
+            /** @description Its title. */
+            title: string;
+            /** @description Its text (Markdown), possibly empty. */
+            body: string;
+            /** @description Its page, e.g. `https://github.com/octo/hello/issues/7`. */
+            url: string;
+            /** @description `open` or `closed`. */
+            state: string;
+        };
         /** @description Whether LAN mode is on and where it listens. */
         LanStatus: {
             /** @description LAN mode is on. */
@@ -1209,8 +1246,11 @@ export interface components {
         };
         /** @description A new task. */
         NewTask: {
-            /** @description Free text; the branch name is made from it unless `branch` is given. */
-            title: string;
+            /**
+             * @description Free text; the branch name is made from it unless `branch` is given. May be
+             *     empty (or absent) with `issue`: the issue's title is used.
+             */
+            title?: string;
             /**
              * @description The agent profile (`GET /api/agents`): `claude`, `codex`, `gemini`, `aider`,
              *     `goose`, `shell` or one of the settings file.
@@ -1237,6 +1277,13 @@ export interface components {
              */
             memory_mb?: number | null;
             network?: null | components["schemas"]["NetworkChange"];
+            /**
+             * Format: int64
+             * @description An open issue of the project's GitHub repository (its number) to start from:
+             *     its title is the default title, its title, body and link the default prompt,
+             *     and the task's pull request says `Closes #N`.
+             */
+            issue?: number | null;
         };
         /** @description Ways to open a task outside the browser. */
         OpenIn: {
@@ -2566,6 +2613,83 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RepoMeta"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    issues: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Open issues */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Issue"][];
                 };
             };
             /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */

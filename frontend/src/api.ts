@@ -179,6 +179,7 @@ export const api = {
   addProject: (path: string) => request<Project>('POST', '/api/projects', { path }),
   deleteProject: (id: string) => request<void>('DELETE', `/api/projects/${enc(id)}`),
   branches: (id: string) => request<Branches>('GET', `/api/projects/${enc(id)}/branches`),
+  githubIssues: (id: string) => request<Issue[]>('GET', `/api/projects/${enc(id)}/github/issues`),
 
   tasks: (projectId?: string) => allTasks(projectId ? { project: projectId } : {}),
   tasksPage,
@@ -259,6 +260,7 @@ export type Conflicts = Schemas['Conflicts'];
 export type GitHubStatus = Schemas['GitHubStatus'];
 
 export type RepoMeta = Schemas['RepoMeta'];
+export type Issue = Schemas['Issue'];
 
 export const gh = {
   status: () => request<GitHubStatus>('GET', '/api/github'),

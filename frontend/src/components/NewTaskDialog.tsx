@@ -10,6 +10,7 @@ import {
   type PermissionMode,
   type CredentialChoice,
   type CredentialsStatus,
+  type Issue,
   type Project,
   type Task,
   type NetworkMode,
@@ -85,6 +86,30 @@ export function NewTaskDialog({
   const [memory, setMemory] = useState('');
   const [netMode, setNetMode] = useState<NetworkMode>('allowlist');
   const [netAllow, setNetAllow] = useState('');
+  const [issues, setIssues] = useState<Issue[] | null>(null);
+  const [issue, setIssue] = useState<number | null>(null);
+
+  // A project on GitHub: its open issues to start from.
+  useEffect(() => {
+    if (!project.github) return;
+    let cancelled = false;
+    api
+      .githubIssues(project.id)
+      .then((list) => !cancelled && setIssues(list))
+      .catch(() => !cancelled && setIssues(null));
+    return () => {
+      cancelled = true;
+    };
+  }, [project.id, project.github]);
+
+  const pickIssue = (value: string) => {
+    const picked = issues?.find((i) => String(i.number) === value) ?? null;
+    setIssue(picked ? picked.number : null);
+    if (picked) {
+      setTitle(picked.title);
+      setPrompt([picked.title, picked.body.trim(), picked.url].filter(Boolean).join('\n\n'));
+    }
+  };
 
   useEffect(() => {
     let cancelled = false;
@@ -170,6 +195,7 @@ export function NewTaskDialog({
       if (base) body.base = base;
       if (branch.trim()) body.branch = branch.trim();
       if (prompt.trim()) body.prompt = prompt;
+      if (issue != null) body.issue = issue;
       if (credential) body.credential = credential;
       if (!record) body.record = false;
       if (isClaude && permissionMode) body.permission_mode = permissionMode;
@@ -202,6 +228,22 @@ export function NewTaskDialog({
     >
       <form onSubmit={submit}>
         <div className="modal-body">
+          {issues && issues.length > 0 && (
+            <label className="field">
+              <span className="field-label">
+                From a GitHub issue <span className="muted">(optional)</span>
+              </span>
+              <select className="input" data-testid="task-issue" value={issue ?? ''} onChange={(e) => pickIssue(e.target.value)}>
+                <option value="">None</option>
+                {issues.map((i) => (
+                  <option key={i.number} value={i.number}>
+                    #{i.number} {i.title}
+                  </option>
+                ))}
+              </select>
+              <span className="field-hint">Its title and text become the task's; the pull request closes it.</span>
+            </label>
+          )}
           <label className="field">
             <span className="field-label">Title</span>
             <input

@@ -1248,9 +1248,9 @@ export interface components {
         NewTask: {
             /**
              * @description Free text; the branch name is made from it unless `branch` is given. May be
-             *     empty (or absent) with `issue`: the issue's title is used.
+             *     empty with `issue`: the issue's title is used.
              */
-            title?: string;
+            title: string;
             /**
              * @description The agent profile (`GET /api/agents`): `claude`, `codex`, `gemini`, `aider`,
              *     `goose`, `shell` or one of the settings file.

@@ -301,8 +301,7 @@ async fn branches(State(st): State<AppState>, Path(id): Path<String>) -> ApiResu
 #[schema(as = NewTask)]
 struct CreateTask {
     /// Free text; the branch name is made from it unless `branch` is given. May be
-    /// empty (or absent) with `issue`: the issue's title is used.
-    #[serde(default)]
+    /// empty with `issue`: the issue's title is used.
     title: String,
     /// The agent profile (`GET /api/agents`): `claude`, `codex`, `gemini`, `aider`,
     /// `goose`, `shell` or one of the settings file.

@@ -38,12 +38,12 @@ async fn a_task_from_an_issue_gets_its_title_and_prompt_and_its_pr_closes_it() {
     assert!(hub.requests_to("GET", "/repos/octo/hello/issues")[0].query.contains("state=open"));
 
     hub.on("GET", "/repos/octo/hello/issues/9", Reply::json(200, issue(9, "Old", "", "closed")));
-    let (st, e) = s.post(&format!("/api/projects/{p}/tasks"), json!({"agent": "shell", "issue": 9})).await;
+    let (st, e) = s.post(&format!("/api/projects/{p}/tasks"), json!({"title": "", "agent": "shell", "issue": 9})).await;
     assert_eq!((st, e["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("closed"), "{e}");
 
     hub.on("GET", "/repos/octo/hello/issues/7", Reply::json(200, issue(7, "Fix the login page", "It fails on Safari.", "open")));
-    let t = s.create_task(&p, json!({"agent": "shell", "issue": 7})).await;
+    let t = s.create_task(&p, json!({"title": " ", "agent": "shell", "issue": 7})).await;
     assert_eq!(t["title"], "Fix the login page");
     assert_eq!(t["prompt"], "Fix the login page\n\nIt fails on Safari.\n\nhttps://github.com/octo/hello/issues/7");
     assert_eq!(t["branch"], "anycode/fix-the-login-page");

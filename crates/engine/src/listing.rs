@@ -91,6 +91,7 @@ impl Engine {
             t.terminals = crate::terminals::with_agent(t, by_task.remove(&t.id).unwrap_or_default());
             self.overlay_agent_state(t);
             self.overlay_governor(t);
+            self.overlay_host(t);
         }
     }
 }

@@ -640,6 +640,8 @@ fn check_task(id: &str) -> Task {
         queue_position: None,
         network: NetworkPolicy::default(),
         messages: Vec::new(),
+        host: anycode_core::LOCAL_HOST.to_string(),
+        host_error: None,
     }
 }
 

@@ -43,6 +43,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::openin_api::routes())
         .merge(crate::previews::routes())
         .merge(crate::network_api::routes())
+        .merge(crate::hosts_api::routes())
 }
 
 /// The API's router: [`routes`] and the `NOT_FOUND` answer for other paths.
@@ -105,7 +106,8 @@ pub(crate) struct TaskView {
     error: Option<String>,
     /// The Docker container's full id, once created.
     container_id: Option<String>,
-    /// Where the task's work is kept on the host.
+    /// Where the task's work is kept on this computer; empty for a task on a remote
+    /// host (its files are in a Docker volume there, its work on its branch here).
     worktree: String,
     /// Whether the agent terminal is recorded (asciicast).
     record: bool,
@@ -140,6 +142,12 @@ pub(crate) struct TaskView {
     /// Messages waiting for the agent to finish its turn, oldest first
     /// (`/api/tasks/{id}/messages`).
     messages: Vec<anycode_engine::QueuedMessage>,
+    /// The Docker host the sandbox runs on: `local` or a host's id (`GET /api/hosts`).
+    host: String,
+    /// Set while that host does not answer: what failed. The task keeps its state
+    /// and is reconciled when the host is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_error: Option<String>,
 }
 
 impl From<Task> for TaskView {
@@ -176,6 +184,8 @@ impl From<Task> for TaskView {
             queue_position: t.queue_position,
             network: t.network,
             messages: t.messages,
+            host: t.host,
+            host_error: t.host_error,
         }
     }
 }
@@ -321,6 +331,9 @@ struct CreateTask {
     memory_mb: Option<u64>,
     /// The sandbox's network policy; the project's or the settings' default when absent.
     network: Option<crate::network_api::NetworkBody>,
+    /// The Docker host to run on (`local`, a host's id or name, `GET /api/hosts`);
+    /// when absent, the answering host with the most free CPUs.
+    host: Option<String>,
 }
 
 /// Create a task: its branch from the base, its repository, its sandbox and the
@@ -345,6 +358,7 @@ async fn create_task(
         cpus: req.cpus,
         memory_mb: req.memory_mb,
         network: req.network.map(Into::into),
+        host: req.host,
     };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }

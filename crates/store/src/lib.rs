@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod approvals;
 mod devices;
+mod hosts;
 mod network;
 
 pub use approvals::PendingApproval;
@@ -137,6 +138,22 @@ const MIGRATIONS: &[M<'static>] = &[
             since TEXT NOT NULL
         );",
     ),
+    // Issue 17: remote Docker hosts, and the host of each task not on the local
+    // engine (tasks made before are all local).
+    M::up(
+        "CREATE TABLE hosts (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            endpoint TEXT NOT NULL,
+            tls TEXT,
+            max_running INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE task_host (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            host_id TEXT NOT NULL REFERENCES hosts(id)
+        );",
+    ),
 ];
 
 /// Handle on the database; clones share one connection.
@@ -242,6 +259,7 @@ impl Store {
             ],
         )?;
         self.set_task_network(&t.id, &t.network)?;
+        self.set_task_host(&t.id, &t.host)?;
         Ok(())
     }
 
@@ -255,6 +273,7 @@ impl Store {
         drop(stmt);
         drop(conn);
         self.fill_networks(&mut tasks)?;
+        self.fill_hosts(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -264,6 +283,7 @@ impl Store {
         let mut task = self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()?;
         if let Some(t) = task.as_mut() {
             self.fill_networks(std::slice::from_mut(t))?;
+            self.fill_hosts(std::slice::from_mut(t))?;
         }
         Ok(task)
     }
@@ -427,6 +447,8 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         queue_position: None,
         network: Default::default(),
         messages: Vec::new(),
+        host: anycode_core::LOCAL_HOST.to_string(),
+        host_error: None,
     }))
 }
 
@@ -474,6 +496,8 @@ mod tests {
             queue_position: None,
             network: Default::default(),
             messages: Vec::new(),
+            host: anycode_core::LOCAL_HOST.to_string(),
+            host_error: None,
         }
     }
 

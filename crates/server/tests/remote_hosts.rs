@@ -161,3 +161,48 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let (_, hosts) = s.get("/api/hosts").await;
     assert_eq!(hosts.as_array().unwrap().len(), 1);
 }
+
+/// Hooks and approvals from a sandbox on a remote host: the real Claude Code CLI
+/// there reaches AnyCode's hook service and egress proxy through its relay, which
+/// rides the exec stream (no port of this machine is opened to that host), and the
+/// credential is handed over at start as locally.
+#[tokio::test(flavor = "multi_thread")]
+async fn hooks_approvals_and_the_api_reach_anycode_from_a_remote_sandbox() {
+    use anycode_testkit::anthropic::{FakeAnthropic, Script};
+    let second = SecondDockerd::start();
+    let cmd = "echo hi > proof.txt && echo wrote-proof";
+    let fake = FakeAnthropic::start(Script::ToolThenText { input: json!({"command": cmd, "description": "Write proof.txt"}), text: "Done.".into() }).await;
+    let s = anycode_testkit::anthropic::claude_server(&fake, Duration::from_secs(120), "sk-ant-api03-remote-test-key-0123456789abcdefXYZ").await;
+    let p = s.add_project().await;
+    let (st, host) = s.post("/api/hosts", json!({"name": "box", "endpoint": second.tcp, "max_running": 2})).await;
+    assert_eq!(st, 201, "{host}");
+    let t = s.create_task(&p, json!({"title": "Prove it there", "agent": "claude", "credential": "api_key", "permission_mode": "default",
+        "prompt": "Write proof.txt", "host": "box"})).await;
+    assert_eq!(t["host"], host["id"]);
+    let id = t["id"].as_str().unwrap().to_string();
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    // The credential is not in the container's create-time environment there.
+    let (_, env) = docker_h(&second.tcp, &["inspect", "-f", "{{json .Config.Env}}", &cid]);
+    assert!(!env.contains("sk-ant-api03-remote-test-key"), "no credential in the container's env: {env}");
+    let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
+    term.resize(120, 40).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let t = loop {
+        let (_, t) = s.get(&format!("/api/tasks/{id}")).await;
+        if t["status"] == "needs_approval" {
+            break t;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(300), term.wait_for(1, "", |_| false)).await;
+        assert!(std::time::Instant::now() < deadline, "never needs_approval: {t}\n{}", term.text());
+    };
+    assert_eq!(t["attention"]["tool"], "Bash", "{t}");
+    assert!(!fake.requests().is_empty(), "the agent reached the API stand-in through AnyCode's egress proxy");
+    let (st, after) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "allow"})).await;
+    assert_eq!(st, 200, "{after}");
+    let t = wait_json(&s, &format!("/api/tasks/{id}"), 120, "done", |t| t["status"] == "done").await;
+    assert_eq!(t["host"], host["id"]);
+    let (_, out) = docker_h(&second.tcp, &["exec", &cid, "cat", "/workspace/proof.txt"]);
+    assert_eq!(out.trim(), "hi", "the approved tool ran there");
+    let (st, _) = s.delete(&format!("/api/tasks/{id}")).await;
+    assert_eq!(st, 204);
+}

@@ -1186,6 +1186,7 @@ export interface components {
             reserved_cpus: number;
             /** @description Why it does not answer, when it does not (never a secret). */
             error?: string | null;
+            image?: null | components["schemas"]["ImageCopy"];
         };
         /**
          * @description Whether a host's Docker engine answered when AnyCode last asked.
@@ -1203,6 +1204,25 @@ export interface components {
             cert: string;
             /** @description The client key (only its path is kept). */
             key: string;
+        };
+        /** @description An image copy to a host, as far as it got. */
+        ImageCopy: {
+            /** @description The image's tag, e.g. `anycode-sandbox:3f2a…`. */
+            tag: string;
+            /** @description `copying`, `done` or `failed`. */
+            status: string;
+            /**
+             * Format: int64
+             * @description Bytes of the image archive sent so far.
+             */
+            copied_bytes: number;
+            /**
+             * Format: int64
+             * @description The image's size as this machine's engine reports it, bytes.
+             */
+            total_bytes: number;
+            /** @description What failed, when it did. */
+            error?: string | null;
         };
         /** @description Whether LAN mode is on and where it listens. */
         LanStatus: {

@@ -540,6 +540,26 @@ pub struct HostInfo {
     /// Why it does not answer, when it does not (never a secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The sandbox image's copy to this host (a remote host lacking it gets one
+    /// from this machine's engine when added, and before a task needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageCopy>,
+}
+
+/// An image copy to a host, as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImageCopy {
+    /// The image's tag, e.g. `anycode-sandbox:3f2a…`.
+    pub tag: String,
+    /// `copying`, `done` or `failed`.
+    pub status: String,
+    /// Bytes of the image archive sent so far.
+    pub copied_bytes: u64,
+    /// The image's size as this machine's engine reports it, bytes.
+    pub total_bytes: u64,
+    /// What failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.

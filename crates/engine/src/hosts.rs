@@ -52,6 +52,8 @@ struct HostState {
     error: Option<String>,
     /// `(cpus, memory bytes)` as it last reported them.
     capacity: Option<(u64, u64)>,
+    /// The last image copy to it.
+    image: Option<anycode_core::ImageCopy>,
 }
 
 /// A host to add ([`Engine::add_host`]).
@@ -318,6 +320,9 @@ impl Engine {
         *conn.docker.lock().await = Some(d);
         conn.state.lock().unwrap_or_else(|p| p.into_inner()).capacity = capacity;
         tracing::info!(host = %host.name, endpoint = %host.endpoint, "added a remote Docker host");
+        if let Some(d) = conn.docker.lock().await.clone() {
+            self.prepare_host_image(&host.id, d);
+        }
         self.host_info(&host.id).await
     }
 
@@ -396,7 +401,37 @@ impl Engine {
             tasks: mine.len() as u32,
             reserved_cpus: running.iter().map(|t| t.cpus.unwrap_or(0.0)).sum(),
             error,
+            image: self.host_image_copy(id),
         })
+    }
+
+    fn host_image_copy(&self, id: &str) -> Option<anycode_core::ImageCopy> {
+        let conns = self.inner.hosts.conns.lock().unwrap_or_else(|p| p.into_inner());
+        conns.get(id).and_then(|c| c.state.lock().unwrap_or_else(|p| p.into_inner()).image.clone())
+    }
+
+    /// Records how far an image copy to host `id` got ([`HostInfo::image`]).
+    pub(crate) fn set_image_copy(&self, id: &str, copy: anycode_core::ImageCopy) {
+        let conn = self.host_conn(id);
+        conn.state.lock().unwrap_or_else(|p| p.into_inner()).image = Some(copy);
+    }
+
+    /// Brings the sandbox image to a newly added host in the background, so its
+    /// first task does not wait for it (progress in [`HostInfo::image`]).
+    fn prepare_host_image(&self, host_id: &str, docker: SandboxHost) {
+        let (engine, id) = (self.clone(), host_id.to_string());
+        tokio::spawn(async move {
+            let tag = match engine.ensure_image(|e| tracing::debug!(?e, "sandbox image")).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(host = %id, error = %e, "the sandbox image is not ready here, so it was not copied to the new host");
+                    return;
+                }
+            };
+            if let Err(e) = engine.image_on(&docker, &id, &tag).await {
+                tracing::warn!(host = %id, error = %e, "copying the sandbox image to the new host failed (tried again when a task needs it)");
+            }
+        });
     }
 
     fn cached_capacity(&self, id: &str) -> Option<(u64, u64)> {

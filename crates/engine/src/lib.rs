@@ -47,7 +47,7 @@ mod terminals;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    QueuedMessage, Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage, Host, HostInfo, HostStatus, HostTls, LOCAL_HOST,
+    QueuedMessage, Settings, Task, TaskStatus, TerminalInfo, TerminalKind, Usage, Host, HostInfo, HostStatus, HostTls, ImageCopy, LOCAL_HOST,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};

@@ -84,16 +84,33 @@ impl Engine {
         let started = std::time::Instant::now();
         let mut last_mb = 0u64;
         tracing::info!(host = host_id, image = tag, "copying the sandbox image to a remote host");
+        let copy = |status: &str, copied_bytes: u64, total_bytes: u64, error: Option<String>| anycode_core::ImageCopy {
+            tag: tag.to_string(),
+            status: status.to_string(),
+            copied_bytes,
+            total_bytes,
+            error,
+        };
+        self.set_image_copy(host_id, copy("copying", 0, 0, None));
+        let mut last = (0u64, 0u64);
         let mut progress = |p: anycode_sandbox::transfer::CopyProgress| {
+            last = (p.copied_bytes, p.total_bytes);
             let mb = p.copied_bytes >> 20;
-            if mb >= last_mb + 100 {
+            if mb >= last_mb + 16 || p.copied_bytes == 0 {
                 last_mb = mb;
-                tracing::info!(host = host_id, image = tag, copied_mb = mb, total_mb = p.total_bytes >> 20, "copying the sandbox image");
+                self.set_image_copy(host_id, copy("copying", p.copied_bytes, p.total_bytes, None));
+                tracing::debug!(host = host_id, image = tag, copied_mb = mb, total_mb = p.total_bytes >> 20, "copying the sandbox image");
             }
         };
-        local.copy_image_to(docker.as_ref(), tag, &mut progress).await?;
-        tracing::info!(host = host_id, image = tag, secs = started.elapsed().as_secs_f64(), "sandbox image copied");
-        Ok(())
+        let result = local.copy_image_to(docker.as_ref(), tag, &mut progress).await;
+        match &result {
+            Ok(()) => {
+                self.set_image_copy(host_id, copy("done", last.0, last.1, None));
+                tracing::info!(host = host_id, image = tag, secs = started.elapsed().as_secs_f64(), mb = last.0 >> 20, "sandbox image copied");
+            }
+            Err(e) => self.set_image_copy(host_id, copy("failed", last.0, last.1, Some(e.to_string()))),
+        }
+        Ok(result?)
     }
 
     /// Seeds a remote task's volume with the task branch of the user's

@@ -63,6 +63,33 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let box_id = host["id"].as_str().unwrap().to_string();
     assert_eq!(host["status"], "reachable");
     assert!(host["cpus"].as_u64().unwrap() >= 1 && host["memory_bytes"].as_u64().unwrap() > 0, "{host}");
+    // The sandbox image goes there in the background, with progress.
+    let hosts = wait_json(&s, "/api/hosts", 600, "the image copied to the host", |h| {
+        h.as_array().unwrap().iter().any(|h| h["name"] == "box" && h["image"]["status"] != "copying" && !h["image"].is_null())
+    })
+    .await;
+    let image = hosts.as_array().unwrap().iter().find(|h| h["name"] == "box").unwrap()["image"].clone();
+    assert_eq!(image["status"], "done", "{image}");
+    assert!(image["copied_bytes"].as_u64().unwrap() >= image["total_bytes"].as_u64().unwrap() / 2, "{image}");
+    let (ok, images) = docker_h(&second.tcp, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(ok && images.lines().any(|l| l == image["tag"].as_str().unwrap()), "{images}");
+
+    // A Docker context (made by the Docker CLI) is offered and can be added too.
+    let config_dir = tempfile::tempdir().unwrap();
+    std::env::set_var("DOCKER_CONFIG", config_dir.path());
+    let made = Command::new("docker").env("DOCKER_CONFIG", config_dir.path()).args(["context", "create", "ctx-box", "--docker", &format!("host={}", second.tcp)]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (st, contexts) = s.get("/api/hosts/contexts").await;
+    assert_eq!(st, 200, "{contexts}");
+    assert!(contexts.as_array().unwrap().iter().any(|c| c["name"] == "ctx-box" && c["endpoint"] == second.tcp.as_str()), "{contexts}");
+    let (st, e) = s.post("/api/hosts", json!({"name": "viactx", "context": "nope"})).await;
+    assert_eq!((st, e["error"]["code"].as_str().unwrap()), (422, "INVALID_INPUT"), "{e}");
+    let (st, via) = s.post("/api/hosts", json!({"name": "viactx", "context": "ctx-box"})).await;
+    assert_eq!(st, 201, "{via}");
+    assert_eq!(via["endpoint"], second.tcp.as_str());
+    let (st, _) = s.delete("/api/hosts/viactx").await;
+    assert_eq!(st, 204);
+
     let (st, dup) = s.post("/api/hosts", json!({"name": "box", "endpoint": second.tcp})).await;
     assert_eq!((st, dup["error"]["code"].as_str().unwrap()), (409, "ALREADY_EXISTS"));
     let (st, e) = s.post(&format!("/api/projects/{p}/tasks"), json!({"title": "x", "agent": "shell", "host": "nope"})).await;

@@ -253,8 +253,14 @@ impl Engine {
         let weak = Arc::downgrade(&self.inner);
         let every = self.inner.config.host_check;
         tokio::spawn(async move {
+            // The first round at once: after a restart, tasks on remote hosts get
+            // their terminals and relays back without waiting a round.
+            let mut first = true;
             loop {
-                tokio::time::sleep(every).await;
+                if !first {
+                    tokio::time::sleep(every).await;
+                }
+                first = false;
                 let Some(inner) = weak.upgrade() else { return };
                 let engine = Engine { inner };
                 let Ok(tasks) = engine.db(move |store| Ok(store.tasks(None)?)).await else { continue };

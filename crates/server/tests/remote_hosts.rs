@@ -37,7 +37,7 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let repo = make_repo(dir.path());
     let mut cfg = config(&dir.path().join("data"));
     cfg.host_check = Duration::from_millis(300);
-    let s = Server::start_with(dir, repo, cfg).await;
+    let s = Server::start_with(dir, repo, cfg.clone()).await;
     let p = s.add_project().await;
 
     // Bad input changes nothing.
@@ -171,6 +171,18 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let mut term = s.ws(&term_id).await;
     term.run("cat new.txt", "after").await;
     assert!(term.text().contains("made-remotely"), "{}", term.text());
+    drop(term);
+
+    // AnyCode restarts: the remote task's terminal is attached again, its history
+    // replayed from the container's log there.
+    let (dir, repo) = s.shutdown().await;
+    let s = Server::start_with(dir, repo, cfg).await;
+    let mut term = s.ws(&term_id).await;
+    term.wait_for(30, "the replayed history", |t| t.contains("made-remotely")).await;
+    term.run("echo again-$((3+4))", "restarted").await;
+    assert!(term.text().contains("again-7"), "{}", term.text());
+    let (_, back) = s.get(&format!("/api/tasks/{id}")).await;
+    assert_eq!((back["status"].as_str(), back["host"].as_str()), (Some("running"), Some(box_id.as_str())), "{back}");
     drop(term);
 
     // Removing the host is refused while a task is on it; Delete removes the

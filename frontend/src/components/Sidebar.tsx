@@ -2,6 +2,7 @@ import { cloneProgress, isLive, type Conflicts, type Health, type Project, type 
 import { timeAgo } from '../hooks';
 import { statusClass, statusHelp, statusLabel } from '../status';
 import { ApprovalCard, UsageBadge } from './Attention';
+import { HostBadge } from './Hosts';
 import { IconFolder, IconPlus, IconTrash } from './icons';
 
 export function Sidebar({
@@ -132,6 +133,7 @@ export function Sidebar({
                             {statusLabel(t)}
                           </span>
                           {isLive(t.status) && <UsageBadge task={t} compact />}
+                          <HostBadge task={t} compact />
                           <span className="mono task-item-branch">{t.branch}</span>
                           {conflicts?.[t.id] && !conflicts[t.id].clean && (
                             <span

@@ -132,8 +132,8 @@ export function Sidebar({
                           <span className={`task-item-status text-${t.status}`} data-testid={`task-item-status-${t.id}`}>
                             {statusLabel(t)}
                           </span>
-                          {isLive(t.status) && <UsageBadge task={t} compact />}
                           <HostBadge task={t} compact />
+                          {isLive(t.status) && <UsageBadge task={t} compact />}
                           <span className="mono task-item-branch">{t.branch}</span>
                           {conflicts?.[t.id] && !conflicts[t.id].clean && (
                             <span

@@ -47,33 +47,32 @@ function setKnown(l: HostInfo[]) {
   listeners.forEach((f) => f());
 }
 
-/** The hosts as last loaded (loads them on first use); `null` until then. */
+/** The hosts as last loaded (by Settings, the host picker or `useHostName`); `null` until then. */
 export function useKnownHosts(): HostInfo[] | null {
-  const list = useSyncExternalStore(
+  return useSyncExternalStore(
     (cb) => {
       listeners.add(cb);
       return () => listeners.delete(cb);
     },
     () => known,
   );
-  useEffect(() => {
-    if (known === null) refreshHosts();
-  }, []);
-  return list;
 }
 
-/** A host's name from its id (the id while the list is loading or when it is gone). */
+/**
+ * A host's name from its id (the id while the list is loading or when it is gone).
+ * Only a task on a remote host asks for the list: with every task local, nothing is fetched.
+ */
 export function useHostName(id: string): string {
   const list = useKnownHosts();
   const h = list?.find((x) => x.id === id);
   useEffect(() => {
-    // A task on a host added elsewhere (the CLI, another browser): learn its name,
-    // once per unknown id (a removed host stays unknown).
-    if (list && !h && id !== LOCAL_HOST && !askedFor.has(id)) {
+    // A host not known yet (first use, or added elsewhere: the CLI, another
+    // browser): load the list, once per unknown id (a removed host stays unknown).
+    if (!h && id !== LOCAL_HOST && !askedFor.has(id)) {
       askedFor.add(id);
       refreshHosts();
     }
-  }, [list, h, id]);
+  }, [h, id]);
   return h?.name ?? id;
 }
 

@@ -16,6 +16,7 @@ import {
 } from '../api';
 import { describeProvider } from './CredentialsDialog';
 import { Modal } from './Modal';
+import { HostPicker } from './Hosts';
 
 /** When the server has no `GET /api/agents` (older servers): the two agents every server runs. */
 const FALLBACK_AGENTS: AgentProfile[] = [
@@ -85,6 +86,7 @@ export function NewTaskDialog({
   const [memory, setMemory] = useState('');
   const [netMode, setNetMode] = useState<NetworkMode>('allowlist');
   const [netAllow, setNetAllow] = useState('');
+  const [host, setHost] = useState('');
 
   useEffect(() => {
     let cancelled = false;
@@ -175,6 +177,7 @@ export function NewTaskDialog({
       if (isClaude && permissionMode) body.permission_mode = permissionMode;
       if (typeof cpuCap === 'number') body.cpus = cpuCap;
       if (typeof memCap === 'number') body.memory_mb = memCap;
+      if (host) body.host = host;
       const extra = netAllow.split(/[\s,]+/).map((h) => h.trim()).filter(Boolean);
       if (netMode !== 'allowlist' || extra.length) body.network = { mode: netMode, ...(extra.length ? { allow: extra } : {}) };
       const task = await api.createTask(project.id, body);
@@ -355,6 +358,7 @@ export function NewTaskDialog({
               <span className="field-hint">Host names, comma-separated; a gateway on this machine as host.docker.internal:PORT.</span>
             </label>
           </div>
+          <HostPicker value={host} onChange={setHost} />
           <details className="field advanced" data-testid="task-advanced" open={!!(cpus || memory)}>
             <summary>Advanced: resource caps</summary>
             <div className="field-row">

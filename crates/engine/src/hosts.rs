@@ -134,7 +134,8 @@ pub(crate) fn pick(cands: &[Candidate]) -> Option<String> {
             .max_by(|a, b| {
                 let (fa, ma) = free(a);
                 let (fb, mb) = free(b);
-                fa.total_cmp(&fb).then(ma.cmp(&mb)).then(b.id.cmp(&a.id))
+                // Ties go to `local` (no image to copy, nothing to reach), then by id.
+                fa.total_cmp(&fb).then(ma.cmp(&mb)).then((a.id == LOCAL_HOST).cmp(&(b.id == LOCAL_HOST))).then(b.id.cmp(&a.id))
             })
             .map(|c| c.id.clone())
     };
@@ -405,7 +406,7 @@ impl Engine {
             memory_bytes: capacity.map(|c| c.1),
             running_tasks: running.iter().filter(|t| t.status == TaskStatus::Running).count() as u32,
             tasks: mine.len() as u32,
-            reserved_cpus: running.iter().map(|t| t.cpus.unwrap_or(0.0)).sum(),
+            reserved_cpus: reserved_cpus(running.iter().map(|t| **t)),
             error,
             image: self.host_image_copy(id),
         })
@@ -513,7 +514,7 @@ impl Engine {
                 id: id.clone(),
                 cpus,
                 memory,
-                reserved_cpus: live.iter().map(|t| t.cpus.unwrap_or(1.0)).sum(),
+                reserved_cpus: reserved_cpus(live.iter().copied()),
                 reserved_memory: live.iter().map(|t| t.memory_mb.unwrap_or(0) * 1024 * 1024).sum(),
                 running: live.iter().filter(|t| t.status == TaskStatus::Running).count() as u32,
                 max_running: *max_running,
@@ -540,6 +541,12 @@ impl Engine {
             self.host_tasks_changed(&host_id).await;
         }
     }
+}
+
+/// The CPUs running and paused sandboxes are capped at, summed (a task without a
+/// cap of its own counts as one CPU); `0.0` for none (never `-0.0`).
+fn reserved_cpus<'a>(tasks: impl Iterator<Item = &'a Task>) -> f64 {
+    tasks.fold(0.0, |sum, t| sum + t.cpus.unwrap_or(1.0))
 }
 
 /// Spawns [`Engine::after_connect`]. A plain function on purpose: reconcile
@@ -572,6 +579,8 @@ mod tests {
         assert_eq!(pick(&[c("local", 2, 0.0, 0, None), c("big", 32, 2.0, 2, Some(2))]).as_deref(), Some("local"));
         // Every host full: the one with the most free CPUs (the task queues there).
         assert_eq!(pick(&[c("a", 4, 3.0, 1, Some(1)), c("b", 4, 1.0, 1, Some(1))]).as_deref(), Some("b"));
+        // A tie goes to `local`, whatever the ids.
+        assert_eq!(pick(&[c("0a0a0a0a0a0a", 2, 0.0, 0, None), c("local", 2, 0.0, 0, None)]).as_deref(), Some("local"));
         // Ties on CPUs go by memory.
         let mut small = c("small", 2, 0.0, 0, None);
         small.memory = 1 << 30;

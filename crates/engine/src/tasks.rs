@@ -118,6 +118,16 @@ impl Engine {
     /// `PROJECT_NOT_FOUND`, `UNKNOWN_BRANCH`, `INVALID_BRANCH_NAME`,
     /// `BRANCH_EXISTS`, `DOCKER_UNAVAILABLE`.
     pub async fn create_task(&self, project_id: &str, req: NewTask) -> Result<Task> {
+        // On a task of its own: a caller that goes away (an HTTP client that
+        // disconnects) must not cut a creation in half, leaving a branch, a folder
+        // or a volume behind. It runs to its end (the task exists, or is undone).
+        let (engine, project_id) = (self.clone(), project_id.to_string());
+        tokio::spawn(async move { engine.create_task_whole(&project_id, req).await })
+            .await
+            .map_err(|e| Error::Internal(format!("task creation failed: {e}")))?
+    }
+
+    async fn create_task_whole(&self, project_id: &str, req: NewTask) -> Result<Task> {
         let valid = self.validate_new_task(project_id, req).await?;
         let plan = self.plan_task(valid).await?;
         let lock = self.task_lock(&plan.id);

@@ -242,6 +242,16 @@ function HostRow({ host, onRemoved }: { host: HostInfo; onRemoved: () => void })
           {host.tls && ' · TLS'}
         </span>
         {up && <LoadBar host={host} />}
+        {host.image && host.image.status !== 'done' && (
+          <span className={host.image.status === 'failed' ? 'host-error small' : 'muted small'} data-testid={`host-image-${host.name}`}>
+            {host.image.status === 'failed'
+              ? `Copying the sandbox image failed: ${host.image.error ?? 'unknown error'} (tried again when a task needs it)`
+              : `Copying the sandbox image: ${formatBytes(host.image.copied_bytes)}${host.image.total_bytes ? ` of ${formatBytes(host.image.total_bytes)}` : ''}`}
+            {host.image.status === 'copying' && host.image.total_bytes > 0 && (
+              <progress max={host.image.total_bytes} value={Math.min(host.image.copied_bytes, host.image.total_bytes)} aria-label="image copy" />
+            )}
+          </span>
+        )}
         {host.error && (
           <span className="host-error small" data-testid={`host-error-${host.name}`}>
             {host.error}
@@ -454,7 +464,9 @@ export function HostsSection() {
       setError(errorMessage(e));
     }
   }, []);
-  usePoll(load, 5000, true);
+  // Faster while an image is being copied, so its progress moves.
+  const copying = !!hosts?.some((h) => h.image?.status === 'copying');
+  usePoll(load, copying ? 1000 : 5000, true);
   const added = (h: HostInfo) => {
     setHosts((l) => (l ? [...l.filter((x) => x.id !== h.id), h] : [h]));
     load();

@@ -124,6 +124,9 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let mut term = s.ws(&term_id).await;
     term.send("echo $((6*7)); echo made-remotely > new.txt\r").await;
     term.wait_for(30, "42 from the remote sandbox", |t| t.lines().any(|l| l.trim() == "42")).await;
+    // The governor reads its usage from that host (Docker's stats there).
+    let used = wait_json(&s, &format!("/api/tasks/{id}"), 30, "the remote sandbox's usage", |t| t["usage"]["memory_bytes"].as_u64().is_some_and(|m| m > 0)).await;
+    assert_eq!(used["usage"]["memory_limit_bytes"], 512 * 1024 * 1024, "{used}");
     let diff = wait_json(&s, &format!("/api/tasks/{id}/diff"), 20, "the new file in the diff", |d| {
         d["files"].as_array().is_some_and(|f| f.iter().any(|f| f["path"] == "new.txt"))
     })

@@ -8,7 +8,8 @@
 # 4. runs the Rust tests (unit tests, and integration tests against the real Docker
 #    engine, real git repositories and real HTTP/WebSocket servers on loopback);
 # 5. runs the browser test: a real `anycode serve` on a loopback port, driven in
-#    headless Chromium by Playwright; screenshots land in artifacts/e2e/;
+#    headless Chromium by Playwright (the hosts test against a second dockerd,
+#    scripts/second-dockerd.sh); screenshots land in artifacts/e2e/;
 # 6. runs the desktop app under Xvfb (scripts/desktop-test.sh); screenshots and
 #    memory figures land in artifacts/desktop/;
 # 7. builds the .deb (scripts/package.sh, debug profile) and tests it installed in a
@@ -87,6 +88,7 @@ server_pid=""
 bus_pid=""
 cleanup() {
   stop_test_server "$server_pid" "$bus_pid" "$work/data"
+  bash scripts/second-dockerd.sh stop "$work/second-dockerd" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -110,6 +112,17 @@ server_pid=$!
 url=$(wait_for_url "$work/serve.out" "$server_pid" "$ARTIFACTS/serve.log" "anycode serve")
 # The browser tests log in with one-time links they ask for with the token.
 (cd frontend && env "${e2e_env[@]}" ANYCODE_URL="${url%%/login*}" ANYCODE_TOKEN="$(cat "$work/data/token")" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" npm run --silent e2e)
+# Docker hosts: a second engine on this machine stands in for a remote one. Run on its
+# own, after the others: while it is a host, tasks placed automatically could go there.
+if [ "$(id -u)" = 0 ] && have dockerd && have ip; then
+  log "browser test of Docker hosts against a second Docker engine"
+  second=$(bash scripts/second-dockerd.sh start "$work/second-dockerd")
+  (cd frontend && env "${e2e_env[@]}" ANYCODE_URL="${url%%/login*}" ANYCODE_TOKEN="$(cat "$work/data/token")" ANYCODE_E2E_REPO="$repo" ANYCODE_ARTIFACTS="$ARTIFACTS" \
+    ANYCODE_E2E_DOCKER_HOST="$second" node --test e2e/hosts.test.mjs)
+  bash scripts/second-dockerd.sh stop "$work/second-dockerd"
+else
+  log "SKIPPED: the Docker hosts browser test needs root, dockerd and ip (a second engine)"
+fi
 
 log "running the desktop app under Xvfb"
 bash scripts/desktop-test.sh

@@ -63,3 +63,34 @@ export async function launchContext(prefix, { chromium, fs, os, path }, width = 
   };
   return { context, close };
 }
+
+/**
+ * `api(method, path, body?)` → `{status, body}`: a JSON request from inside `page`
+ * (its session cookie goes along).
+ */
+export function pageApi(page) {
+  return (method, p, body) =>
+    page.evaluate(
+      async ([m, u, b]) => {
+        const r = await fetch(u, {
+          method: m,
+          credentials: 'same-origin',
+          headers: b ? { 'Content-Type': 'application/json' } : {},
+          body: b ? JSON.stringify(b) : undefined,
+        });
+        const text = await r.text();
+        return { status: r.status, body: text ? JSON.parse(text) : null };
+      },
+      [method, p, body],
+    );
+}
+
+/** The project of the repository at `repo`: added now, or found (another e2e file may have added it). */
+export async function ensureProject(api, repo, realpath) {
+  let r = await api('POST', '/api/projects', { path: repo });
+  if (r.status !== 201) {
+    r = await api('GET', '/api/projects');
+    r = { body: r.body.find((p) => p.path === realpath(repo)) };
+  }
+  return r.body;
+}

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { BASE_URL, TOKEN, loginUrl } from './common.mjs';
+import { BASE_URL, TOKEN, loginUrl, pageApi, ensureProject } from './common.mjs';
 
 const URL_WITH_TOKEN = BASE_URL && TOKEN ? BASE_URL : '';
 const REPO = process.env.ANYCODE_E2E_REPO;
@@ -54,20 +54,7 @@ const shot = async (name) => {
   console.log(`screenshot: ${file}`);
 };
 
-const api = (method, p, body) =>
-  page.evaluate(
-    async ([m, u, b]) => {
-      const r = await fetch(u, {
-        method: m,
-        credentials: 'same-origin',
-        headers: b ? { 'Content-Type': 'application/json' } : {},
-        body: b ? JSON.stringify(b) : undefined,
-      });
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    },
-    [method, p, body],
-  );
+const api = (method, p, body) => pageApi(page)(method, p, body);
 
 test('credentials: status, save and remove a key, the task credential and its expiry warning', { timeout: 300_000 }, async (t) => {
   if (missing.length) {
@@ -75,13 +62,7 @@ test('credentials: status, save and remove a key, the task credential and its ex
     return;
   }
   await page.goto(await loginUrl());
-  // The project (another e2e file may have added it already).
-  let r = await api('POST', '/api/projects', { path: REPO });
-  if (r.status !== 201) {
-    r = await api('GET', '/api/projects');
-    r = { body: r.body.find((p) => p.path === fs.realpathSync(REPO)) };
-  }
-  const project = r.body;
+  const project = await ensureProject(api, REPO, fs.realpathSync);
   assert.ok(project?.id, 'the e2e repository is a project');
   await page.reload();
 

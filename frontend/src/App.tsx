@@ -347,7 +347,7 @@ export function App() {
 
   const settingsButton = (testId: string) =>
     me?.kind === 'owner' ? (
-      <button className="icon-btn settings-btn" onClick={() => setSettingsOpen(true)} title="Settings: local network, pair a phone" aria-label="Settings" data-testid={testId}>
+      <button className="icon-btn settings-btn" onClick={() => setSettingsOpen(true)} title="Settings: local network, pair a phone, Docker hosts" aria-label="Settings" data-testid={testId}>
         <svg viewBox="0 0 24 24" width="16" height="16" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
           <rect x="7" y="2" width="10" height="20" rx="2" />
           <path d="M11 18h2" />

@@ -845,6 +845,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every Docker host, `local` first: whether it answers (each asked, at most 5 s),
+         *     its CPUs and memory, and AnyCode's load on it.
+         */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Add a remote Docker host, driven as the Docker CLI drives it (nothing of AnyCode
+         *     runs there). It must answer before it is kept. Secrets never appear: TLS files
+         *     are paths, ssh uses your ssh config and agent.
+         */
+        post: operations["add"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a remote host (by id or name); refused while tasks are on it. */
+        delete: operations["remove"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hosts/contexts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The user's Docker contexts (`~/.docker/contexts`), to add as hosts. */
+        get: operations["contexts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1044,6 +1103,19 @@ export interface components {
             /** @description Changed files, sorted by path. */
             files: components["schemas"]["FileDiff"][];
         };
+        /** @description A Docker context of the user's, offered as a host. */
+        DockerContext: {
+            /** @description The context's name. */
+            name: string;
+            /** @description Its Docker endpoint. */
+            endpoint: string;
+            /** @description Its description. */
+            description: string;
+            /** @description Whether it is the Docker CLI's current context. */
+            current: boolean;
+            /** @description Why AnyCode cannot use it as it is (e.g. `SkipTLSVerify`), if so. */
+            problem?: string | null;
+        };
         /** @description The `docker` of [`Health`]. */
         DockerHealthView: {
             /** @description Whether the engine answered. */
@@ -1107,6 +1179,94 @@ export interface components {
             version: string;
             /** @description The Docker engine's state. */
             docker: components["schemas"]["DockerHealthView"];
+        };
+        /**
+         * @description A host as `GET /api/hosts` shows it: its settings (no secrets: TLS files are
+         *     paths), whether it answers, its capacity and AnyCode's load on it.
+         */
+        HostInfo: {
+            /** @description `local`, or 12 hex digits. */
+            id: string;
+            /** @description `local`, or the name the owner gave it. */
+            name: string;
+            /**
+             * @description The Docker endpoint, e.g. `unix:///var/run/docker.sock`, `tcp://box:2376`,
+             *     `ssh://user@box`.
+             */
+            endpoint: string;
+            tls?: null | components["schemas"]["HostTls"];
+            /**
+             * Format: int32
+             * @description The host's own limit of running sandboxes, if any.
+             */
+            max_running?: number | null;
+            /** @description Whether it answers. */
+            status: components["schemas"]["HostStatus"];
+            /**
+             * Format: int64
+             * @description The engine's CPUs (`docker info` NCPU), when it answered.
+             */
+            cpus?: number | null;
+            /**
+             * Format: int64
+             * @description The engine's memory in bytes (`docker info` MemTotal), when it answered.
+             */
+            memory_bytes?: number | null;
+            /**
+             * Format: int32
+             * @description AnyCode's running sandboxes there.
+             */
+            running_tasks: number;
+            /**
+             * Format: int32
+             * @description AnyCode's tasks there, whatever their state.
+             */
+            tasks: number;
+            /**
+             * Format: double
+             * @description CPUs the running sandboxes there are capped at, summed (what placement
+             *     counts as used).
+             */
+            reserved_cpus: number;
+            /** @description Why it does not answer, when it does not (never a secret). */
+            error?: string | null;
+            image?: null | components["schemas"]["ImageCopy"];
+        };
+        /**
+         * @description Whether a host's Docker engine answered when AnyCode last asked.
+         * @enum {string}
+         */
+        HostStatus: "reachable" | "unreachable";
+        /**
+         * @description Paths of the PEM files of a TLS-protected Docker endpoint, as `docker --tlsverify
+         *     --tlscacert … --tlscert … --tlskey …` takes them.
+         */
+        HostTls: {
+            /** @description The CA certificate the engine's certificate must chain to. */
+            ca: string;
+            /** @description The client certificate. */
+            cert: string;
+            /** @description The client key (only its path is kept). */
+            key: string;
+        };
+        /** @description An image copy to a host, as far as it got. */
+        ImageCopy: {
+            /** @description The image's tag, e.g. `anycode-sandbox:3f2a…`. */
+            tag: string;
+            /** @description `copying`, `done` or `failed`. */
+            status: string;
+            /**
+             * Format: int64
+             * @description Bytes of the image archive sent so far.
+             */
+            copied_bytes: number;
+            /**
+             * Format: int64
+             * @description The image's size as this machine's engine reports it, bytes.
+             */
+            total_bytes: number;
+            /** @description What failed, when it did. */
+            error?: string | null;
         };
         /** @description An issue of a repository, as a new task starts from it. */
         Issue: {
@@ -1239,6 +1399,21 @@ export interface components {
              */
             allow?: string[];
         };
+        /** @description A host to add: `endpoint` (with `tls` for a TLS `tcp://` engine) or `context`. */
+        NewHost: {
+            /** @description 1 to 64 of `[A-Za-z0-9._-]`, not `local`. */
+            name: string;
+            /** @description `tcp://box:2376`, `ssh://user@box[:port]` or `unix:///path/docker.sock`. */
+            endpoint?: string | null;
+            tls?: null | components["schemas"]["HostTls"];
+            /** @description A Docker context's name (`GET /api/hosts/contexts`) instead of `endpoint`. */
+            context?: string | null;
+            /**
+             * Format: int32
+             * @description At most this many sandboxes run there at once.
+             */
+            max_running?: number | null;
+        };
         /** @description The body of `POST /api/pairing`. */
         NewPairing: {
             /** @description `watch` or `control`. */
@@ -1284,6 +1459,11 @@ export interface components {
              *     and the task's pull request says `Closes #N`.
              */
             issue?: number | null;
+            /**
+             * @description The Docker host to run on (`local`, a host's id or name, `GET /api/hosts`);
+             *     when absent, the answering host with the most free CPUs.
+             */
+            host?: string | null;
         };
         /** @description Ways to open a task outside the browser. */
         OpenIn: {
@@ -1611,7 +1791,10 @@ export interface components {
             error?: string | null;
             /** @description The Docker container's full id, once created. */
             container_id?: string | null;
-            /** @description Where the task's work is kept on the host. */
+            /**
+             * @description Where the task's work is kept on this computer; empty for a task on a remote
+             *     host (its files are in a Docker volume there, its work on its branch here).
+             */
             worktree: string;
             /** @description Whether the agent terminal is recorded (asciicast). */
             record: boolean;
@@ -1661,6 +1844,13 @@ export interface components {
              *     `none` without one; the agent starts once it ended.
              */
             setup: components["schemas"]["TaskSetup"];
+            /** @description The Docker host the sandbox runs on: `local` or a host's id (`GET /api/hosts`). */
+            host: string;
+            /**
+             * @description Set while that host does not answer: what failed. The task keeps its state
+             *     and is reconciled when the host is back.
+             */
+            host_error?: string | null;
         };
         /** @description A task's network policy and what its sandbox was refused. */
         TaskNetwork: {
@@ -6070,6 +6260,325 @@ export interface operations {
             };
             /** @description INVALID_JSON: the request has no `Content-Type: application/json` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The hosts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInfo"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewHost"];
+            };
+        };
+        responses: {
+            /** @description Added */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInfo"];
+                };
+            };
+            /** @description INVALID_JSON: the body is not JSON of the shape asked for (the message says which field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_JSON: the request has no `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Host id or name */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    contexts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The contexts */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DockerContext"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

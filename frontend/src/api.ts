@@ -317,3 +317,48 @@ export const devicesApi = {
   lan: () => request<LanStatus>('GET', '/api/lan'),
   setLan: (enabled: boolean) => request<LanStatus>('POST', '/api/lan', { enabled }),
 };
+
+// ---- Docker hosts (issue 17) ----
+
+/** A Docker host as `GET /api/hosts` lists it: whether it answers, its capacity, AnyCode's load there. */
+export type HostInfo = Schemas['HostInfo'];
+/** What `POST /api/hosts` takes: `endpoint` (with `tls`) or `context`. */
+export type NewHost = Schemas['NewHost'];
+/** A Docker context of the user's, offered as a host. */
+export type DockerContext = Schemas['DockerContext'];
+
+/** The local engine's host id (and name). */
+export const LOCAL_HOST = 'local';
+
+export const hostsApi = {
+  /** Every host, `local` first (each asked whether it answers, at most 5 s). */
+  list: () => request<HostInfo[]>('GET', '/api/hosts'),
+  /** Adds a host; it must answer first (503 HOST_UNREACHABLE otherwise). */
+  add: (h: NewHost) => request<HostInfo>('POST', '/api/hosts', h),
+  /** Removes a host by id or name; 409 CONFLICT while tasks are on it. */
+  remove: (id: string) => request<void>('DELETE', `/api/hosts/${enc(id)}`),
+  contexts: () => request<DockerContext[]>('GET', '/api/hosts/contexts'),
+};
+
+/** `31.2 GiB`, or `?` when unknown. */
+export function formatBytes(bytes?: number | null): string {
+  if (bytes == null) return '?';
+  const gib = bytes / 2 ** 30;
+  return gib >= 1 ? `${gib.toFixed(gib >= 10 ? 0 : 1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+/**
+ * How loaded a host is, 0..1, and how to say it: running sandboxes against its own
+ * `max_running` when it has one, else the CPUs its sandboxes are capped at against
+ * its CPUs.
+ */
+export function hostLoad(h: HostInfo): { fraction: number; label: string } {
+  if (h.max_running) {
+    return { fraction: Math.min(1, h.running_tasks / h.max_running), label: `${h.running_tasks}/${h.max_running} running` };
+  }
+  if (h.cpus) {
+    const used = Math.round(h.reserved_cpus * 10) / 10;
+    return { fraction: Math.min(1, h.reserved_cpus / h.cpus), label: `${used}/${h.cpus} CPUs reserved · ${h.running_tasks} running` };
+  }
+  return { fraction: 0, label: `${h.running_tasks} running` };
+}

@@ -17,6 +17,7 @@
 //! with `--only scale`, many running tasks on one server (see `scale.rs`).
 
 mod peers;
+mod remote;
 mod scale;
 mod stall;
 
@@ -64,7 +65,8 @@ struct Args {
     /// AnyCode with the Rust and a Python client, terminado), echo (alone and beside a
     /// flood), flood (the long flood: memory, Ctrl-C), stall (the same against a viewer
     /// that never reads), idle, browser;
-    /// `scale` too: run only when named in --only, as it makes many sandboxes.
+    /// `scale` and `remote` too: run only when named in --only (many sandboxes; a
+    /// second Docker engine with the sandbox image copied to it).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Task counts of the scale section (comma-separated).
@@ -76,7 +78,7 @@ struct Args {
 }
 
 /// The sections `--only` can choose.
-const SECTIONS: [&str; 9] = ["create", "throughput", "peers", "echo", "flood", "stall", "idle", "browser", "scale"];
+const SECTIONS: [&str; 10] = ["create", "throughput", "peers", "echo", "flood", "stall", "idle", "browser", "scale", "remote"];
 
 /// `GET /api/tasks/{id}/diff` of the bench's running task, `n` times with nothing
 /// changed and `n` times right after a file changed in the sandbox: milliseconds.
@@ -206,7 +208,7 @@ async fn open_terminal(s: &Setup, cmd: &str) -> Result<String> {
 /// Raw baseline: `docker exec -t <cid> sh -c <script>` piped into this process.
 fn raw_flood(cid: &str, script: &str) -> Result<(u64, String, Duration)> {
     let start = Instant::now();
-    let mut child = Command::new("docker").args(["exec", "-t", cid, "sh", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut child = Command::new("docker").envs(remote::raw_env()).args(["exec", "-t", cid, "sh", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     let mut out = child.stdout.take().context("stdout")?;
     let mut hasher = Sha256::new();
     let mut n = 0u64;
@@ -309,6 +311,9 @@ fn raw_echo(cid: &str, samples: usize) -> Result<Vec<f64>> {
     use portable_pty::{native_pty_system, CommandBuilder, PtySize};
     let pty = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })?;
     let mut cmd = CommandBuilder::new("docker");
+    for (k, v) in remote::raw_env() {
+        cmd.env(k, v);
+    }
     cmd.args(["exec", "-it", "-e", "TERM=xterm-256color", cid, "bash", "--norc"]);
     let mut child = pty.slave.spawn_command(cmd)?;
     drop(pty.slave);
@@ -382,8 +387,14 @@ async fn main() -> Result<()> {
         }
     }
 
-    let s = setup(&bin).await?;
+    let mut s = setup(&bin).await?;
     let pid = s.serve.child.id();
+    if args.only.iter().any(|o| o == "remote") {
+        remote::run(&mut s, flood_mb, echo_samples).await?;
+        if args.only.len() == 1 {
+            return Ok(());
+        }
+    }
     println!("AnyCode terminal bridge benchmark — server pid {pid}, container {}", &s.cid[..12]);
 
     // 0. Task creation: API call to the first terminal output.

@@ -45,7 +45,11 @@ impl Client {
         if !status.is_success() {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let msg = v["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(anyhow!("{msg}"));
+            // `CODE: message`, the code as the API names it (`HOST_UNREACHABLE`, …).
+            return Err(match v["error"]["code"].as_str() {
+                Some(code) => anyhow!("{code}: {msg}"),
+                None => anyhow!("{msg} (HTTP {status})"),
+            });
         }
         let body = if body.is_empty() { &b"null"[..] } else { &body[..] };
         Ok(serde_json::from_slice(body)?)

@@ -1,5 +1,5 @@
 //! `anycode`: the command line of AnyCode. A thin binary over the library crates:
-//! `serve` runs the engine and the server; `task` and `attach` talk to a running
+//! `serve` runs the engine and the server; `task`, `host` and `attach` talk to a running
 //! server over its API; `doctor` checks the machine.
 
 mod attach;
@@ -7,6 +7,7 @@ mod client;
 mod credentials;
 mod doctor;
 mod github;
+mod host;
 mod open;
 mod serve;
 mod task;
@@ -33,6 +34,10 @@ enum Command {
     /// Create, list, stop and delete tasks on a running server.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Docker hosts the sandboxes run on: add a remote engine (ssh://, tcp:// with TLS,
+    /// a Docker context), list them with their load, remove one.
+    #[command(subcommand)]
+    Host(host::HostCommand),
     /// Open a task's agent terminal in this terminal (detach with Ctrl-]).
     Attach(attach::AttachArgs),
     /// Credentials for agents: status, and AnyCode's own OS keyring entries.
@@ -83,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Doctor(a) => doctor::run(a).await,
             Command::Open(a) => open::run(a).await,
             Command::Task(c) => task::run(c).await,
+            Command::Host(c) => host::run(c).await,
             Command::Attach(a) => attach::run(a).await,
             Command::Github(c) => github::run(c).await,
             Command::Project(c) => github::run_project(c).await,

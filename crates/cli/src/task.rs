@@ -38,6 +38,10 @@ pub enum TaskCommand {
         /// Which credential the agent gets: subscription, api_key or none (default: the agent's).
         #[arg(long)]
         credential: Option<String>,
+        /// The Docker host to run on (`anycode host ls`; `local` is this machine).
+        /// Default: the answering host with the most free CPUs.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -119,6 +123,12 @@ fn print_task(t: &Value) {
     );
 }
 
+/// A host's name from its id (the id itself when the list cannot be read).
+async fn host_name(c: &Client, id: &str) -> String {
+    let hosts: Vec<Value> = c.get("/api/hosts").await.unwrap_or_default();
+    hosts.iter().find(|h| h["id"] == id).and_then(|h| h["name"].as_str()).unwrap_or(id).to_string()
+}
+
 async fn resolve_project(c: &Client, project: Option<String>) -> anyhow::Result<String> {
     let projects: Vec<Value> = c.get("/api/projects").await?;
     let wanted = project.unwrap_or_else(|| ".".into());
@@ -136,15 +146,19 @@ async fn resolve_project(c: &Client, project: Option<String>) -> anyhow::Result<
 
 pub async fn run(cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TaskCommand::New { title, project, agent, base, branch, prompt, permission_mode, cpus, memory, credential, server } => {
+        TaskCommand::New { title, project, agent, base, branch, prompt, permission_mode, cpus, memory, credential, host, server } => {
             let c = Client::new(&server)?;
             let pid = resolve_project(&c, project).await?;
             let body = json!({
                 "title": title, "agent": agent, "base": base, "branch": branch, "prompt": prompt,
                 "permission_mode": permission_mode, "cpus": cpus, "memory_mb": memory, "credential": credential,
+                "host": host,
             });
             let t: Value = c.post(&format!("/api/projects/{pid}/tasks"), &body).await?;
             print_task(&t);
+            if let Some(h) = t["host"].as_str().filter(|h| *h != "local") {
+                eprintln!("on host {}", host_name(&c, h).await);
+            }
             eprintln!("attach with: anycode attach {}", t["id"].as_str().unwrap_or(""));
         }
         TaskCommand::Ls { server } => {

@@ -57,6 +57,10 @@ pub struct Config {
     /// else asks Docker; `docker` always asks Docker (one-shot stats, which cost
     /// dockerd and containerd CPU per running sandbox at every reading).
     pub usage_from_docker: bool,
+    /// How often remote hosts with tasks are asked whether they answer
+    /// (`ANYCODE_HOST_CHECK_MS`, default 5 s): a host that stops answering marks
+    /// its tasks, and one that answers again has them reconciled.
+    pub host_check: std::time::Duration,
     /// How many sandboxes may run at once (`ANYCODE_MAX_RUNNING`, `[sandbox]
     /// max_running`, default 8); further tasks are `queued`.
     pub max_running: u32,
@@ -156,6 +160,7 @@ impl Config {
             claude_config_dir: env("CLAUDE_CONFIG_DIR").map(PathBuf::from),
             credentials_from_env: true,
             usage_from_docker: env("ANYCODE_USAGE_SOURCE").is_some_and(|v| v.eq_ignore_ascii_case("docker")),
+            host_check: std::time::Duration::from_millis(env("ANYCODE_HOST_CHECK_MS").and_then(|v| v.parse().ok()).filter(|&ms: &u64| ms >= 100).unwrap_or(5000)),
         }
     }
 

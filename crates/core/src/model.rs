@@ -496,6 +496,15 @@ pub struct Task {
     /// The dev container's setup (stored in its own table).
     #[serde(default)]
     pub setup: TaskSetup,
+    /// The id of the host whose Docker engine runs the sandbox: [`LOCAL_HOST`] or a
+    /// [`Host`]'s id (stored in its own table).
+    #[serde(default = "local_host")]
+    pub host: String,
+    /// Set while the task's host does not answer (a remote engine that went away):
+    /// what failed. The task keeps its state; it is reconciled when the host is
+    /// back. Filled in by the engine, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_error: Option<String>,
 }
 
 /// A message to a task's agent, queued until the agent waits for input.
@@ -507,6 +516,112 @@ pub struct QueuedMessage {
     pub text: String,
     /// When it was sent, RFC 3339 UTC.
     pub created_at: String,
+}
+
+/// The id of the Docker engine AnyCode finds on its own machine (`DOCKER_HOST`, or
+/// the usual sockets).
+pub const LOCAL_HOST: &str = "local";
+
+fn local_host() -> String {
+    LOCAL_HOST.to_string()
+}
+
+/// A Docker engine AnyCode places sandboxes on, other than the local one: a
+/// workstation, a cloud VM, a build server. Driven as the Docker CLI drives one:
+/// no AnyCode agent runs there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Host {
+    /// 12 hex digits (`local` is the local engine, which has no row).
+    pub id: String,
+    /// A name the owner gave it, unique, 1 to 64 characters.
+    pub name: String,
+    /// `ssh://user@box[:port]`, `tcp://box:2376` or `unix:///path/docker.sock`.
+    pub endpoint: String,
+    /// TLS client files for `tcp://` (paths on this machine; their contents are
+    /// never stored or shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<HostTls>,
+    /// At most this many of AnyCode's sandboxes run there at once (the governor's
+    /// limit applies too); `None`: no limit of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+}
+
+/// Paths of the PEM files of a TLS-protected Docker endpoint, as `docker --tlsverify
+/// --tlscacert … --tlscert … --tlskey …` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HostTls {
+    /// The CA certificate the engine's certificate must chain to.
+    pub ca: String,
+    /// The client certificate.
+    pub cert: String,
+    /// The client key (only its path is kept).
+    pub key: String,
+}
+
+/// Whether a host's Docker engine answered when AnyCode last asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostStatus {
+    /// It answered.
+    Reachable,
+    /// It did not (refused, timed out, TLS or ssh failed); see `error`.
+    Unreachable,
+}
+
+/// A host as `GET /api/hosts` shows it: its settings (no secrets: TLS files are
+/// paths), whether it answers, its capacity and AnyCode's load on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HostInfo {
+    /// `local`, or 12 hex digits.
+    pub id: String,
+    /// `local`, or the name the owner gave it.
+    pub name: String,
+    /// The Docker endpoint, e.g. `unix:///var/run/docker.sock`, `tcp://box:2376`,
+    /// `ssh://user@box`.
+    pub endpoint: String,
+    /// TLS file paths of a `tcp://` endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<HostTls>,
+    /// The host's own limit of running sandboxes, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+    /// Whether it answers.
+    pub status: HostStatus,
+    /// The engine's CPUs (`docker info` NCPU), when it answered.
+    pub cpus: Option<u64>,
+    /// The engine's memory in bytes (`docker info` MemTotal), when it answered.
+    pub memory_bytes: Option<u64>,
+    /// AnyCode's running sandboxes there.
+    pub running_tasks: u32,
+    /// AnyCode's tasks there, whatever their state.
+    pub tasks: u32,
+    /// CPUs the running sandboxes there are capped at, summed (what placement
+    /// counts as used).
+    pub reserved_cpus: f64,
+    /// Why it does not answer, when it does not (never a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The sandbox image's copy to this host (a remote host lacking it gets one
+    /// from this machine's engine when added, and before a task needs it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageCopy>,
+}
+
+/// An image copy to a host, as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImageCopy {
+    /// The image's tag, e.g. `anycode-sandbox:3f2a…`.
+    pub tag: String,
+    /// `copying`, `done` or `failed`.
+    pub status: String,
+    /// Bytes of the image archive sent so far.
+    pub copied_bytes: u64,
+    /// The image's size as this machine's engine reports it, bytes.
+    pub total_bytes: u64,
+    /// What failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A task's pull request as AnyCode last saw it on GitHub.

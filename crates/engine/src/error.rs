@@ -59,6 +59,15 @@ pub enum Error {
     /// An agent profile problem: an unknown agent, a bad `[agents.NAME]` table.
     #[error(transparent)]
     Agents(anycode_agents::Error),
+    /// A host's Docker engine does not answer (`HOST_UNREACHABLE`): its name and
+    /// what failed.
+    #[error("host {host} does not answer: {reason}")]
+    HostUnreachable {
+        /// The host's name (`local` for this machine's engine).
+        host: String,
+        /// What failed (refused, timed out, TLS, ssh), never a secret.
+        reason: String,
+    },
     /// Anything else (a task that panicked, I/O around the data dir).
     #[error("{0}")]
     Internal(String),
@@ -87,7 +96,7 @@ impl Error {
             Error::Invalid(_) | Error::Agents(_) => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict(_) | Error::NoPendingApproval(_) | Error::TaskNotRunning(..) => ErrorKind::Conflict,
-            Error::DockerUnavailable(_) => ErrorKind::Unavailable,
+            Error::DockerUnavailable(_) | Error::HostUnreachable { .. } => ErrorKind::Unavailable,
             Error::Git(g) => match g {
                 G::PathNotFound(_)
                 | G::NotARepo(_)
@@ -125,6 +134,13 @@ impl Error {
             },
             Error::Store(anycode_store::Error::Conflict(_)) => ErrorKind::Conflict,
             Error::Sandbox(anycode_sandbox::Error::NoImage(_)) => ErrorKind::Unavailable,
+            Error::Sandbox(
+                anycode_sandbox::Error::BadEndpoint(_)
+                | anycode_sandbox::Error::TlsFiles(_)
+                | anycode_sandbox::Error::SshMissing(_)
+                | anycode_sandbox::Error::Context(_),
+            ) => ErrorKind::Invalid,
+            Error::Sandbox(anycode_sandbox::Error::Unreachable { .. }) => ErrorKind::Unavailable,
             Error::Store(_) | Error::Sandbox(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -143,11 +159,18 @@ impl Error {
             Error::NotFound { what: "device", .. } => "DEVICE_NOT_FOUND",
             Error::NotFound { what: "message", .. } => "MESSAGE_NOT_FOUND",
             Error::NotFound { what: "setup log", .. } => "SETUP_LOG_NOT_FOUND",
+            Error::NotFound { what: "host", .. } => "HOST_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::NoPendingApproval(_) => "NO_PENDING_APPROVAL",
             Error::TaskNotRunning(..) => "TASK_NOT_RUNNING",
             Error::DockerUnavailable(_) => "DOCKER_UNAVAILABLE",
+            Error::HostUnreachable { .. } | Error::Sandbox(anycode_sandbox::Error::Unreachable { .. }) => "HOST_UNREACHABLE",
+            Error::Sandbox(anycode_sandbox::Error::BadEndpoint(_)) => "BAD_ENDPOINT",
+            Error::Sandbox(anycode_sandbox::Error::TlsFiles(_)) => "BAD_TLS_FILES",
+            Error::Sandbox(anycode_sandbox::Error::SshMissing(_)) => "SSH_MISSING",
+            Error::Sandbox(anycode_sandbox::Error::Context(_)) => "BAD_DOCKER_CONTEXT",
+            Error::Sandbox(anycode_sandbox::Error::Copy(_)) => "IMAGE_COPY_FAILED",
             Error::Git(G::PathNotFound(_)) => "PATH_NOT_FOUND",
             Error::Git(G::NotARepo(_)) | Error::Git(G::Bare(_)) => "NOT_A_REPOSITORY",
             Error::Git(G::UnknownBranch(_)) => "UNKNOWN_BRANCH",

@@ -515,7 +515,7 @@ impl Engine {
     async fn image_digest(&self, task: &Task) -> String {
         let tag = crate::sandbox_image_tag(&self.inner.config).unwrap_or_else(|_| "anycode-sandbox".into());
         let Some(cid) = task.container_id.as_deref() else { return tag };
-        let Ok(docker) = tokio::time::timeout(Duration::from_secs(3), self.docker()).await.map_err(|_| ()).and_then(|r| r.map_err(|_| ())) else {
+        let Ok(docker) = tokio::time::timeout(Duration::from_secs(3), self.backend_for(task)).await.map_err(|_| ()).and_then(|r| r.map_err(|_| ())) else {
             return tag;
         };
         match docker.inspect(cid).await {

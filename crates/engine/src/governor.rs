@@ -123,27 +123,40 @@ impl Engine {
             self.inner.gov.samples.lock().unwrap_or_else(|p| p.into_inner()).clear();
             return;
         }
-        let docker = match self.docker().await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::debug!(error = %e, "governor: Docker unavailable");
-                return;
-            }
-        };
-        self.sample_usage(&docker, &tasks).await;
+        self.sample_usage(&tasks).await;
         self.idle_timers(&tasks).await;
         self.drain_queue().await;
     }
 
     // ----- usage -----
 
-    async fn sample_usage(&self, docker: &SandboxHost, tasks: &[Task]) {
+    async fn sample_usage(&self, tasks: &[Task]) {
         let watched: Vec<(&Task, &String)> = tasks
             .iter()
             .filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused))
             .filter_map(|t| t.container_id.as_ref().map(|c| (t, c)))
             .collect();
-        let readings = self.read_usage(docker, &watched.iter().map(|(_, c)| (*c).clone()).collect::<Vec<_>>()).await;
+        // Each host's sandboxes read from that host; a host that does not answer
+        // (or is known to be down: the host watcher brings it back) reads nothing.
+        let mut readings: Vec<std::result::Result<anycode_sandbox::Stats, anycode_sandbox::Error>> = Vec::with_capacity(watched.len());
+        let mut hosts: Vec<&str> = watched.iter().map(|(t, _)| t.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut by_host = std::collections::HashMap::new();
+        for h in hosts {
+            let docker = if self.host_down(h) { None } else { self.backend(h).await.ok() };
+            let cids: Vec<String> = watched.iter().filter(|(t, _)| t.host == h).map(|(_, c)| (*c).clone()).collect();
+            let got = match docker {
+                Some(d) => self.read_usage(&d, &cids, h == anycode_core::LOCAL_HOST).await,
+                None => cids.iter().map(|_| Err(anycode_sandbox::Error::Unavailable(format!("host {h} does not answer")))).collect(),
+            };
+            by_host.insert(h, got.into_iter());
+        }
+        for (t, _) in &watched {
+            if let Some(r) = by_host.get_mut(t.host.as_str()).and_then(|it| it.next()) {
+                readings.push(r);
+            }
+        }
         let now = Instant::now();
         let mut announce = Vec::new();
         {
@@ -189,10 +202,11 @@ impl Engine {
     }
 
     /// One reading per container: from its cgroup files when they are on this
-    /// machine (no call to Docker; see `anycode_sandbox::cgroup`), else Docker's
-    /// one-shot stats (always with `ANYCODE_USAGE_SOURCE=docker`).
-    async fn read_usage(&self, docker: &SandboxHost, cids: &[String]) -> Vec<std::result::Result<anycode_sandbox::Stats, anycode_sandbox::Error>> {
-        let from_cgroup: Vec<Option<anycode_sandbox::Stats>> = if self.inner.config.usage_from_docker {
+    /// machine (`local`; no call to Docker; see `anycode_sandbox::cgroup`), else
+    /// Docker's one-shot stats (always with `ANYCODE_USAGE_SOURCE=docker`, and for a
+    /// remote host).
+    async fn read_usage(&self, docker: &SandboxHost, cids: &[String], local: bool) -> Vec<std::result::Result<anycode_sandbox::Stats, anycode_sandbox::Error>> {
+        let from_cgroup: Vec<Option<anycode_sandbox::Stats>> = if self.inner.config.usage_from_docker || !local {
             vec![None; cids.len()]
         } else {
             let ids = cids.to_vec();
@@ -248,7 +262,7 @@ impl Engine {
             let mut row = task.clone();
             let admitted = self.db(move |store| {
                 let running = store.count_tasks_with_status(TaskStatus::Running)?;
-                let admitted = running < max;
+                let admitted = running < max && host_has_slot(store, &row.host, 0)?;
                 row.status = if admitted { TaskStatus::Running } else { TaskStatus::Queued };
                 store.insert_task(&row)?;
                 if !admitted {
@@ -276,10 +290,16 @@ impl Engine {
             let id = task_id.to_string();
             self.db(move |store| {
                 let mut running = store.count_tasks_with_status(TaskStatus::Running)?;
-                if store.task(&id)?.is_some_and(|t| t.status == TaskStatus::Running) {
+                let task = store.task(&id)?;
+                let already = task.as_ref().is_some_and(|t| t.status == TaskStatus::Running);
+                if already {
                     running = running.saturating_sub(1);
                 }
-                if running < max {
+                let host_ok = match &task {
+                    Some(t) => host_has_slot(store, &t.host, u32::from(already))?,
+                    None => true,
+                };
+                if running < max && host_ok {
                     store.set_task_state(&id, TaskStatus::Running, None, None)?;
                     Ok(true)
                 } else {
@@ -428,7 +448,7 @@ impl Engine {
             return Ok(());
         }
         let Some(cid) = task.container_id.clone() else { return Ok(()) };
-        let docker = self.docker().await?;
+        let docker = self.backend_for(&task).await?;
         // The gate first: a keystroke arriving during the pause waits for this task's
         // lock, then thaws it.
         self.gate_terminals(id, true);
@@ -473,7 +493,7 @@ impl Engine {
             return Ok(());
         }
         if let Some(cid) = &task.container_id {
-            let docker = self.docker().await?;
+            let docker = self.backend_for(task).await?;
             match docker.unpause(cid).await {
                 Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -503,6 +523,16 @@ impl Engine {
 }
 
 /// Whether a container that stopped while AnyCode said it ran was stopped from
+/// Whether host `host` is below its own `max_running` (none: always), not
+/// counting `own` of its running tasks (the task asking, when it runs already).
+fn host_has_slot(store: &anycode_store::Store, host: &str, own: u32) -> Result<bool> {
+    if host == anycode_core::LOCAL_HOST {
+        return Ok(true);
+    }
+    let Some(max) = store.host(host)?.and_then(|h| h.max_running) else { return Ok(true) };
+    Ok(store.count_running_on_host(host)?.saturating_sub(own) < max)
+}
+
 /// outside (a reboot, `docker stop`/`kill`, the daemon going down) rather than ended
 /// by its agent: killed by a signal (exit code 128 + n, 255 from a daemon that went
 /// away) or no code at all. An agent that exits by itself (0, or its own error code)

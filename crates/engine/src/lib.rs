@@ -10,6 +10,10 @@
 //! - Terminals: the agent terminal is the container's main process (attached, so it
 //!   survives dropped clients and server restarts); extra shells are exec sessions.
 //!   [`Engine::terminal`] hands a [`Terminal`] hub to the server for its viewers.
+//! - Hosts: `local` (this machine's engine) and remote Docker engines the owner
+//!   added ([`Engine::add_host`]); a new task is placed on one ([`Engine::hosts`]
+//!   shows their load), and a remote task's repository travels through git (see
+//!   `remote.rs`).
 //! - Paired devices ([`Engine::add_device`], …): a name, a role and the hash of a
 //!   session secret; pairing codes and cookies are the server's.
 //! - Blocking work (SQLite, git) runs on `spawn_blocking`.
@@ -27,6 +31,7 @@ mod governor;
 mod handover;
 mod hooks;
 mod host;
+mod hosts;
 mod include;
 mod issues;
 mod listing;
@@ -36,6 +41,7 @@ mod previews;
 mod network;
 mod projects;
 mod reconcile;
+mod remote;
 mod runtime;
 mod taskrepo;
 mod tasks;
@@ -43,7 +49,8 @@ mod terminals;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    QueuedMessage, Settings, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage,
+    QueuedMessage, Settings, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage, Host, HostInfo, HostStatus, HostTls,
+    ImageCopy, LOCAL_HOST,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
 pub use anycode_agents::{Profile, Profiles};
@@ -60,6 +67,7 @@ pub use previews::{parse_ports, ListeningPort, PreviewStream};
 pub use messages::{check_text as check_message_text, MessageSent, MAX_MESSAGE_CHARS, MAX_QUEUED};
 pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use host::DockerHealth;
+pub use hosts::{check_host_name, ContextOffer, NewHost, MAX_HOST_NAME};
 pub use tasks::{NewTask, MAX_TITLE};
 pub use hooks::{claude_settings, ApprovalDecision, HookAnswer, HookEvent, HOOK_PATH, SANDBOX_HOOK_URL};
 pub use governor::tick_interval;
@@ -114,6 +122,10 @@ struct Inner {
     net: network::NetState,
     /// Parsed devcontainer.json files and the image build lock (see `devcontainer.rs`).
     dev: devcontainer::DevState,
+    /// Connections to remote hosts and their state (see `hosts.rs`).
+    hosts: hosts::HostPool,
+    /// One image copy per remote host at a time (see `remote.rs`).
+    image_copies: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// The engine. Cheap to clone; clones share everything.
@@ -172,6 +184,8 @@ impl Engine {
                 settled: StdMutex::new(Default::default()),
                 net: Default::default(),
                 dev: Default::default(),
+                hosts: Default::default(),
+                image_copies: StdMutex::new(HashMap::new()),
             }),
         };
         engine.sweep_partial_clones();
@@ -181,6 +195,7 @@ impl Engine {
         engine.restore_pending_approvals().await;
         engine.ensure_pr_refresher();
         engine.ensure_governor();
+        engine.ensure_host_watcher();
         Ok(engine)
     }
 

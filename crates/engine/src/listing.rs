@@ -94,6 +94,7 @@ impl Engine {
             if t.setup.status != anycode_core::SetupStatus::None {
                 t.setup.log_url = Some(crate::devcontainer::log_path_url(&t.id));
             }
+            self.overlay_host(t);
         }
     }
 }

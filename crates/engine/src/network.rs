@@ -644,6 +644,8 @@ fn check_task(id: &str) -> Task {
         network: NetworkPolicy::default(),
         messages: Vec::new(),
         setup: Default::default(),
+        host: anycode_core::LOCAL_HOST.to_string(),
+        host_error: None,
     }
 }
 

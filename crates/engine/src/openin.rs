@@ -41,11 +41,19 @@ impl Engine {
     pub async fn open_in(&self, task_id: &str) -> Result<OpenIn> {
         let task = self.task(task_id).await?;
         let name = container_name(&task.id);
+        let folder_warning = if crate::remote::is_remote(&task) {
+            // Its files are in a volume on its host; VS Code reaches the container
+            // through that host (its `docker.host` setting or a Docker context).
+            let host = self.stored_host(&task.host).await.map(|h| format!("{} ({})", h.name, h.endpoint)).unwrap_or_else(|_| task.host.clone());
+            format!("this task runs on host {host}: its files are in a Docker volume there, not on this computer; point VS Code's Docker extension at that host (docker.host or a Docker context) to use the link, or use the attach command")
+        } else {
+            "the sandbox writes this folder, its .git included: tools that run git in it on this computer (an editor's git integration, a shell prompt) would run the sandbox's git configuration here; open the sandbox with the VS Code link or the attach command instead".into()
+        };
         Ok(OpenIn {
             vscode_uri: vscode_attached_uri(&name, SANDBOX_WORKDIR),
             container_name: name,
             folder: task.worktree,
-            folder_warning: "the sandbox writes this folder, its .git included: tools that run git in it on this computer (an editor's git integration, a shell prompt) would run the sandbox's git configuration here; open the sandbox with the VS Code link or the attach command instead".into(),
+            folder_warning,
             attach_command: format!("anycode attach {}", task.id),
         })
     }

@@ -166,7 +166,7 @@ impl Engine {
             return Err(not_running());
         }
         let cid = task.container_id.clone().ok_or_else(not_running)?;
-        let docker = self.docker().await?;
+        let docker = self.backend_for(&task).await?;
         match docker.inspect(&cid).await? {
             Some(c) if c.running && !c.paused => Ok((docker, cid, task)),
             _ => Err(not_running()),
@@ -179,7 +179,7 @@ impl Engine {
     pub async fn listening_ports(&self, task_id: &str) -> Result<Vec<ListeningPort>> {
         let (docker, cid, task) = self.preview_container(task_id).await?;
         let project = self.project(&task.project_id).await?;
-        let user = crate::taskrepo::sandbox_user(std::path::Path::new(&project.path));
+        let user = self.task_user(&task, &project);
         let cmd = vec!["sh".to_string(), "-c".to_string(), PORTS_SCRIPT.to_string(), "ports".to_string()];
         let out = docker.exec_output(&cid, cmd, &user, vec![], b"", MAX_LISTING).await?;
         let mut ports = parse_ports(&String::from_utf8_lossy(&out.stdout), &[anycode_egress::HOOK_PORT, anycode_egress::PROXY_PORT]);
@@ -204,7 +204,7 @@ impl Engine {
         }
         let (docker, cid, task) = self.preview_container(task_id).await?;
         let project = self.project(&task.project_id).await?;
-        let user = crate::taskrepo::sandbox_user(std::path::Path::new(&project.path));
+        let user = self.task_user(&task, &project);
         let cmd = vec!["node".to_string(), "-e".to_string(), CONNECT_JS.to_string(), port.to_string()];
         let pipe = docker.exec_pipe(&cid, cmd, &user, vec![], "/").await?;
         let task_log = task.id.clone();

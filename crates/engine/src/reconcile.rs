@@ -6,6 +6,7 @@
 
 use crate::runtime::ContainerControl;
 use crate::{governor, Engine, Result, TaskStatus, Terminal};
+use anycode_core::LOCAL_HOST;
 use anycode_sandbox::SandboxHost;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,15 +25,30 @@ impl Engine {
         self.reconcile_with(&d).await
     }
 
+    /// Reconciles the local engine's tasks (see [`Engine::reconcile_on`]).
     pub(crate) async fn reconcile_with(&self, docker: &SandboxHost) -> Result<()> {
-        let tasks = self.db(move |store| Ok(store.tasks(None)?)).await?;
+        self.reconcile_on(docker, LOCAL_HOST).await
+    }
+
+    /// Brings the tasks placed on host `host_id` in line with that host's
+    /// containers (`docker`). A container of this instance whose task is unknown
+    /// on every host is removed, unless a task of that id is being made right now
+    /// (its lock exists: the container is made before the task's row) or it is a
+    /// git helper of a task whose work is being brought out.
+    pub(crate) async fn reconcile_on(&self, docker: &SandboxHost, host_id: &str) -> Result<()> {
+        let all = self.db(move |store| Ok(store.tasks(None)?)).await?;
         let containers = docker.managed_containers().await?;
         for c in &containers {
-            if !tasks.iter().any(|t| t.id == c.task_id) {
-                tracing::info!(container = %c.id, "removing a container of no known task");
+            // A git helper (`helper:<task>`) at work for a task is in use too.
+            let tid = c.task_id.strip_prefix("helper:").unwrap_or(&c.task_id);
+            let making = self.inner.task_locks.lock().unwrap_or_else(|p| p.into_inner()).contains_key(tid)
+                || (tid != c.task_id && self.inner.sync_locks.lock().unwrap_or_else(|p| p.into_inner()).contains_key(tid));
+            if !all.iter().any(|t| t.id == c.task_id) && !making {
+                tracing::info!(container = %c.id, host = host_id, "removing a container of no known task");
                 let _ = docker.remove(&c.id).await;
             }
         }
+        let tasks: Vec<_> = all.into_iter().filter(|t| t.host == host_id).collect();
         for task in tasks {
             let lock = self.task_lock(&task.id);
             let _held = lock.lock().await;
@@ -78,7 +94,7 @@ impl Engine {
                     let engine = self.clone();
                     let task_id = task.id.clone();
                     terminal.connect(stream.output, stream.input, control, move |code| {
-                        tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
+                        crate::tasks::spawn_agent_exited(engine.clone(), task_id.clone(), code);
                     });
                     let relay = self.start_relay(docker, &task2, &c.id);
                     self.answer_pending_handover(docker, &task2, &c.id).await;

@@ -87,7 +87,7 @@ impl Engine {
         if !matches!(task.status, TaskStatus::Running) {
             return Ok(None);
         }
-        let docker = self.docker().await?;
+        let docker = self.backend_for(task).await?;
         match docker.inspect(&cid).await? {
             Some(c) if c.running && !c.paused => Ok(Some((docker, cid))),
             _ => Ok(None),
@@ -106,7 +106,7 @@ impl Engine {
             let lock = self.sync_lock(&task.id);
             let _held = lock.lock().await;
             let project = self.project(&task.project_id).await?;
-            let user = sandbox_user(Path::new(&project.path));
+            let user = self.task_user(task, &project);
             self.sync_with(&docker, &cid, &user, task, &project).await?;
             return Ok(true);
         }
@@ -123,18 +123,17 @@ impl Engine {
         if matches!(task.status, TaskStatus::Paused | TaskStatus::Queued) || self.is_settled(&task.id) || !self.mirror_path(&task.id).exists() {
             return Ok(false);
         }
-        let docker = self.docker().await?;
+        let docker = self.backend_for(task).await?;
         if docker.inspect(&cid).await?.is_some_and(|c| c.running) {
             return Ok(false);
         }
         let lock = self.sync_lock(&task.id);
         let _held = lock.lock().await;
         let project = self.project(&task.project_id).await?;
-        let user = sandbox_user(Path::new(&project.path));
+        let user = self.task_user(task, &project);
         let image = self.ensure_agent_image(task.agent.as_str(), |e| tracing::debug!(?e, "sandbox image")).await?;
-        let repo = PathBuf::from(&project.path);
-        let objects = blocking(move || Ok(tr::objects_dir(&repo)?)).await?;
-        let binds = task_binds(&self.workspace_path(&task.project_id, &task.id), &objects);
+        self.image_on(&docker, &task.host, &image).await?;
+        let binds = self.task_binds_for(task, &project).await?;
         let started = std::time::Instant::now();
         let helper = docker.start_helper(&format!("anycode-git-{}", task.id), &image, &task.id, &user, binds).await?;
         let result = self.sync_with(&docker, &helper, &user, task, &project).await;
@@ -293,7 +292,7 @@ impl Engine {
         let project = self.project(&task.project_id).await?;
         let path = PathBuf::from(&project.path);
         let identity = blocking(move || Ok(tr::user_identity(&path)?)).await?;
-        let user = sandbox_user(Path::new(&project.path));
+        let user = self.task_user(&task, &project);
         let lock = self.sync_lock(&task.id);
         let _held = lock.lock().await;
         self.sync_with(&docker, &cid, &user, &task, &project).await?;
@@ -352,7 +351,8 @@ impl Engine {
 
     /// Merges the task's base into its branch, in the sandbox, when that is clean
     /// (fast-forward or merge commit); refuses with the reason otherwise, changing
-    /// nothing. The base's commits reach the sandbox through the shared objects.
+    /// nothing. The base's commits reach a local sandbox through the shared objects,
+    /// a remote one as a bundle (`remote.rs`).
     ///
     /// Errors: `UNCOMMITTED_CHANGES`, `MERGE_CONFLICTS`, `UNKNOWN_BRANCH`,
     /// `NO_GIT_IDENTITY`, `CONFLICT` when the sandbox is not running,
@@ -367,7 +367,7 @@ impl Engine {
             return Err(Error::Conflict(format!("task {} is not running: start it to update it from {}", task.id, task.base)));
         };
         let project = self.project(&task.project_id).await?;
-        let user = sandbox_user(Path::new(&project.path));
+        let user = self.task_user(&task, &project);
         let sync = self.sync_lock(&task.id);
         let _synced = sync.lock().await;
         self.sync_with(&docker, &cid, &user, &task, &project).await?;
@@ -389,6 +389,10 @@ impl Engine {
             return Err(anycode_git::Error::MergeConflicts { branch: task.branch.clone(), base: task.base.clone(), files: check.conflicts }.into());
         }
         let identity = identity?;
+        if crate::remote::is_remote(&task) {
+            // No shared objects there: the base's new commits go in as a bundle.
+            self.send_base(&docker, &cid, &task, &project).await?;
+        }
         let message = format!("Merge branch '{}' into {}", task.base, task.branch);
         let argv = sh(tr::MERGE_SCRIPT, "merge", &[&check.base_sha, &message]);
         let head = self.git_in_sandbox(&docker, &cid, &user, &task, &project, argv, &identity, b"", "git merge").await?;

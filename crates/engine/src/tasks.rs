@@ -3,7 +3,7 @@
 
 use crate::runtime::ContainerControl;
 use crate::taskrepo::{legacy_worktree_name, prepare_ownership, sandbox_user};
-use crate::{agents, blocking, include, container_name, credentials, handover, taskrepo, Agent, Credential, Engine, Error, NetworkRequest, PermissionMode, Project, Result, Task, TaskStatus, Terminal};
+use crate::{remote, agents, blocking, include, container_name, credentials, handover, taskrepo, Agent, Credential, Engine, Error, NetworkRequest, PermissionMode, Project, Result, Task, TaskStatus, Terminal};
 use anycode_sandbox::{ContainerSpec, SandboxHost};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +45,9 @@ pub struct NewTask {
     /// title is the default title, its title, body and link the default prompt,
     /// and the task's pull request says `Closes #N`.
     pub issue: Option<u64>,
+    /// The host to run on: `local`, a host's id or name; placed by free capacity
+    /// when `None` (see `hosts.rs`).
+    pub host: Option<String>,
 }
 
 /// A new task's input, checked ([`Engine::validate_new_task`]).
@@ -63,6 +66,7 @@ struct ValidTask {
     record: bool,
     cpus: Option<f64>,
     memory_mb: Option<u64>,
+    host: Option<String>,
 }
 
 /// What [`Engine::make_task`] makes, decided ([`Engine::plan_task`]).
@@ -118,6 +122,16 @@ impl Engine {
     /// `PROJECT_NOT_FOUND`, `UNKNOWN_BRANCH`, `INVALID_BRANCH_NAME`,
     /// `BRANCH_EXISTS`, `DOCKER_UNAVAILABLE`.
     pub async fn create_task(&self, project_id: &str, req: NewTask) -> Result<Task> {
+        // On a task of its own: a caller that goes away (an HTTP client that
+        // disconnects) must not cut a creation in half, leaving a branch, a folder
+        // or a volume behind. It runs to its end (the task exists, or is undone).
+        let (engine, project_id) = (self.clone(), project_id.to_string());
+        tokio::spawn(async move { engine.create_task_whole(&project_id, req).await })
+            .await
+            .map_err(|e| Error::Internal(format!("task creation failed: {e}")))?
+    }
+
+    async fn create_task_whole(&self, project_id: &str, req: NewTask) -> Result<Task> {
         let (req, issue) = self.new_task_from_issue(project_id, req).await?;
         let valid = self.validate_new_task(project_id, req).await?;
         let plan = self.plan_task(valid).await?;
@@ -220,6 +234,7 @@ impl Engine {
             record: req.record.unwrap_or(true),
             cpus: req.cpus,
             memory_mb: req.memory_mb,
+            host: req.host.map(|h| h.trim().to_string()).filter(|h| !h.is_empty()),
         })
     }
 
@@ -227,7 +242,7 @@ impl Engine {
     /// CPUs asked for), the agent's image (built when missing), the credential, and
     /// the new task's id and folders. Makes nothing but the image.
     async fn plan_task(&self, v: ValidTask) -> Result<TaskPlan> {
-        let docker = self.docker().await?;
+        let (host_id, docker) = self.place(v.host.as_deref()).await?;
         self.check_cpus(&docker, v.cpus).await?;
         let credential = match v.credential {
             Some(c) => c,
@@ -250,7 +265,8 @@ impl Engine {
             exit_code: None,
             error: None,
             container_id: None,
-            worktree: worktree.to_string_lossy().into_owned(),
+            // A remote task's files are in a volume on its host: no folder here.
+            worktree: if host_id == anycode_core::LOCAL_HOST { worktree.to_string_lossy().into_owned() } else { String::new() },
             agent_terminal_id: anycode_core::new_id(),
             record: v.record,
             terminals: vec![],
@@ -269,8 +285,12 @@ impl Engine {
             network: v.network,
             messages: Vec::new(),
             setup: Default::default(),
+            host: host_id.clone(),
+            host_error: None,
         };
         let image = self.task_image(&task, &v.project).await?;
+        // Built here; a remote host gets a copy (`remote.rs`).
+        self.image_on(&docker, &host_id, &image).await?;
         Ok(TaskPlan { id, docker, image, project: v.project, worktree, mirror, task })
     }
 
@@ -281,6 +301,23 @@ impl Engine {
         let mut task = plan.task.clone();
         let repo = PathBuf::from(&plan.project.path);
         let base = (!task.base.is_empty()).then(|| task.base.clone());
+        if remote::is_remote(&task) {
+            // The branch and the mirror here; the sandbox's repository is made on
+            // its host, in its volume, from a bundle (see `remote.rs`).
+            let (repo, branch, mirror) = (repo.clone(), task.branch.clone(), plan.mirror.clone());
+            let ((b, sha), identity) = blocking(move || {
+                let made = anycode_git::taskrepo::create_task_mirror(&repo, base.as_deref(), &branch, &mirror)?;
+                Ok((made, anycode_git::taskrepo::user_identity(&repo).ok()))
+            })
+            .await?;
+            task.base = b;
+            task.base_sha = sha;
+            self.seed_volume(&plan.docker, &task, &plan.project, &plan.image, &task.base_sha.clone(), false).await?;
+            let binds = self.task_binds_for(&task, &plan.project).await?;
+            let cid = plan.docker.create_container(&self.container_spec(&task, &plan.project, &plan.image, binds, identity.as_ref())).await?;
+            task.container_id = Some(cid);
+            return self.admit_and_start(plan, task).await;
+        }
         let ((base, base_sha), objects, identity) = {
             let (repo, branch, worktree, mirror) = (repo.clone(), task.branch.clone(), plan.worktree.clone(), plan.mirror.clone());
             let user = sandbox_user(&repo);
@@ -297,9 +334,16 @@ impl Engine {
         };
         task.base = base;
         task.base_sha = base_sha;
-        let docker = &plan.docker;
-        let container_id = docker.create_container(&self.container_spec(&task, &plan.project, &plan.image, &objects, identity.as_ref())).await?;
+        let binds = taskrepo::task_binds(&plan.worktree, &objects);
+        let container_id = plan.docker.create_container(&self.container_spec(&task, &plan.project, &plan.image, binds, identity.as_ref())).await?;
         task.container_id = Some(container_id);
+        self.admit_and_start(plan, task).await
+    }
+
+    /// The end of [`Engine::make_task`], local or remote: the row (running or
+    /// queued), the agent terminal and the start.
+    async fn admit_and_start(&self, plan: &TaskPlan, mut task: Task) -> Result<Task> {
+        let docker = &plan.docker;
         // Running when a slot is free, else queued with the container made; the
         // governor starts it when its turn comes.
         let admitted = self.insert_admitted(&mut task).await?;
@@ -323,6 +367,12 @@ impl Engine {
         if let Ok(Some(c)) = plan.docker.inspect(&container_name(&plan.id)).await {
             let _ = plan.docker.remove(&c.id).await;
         }
+        if remote::is_remote(&plan.task) {
+            if let Ok(Some(c)) = plan.docker.inspect(&format!("anycode-seed-{}", plan.id)).await {
+                let _ = plan.docker.remove(&c.id).await;
+            }
+            let _ = plan.docker.remove_volume(&remote::volume_name(&plan.id)).await;
+        }
         let (id, worktree, mirror) = (plan.id.clone(), plan.worktree.clone(), plan.mirror.clone());
         let (repo, branch) = (PathBuf::from(&plan.project.path), plan.task.branch.clone());
         let res = self
@@ -338,10 +388,12 @@ impl Engine {
         }
     }
 
-    /// The container of a task: its working tree (the sandbox's own repository) at
-    /// /workspace, and the user's `objects` folder read-only at its own path (where
-    /// the task repository's alternates name it). Nothing else of the host.
-    pub(crate) fn container_spec(&self, task: &Task, project: &Project, image: &str, objects: &Path, identity: Option<&(String, String)>) -> ContainerSpec {
+    /// The container of a task, with `binds` ([`Engine::task_binds_for`]): a local
+    /// task's working tree (the sandbox's own repository) at /workspace and the
+    /// user's `objects` folder read-only at its own path (where the task
+    /// repository's alternates name it), or a remote task's volume. Nothing else of
+    /// the host.
+    pub(crate) fn container_spec(&self, task: &Task, project: &Project, image: &str, binds: Vec<String>, identity: Option<&(String, String)>) -> ContainerSpec {
         let mut env = vec![
             "TERM=xterm-256color".to_string(),
             "COLORTERM=truecolor".to_string(),
@@ -389,8 +441,8 @@ impl Engine {
             project_id: project.id.clone(),
             cmd,
             env,
-            user: sandbox_user(Path::new(&project.path)),
-            binds: taskrepo::task_binds(&self.workspace_path(&project.id, &task.id), objects),
+            user: self.task_user(task, project),
+            binds,
             memory_bytes: task.memory_mb.map(|m| (m as i64) * 1024 * 1024).unwrap_or(limits.memory_bytes),
             nano_cpus: task.cpus.map(|c| (c * 1e9) as i64).unwrap_or(limits.nano_cpus),
             pids: limits.pids,
@@ -411,7 +463,7 @@ impl Engine {
         let engine = self.clone();
         let task_id = task.id.clone();
         terminal.connect(stream.output, stream.input, control, move |code| {
-            tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
+            crate::tasks::spawn_agent_exited(engine.clone(), task_id.clone(), code);
         });
         // Subscribed before the start, so start-agent's request cannot be missed;
         // viewers' input waits until the credentials line is written.
@@ -434,6 +486,19 @@ impl Engine {
     }
 
     pub(crate) async fn agent_exited(&self, task_id: &str, code: Option<i64>) {
+        // A remote host that went away ends the attach with no exit code: the
+        // sandbox may well run on; the task keeps its state until the host answers
+        // again (then reconcile re-attaches or records the real end).
+        if code.is_none() {
+            if let Ok(t) = self.task(task_id).await {
+                if remote::is_remote(&t) && (self.host_down(&t.host) || self.backend(&t.host).await.is_err()) {
+                    tracing::warn!(task = task_id, host = %t.host, "lost the sandbox's terminal: its host does not answer; waiting for it");
+                    self.forget_relay(task_id);
+                    self.task_changed(task_id);
+                    return;
+                }
+            }
+        }
         let id = task_id.to_string();
         let res = self.db(move |store| {
             if let Some(t) = store.task(&id)? {
@@ -473,7 +538,7 @@ impl Engine {
         self.db(move |store| Ok(store.set_task_state(&tid, TaskStatus::Stopped, None, None)?)).await?;
         self.kick_queue();
         if let Some(cid) = &task.container_id {
-            let docker = self.docker().await?;
+            let docker = self.backend_for(&task).await?;
             self.thaw_for_stop(&docker, &task).await;
             match docker.stop(cid, Duration::from_secs(5)).await {
                 Ok(()) | Err(anycode_sandbox::Error::NoSuchContainer(_)) => {}
@@ -498,7 +563,7 @@ impl Engine {
             self.resume_locked(&task).await?;
             return self.task(id).await;
         }
-        let docker = self.docker().await?;
+        let docker = self.backend_for(&task).await?;
         let existing = match &task.container_id {
             Some(cid) => docker.inspect(cid).await?,
             None => None,
@@ -508,18 +573,27 @@ impl Engine {
         }
         if existing.is_none() {
             let worktree = self.workspace_path(&task.project_id, &task.id);
-            if !worktree.exists() {
+            if !remote::is_remote(&task) && !worktree.exists() {
                 return Err(Error::Conflict(format!("the task's working tree {} is gone; delete the task", worktree.display())));
             }
             self.check_task_repo(&task)?;
             let project = self.project(&task.project_id).await?;
             let image = self.task_image(&task, &project).await?;
+            self.image_on(&docker, &task.host, &image).await?;
             let repo = PathBuf::from(&project.path);
-            let (objects, identity) = blocking(move || {
-                Ok((anycode_git::taskrepo::objects_dir(&repo)?, anycode_git::taskrepo::user_identity(&repo).ok()))
+            let branch = task.branch.clone();
+            let (identity, tip) = blocking(move || {
+                Ok((anycode_git::taskrepo::user_identity(&repo).ok(), anycode_git::branch_sha(&repo, &branch).ok()))
             })
             .await?;
-            let cid = docker.create_container(&self.container_spec(&task, &project, &image, &objects, identity.as_ref())).await?;
+            if remote::is_remote(&task) {
+                // A volume that survived keeps its work; a lost one is seeded again
+                // from the task branch (the work brought out last).
+                let tip = tip.ok_or_else(|| anycode_git::Error::UnknownBranch(task.branch.clone()))?;
+                self.seed_volume(&docker, &task, &project, &image, &tip, true).await?;
+            }
+            let binds = self.task_binds_for(&task, &project).await?;
+            let cid = docker.create_container(&self.container_spec(&task, &project, &image, binds, identity.as_ref())).await?;
             let (tid, c2) = (task.id.clone(), cid.clone());
             self.db(move |store| Ok(store.set_task_container(&tid, Some(&c2))?)).await?;
             task.container_id = Some(cid);
@@ -568,9 +642,13 @@ impl Engine {
         // The relay's end is expected now, not a failure to restart from.
         self.forget_relay(&task.id);
         if let Some(cid) = &task.container_id {
-            let docker = self.docker().await?;
+            let docker = self.backend_for(&task).await?;
             self.thaw_for_stop(&docker, &task).await;
             docker.remove(cid).await?;
+        }
+        if remote::is_remote(&task) {
+            // The task's files there go with it (the branch keeps its work).
+            self.backend_for(&task).await?.remove_volume(&remote::volume_name(&task.id)).await?;
         }
         self.forget_terminals(&task.id);
         let recordings = self.inner.config.recordings_dir().join(&task.id);
@@ -596,4 +674,12 @@ impl Engine {
         self.kick_queue();
         Ok(())
     }
+}
+
+/// Spawns [`Engine::agent_exited`] (a terminal's end). A plain function on purpose:
+/// the agent's end may ask the task's host whether it answers, which may reconcile,
+/// which re-attaches terminals; spawning inside those async functions would make
+/// their future types depend on themselves.
+pub(crate) fn spawn_agent_exited(engine: Engine, task_id: String, code: Option<i64>) {
+    tokio::spawn(async move { engine.agent_exited(&task_id, code).await });
 }

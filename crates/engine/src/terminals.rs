@@ -3,10 +3,9 @@
 //! the server's viewers.
 
 use crate::runtime::ExecControl;
-use crate::taskrepo::sandbox_user;
 use crate::{Engine, Error, Result, Task, TerminalInfo, TerminalKind, Terminal};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -25,9 +24,12 @@ struct TermEntry {
     terminal: Terminal,
     /// Registration order: a task's terminals are listed agent first, then by it.
     seq: u64,
-    /// For exec terminals: `(container, user)` to hang up its processes on close.
-    hangup: Option<(String, String)>,
+    /// For exec terminals: how to hang up its processes on close.
+    hangup: Option<Hangup>,
 }
+
+/// An exec terminal's `(backend, container, user)`: where to hang up its processes.
+pub(crate) type Hangup = (anycode_sandbox::SandboxHost, String, String);
 
 /// The live terminal hubs by terminal id: each task's agent terminal (the
 /// container's main process) and its extra shells (exec sessions). A terminal is
@@ -84,8 +86,8 @@ impl TerminalRegistry {
         entry.terminal.clone()
     }
 
-    /// Registers an extra shell; `hangup` is `(container, user)` for its processes.
-    pub(crate) fn register_shell(&self, task_id: &str, info: TerminalInfo, terminal: Terminal, hangup: (String, String)) {
+    /// Registers an extra shell; `hangup` says where its processes are.
+    pub(crate) fn register_shell(&self, task_id: &str, info: TerminalInfo, terminal: Terminal, hangup: Hangup) {
         let seq = self.next_seq();
         let entry = TermEntry { task_id: task_id.to_string(), info: info.clone(), terminal, seq, hangup: Some(hangup) };
         self.lock().insert(info.id, entry);
@@ -143,9 +145,9 @@ impl TerminalRegistry {
         });
     }
 
-    /// Closes and forgets the extra shell `id`; returns its `(container, user)` for
-    /// the hang-up.
-    pub(crate) fn remove_shell(&self, id: &str) -> std::result::Result<Option<(String, String)>, RemoveRefused> {
+    /// Closes and forgets the extra shell `id`; returns where to hang up its
+    /// processes.
+    pub(crate) fn remove_shell(&self, id: &str) -> std::result::Result<Option<Hangup>, RemoveRefused> {
         let mut terms = self.lock();
         match terms.get(id) {
             None => Err(RemoveRefused::Unknown),
@@ -251,7 +253,7 @@ impl Engine {
         self.ensure_unpaused(task_id).await?;
         let task = self.task(task_id).await?;
         let cid = task.container_id.clone().ok_or_else(|| Error::Conflict("the task has no container".into()))?;
-        let docker = self.docker().await?;
+        let docker = self.backend_for(&task).await?;
         if !docker.inspect(&cid).await?.is_some_and(|c| c.running) {
             return Err(Error::Conflict(format!("task {} is not running: start it first", task.id)));
         }
@@ -264,13 +266,13 @@ impl Engine {
         let id = anycode_core::new_id();
         // ANYCODE_TERMINAL marks the terminal's processes for the hang-up on close.
         let env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".to_string(), format!("ANYCODE_TERMINAL={id}")];
-        let user = sandbox_user(Path::new(&project.path));
+        let user = self.task_user(&task, &project);
         let (exec_id, stream) = docker.exec(&cid, argv, &user, env, 80, 24).await?;
         let info = TerminalInfo { id: id.clone(), kind: TerminalKind::Shell, title: cmd_line.unwrap_or_else(|| "shell".into()) };
         let terminal = Terminal::new(&id, self.inner.config.scrollback_bytes);
         let control = Arc::new(ExecControl { docker: docker.clone(), exec_id });
         terminal.connect(stream.output, stream.input, control, |_| {});
-        self.inner.terminals.register_shell(&task.id, info.clone(), terminal, (cid, user));
+        self.inner.terminals.register_shell(&task.id, info.clone(), terminal, (docker.clone(), cid, user));
         Ok(info)
     }
 
@@ -284,16 +286,11 @@ impl Engine {
             Err(RemoveRefused::Unknown) => return Err(Error::NotFound { what: "terminal", id: id.to_string() }),
             Err(RemoveRefused::Agent) => return Err(Error::Invalid("the agent terminal cannot be closed: stop or delete the task".into())),
         };
-        if let Some((cid, user)) = hangup {
-            let engine = self.clone();
+        if let Some((docker, cid, user)) = hangup {
             let id = id.to_string();
             tokio::spawn(async move {
                 let cmd = ["sh", "-c", HANGUP_SCRIPT, "anycode-hangup", &id].map(String::from).to_vec();
-                let res = match engine.docker().await {
-                    Ok(d) => d.exec_detached(&cid, cmd, &user).await.map_err(Error::from),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = res {
+                if let Err(e) = docker.exec_detached(&cid, cmd, &user).await {
                     tracing::warn!(terminal = %id, error = %e, "could not hang up the closed terminal's processes");
                 }
             });
@@ -313,7 +310,7 @@ impl Engine {
         let task = self.db(move |store| Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid)))
             .await?
             .ok_or_else(|| Error::NotFound { what: "terminal", id: id.to_string() })?;
-        let history = match (&task.container_id, self.docker().await) {
+        let history = match (&task.container_id, self.backend_for(&task).await) {
             (Some(cid), Ok(d)) => d.logs(cid, self.inner.config.scrollback_bytes).await.unwrap_or_default(),
             _ => Vec::new(),
         };

@@ -159,6 +159,51 @@ pub fn write_seed_bundle(user_repo: &Path, branch: &str, expect: &str, out: &Pat
     std::fs::metadata(out).map(|m| m.len()).map_err(|e| Error::Io(format!("{}: {e}", out.display())))
 }
 
+/// `sh -c BASE_FETCH_SCRIPT fetchbase <base>`, run in a sandbox that borrows no
+/// objects (a remote host) before a merge of its base: reads a bundle of the base
+/// ([`write_base_bundle`]) from stdin and fetches it to `refs/anycode/base`, so the
+/// base's commits are there for [`MERGE_SCRIPT`]; the bundle is removed after.
+pub const BASE_FETCH_SCRIPT: &str = r#"set -eu
+G="git -c core.fsmonitor=false -c core.hooksPath=/dev/null"
+cat > .git/anycode-base.bundle
+trap 'rm -f .git/anycode-base.bundle' EXIT
+$G fetch -q --no-tags .git/anycode-base.bundle "+refs/heads/$1:refs/anycode/base"
+"#;
+
+/// Writes a bundle of `refs/heads/<base>` of the user's repository holding only
+/// what the task branch lacks (everything after their merge base, which the
+/// sandbox has since the task branch came from it), for [`BASE_FETCH_SCRIPT`].
+/// Returns its size in bytes, or `None` when the base has nothing the task branch
+/// lacks.
+///
+/// Errors: [`Error::UnknownBranch`]; [`Error::Io`] when git fails.
+pub fn write_base_bundle(user_repo: &Path, base: &str, task_branch: &str, out: &Path) -> Result<Option<u64>> {
+    let repo = open(user_repo)?;
+    let base_tip = repo.refname_to_id(&format!("refs/heads/{base}")).map_err(|_| Error::UnknownBranch(base.to_string()))?;
+    let task_tip = repo.refname_to_id(&format!("refs/heads/{task_branch}")).map_err(|_| Error::UnknownBranch(task_branch.to_string()))?;
+    let have = repo.merge_base(base_tip, task_tip).ok();
+    if have == Some(base_tip) {
+        return Ok(None);
+    }
+    let git_dir = repo.path().to_path_buf();
+    drop(repo);
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("--git-dir").arg(&git_dir).args(["bundle", "create", "-q"]).arg(out).arg(format!("refs/heads/{base}"));
+    if let Some(h) = have {
+        cmd.arg(format!("^{h}"));
+    }
+    let output = cmd
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Io(format!("running git bundle create: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::Io(format!("git bundle create failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
+    }
+    std::fs::metadata(out).map(|m| Some(m.len())).map_err(|e| Error::Io(format!("{}: {e}", out.display())))
+}
+
 /// Parses [`SEED_SCRIPT`]'s output: the sandbox's checked-out commit.
 ///
 /// Errors: [`Error::TaskRepoBroken`] when no such line is there.

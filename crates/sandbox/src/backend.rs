@@ -12,6 +12,7 @@
 //! [`ContainerInfo`], [`Stats`]) carry no Docker type.
 
 use crate::image::BuildEvent;
+use crate::transfer::CopyProgress;
 use crate::{ContainerInfo, ContainerSpec, Docker, ExecOutput, ExecPipe, Result, Stats, TtyStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -243,6 +244,20 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// Errors: as [`Backend::network_disconnect`].
     async fn network_isolate(&self, id: &str) -> Result<()>;
+
+    // ----- between backends -----
+
+    /// Copies `image` (a tag) from this backend to `to`, a backend of the same kind
+    /// (Docker streams `GET /images/{name}/get` into `POST /images/load`, see
+    /// [`crate::transfer::copy_image`]), calling `progress` as bytes go through.
+    ///
+    /// Errors: [`crate::Error::Copy`] when `to` is another kind of backend; as
+    /// [`crate::transfer::copy_image`].
+    async fn copy_image_to(&self, to: &dyn Backend, image: &str, progress: &mut (dyn FnMut(CopyProgress) + Send)) -> Result<()>;
+
+    /// This backend as [`std::any::Any`], so two backends of the same kind can work
+    /// together (an image copy).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 #[async_trait::async_trait]
@@ -424,5 +439,16 @@ impl Backend for Docker {
     async fn capacity(&self) -> Result<(u64, u64)> {
         let info = self.api().info().await?;
         Ok((info.ncpu.unwrap_or(0).max(0) as u64, info.mem_total.unwrap_or(0).max(0) as u64))
+    }
+
+    async fn copy_image_to(&self, to: &dyn Backend, image: &str, progress: &mut (dyn FnMut(CopyProgress) + Send)) -> Result<()> {
+        let Some(target) = to.as_any().downcast_ref::<Docker>() else {
+            return Err(crate::Error::Copy(format!("{} is not a Docker engine", to.endpoint())));
+        };
+        crate::transfer::copy_image(self, target, image, progress).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

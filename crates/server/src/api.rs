@@ -44,6 +44,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::setup_api::routes())
         .merge(crate::previews::routes())
         .merge(crate::network_api::routes())
+        .merge(crate::hosts_api::routes())
 }
 
 /// The API's router: [`routes`] and the `NOT_FOUND` answer for other paths.
@@ -106,7 +107,8 @@ pub(crate) struct TaskView {
     error: Option<String>,
     /// The Docker container's full id, once created.
     container_id: Option<String>,
-    /// Where the task's work is kept on the host.
+    /// Where the task's work is kept on this computer; empty for a task on a remote
+    /// host (its files are in a Docker volume there, its work on its branch here).
     worktree: String,
     /// Whether the agent terminal is recorded (asciicast).
     record: bool,
@@ -144,6 +146,12 @@ pub(crate) struct TaskView {
     /// The dev container's setup (`postCreateCommand`, `postStartCommand`):
     /// `none` without one; the agent starts once it ended.
     setup: anycode_engine::TaskSetup,
+    /// The Docker host the sandbox runs on: `local` or a host's id (`GET /api/hosts`).
+    host: String,
+    /// Set while that host does not answer: what failed. The task keeps its state
+    /// and is reconciled when the host is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_error: Option<String>,
 }
 
 impl From<Task> for TaskView {
@@ -181,6 +189,8 @@ impl From<Task> for TaskView {
             network: t.network,
             messages: t.messages,
             setup: t.setup,
+            host: t.host,
+            host_error: t.host_error,
         }
     }
 }
@@ -331,6 +341,9 @@ struct CreateTask {
     /// its title is the default title, its title, body and link the default prompt,
     /// and the task's pull request says `Closes #N`.
     issue: Option<u64>,
+    /// The Docker host to run on (`local`, a host's id or name, `GET /api/hosts`);
+    /// when absent, the answering host with the most free CPUs.
+    host: Option<String>,
 }
 
 /// Create a task: its branch from the base, its repository, its sandbox and the
@@ -356,6 +369,7 @@ async fn create_task(
         memory_mb: req.memory_mb,
         network: req.network.map(Into::into),
         issue: req.issue,
+        host: req.host,
     };
     Ok((StatusCode::CREATED, Json(st.engine.create_task(&id, new).await?.into())))
 }

@@ -32,6 +32,7 @@ mod error;
 mod events_ws;
 mod github_api;
 mod hooks;
+mod hosts_api;
 mod messages_api;
 mod openin_api;
 mod setup_api;

@@ -311,7 +311,12 @@ pub(crate) fn owner_only(method: &Method, path: &str) -> Option<&'static str> {
     }
     let projects = (path == "/api/projects" && method == Method::POST)
         || (method == Method::DELETE && path.strip_prefix("/api/projects/").is_some_and(|id| !id.is_empty() && !id.contains('/')));
-    projects.then_some("only the computer AnyCode runs on can add, import or remove projects (they are folders on that computer): do this there")
+    if projects {
+        return Some("only the computer AnyCode runs on can add, import or remove projects (they are folders on that computer): do this there");
+    }
+    // Hosts name files of that computer (TLS keys) and reach its ssh config.
+    let hosts = method != Method::GET && (path == "/api/hosts" || path.starts_with("/api/hosts/"));
+    hosts.then_some("only the computer AnyCode runs on can add or remove Docker hosts (their TLS files and ssh keys are on it): do this there")
 }
 
 impl From<LanError> for ApiError {

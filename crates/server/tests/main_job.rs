@@ -202,3 +202,40 @@ async fn restart_finds_running_containers_and_replays_scrollback() {
     term.run("echo after-$((50+5))", "post").await;
     assert!(term.text().contains("after-55"));
 }
+
+/// A client that gives up on `POST /api/projects/{id}/tasks` (a timeout, a closed
+/// tab) does not cut the creation in half: each ends as a whole task, or as
+/// nothing (no stray branch, folder or container).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_the_client_gives_up_on_completes_whole() {
+    let s = Server::start().await;
+    let p = s.add_project().await;
+    for (i, ms) in [50u64, 150, 300, 600].into_iter().enumerate() {
+        let body = json!({"title": format!("cancel {i}"), "agent": "shell"});
+        let r = s
+            .http
+            .post(format!("{}/api/projects/{p}/tasks", s.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .timeout(std::time::Duration::from_millis(ms))
+            .send()
+            .await;
+        let _ = r; // timed out or not: what is left is what counts
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let (_, tasks) = s.get("/api/tasks").await;
+    let tasks = tasks.as_array().unwrap().clone();
+    for i in 0..4 {
+        let branch = format!("anycode/cancel-{i}");
+        let has_branch = git(&s.repo, &["branch", "--list", &branch]).contains(&branch);
+        let task = tasks.iter().find(|t| t["branch"] == branch.as_str());
+        assert_eq!(has_branch, task.is_some(), "branch {branch} without its task, or the reverse: {tasks:?}");
+        if let Some(t) = task {
+            assert_eq!(t["status"], "running", "{t}");
+            assert!(!docker_inspect(t["container_id"].as_str().unwrap()).is_null());
+        }
+    }
+    let folders = std::fs::read_dir(s.data_dir().join("worktrees").join(&p)).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(folders, tasks.len(), "one folder per task");
+    assert!(!tasks.is_empty(), "at least the slower requests' tasks were made");
+}

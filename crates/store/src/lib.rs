@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod approvals;
 mod devices;
+mod hosts;
 mod network;
 mod setup;
 
@@ -136,6 +137,22 @@ const MIGRATIONS: &[M<'static>] = &[
             tool TEXT NOT NULL,
             input TEXT NOT NULL,
             since TEXT NOT NULL
+        );",
+    ),
+    // Issue 17: remote Docker hosts, and the host of each task not on the local
+    // engine (tasks made before are all local).
+    M::up(
+        "CREATE TABLE hosts (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            endpoint TEXT NOT NULL,
+            tls TEXT,
+            max_running INTEGER,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE task_host (
+            task_id TEXT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+            host_id TEXT NOT NULL REFERENCES hosts(id)
         );",
     ),
     // Issue 16: the dev container setup of each task (status, exit code, whether
@@ -259,6 +276,7 @@ impl Store {
             ],
         )?;
         self.set_task_network(&t.id, &t.network)?;
+        self.set_task_host(&t.id, &t.host)?;
         Ok(())
     }
 
@@ -272,6 +290,7 @@ impl Store {
         drop(stmt);
         drop(conn);
         self.fill_networks(&mut tasks)?;
+        self.fill_hosts(&mut tasks)?;
         self.fill_setups(&mut tasks)?;
         Ok(tasks)
     }
@@ -282,6 +301,7 @@ impl Store {
         let mut task = self.conn().query_row(&sql, [id], task_from_row).optional()?.transpose()?;
         if let Some(t) = task.as_mut() {
             self.fill_networks(std::slice::from_mut(t))?;
+            self.fill_hosts(std::slice::from_mut(t))?;
             self.fill_setups(std::slice::from_mut(t))?;
         }
         Ok(task)
@@ -446,6 +466,8 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Task>> {
         queue_position: None,
         network: Default::default(),
         messages: Vec::new(),
+        host: anycode_core::LOCAL_HOST.to_string(),
+        host_error: None,
         setup: Default::default(),
     }))
 }
@@ -494,6 +516,8 @@ mod tests {
             queue_position: None,
             network: Default::default(),
             messages: Vec::new(),
+            host: anycode_core::LOCAL_HOST.to_string(),
+            host_error: None,
             setup: Default::default(),
         }
     }

@@ -192,6 +192,11 @@ async fn exit_comes_after_the_last_output_and_closes_input() {
     assert_eq!(tokio::time::timeout(Duration::from_secs(5), v.recv()).await, Ok(Recv::Exit(Some(3))));
     assert_eq!(t.exited(), Some(Some(3)));
     assert!(!t.is_live());
+    // `on_exit` runs right after the exit is sent to viewers, on the hub's task.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while hub.exited_with.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(*hub.exited_with.lock().unwrap(), [Some(3)]);
     assert!(t.write(Bytes::from_static(b"x")).await.is_err(), "no input after the exit");
     // A late viewer sees the history and the exit.

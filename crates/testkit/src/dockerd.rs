@@ -38,6 +38,8 @@ pub struct SecondDockerd {
     /// The temporary folder holding the engine's state, socket and log.
     pub root: PathBuf,
     child: Option<Child>,
+    /// dockerd's arguments, for [`SecondDockerd::restart`].
+    args: Vec<std::ffi::OsString>,
     _dir: tempfile::TempDir,
 }
 
@@ -100,7 +102,6 @@ impl SecondDockerd {
         let sock = root.join("docker.sock");
         let port = free_port();
         let (unix, tcp) = (format!("unix://{}", sock.display()), format!("tcp://127.0.0.1:{port}"));
-        let log = std::fs::File::create(root.join("dockerd.log")).expect("a log file");
         let mut cmd = Command::new("dockerd");
         cmd.arg("--data-root")
             .arg(root.join("data"))
@@ -113,12 +114,28 @@ impl SecondDockerd {
         if let Some(t) = tls {
             cmd.arg("--tlsverify").arg("--tlscacert").arg(&t.ca).arg("--tlscert").arg(&t.cert).arg("--tlskey").arg(&t.key);
         }
-        let child = cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn();
-        let mut me = SecondDockerd { unix, tcp, bridge, root, child: None, _dir: dir };
+        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
+        let mut me = SecondDockerd { unix, tcp, bridge, root, child: None, args, _dir: dir };
+        me.spawn();
+        me
+    }
+
+    /// Starts the engine again after [`SecondDockerd::stop`], with the same state,
+    /// sockets and bridge, and waits until it answers (a host coming back).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let sock = self.root.join("docker.sock");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("dockerd.log")).expect("a log file");
+        let child = Command::new("dockerd").args(&self.args).stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn();
         match child {
-            Ok(c) => me.child = Some(c),
+            Ok(c) => self.child = Some(c),
             Err(e) => panic!("dockerd cannot be started: {e}"),
         }
+        let me = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !pings(&sock) {
             let exited = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
@@ -129,7 +146,6 @@ impl SecondDockerd {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        me
     }
 
     /// The engine's log so far (for failing tests).

@@ -17,6 +17,7 @@ import {
 } from '../api';
 import { describeProvider } from './CredentialsDialog';
 import { Modal } from './Modal';
+import { HostPicker } from './Hosts';
 
 /** When the server has no `GET /api/agents` (older servers): the two agents every server runs. */
 const FALLBACK_AGENTS: AgentProfile[] = [
@@ -110,6 +111,7 @@ export function NewTaskDialog({
       setPrompt([picked.title, picked.body.trim(), picked.url].filter(Boolean).join('\n\n'));
     }
   };
+  const [host, setHost] = useState('');
 
   useEffect(() => {
     let cancelled = false;
@@ -201,6 +203,7 @@ export function NewTaskDialog({
       if (isClaude && permissionMode) body.permission_mode = permissionMode;
       if (typeof cpuCap === 'number') body.cpus = cpuCap;
       if (typeof memCap === 'number') body.memory_mb = memCap;
+      if (host) body.host = host;
       const extra = netAllow.split(/[\s,]+/).map((h) => h.trim()).filter(Boolean);
       if (netMode !== 'allowlist' || extra.length) body.network = { mode: netMode, ...(extra.length ? { allow: extra } : {}) };
       const task = await api.createTask(project.id, body);
@@ -397,6 +400,7 @@ export function NewTaskDialog({
               <span className="field-hint">Host names, comma-separated; a gateway on this machine as host.docker.internal:PORT.</span>
             </label>
           </div>
+          <HostPicker value={host} onChange={setHost} />
           <details className="field advanced" data-testid="task-advanced" open={!!(cpus || memory)}>
             <summary>Advanced: resource caps</summary>
             <div className="field-row">

@@ -49,14 +49,16 @@ export function OpenInButton({ task }: { task: Task }) {
               Copy
             </button>
           </div>
-          <div className="openin-row">
-            <code className="openin-folder" title={info.folder}>
-              {info.folder}
-            </code>
-            <button className="btn btn-small" onClick={() => copy(info.folder)}>
-              Copy
-            </button>
-          </div>
+          {info.folder && (
+            <div className="openin-row">
+              <code className="openin-folder" title={info.folder}>
+                {info.folder}
+              </code>
+              <button className="btn btn-small" onClick={() => copy(info.folder)}>
+                Copy
+              </button>
+            </div>
+          )}
           <div className="muted small" data-testid="folder-warning">
             {info.folder_warning}
           </div>

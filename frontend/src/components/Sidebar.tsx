@@ -2,6 +2,7 @@ import { cloneProgress, isLive, type Conflicts, type Health, type Project, type 
 import { timeAgo } from '../hooks';
 import { statusClass, statusHelp, statusLabel } from '../status';
 import { ApprovalCard, UsageBadge } from './Attention';
+import { HostBadge } from './Hosts';
 import { IconFolder, IconPlus, IconTrash } from './icons';
 
 export function Sidebar({
@@ -131,6 +132,7 @@ export function Sidebar({
                           <span className={`task-item-status text-${t.status}`} data-testid={`task-item-status-${t.id}`}>
                             {statusLabel(t)}
                           </span>
+                          <HostBadge task={t} compact />
                           {isLive(t.status) && <UsageBadge task={t} compact />}
                           <span className="mono task-item-branch">{t.branch}</span>
                           {conflicts?.[t.id] && !conflicts[t.id].clean && (

@@ -16,6 +16,7 @@ import { useToast } from './Toasts';
 import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from './icons';
 import { ApprovalCard, AttentionNote, StatusPill, UsageBadge } from './Attention';
 import { ordinal } from '../status';
+import { HostBadge, HostWarning } from './Hosts';
 
 // Which tab was active in each task, so coming back to a task restores it.
 const activeTabByTask = new Map<string, string>();
@@ -204,6 +205,7 @@ export function TaskView({
               <span className="muted"> ← {task.base}</span>
             </span>
             <span className="meta-item chip">{task.agent}</span>
+            <HostBadge task={task} />
             <NetworkChip task={task} open={showNetwork} onToggle={() => setShowNetwork((v) => !v)} />
             {task.credential && task.credential !== 'none' && (
               <span className="meta-item chip" data-testid="task-credential" title={task.credential_source ?? undefined}>
@@ -263,6 +265,7 @@ export function TaskView({
         </div>
       )}
 
+      <HostWarning task={task} />
       <CredentialWarning task={task} onTaskChanged={onTaskChanged} />
       <NetworkPanel key={task.id} task={task} open={showNetwork} onTaskChanged={onTaskChanged} />
 

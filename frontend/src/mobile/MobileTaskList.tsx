@@ -5,6 +5,7 @@ import { timeAgo } from '../hooks';
 import { statusClass, statusLabel } from '../status';
 import { ApprovalCard, StatusPill, UsageBadge } from '../components/Attention';
 import { IconPlus } from '../components/icons';
+import { HostBadge } from '../components/Hosts';
 
 export function MobileTaskList({
   projects,
@@ -44,6 +45,7 @@ export function MobileTaskList({
                     {project ? `${project.name} · ` : ''}
                     {t.branch}
                   </span>
+                  <HostBadge task={t} compact testId={`mobile-host-${t.id}`} />
                 </span>
                 <span className="mobile-task-side">
                   <StatusPill task={t} testId={`mobile-status-${t.id}`} />

@@ -1,5 +1,5 @@
-// Settings at the desk: serve on the local network, pair a phone (code + QR), and
-// the paired devices with their role, last seen and Revoke.
+// Settings at the desk: serve on the local network, pair a phone (code + QR), the
+// paired devices with their role, last seen and Revoke, and the Docker hosts.
 
 import { useCallback, useEffect, useState } from 'react';
 import { devicesApi, errorMessage, type DeviceRole, type LanStatus, type PairedDevice, type Pairing } from '../api';
@@ -7,6 +7,7 @@ import { timeAgo, usePoll } from '../hooks';
 import { Modal } from '../components/Modal';
 import { useToast } from '../components/Toasts';
 import { Spinner } from '../components/icons';
+import { HostsSection } from '../components/Hosts';
 
 function Countdown({ until }: { until: number }) {
   const [now, setNow] = useState(Date.now());
@@ -143,7 +144,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
   };
 
   return (
-    <Modal title="Settings" onClose={onClose} width={620} testId="settings-dialog">
+    <Modal title="Settings" onClose={onClose} width={680} testId="settings-dialog">
       <div className="modal-body settings-body">
       <section className="settings-section">
         <label className="switch-row">
@@ -175,6 +176,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         <h3>Paired devices</h3>
         <DeviceList devices={devices} onRevoke={revoke} />
       </section>
+      <HostsSection />
       </div>
     </Modal>
   );

@@ -12,7 +12,8 @@
 //!   usage read through Docker's stats (`ANYCODE_USAGE_SOURCE=docker`, the old way),
 //!   then from cgroup files (the default);
 //! - `kill -9` of the server, then a new one on the same data dir: the time until
-//!   every agent terminal has replayed its history to a viewer.
+//!   every agent terminal has replayed its history (an `echo history-I` typed
+//!   before the kill) to a new viewer.
 
 use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
 use anyhow::{bail, Context, Result};
@@ -167,27 +168,40 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (any_docker, dock_docker) = idle_cpu(Some(pid), idle_secs).await;
 
-    // kill -9, a new server reading usage from cgroup files: every terminal back.
+    // History to come back: each agent terminal runs `echo history-I` (an idle shell's
+    // log is empty, so "any output" would wait forever).
+    for (i, task) in tasks.iter().enumerate() {
+        let term = task["terminals"][0]["id"].as_str().unwrap_or_default();
+        let mut tm = Term::connect(&s.base, term, TOKEN).await;
+        tm.run(&format!("echo history-{i}"), &format!("typed{i}")).await;
+    }
+
+    // kill -9, a new server reading usage from cgroup files: every terminal back,
+    // its history (the line above) replayed to a new viewer.
     s.kill9();
     let t = Instant::now();
     let s = serve(bin, &data, None, n, "auto");
     let mut back = 0;
-    for task in &tasks {
+    for (i, task) in tasks.iter().enumerate() {
         let term = task["terminals"][0]["id"].as_str().unwrap_or_default();
         let mut tm = Term::connect(&s.base, term, TOKEN).await;
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), tm.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
-                    back += 1;
-                    break;
-                }
-                Ok(Some(Ok(_))) => continue,
+        let want = format!("history-{i}\n");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !tm.text().contains(&want) && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), tm.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => tm.output.extend_from_slice(&b),
+                Ok(Some(Ok(_))) | Err(_) => continue,
                 _ => break,
             }
         }
+        if tm.text().contains(&want) {
+            back += 1;
+        }
     }
     let restore = t.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The new server restarts every sandbox's relay (an exec each) after the kill:
+    // the idle window waits for that to be over (4 s, plus 1 s per 10 tasks).
+    tokio::time::sleep(Duration::from_secs(4 + n as u64 / 10)).await;
     let pid2 = s.child.id();
     let (any_cg, dock_cg) = idle_cpu(Some(pid2), idle_secs).await;
     let (_, list) = api_of(&s).req(reqwest::Method::GET, "/api/tasks?limit=1", None).await;

@@ -28,8 +28,18 @@ impl Engine {
     /// The engine's own: Docker stays behind the [`anycode_sandbox::Backend`] seam,
     /// and the server and CLI use [`Engine::connect`] and [`Engine::health`].
     ///
+    /// A new connection's reconcile runs on a task of its own: the caller may hold
+    /// a task's lock (a start, a stop, the governor's pause), which reconcile takes
+    /// too. Only [`Engine::connect`], which holds none, waits for it.
+    ///
     /// Errors: [`Error::DockerUnavailable`] with a sentence saying what to start.
     pub(crate) async fn docker(&self) -> Result<SandboxHost> {
+        self.docker_reconciling(false).await
+    }
+
+    /// [`Engine::docker`]; a new connection's reconcile is awaited when `wait` (the
+    /// caller holds no task lock), else spawned.
+    async fn docker_reconciling(&self, wait: bool) -> Result<SandboxHost> {
         let mut guard = self.inner.docker.lock().await;
         let mut reconnect = false;
         if let Some(d) = guard.as_ref() {
@@ -43,17 +53,17 @@ impl Engine {
         *guard = Some(d.clone());
         drop(guard);
         tracing::info!(endpoint = %d.endpoint(), reconnect, "connected to Docker");
-        if reconnect {
-            // Docker came back (restarted under AnyCode): the caller may hold a task's
-            // lock (a start), which reconcile takes too, so it runs on its own.
+        if wait {
+            if let Err(e) = self.reconcile_with(&d).await {
+                tracing::warn!(error = %e, "reconciling with Docker failed");
+            }
+        } else {
             let (engine, d2) = (self.clone(), d.clone());
             tokio::spawn(async move {
                 if let Err(e) = engine.reconcile_with(&d2).await {
                     tracing::warn!(error = %e, "reconciling with Docker failed");
                 }
             });
-        } else if let Err(e) = self.reconcile_with(&d).await {
-            tracing::warn!(error = %e, "reconciling with Docker failed");
         }
         Ok(d)
     }
@@ -64,7 +74,7 @@ impl Engine {
     ///
     /// Errors: `DOCKER_UNAVAILABLE` with a sentence saying what to start.
     pub async fn connect(&self) -> Result<String> {
-        Ok(self.docker().await?.endpoint().to_string())
+        Ok(self.docker_reconciling(true).await?.endpoint().to_string())
     }
 
     /// Whether Docker answers, with its version or what to do.

@@ -38,8 +38,11 @@ pub struct SecondDockerd {
     /// The temporary folder holding the engine's state, socket and log.
     pub root: PathBuf,
     child: Option<Child>,
-    /// dockerd's arguments, for [`SecondDockerd::restart`].
+    /// `dockerd`'s arguments, kept to start it again ([`SecondDockerd::restart`]).
     args: Vec<std::ffi::OsString>,
+    /// Killed ([`SecondDockerd::kill`]) and not started since: its containerd and
+    /// containers live on, and drop starts the engine to stop them all.
+    killed: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -102,50 +105,82 @@ impl SecondDockerd {
         let sock = root.join("docker.sock");
         let port = free_port();
         let (unix, tcp) = (format!("unix://{}", sock.display()), format!("tcp://127.0.0.1:{port}"));
-        let mut cmd = Command::new("dockerd");
-        cmd.arg("--data-root")
-            .arg(root.join("data"))
-            .arg("--exec-root")
-            .arg(root.join("exec"))
-            .arg("--pidfile")
-            .arg(root.join("docker.pid"))
-            .args(["-H", &unix, "-H", &tcp, "-b", &bridge, "--iptables=false", "--ip-masq=false"])
-            .args(["--storage-driver", "overlay2", "--log-level", "warn", "--userland-proxy=false"]);
-        if let Some(t) = tls {
-            cmd.arg("--tlsverify").arg("--tlscacert").arg(&t.ca).arg("--tlscert").arg(&t.cert).arg("--tlskey").arg(&t.key);
+        let mut args: Vec<std::ffi::OsString> = vec!["--data-root".into(), root.join("data").into()];
+        args.extend(["--exec-root".into(), root.join("exec").into(), "--pidfile".into(), root.join("docker.pid").into()]);
+        for a in ["-H", &unix, "-H", &tcp, "-b", &bridge, "--iptables=false", "--ip-masq=false"] {
+            args.push(a.into());
         }
-        let args = cmd.get_args().map(|a| a.to_os_string()).collect();
-        let mut me = SecondDockerd { unix, tcp, bridge, root, child: None, args, _dir: dir };
-        me.spawn();
+        for a in ["--storage-driver", "overlay2", "--log-level", "warn", "--userland-proxy=false"] {
+            args.push(a.into());
+        }
+        if let Some(t) = tls {
+            args.extend(["--tlsverify".into(), "--tlscacert".into(), t.ca.clone().into(), "--tlscert".into(), t.cert.clone().into()]);
+            args.extend(["--tlskey".into(), t.key.clone().into()]);
+        }
+        let mut me = SecondDockerd { unix, tcp, bridge, root, child: None, args, killed: false, _dir: dir };
+        if let Err(e) = me.spawn() {
+            panic!("{e}");
+        }
         me
     }
 
-    /// Starts the engine again after [`SecondDockerd::stop`], with the same state,
-    /// sockets and bridge, and waits until it answers (a host coming back).
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn spawn(&mut self) {
+    /// Runs `dockerd` with this engine's arguments (its log appended to) and waits
+    /// (up to 60 s) until it answers. Errors: what went wrong, with the log's tail.
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let out = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new("dockerd").args(&self.args).stdin(Stdio::null()).stdout(out).stderr(log).spawn();
+        self.child = Some(child.map_err(|e| format!("dockerd cannot be started: {e}"))?);
+        self.killed = false;
         let sock = self.root.join("docker.sock");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("dockerd.log")).expect("a log file");
-        let child = Command::new("dockerd").args(&self.args).stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn();
-        match child {
-            Ok(c) => self.child = Some(c),
-            Err(e) => panic!("dockerd cannot be started: {e}"),
-        }
-        let me = self;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !pings(&sock) {
-            let exited = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() > deadline {
-                let log = std::fs::read_to_string(me.root.join("dockerd.log")).unwrap_or_default();
+                let log = self.log();
                 let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                panic!("the second dockerd did not come up ({exited:?}):\n{tail}");
+                return Err(format!("the second dockerd did not come up ({exited:?}):\n{tail}"));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
+    }
+
+    /// `systemctl restart docker` for this engine: [`SecondDockerd::stop`] (its
+    /// containers are stopped as a stopping engine stops them), then the same
+    /// engine, same state, started again and answering. Blocking (seconds).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// `kill -9` of the engine process only: its containers run on under their
+    /// shims (and its containerd) until it is started again
+    /// ([`SecondDockerd::start_again`]).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            self.killed = true;
+        }
+    }
+
+    /// Starts the engine again after [`SecondDockerd::kill`] or
+    /// [`SecondDockerd::stop`] and waits until it answers; does nothing while it runs.
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            if let Err(e) = self.spawn() {
+                panic!("{e}");
+            }
+        }
+    }
+
+    /// Copies `image` from the machine's engine to this one (`docker save | docker
+    /// -H TCP load`); panics when that fails (the image missing on the machine's).
+    pub fn load_image(&self, image: &str) {
+        let script = format!("docker save {image} | docker -H {} load -q", self.tcp);
+        let out = Command::new("sh").arg("-ec").arg(&script).stdin(Stdio::null()).output().expect("sh runs");
+        assert!(out.status.success(), "copying {image} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// The engine's log so far (for failing tests).
@@ -176,6 +211,10 @@ impl SecondDockerd {
 
 impl Drop for SecondDockerd {
     fn drop(&mut self) {
+        if self.killed {
+            // Its containerd and containers outlived it: a started engine stops them.
+            let _ = self.spawn();
+        }
         self.stop();
         let _ = run("ip", &["link", "del", &self.bridge]);
         // Mounts dockerd left (overlay layers, its exec root's netns, shm): deepest

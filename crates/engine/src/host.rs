@@ -54,18 +54,21 @@ impl Engine {
         drop(guard);
         tracing::info!(endpoint = %d.endpoint(), reconnect, "connected to Docker");
         if wait {
-            if let Err(e) = self.reconcile_with(&d).await {
-                tracing::warn!(error = %e, "reconciling with Docker failed");
-            }
+            self.reconcile_connection(&d).await;
         } else {
             let (engine, d2) = (self.clone(), d.clone());
-            tokio::spawn(async move {
-                if let Err(e) = engine.reconcile_with(&d2).await {
-                    tracing::warn!(error = %e, "reconciling with Docker failed");
-                }
-            });
+            tokio::spawn(async move { engine.reconcile_connection(&d2).await });
         }
         Ok(d)
+    }
+
+    /// Reconciles with a new connection, then counts it done ([`Engine::connect`]
+    /// waits for the first).
+    async fn reconcile_connection(&self, d: &SandboxHost) {
+        if let Err(e) = self.reconcile_with(d).await {
+            tracing::warn!(error = %e, "reconciling with Docker failed");
+        }
+        self.inner.reconciled.send_modify(|n| *n += 1);
     }
 
     /// Connects to Docker now (and reconciles tasks with its containers) instead of
@@ -74,7 +77,15 @@ impl Engine {
     ///
     /// Errors: `DOCKER_UNAVAILABLE` with a sentence saying what to start.
     pub async fn connect(&self) -> Result<String> {
-        Ok(self.docker_reconciling(true).await?.endpoint().to_string())
+        let d = self.docker_reconciling(true).await?;
+        // Another caller (the governor's first round) may have made the connection,
+        // its reconcile running on its own task: serving before it is done would
+        // hand viewers a terminal that is not attached yet.
+        let mut done = self.inner.reconciled.subscribe();
+        if tokio::time::timeout(Duration::from_secs(120), done.wait_for(|n| *n > 0)).await.is_err() {
+            tracing::warn!("the first reconcile with Docker has not finished after 120 s; serving anyway");
+        }
+        Ok(d.endpoint().to_string())
     }
 
     /// Whether Docker answers, with its version or what to do.

@@ -122,6 +122,9 @@ struct Inner {
     net: network::NetState,
     /// Parsed devcontainer.json files and the image build lock (see `devcontainer.rs`).
     dev: devcontainer::DevState,
+    /// How many reconciles with a new local Docker connection have finished (see
+    /// `host.rs`: [`Engine::connect`] waits for the first).
+    reconciled: tokio::sync::watch::Sender<u64>,
     /// Connections to remote hosts and their state (see `hosts.rs`).
     hosts: hosts::HostPool,
     /// One image copy per remote host at a time (see `remote.rs`).
@@ -184,6 +187,7 @@ impl Engine {
                 settled: StdMutex::new(Default::default()),
                 net: Default::default(),
                 dev: Default::default(),
+                reconciled: tokio::sync::watch::channel(0).0,
                 hosts: Default::default(),
                 image_copies: StdMutex::new(HashMap::new()),
             }),

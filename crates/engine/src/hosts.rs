@@ -369,7 +369,9 @@ impl Engine {
         let stored = self.db(|store| Ok(store.hosts()?)).await?;
         let mut ids = vec![LOCAL_HOST.to_string()];
         ids.extend(stored.iter().map(|h| h.id.clone()));
-        let infos = futures_util::future::join_all(ids.iter().map(|id| self.host_info(id))).await;
+        // The tasks read once for every host's load.
+        let tasks = self.db(move |store| Ok(store.tasks(None)?)).await?;
+        let infos = futures_util::future::join_all(ids.iter().map(|id| self.host_info_with(id, &tasks))).await;
         infos.into_iter().collect()
     }
 
@@ -377,6 +379,11 @@ impl Engine {
     ///
     /// Errors: `HOST_NOT_FOUND`.
     pub async fn host_info(&self, id: &str) -> Result<HostInfo> {
+        let tasks = self.db(move |store| Ok(store.tasks(None)?)).await?;
+        self.host_info_with(id, &tasks).await
+    }
+
+    async fn host_info_with(&self, id: &str, tasks: &[Task]) -> Result<HostInfo> {
         let host = if id == LOCAL_HOST {
             Host { id: LOCAL_HOST.into(), name: LOCAL_HOST.into(), endpoint: String::new(), tls: None, max_running: None }
         } else {
@@ -391,9 +398,7 @@ impl Engine {
             Ok(Err(e)) => (HostStatus::Unreachable, Some(e.to_string()), host.endpoint.clone(), None),
             Err(_) => (HostStatus::Unreachable, Some(format!("no answer within {} s", LIST_WAIT.as_secs())), host.endpoint.clone(), None),
         };
-        let hid = id.to_string();
-        let tasks = self.db(move |store| Ok(store.tasks(None)?)).await?;
-        let mine: Vec<&Task> = tasks.iter().filter(|t| t.host == hid).collect();
+        let mine: Vec<&Task> = tasks.iter().filter(|t| t.host == id).collect();
         let running: Vec<&&Task> = mine.iter().filter(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused)).collect();
         Ok(HostInfo {
             id: host.id,

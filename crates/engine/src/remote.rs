@@ -39,7 +39,19 @@ pub(crate) fn is_remote(task: &Task) -> bool {
     task.host != LOCAL_HOST
 }
 
+/// Makes the folder a bundle is written to.
+fn make_parent(file: &Path) -> Result<()> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))
+}
+
 impl Engine {
+    /// `<data dir>/tmp/<kind>-<task id>.bundle`: where a bundle for a remote
+    /// sandbox is written before it is streamed there (removed after).
+    fn bundle_path(&self, kind: &str, task_id: &str) -> PathBuf {
+        self.inner.config.data_dir.join("tmp").join(format!("{kind}-{task_id}.bundle"))
+    }
+
     /// The `uid:gid` the task's sandbox processes run as: the repository owner's
     /// locally, [`REMOTE_USER`] on a remote host.
     pub(crate) fn task_user(&self, task: &Task, project: &Project) -> String {
@@ -120,11 +132,10 @@ impl Engine {
     ///
     /// Errors: `TASK_REPO_BROKEN` when the seed script fails; git and engine errors.
     pub(crate) async fn seed_volume(&self, docker: &SandboxHost, task: &Task, project: &Project, image: &str, expect: &str, existing_ok: bool) -> Result<()> {
-        let dir = self.inner.config.data_dir.join("tmp");
-        let bundle = dir.join(format!("seed-{}.bundle", task.id));
+        let bundle = self.bundle_path("seed", &task.id);
         let (repo, branch, exp, out) = (PathBuf::from(&project.path), task.branch.clone(), expect.to_string(), bundle.clone());
         let size = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+            make_parent(&out)?;
             Ok(tr::write_seed_bundle(&repo, &branch, &exp, &out)?)
         })
         .await?;
@@ -162,11 +173,10 @@ impl Engine {
     ///
     /// Errors: `TASK_REPO_BROKEN` when the sandbox's fetch fails; git and engine errors.
     pub(crate) async fn send_base(&self, docker: &SandboxHost, cid: &str, task: &Task, project: &Project) -> Result<()> {
-        let dir = self.inner.config.data_dir.join("tmp");
-        let bundle = dir.join(format!("base-{}.bundle", task.id));
+        let bundle = self.bundle_path("base", &task.id);
         let (repo, base, branch, out) = (PathBuf::from(&project.path), task.base.clone(), task.branch.clone(), bundle.clone());
         let size = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+            make_parent(&out)?;
             Ok(tr::write_base_bundle(&repo, &base, &branch, &out)?)
         })
         .await?;

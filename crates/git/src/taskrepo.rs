@@ -131,20 +131,7 @@ pub fn write_seed_bundle(user_repo: &Path, branch: &str, expect: &str, out: &Pat
     }
     let git_dir = repo.path().to_path_buf();
     drop(repo);
-    let output = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(&git_dir)
-        .args(["bundle", "create", "-q"])
-        .arg(out)
-        .arg(format!("refs/heads/{branch}"))
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| Error::Io(format!("running git bundle create: {e}")))?;
-    if !output.status.success() {
-        return Err(Error::Io(format!("git bundle create failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
-    }
+    bundle_create(&git_dir, out, &[format!("refs/heads/{branch}")])?;
     // The branch may have moved while git read it: the bundle must carry `expect`.
     let heads = std::process::Command::new("git")
         .args(["bundle", "list-heads"])
@@ -187,12 +174,23 @@ pub fn write_base_bundle(user_repo: &Path, base: &str, task_branch: &str, out: &
     }
     let git_dir = repo.path().to_path_buf();
     drop(repo);
-    let mut cmd = std::process::Command::new("git");
-    cmd.arg("--git-dir").arg(&git_dir).args(["bundle", "create", "-q"]).arg(out).arg(format!("refs/heads/{base}"));
-    if let Some(h) = have {
-        cmd.arg(format!("^{h}"));
-    }
-    let output = cmd
+    let mut revs = vec![format!("refs/heads/{base}")];
+    revs.extend(have.map(|h| format!("^{h}")));
+    bundle_create(&git_dir, out, &revs)?;
+    std::fs::metadata(out).map(|m| Some(m.len())).map_err(|e| Error::Io(format!("{}: {e}", out.display())))
+}
+
+/// `git --git-dir <git_dir> bundle create -q <out> <revs…>` with the host's git
+/// (libgit2 makes no bundles), with no repository taken from the environment.
+///
+/// Errors: [`Error::Io`] when git is missing or fails (its stderr).
+fn bundle_create(git_dir: &Path, out: &Path, revs: &[String]) -> Result<()> {
+    let output = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["bundle", "create", "-q"])
+        .arg(out)
+        .args(revs)
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .stdin(std::process::Stdio::null())
@@ -201,7 +199,7 @@ pub fn write_base_bundle(user_repo: &Path, base: &str, task_branch: &str, out: &
     if !output.status.success() {
         return Err(Error::Io(format!("git bundle create failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
     }
-    std::fs::metadata(out).map(|m| Some(m.len())).map_err(|e| Error::Io(format!("{}: {e}", out.display())))
+    Ok(())
 }
 
 /// Parses [`SEED_SCRIPT`]'s output: the sandbox's checked-out commit.

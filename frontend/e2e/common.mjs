@@ -94,3 +94,24 @@ export async function ensureProject(api, repo, realpath) {
   }
   return r.body;
 }
+
+/** `api(method, path, body?)` → `{status, body}`: a JSON request with the token (`Authorization: Bearer`). */
+export async function api(method, p, body) {
+  const r = await fetch(BASE_URL + p, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+/** The id of the project of the repository at `repo` (added now when missing); `fs` is node:fs. */
+export async function repoProjectId(fs, repo) {
+  const real = fs.realpathSync(repo);
+  const find = async () => (await api('GET', '/api/projects')).body.find((p) => fs.existsSync(p.path) && fs.realpathSync(p.path) === real);
+  if (!(await find())) await api('POST', '/api/projects', { path: repo });
+  const p = await find();
+  if (!p) throw new Error(`the project of ${repo} is not listed`);
+  return p.id;
+}

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, loginUrl, launchContext } from './common.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, loginUrl, launchContext, api, repoProjectId } from './common.mjs';
 
 const REPO = process.env.ANYCODE_E2E_REPO;
 const missing = [!(BASE_URL && TOKEN) && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
@@ -35,24 +35,7 @@ after(async () => {
   await closeContext?.();
 });
 
-async function api(method, p, body) {
-  const r = await fetch(BASE_URL + p, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  return { status: r.status, body: text ? JSON.parse(text) : null };
-}
-
-async function projectId() {
-  const real = fs.realpathSync(REPO);
-  const find = async () => (await api('GET', '/api/projects')).body.find((p) => fs.existsSync(p.path) && fs.realpathSync(p.path) === real);
-  if (!(await find())) await api('POST', '/api/projects', { path: REPO });
-  const p = await find();
-  assert.ok(p, 'the project is listed');
-  return p.id;
-}
+const projectId = () => repoProjectId(fs, REPO);
 
 test('a dev server started by a message opens as a preview from Ports', { timeout: 180_000 }, async (t) => {
   if (missing.length) {

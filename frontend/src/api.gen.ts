@@ -715,6 +715,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/tasks/{id}/comments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The task's review comments, oldest first; `addressed` is true once a commit on
+         *     the task branch after the sending changed the lines around a comment.
+         */
+        get: operations["list_comments"];
+        put?: never;
+        /**
+         * Comment on a line of the task's changes (the new side of the diff). 422
+         *     `INVALID_INPUT` when the task's work has no such text file or line.
+         */
+        post: operations["add_comment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/comments/{comment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a review comment (404 `COMMENT_NOT_FOUND` when it is not there). */
+        delete: operations["delete_comment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/{id}/comments/send": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send every unsent review comment to the agent as one message listing
+         *     `path:line: comment` entries: typed now when the agent waits, else queued like
+         *     any message. 422 `INVALID_INPUT` when none is unsent; 409 `TASK_NOT_RUNNING`.
+         */
+        post: operations["send_comments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tasks/{id}/open-in": {
         parameters: {
             query?: never;
@@ -1399,6 +1461,22 @@ export interface components {
              */
             allow?: string[];
         };
+        /** @description A new review comment (`POST /api/tasks/{id}/comments`). */
+        NewComment: {
+            /**
+             * @description The file, relative to the repository root, `/`-separated, as the Changes
+             *     panel lists it.
+             */
+            path: string;
+            /**
+             * Format: int32
+             * @description The line, 1-based, in the file as the task's work has it now (the new side
+             *     of the diff).
+             */
+            line: number;
+            /** @description The comment: plain text, at most [`MAX_COMMENT_CHARS`] characters. */
+            body: string;
+        };
         /** @description A host to add: `endpoint` (with `tls` for a TLS `tcp://` engine) or `context`. */
         NewHost: {
             /** @description 1 to 64 of `[A-Za-z0-9._-]`, not `local`. */
@@ -1694,6 +1772,32 @@ export interface components {
             description?: string | null;
             /** @description When it was last pushed to (RFC 3339). */
             pushed_at?: string | null;
+        };
+        /**
+         * @description A review comment of the owner's on a line of a task's changes, sent to the agent
+         *     as part of one message (`POST /api/tasks/{id}/comments/send`).
+         */
+        ReviewComment: {
+            /** @description 12 hex digits. */
+            id: string;
+            /** @description The file, relative to the repository root, `/`-separated. */
+            path: string;
+            /**
+             * Format: int32
+             * @description The line in the file as the Changes panel showed it (1-based, new side).
+             */
+            line: number;
+            /** @description The comment. */
+            body: string;
+            /** @description When it was made, RFC 3339 UTC. */
+            created_at: string;
+            /** @description When it was sent to the agent, RFC 3339 UTC (`None`: not yet). */
+            sent_at?: string | null;
+            /**
+             * @description True once a commit on the task branch after the sending changed the lines
+             *     around it (within 3 lines).
+             */
+            addressed: boolean;
         };
         /** @description The body of `PUT /api/credentials/{name}`. */
         SaveCredentialBody: {
@@ -5570,6 +5674,336 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_comments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The comments */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewComment"][];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewComment"];
+            };
+        };
+        responses: {
+            /** @description Made */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewComment"];
+                };
+            };
+            /** @description INVALID_JSON: the body is not JSON of the shape asked for (the message says which field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_JSON: the request has no `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_comment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+                /** @description Comment id */
+                comment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, OWNER_ONLY (a paired device on an owner-only route) or WATCH_ONLY (a watch device changing something) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PROJECT_NOT_FOUND, TASK_NOT_FOUND, TERMINAL_NOT_FOUND, …: no such id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The current state does not allow this (e.g. CONFLICT, BRANCH_EXISTS, PUSH_REJECTED, REMOTE_ERROR: the remote refused, KEYRING_DISABLED: the settings turn the keyring off); the message says why and what to do */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description INVALID_INPUT and other codes of invalid values: nothing was changed; the message names the value and the fix */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DOCKER_UNAVAILABLE, IMAGE_MISSING, KEYRING_UNAVAILABLE (no Secret Service, or it is locked), GITHUB_UNREACHABLE, GITHUB_RATE_LIMITED, REMOTE_UNREACHABLE: a service AnyCode needs does not answer; the message has the fix */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    send_comments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Task id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Typed now (`delivered`) or queued */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageSent"];
+                };
             };
             /** @description UNAUTHORIZED: no access token, session or device cookie, or a revoked device */
             401: {

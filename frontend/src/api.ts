@@ -45,6 +45,8 @@ export type Task = Schemas['Task'];
 export type QueuedMessage = Schemas['QueuedMessage'];
 /** What `POST /api/tasks/{id}/messages` did: typed now (`delivered`) or queued. */
 export type MessageSent = Schemas['MessageSent'];
+/** The owner's comment on a line of a task's changes (`addressed` once a later commit changed it). */
+export type ReviewComment = Schemas['ReviewComment'];
 /** A port listening in a sandbox, with the link that opens its preview. */
 export type PortView = Schemas['PortView'];
 /** Ways to open a task in an editor. */
@@ -194,6 +196,14 @@ export const api = {
   editMessage: (id: string, messageId: string, text: string) =>
     request<QueuedMessage>('PUT', `/api/tasks/${enc(id)}/messages/${enc(messageId)}`, { text }),
   removeMessage: (id: string, messageId: string) => request<void>('DELETE', `/api/tasks/${enc(id)}/messages/${enc(messageId)}`),
+  /** The task's review comments, oldest first. */
+  comments: (id: string) => request<ReviewComment[]>('GET', `/api/tasks/${enc(id)}/comments`),
+  /** Comments on a line (1-based, new side) of a file of the task's changes. */
+  addComment: (id: string, c: { path: string; line: number; body: string }) =>
+    request<ReviewComment>('POST', `/api/tasks/${enc(id)}/comments`, c),
+  deleteComment: (id: string, commentId: string) => request<void>('DELETE', `/api/tasks/${enc(id)}/comments/${enc(commentId)}`),
+  /** Sends the unsent comments to the agent as one message (typed now or queued). */
+  sendComments: (id: string) => request<MessageSent>('POST', `/api/tasks/${enc(id)}/comments/send`),
   /** The ports listening in the sandbox now, with links that open them through AnyCode. */
   ports: (id: string) => request<PortView[]>('GET', `/api/tasks/${enc(id)}/ports`),
   /** VS Code's URI of the sandbox, the folder on the host, the attach command. */

@@ -23,7 +23,7 @@ pub use network::{BlockedHost, NetworkMode, NetworkPolicy};
 pub use settings::{ApprovalSettings, NetworkSettings, SandboxSettings, Settings, SettingsError};
 pub use device::{check_device_name, new_session_secret, Device, DeviceRole};
 pub use model::{
-    Agent, Attention, Credential, Host, HostInfo, HostStatus, HostTls, ImageCopy, PermissionMode, Project, PullRequestInfo, QueuedMessage, SetupStatus, Task,
+    Agent, Attention, Credential, Host, HostInfo, HostStatus, HostTls, ImageCopy, PermissionMode, Project, PullRequestInfo, QueuedMessage, ReviewComment, SetupStatus, Task,
     TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage, CREDENTIAL_WARNING_MS, LOCAL_HOST,
 };
 

@@ -518,6 +518,27 @@ pub struct QueuedMessage {
     pub created_at: String,
 }
 
+/// A review comment of the owner's on a line of a task's changes, sent to the agent
+/// as part of one message (`POST /api/tasks/{id}/comments/send`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewComment {
+    /// 12 hex digits.
+    pub id: String,
+    /// The file, relative to the repository root, `/`-separated.
+    pub path: String,
+    /// The line in the file as the Changes panel showed it (1-based, new side).
+    pub line: u32,
+    /// The comment.
+    pub body: String,
+    /// When it was made, RFC 3339 UTC.
+    pub created_at: String,
+    /// When it was sent to the agent, RFC 3339 UTC (`None`: not yet).
+    pub sent_at: Option<String>,
+    /// True once a commit on the task branch after the sending changed the lines
+    /// around it (within 3 lines).
+    pub addressed: bool,
+}
+
 /// The id of the Docker engine AnyCode finds on its own machine (`DOCKER_HOST`, or
 /// the usual sockets).
 pub const LOCAL_HOST: &str = "local";

@@ -635,6 +635,35 @@ impl Engine {
         tracing::info!(task = %task.id, container = %container_name(&task.id), "dev container setup ended");
     }
 
+    /// A setup that an earlier AnyCode process left `running` (it stopped or was
+    /// killed mid-setup, so nothing will finish it): marked `failed`, saying why, and
+    /// the agent held for it released when the sandbox runs (it would wait up to
+    /// 6 hours otherwise). Called by reconcile for tasks whose terminals this process
+    /// does not hold; Stop and Start run the setup again (`postCreateCommand` too,
+    /// since it never completed).
+    pub(crate) async fn settle_interrupted_setup(&self, docker: &SandboxHost, task: &Task, running: Option<&str>) {
+        if task.setup.status != SetupStatus::Running {
+            return;
+        }
+        tracing::info!(task = %task.id, "the setup was interrupted by a stop of AnyCode; marking it failed");
+        if let Some(cid) = running {
+            let user = match self.project(&task.project_id).await {
+                Ok(p) => crate::taskrepo::sandbox_user(Path::new(&p.path)),
+                Err(_) => "1000:1000".to_string(),
+            };
+            let release = vec!["sh".to_string(), "-c".into(), format!("touch {SETUP_FLAG}")];
+            if let Err(e) = docker.exec_output(cid, release, &user, vec![], b"", 4096).await {
+                tracing::warn!(task = %task.id, error = %e, "releasing the agent after an interrupted setup failed");
+            }
+        }
+        let id = task.id.clone();
+        let why = "AnyCode stopped while the setup ran, so it did not finish (the agent was let go): Stop and Start the task to run it again";
+        if let Err(e) = self.db(move |s| Ok(s.set_task_setup(&id, SetupStatus::Failed, None, Some(why), false)?)).await {
+            tracing::warn!(task = %task.id, error = %e, "recording the setup failed");
+        }
+        self.task_changed(&task.id);
+    }
+
     /// `<data_dir>/setup/<task id>.log`.
     fn setup_log_file(&self, task_id: &str) -> PathBuf {
         self.inner.config.data_dir.join("setup").join(format!("{task_id}.log"))

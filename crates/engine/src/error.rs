@@ -158,6 +158,7 @@ impl Error {
             Error::NotFound { what: "recording", .. } => "RECORDING_NOT_FOUND",
             Error::NotFound { what: "device", .. } => "DEVICE_NOT_FOUND",
             Error::NotFound { what: "message", .. } => "MESSAGE_NOT_FOUND",
+            Error::NotFound { what: "comment", .. } => "COMMENT_NOT_FOUND",
             Error::NotFound { what: "setup log", .. } => "SETUP_LOG_NOT_FOUND",
             Error::NotFound { what: "host", .. } => "HOST_NOT_FOUND",
             Error::NotFound { .. } => "NOT_FOUND",

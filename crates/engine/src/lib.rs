@@ -42,6 +42,7 @@ mod network;
 mod projects;
 mod reconcile;
 mod remote;
+mod review;
 mod runtime;
 mod taskrepo;
 mod tasks;
@@ -49,7 +50,7 @@ mod terminals;
 
 pub use anycode_core::{
     check_device_name, Agent, Attention, BlockedHost, Config, Credential, Device, DeviceRole, NetworkMode, NetworkPolicy, PermissionMode, Project,
-    QueuedMessage, Settings, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage, Host, HostInfo, HostStatus, HostTls,
+    QueuedMessage, ReviewComment, Settings, SetupStatus, Task, TaskSetup, TaskStatus, TerminalInfo, TerminalKind, Usage, Host, HostInfo, HostStatus, HostTls,
     ImageCopy, LOCAL_HOST,
 };
 pub use agents::{AgentInfo, SCREEN_QUIET, SCREEN_TICK};
@@ -64,6 +65,7 @@ pub use events::{Event, EVENT_BUFFER};
 pub use devcontainer::{parse as parse_devcontainer, DevBuild, DevContainer, SetupCommand, DEVCONTAINER_FILE};
 pub use openin::{vscode_attached_uri, OpenIn};
 pub use previews::{parse_ports, ListeningPort, PreviewStream};
+pub use review::{review_message, NewComment, ADDRESSED_WITHIN, MAX_COMMENTS, MAX_COMMENT_CHARS, REVIEW_HEADER};
 pub use messages::{check_text as check_message_text, MessageSent, MAX_MESSAGE_CHARS, MAX_QUEUED};
 pub use network::{HookService, NetworkRequest, NetworkStatus, BUILTIN_ALLOW};
 pub use host::DockerHealth;

@@ -98,6 +98,7 @@ impl Engine {
                     });
                     let relay = self.start_relay(docker, &task2, &c.id);
                     self.answer_pending_handover(docker, &task2, &c.id).await;
+                    self.settle_interrupted_setup(docker, &task2, Some(&c.id)).await;
                     self.watch_screen(&task2, &terminal);
                     if c.paused {
                         // The relay's exec needs the thawed container.
@@ -118,6 +119,7 @@ impl Engine {
                     }
                 }
                 Some(c) => {
+                    self.settle_interrupted_setup(docker, &task, None).await;
                     let code = docker.inspect(&c.id).await?.and_then(|i| i.exit_code);
                     match task.status {
                         TaskStatus::Stopped => (TaskStatus::Stopped, None, None),

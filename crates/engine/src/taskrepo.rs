@@ -84,7 +84,9 @@ impl Engine {
     /// The task's container when it runs and is not frozen.
     async fn live_container(&self, task: &Task) -> Result<Option<(SandboxHost, String)>> {
         let Some(cid) = task.container_id.clone() else { return Ok(None) };
-        if !matches!(task.status, TaskStatus::Running) {
+        // Every agent state (`waiting_input`, `needs_approval`, `done`, …) stands in
+        // for `running`: its sandbox runs, and its work must come out like any other.
+        if !task.status.is_live() {
             return Ok(None);
         }
         let docker = self.backend_for(task).await?;

@@ -748,3 +748,69 @@ pub fn migrate_legacy_worktree(user_repo: &Path, workspace: &Path, mirror: &Path
     init_mirror(mirror, &objects, tip)?;
     Ok(())
 }
+
+/// The mirror's task head and the commit of the work the owner sees: the sandbox's
+/// last snapshot of its working tree, or the head when there is none. Both 40 hex
+/// digits.
+///
+/// Errors: git errors (no mirror, no head).
+pub fn work_commits(mirror: &Path) -> Result<(String, String)> {
+    let m = open_exact(mirror, true)?;
+    let head = m.refname_to_id(MIRROR_HEAD)?;
+    let work = m.refname_to_id(MIRROR_SNAPSHOT).ok().filter(|s| m.find_commit(*s).is_ok()).unwrap_or(head);
+    Ok((head.to_string(), work.to_string()))
+}
+
+/// The number of lines of `path` (relative, `/`-separated) in commit `work` of the
+/// mirror; `None` when the commit has no such file, or it is not a regular text
+/// file (a directory, a symlink, a submodule, a binary).
+///
+/// Errors: git errors (an unknown commit).
+pub fn file_lines_at(mirror: &Path, work: &str, path: &str) -> Result<Option<u32>> {
+    let m = open_exact(mirror, true)?;
+    let tree = m.find_commit(Oid::from_str(work)?)?.tree()?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+    if entry.kind() != Some(git2::ObjectType::Blob) || entry.filemode() == 0o120000 {
+        return Ok(None);
+    }
+    let blob = m.find_blob(entry.id())?;
+    if blob.is_binary() {
+        return Ok(None);
+    }
+    let content = blob.content();
+    let newlines = content.iter().filter(|b| **b == b'\n').count();
+    let lines = if content.last().is_some_and(|b| *b != b'\n') { newlines + 1 } else { newlines };
+    Ok(Some(u32::try_from(lines).unwrap_or(u32::MAX)))
+}
+
+/// The line ranges of `path` that changed from commit `from`'s tree to the mirror's
+/// task head, as `(first line, line count)` on `from`'s side (a pure insertion
+/// after line `n` is `(n, 0)`; a file the head lacks is one range over all of it).
+/// Empty when nothing changed it. Reads only the mirror (AnyCode's own repository),
+/// never a sandbox's.
+///
+/// Errors: git errors, e.g. `from` unknown to the mirror.
+pub fn lines_changed_since(mirror: &Path, from: &str, path: &str) -> Result<Vec<(u32, u32)>> {
+    let m = open_exact(mirror, true)?;
+    let head = m.refname_to_id(MIRROR_HEAD)?;
+    let from = Oid::from_str(from)?;
+    if from == head {
+        return Ok(vec![]);
+    }
+    let old = m.find_commit(from)?.tree()?;
+    let new = m.find_commit(head)?.tree()?;
+    let mut opts = git2::DiffOptions::new();
+    opts.pathspec(path).disable_pathspec_match(true).context_lines(0);
+    let diff = m.diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))?;
+    let mut ranges = Vec::new();
+    diff.foreach(
+        &mut |_, _| true,
+        None,
+        Some(&mut |_, h| {
+            ranges.push((h.old_start(), h.old_lines()));
+            true
+        }),
+        None,
+    )?;
+    Ok(ranges)
+}

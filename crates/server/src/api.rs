@@ -40,6 +40,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::pairing::routes())
         .merge(crate::hooks::api_routes())
         .merge(crate::messages_api::routes())
+        .merge(crate::review_api::routes())
         .merge(crate::openin_api::routes())
         .merge(crate::setup_api::routes())
         .merge(crate::previews::routes())

@@ -160,6 +160,12 @@ impl LanControl {
         Ok(status)
     }
 
+    /// While LAN mode is on: the token cancelled when it is turned off (or the server
+    /// stops), for listeners that must not outlive it (previews opened from a phone).
+    pub(crate) async fn epoch(&self) -> Option<CancellationToken> {
+        self.inner.active.lock().await.as_ref().map(|a| a.epoch.clone())
+    }
+
     /// Turns LAN mode off: stops the LAN listeners, refuses the LAN addresses as
     /// `Host`, and closes the WebSockets that came in through them. Does nothing when
     /// already off.

@@ -34,6 +34,7 @@ mod github_api;
 mod hooks;
 mod hosts_api;
 mod messages_api;
+mod review_api;
 mod openin_api;
 mod setup_api;
 mod previews;

@@ -17,6 +17,15 @@
 //!   drive it with its cookie. `Set-Cookie` with a `Domain` is dropped (it could
 //!   reach AnyCode's own `localhost`). The API keeps refusing foreign `Origin`s on
 //!   non-GET and WebSocket requests, previews included.
+//! - **From a paired phone** (the open request came in on a LAN address, where
+//!   `*.localhost` would name the phone itself): the preview gets a listener of its
+//!   own on that LAN address and a free port, so its origin is
+//!   `http://<LAN address>:<its port>` — another origin than the API's and every
+//!   other preview's. It serves only that task's port, only under its own `Host`,
+//!   and stops when LAN mode is turned off (at most [`MAX_LAN_PREVIEWS`], the
+//!   oldest stopped first). Cookies are not kept apart by port, so its cookie is
+//!   named after the port, and **every `anycode_*` cookie** (the phone's device
+//!   session among them) is taken out of what reaches the sandbox.
 
 use crate::auth::constant_time_eq;
 use crate::openapi::EngineErrors;
@@ -31,7 +40,9 @@ use axum::Json;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 use std::time::{Duration, Instant};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -46,18 +57,31 @@ const CODE_TTL: Duration = Duration::from_secs(60);
 const MAX_SESSIONS: usize = 512;
 /// Idle connections kept per preview.
 const MAX_IDLE: usize = 8;
+/// Listeners for previews opened from phones kept at once; more stop the oldest.
+pub const MAX_LAN_PREVIEWS: usize = 16;
 
 /// A one-time open code: its SHA-256, the task, the port, when it was made.
 type OpenCode = ([u8; 32], String, u16, Instant);
 /// Idle HTTP/1 connections into sandboxes by `(task, port)`.
 type IdleConns = HashMap<(String, u16), Vec<hyper::client::conn::http1::SendRequest<Body>>>;
 
-/// One-time codes and sessions of previews, and idle connections into sandboxes.
+/// A preview's listener on a LAN address (opened from a phone).
+struct LanPreview {
+    ip: IpAddr,
+    task: String,
+    port: u16,
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+/// One-time codes and sessions of previews, idle connections into sandboxes, and
+/// the listeners of previews opened from phones.
 #[derive(Default)]
 pub(crate) struct Previews {
     codes: Mutex<Vec<OpenCode>>,
     sessions: Mutex<Vec<([u8; 32], String, u16)>>,
     idle: Mutex<IdleConns>,
+    lan: tokio::sync::Mutex<Vec<LanPreview>>,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -198,13 +222,84 @@ async fn open(State(st): State<AppState>, Path((id, port)): Path<(String, String
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_INPUT", format!("port {port:?}: give the port the dev server listens on (1-65535)")));
     };
     let task = st.engine.task(&id).await?;
+    let host = match lan_ip(&headers, &st) {
+        Some(ip) => lan_preview(&st, ip, &task.id, port).await?.to_string(),
+        None => preview_host(port, &task.id, server_port(&headers, &st)),
+    };
     let code = st.previews.issue_code(&task.id, port);
-    let host = preview_host(port, &task.id, server_port(&headers, &st));
     let location = format!("http://{host}{PREVIEW_LOGIN}?code={code}");
     let mut r = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r.headers_mut().insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     Ok(r)
+}
+
+/// The LAN address the request came in on (its `Host` names an address LAN mode
+/// serves), or None for names and 127.0.0.1/::1 (where `*.localhost` works). Tests
+/// stand in for a LAN address with another loopback address (127.0.0.2).
+fn lan_ip(headers: &HeaderMap, st: &AppState) -> Option<IpAddr> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let ip: IpAddr = match host.parse::<SocketAddr>() {
+        Ok(a) => a.ip(),
+        Err(_) => host.trim_start_matches('[').trim_end_matches(']').parse().ok()?,
+    };
+    let localhost = [IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    (!localhost.contains(&ip) && st.lan.status().addresses.iter().any(|a| a.ip() == ip)).then_some(ip)
+}
+
+/// The cookie that holds the session of a preview served at `host`: one name per
+/// LAN listener (cookies of one address are shared by its ports), the plain name
+/// for `*.localhost` hosts (host-only cookies keep those apart).
+fn cookie_name(host: &str) -> String {
+    match host.parse::<SocketAddr>() {
+        Ok(a) => format!("{PREVIEW_COOKIE}_{}", a.port()),
+        Err(_) => PREVIEW_COOKIE.to_string(),
+    }
+}
+
+/// The listener of `task`'s `port` on LAN address `ip`: the one already open, or a
+/// new one on a free port, stopped with LAN mode.
+///
+/// Errors: 409 `LAN_OFF` when LAN mode went off; 500 when no port can be bound.
+async fn lan_preview(st: &AppState, ip: IpAddr, task: &str, port: u16) -> Result<SocketAddr, ApiError> {
+    let Some(epoch) = st.lan.epoch().await else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "LAN_OFF", "local-network mode is off: turn it on to open previews from a phone"));
+    };
+    let mut lan = st.previews.lan.lock().await;
+    lan.retain(|p| !p.stop.is_cancelled());
+    if let Some(p) = lan.iter().find(|p| p.ip == ip && p.task == task && p.port == port) {
+        return Ok(p.addr);
+    }
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("no port for the preview on {ip}: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()))?;
+    if lan.len() >= MAX_LAN_PREVIEWS {
+        let oldest = lan.remove(0);
+        oldest.stop.cancel();
+    }
+    let stop = epoch.child_token();
+    let (state, task_id, own) = (st.clone(), task.to_string(), addr.to_string());
+    let app = axum::Router::new().fallback(move |req: Request<Body>| {
+        let (st, task, own) = (state.clone(), task_id.clone(), own.clone());
+        async move {
+            // Only its own name: another `Host` (a rebinding name) is refused.
+            let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+            if host != own {
+                return refuse(StatusCode::MISDIRECTED_REQUEST, "HOST_NOT_ALLOWED", "this listener serves one preview under its own address");
+            }
+            serve_preview(st, req, host, port, task).await
+        }
+    });
+    let until = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::serve_listener(listener, app, until).await {
+            tracing::warn!(error = %e, "a LAN preview listener failed");
+        }
+    });
+    tracing::info!(%addr, task, port, "preview opened for the local network");
+    lan.push(LanPreview { ip, task: task.to_string(), port, addr, stop });
+    Ok(addr)
 }
 
 fn refuse(status: StatusCode, code: &'static str, message: &str) -> Response {
@@ -220,14 +315,16 @@ pub(crate) async fn dispatch(State(st): State<AppState>, req: Request<Body>, nex
     }
 }
 
-/// The `Cookie` header without the preview's cookie (None when nothing is left).
-fn without_preview_cookie(headers: &HeaderMap) -> Option<HeaderValue> {
+/// The `Cookie` header without AnyCode's own cookies (`anycode_*`: previews'
+/// sessions, and on a LAN address the phone's device session, which the browser
+/// sends to every port of that address); None when nothing is left.
+fn without_anycode_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
     let rest: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';').map(|p| p.trim().to_string()).collect::<Vec<_>>())
-        .filter(|p| !p.is_empty() && !p.starts_with(&format!("{PREVIEW_COOKIE}=")))
+        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("anycode_"))
         .collect();
     if rest.is_empty() {
         None
@@ -260,7 +357,7 @@ async fn serve_preview(st: AppState, mut req: Request<Body>, host: String, port:
         return match st.previews.redeem(code, &task, port) {
             Some(secret) => {
                 let mut r = (StatusCode::FOUND, [(header::LOCATION, "/")]).into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("{PREVIEW_COOKIE}={secret}; HttpOnly; SameSite=Lax; Path=/")) {
+                if let Ok(v) = HeaderValue::from_str(&format!("{}={secret}; HttpOnly; SameSite=Lax; Path=/", cookie_name(&host))) {
                     r.headers_mut().insert(header::SET_COOKIE, v);
                 }
                 r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -270,14 +367,14 @@ async fn serve_preview(st: AppState, mut req: Request<Body>, host: String, port:
             None => refuse(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "this preview link was used already or has expired: open the preview again from AnyCode"),
         };
     }
-    let authed = crate::auth::cookie_in(req.headers(), PREVIEW_COOKIE).is_some_and(|c| st.previews.valid(&c, &task, port));
+    let authed = crate::auth::cookie_in(req.headers(), &cookie_name(&host)).is_some_and(|c| st.previews.valid(&c, &task, port));
     if !authed {
         return refuse(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "not logged in to this preview: open it from AnyCode (the task's Ports list)");
     }
     if !same_origin(req.headers(), req.method(), &host) {
         return refuse(StatusCode::FORBIDDEN, "ORIGIN_NOT_ALLOWED", "a preview answers only its own pages");
     }
-    match without_preview_cookie(req.headers()) {
+    match without_anycode_cookies(req.headers()) {
         Some(v) => {
             req.headers_mut().insert(header::COOKIE, v);
         }

@@ -3,7 +3,8 @@
 //! real repositories: `.worktreeinclude` copies, messages to the agent (typed at
 //! once into a shell; queued while a real Claude Code, talking to a stand-in of
 //! Anthropic's API, is busy, then edited, removed and delivered at its next turn),
-//! and the open-in answer.
+//! review comments sent as one message and addressed by a later commit, and the
+//! open-in answer.
 
 use anycode_testkit::anthropic::{FakeAnthropic, Script};
 use anycode_testkit::*;
@@ -112,8 +113,10 @@ async fn wait_status(s: &Server, id: &str, want: &str, secs: u64, term: &mut Ter
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn messages_to_a_busy_claude_wait_for_its_turn_and_can_be_edited_or_removed() {
+/// A real Claude Code task titled `title`, against a stand-in API that asks to run a
+/// Bash command (so the agent waits for an approval, busy) and then answers:
+/// the stand-in, the server, the task, its id and its agent terminal.
+async fn claude_task(title: &str) -> (FakeAnthropic, Server, Value, String, Term) {
     let fake = FakeAnthropic::start(Script::ToolThenText {
         input: json!({"command": "echo hi > proof.txt", "description": "Write proof.txt"}),
         text: "All done.".into(),
@@ -122,11 +125,17 @@ async fn messages_to_a_busy_claude_wait_for_its_turn_and_can_be_edited_or_remove
     let s = anycode_testkit::anthropic::claude_server(&fake, Duration::from_secs(120), API_KEY).await;
     let p = s.add_project().await;
     let t = s
-        .create_task(&p, json!({"title": "Busy", "agent": "claude", "credential": "api_key", "permission_mode": "default", "prompt": "Write proof.txt"}))
+        .create_task(&p, json!({"title": title, "agent": "claude", "credential": "api_key", "permission_mode": "default", "prompt": "Write proof.txt"}))
         .await;
     let id = t["id"].as_str().unwrap().to_string();
     let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
     term.resize(120, 40).await;
+    (fake, s, t, id, term)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_to_a_busy_claude_wait_for_its_turn_and_can_be_edited_or_removed() {
+    let (fake, s, _, id, mut term) = claude_task("Busy").await;
     wait_status(&s, &id, "needs_approval", 120, &mut term).await;
 
     // Busy: both messages wait, in order, visible on the task.
@@ -163,6 +172,93 @@ async fn messages_to_a_busy_claude_wait_for_its_turn_and_can_be_edited_or_remove
     assert!(!fake.requests().iter().any(|r| r.body.to_string().contains("REMOVED-MESSAGE")), "a removed message is never typed");
     let (_, q) = s.get(&format!("/api/tasks/{id}/messages")).await;
     assert_eq!(q, json!([]));
+    s.delete(&format!("/api/tasks/{id}")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn review_comments_reach_a_busy_agent_as_one_message_and_show_addressed_after_its_commit() {
+    let (fake, s, t, id, mut term) = claude_task("Review").await;
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    // The agent's work so far: a committed file of 20 lines.
+    let lines: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+    let git = "git -C /workspace -c user.name=Agent -c user.email=agent@example.com";
+    let (ok, _) = exec(&cid, &["sh", "-c", &format!("printf '{lines}' > /workspace/notes.txt && {git} add notes.txt && {git} commit -qm notes")]);
+    assert!(ok);
+    wait_status(&s, &id, "needs_approval", 120, &mut term).await;
+    // The work comes out of a sandbox whose agent waits (an agent state, not
+    // `running`): the diff shows the new file.
+    let (st, d) = s.get(&format!("/api/tasks/{id}/diff")).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["files"][0]["path"], "notes.txt", "{d}");
+
+    // Comments on lines of the work; bad ones are refused and change nothing.
+    let url = format!("/api/tasks/{id}/comments");
+    let (st, near) = s.post(&url, json!({"path": "notes.txt", "line": 2, "body": "Say why\nline two matters"})).await;
+    assert_eq!(st, 201, "{near}");
+    assert_eq!((near["sent_at"].clone(), near["addressed"].clone()), (Value::Null, json!(false)));
+    let (st, far) = s.post(&url, json!({"path": "notes.txt", "line": 15, "body": "FAR-COMMENT keep this"})).await;
+    assert_eq!(st, 201, "{far}");
+    let (st, gone) = s.post(&url, json!({"path": "notes.txt", "line": 20, "body": "DELETED-COMMENT"})).await;
+    assert_eq!(st, 201, "{gone}");
+    for (body, status, code) in [
+        (json!({"path": "../notes.txt", "line": 1, "body": "x"}), 422, "INVALID_INPUT"),
+        (json!({"path": "missing.txt", "line": 1, "body": "x"}), 422, "INVALID_INPUT"),
+        (json!({"path": "notes.txt", "line": 0, "body": "x"}), 422, "INVALID_INPUT"),
+        (json!({"path": "notes.txt", "line": 21, "body": "x"}), 422, "INVALID_INPUT"),
+        (json!({"path": "notes.txt", "line": 3, "body": "  "}), 422, "INVALID_INPUT"),
+        (json!({"path": "notes.txt", "line": 3, "body": "a\u{1b}[201~"}), 422, "INVALID_INPUT"),
+        (json!({"path": "notes.txt", "line": 3, "body": "x", "extra": 1}), 400, "INVALID_JSON"),
+    ] {
+        let (st, e) = s.post(&url, body.clone()).await;
+        assert_eq!((st, e["error"]["code"].as_str()), (status, Some(code)), "{body}: {e}");
+    }
+    let (st, e) = s.post("/api/tasks/nope/comments", json!({"path": "notes.txt", "line": 1, "body": "x"})).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("TASK_NOT_FOUND")), "{e}");
+    let (st, e) = s.delete(&format!("{url}/nope")).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (404, Some("COMMENT_NOT_FOUND")), "{e}");
+    let (st, _) = s.delete(&format!("{url}/{}", gone["id"].as_str().unwrap())).await;
+    assert_eq!(st, 204);
+    let (_, list) = s.get(&url).await;
+    assert_eq!(list.as_array().unwrap().iter().map(|c| c["line"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 15], "{list}");
+
+    // Send to agent while it is busy: one queued message listing path:line: comment.
+    let (st, sent) = s.post(&format!("{url}/send"), json!({})).await;
+    assert_eq!(st, 200, "{sent}");
+    assert_eq!(sent["delivered"], false, "{sent}");
+    let text = sent["message"]["text"].as_str().unwrap();
+    assert_eq!(text, "Review comments on your changes:\n- notes.txt:2: Say why line two matters\n- notes.txt:15: FAR-COMMENT keep this");
+    let (_, q) = s.get(&format!("/api/tasks/{id}/messages")).await;
+    assert_eq!(q[0]["text"].as_str(), Some(text), "{q}");
+    let (_, list) = s.get(&url).await;
+    assert!(list.as_array().unwrap().iter().all(|c| c["sent_at"].is_string() && c["addressed"] == false), "{list}");
+    let (st, e) = s.post(&format!("{url}/send"), json!({})).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "nothing left to send: {e}");
+
+    // The turn ends: the comments reach Claude Code and the API as one user turn.
+    let (st, _) = s.post(&format!("/api/tasks/{id}/approval"), json!({"decision": "allow"})).await;
+    assert_eq!(st, 200);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let turns = fake.agent_turns();
+        if turns.iter().any(|r| {
+            let b = r.body.to_string();
+            b.contains("notes.txt:2: Say why line two matters") && b.contains("notes.txt:15: FAR-COMMENT keep this")
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the review comments never reached the agent; terminal:\n{}", term.text());
+        let _ = tokio::time::timeout(Duration::from_millis(300), term.wait_for(1, "", |_| false)).await;
+    }
+    assert!(!fake.requests().iter().any(|r| r.body.to_string().contains("DELETED-COMMENT")), "a deleted comment is never sent");
+
+    // The agent's next commit changes line 2: that comment is addressed, the far one not.
+    let (ok, _) = exec(&cid, &["sh", "-c", &format!("sed -i '2s/.*/line two, explained/' /workspace/notes.txt && {git} commit -qam 'explain line two'")]);
+    assert!(ok);
+    let (st, _) = s.get(&format!("/api/tasks/{id}/diff")).await;
+    assert_eq!(st, 200);
+    let (_, list) = s.get(&url).await;
+    let addressed: Vec<(u64, bool)> = list.as_array().unwrap().iter().map(|c| (c["line"].as_u64().unwrap(), c["addressed"].as_bool().unwrap())).collect();
+    assert_eq!(addressed, vec![(2, true), (15, false)], "{list}");
     s.delete(&format!("/api/tasks/{id}")).await;
 }
 

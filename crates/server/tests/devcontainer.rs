@@ -216,3 +216,29 @@ async fn without_a_dev_container_nothing_changes_and_a_broken_one_is_refused() {
     let (_, tasks) = s.get("/api/tasks").await;
     assert_eq!(tasks.as_array().map(Vec::len), Some(0), "no partial task: {tasks}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_setup_cut_short_by_a_restart_of_anycode_is_marked_failed_and_lets_the_agent_go() {
+    let s = Server::start().await;
+    let repo = s.repo.clone();
+    std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
+    std::fs::write(repo.join(".devcontainer/devcontainer.json"), r#"{ "image": "debian:bookworm-slim", "postCreateCommand": "echo setup-started; sleep 600" }"#).unwrap();
+    commit_all(&repo, "a long setup");
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "Cut short", "agent": "shell"})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    wait_setup(&s, &id, "running", 120).await;
+
+    // AnyCode stops mid-setup; the next one finds the setup `running` with nothing
+    // left to finish it.
+    let data = s.data_dir();
+    let (dir, repo) = s.shutdown().await;
+    let s = Server::start_with(dir, repo, config(&data)).await;
+    let t = wait_setup(&s, &id, "failed", 60).await;
+    assert!(t["setup"]["error"].as_str().unwrap().contains("AnyCode stopped while the setup ran"), "{}", t["setup"]);
+    assert_eq!(t["status"], "running", "{t}");
+    // The agent held for the setup is let go: the shell's prompt comes.
+    let mut term = s.ws(t["terminals"][0]["id"].as_str().unwrap()).await;
+    term.wait_for(30, "the shell's prompt once the agent is let go", |t| t.contains("@cut-short")).await;
+    s.delete(&format!("/api/tasks/{id}")).await;
+}

@@ -476,3 +476,77 @@ async fn devices_survive_a_restart_and_codes_do_not() {
     let (st, e, _, _) = pair(&s, &reqwest::Client::new(), &spare, "x").await;
     assert_eq!((st, e["error"]["code"].as_str()), (401, Some("PAIRING_CODE_WRONG")), "codes live in memory only: {e}");
 }
+
+/// A dev server for the phone preview test: echoes the path, the cookies and the host.
+const ECHO_SERVER_JS: &str = "require('http').createServer((q,r)=>{r.setHeader('content-type','text/plain');r.end('path='+q.url+' cookie='+(q.headers.cookie||'')+' host='+q.headers.host);}).listen(4321,'127.0.0.1');";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_phone_opens_a_preview_on_a_lan_port_of_its_own_and_the_sandbox_never_sees_its_cookies() {
+    let s = lan_server(PairingLimits::default()).await;
+    enable_lan(&s).await;
+    let (device, _) = paired(&s, "control", "Phone").await;
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "Phone preview", "agent": "shell"})).await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let cid = t["container_id"].as_str().unwrap();
+    let started = std::process::Command::new("docker").args(["exec", "-d", cid, "node", "-e", ECHO_SERVER_JS]).status().unwrap();
+    assert!(started.success());
+
+    // Open from the phone (its device cookie, on the LAN address): a listener of the
+    // preview's own on the LAN address, not `*.localhost` (the phone's own loopback).
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let open = || http.get(format!("{}/api/tasks/{id}/ports/4321/open", lan_base(&s))).header("cookie", &device).send();
+    let r = open().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let rest = location.strip_prefix(&format!("http://{LAN_IP}:")).unwrap_or_else(|| panic!("{location}"));
+    let (preview_port, login_path) = rest.split_at(rest.find('/').unwrap());
+    assert_ne!(preview_port, port(&s).to_string(), "another port than the API's: another origin");
+    assert!(login_path.starts_with("/.anycode/preview-login?code="), "{location}");
+    let origin = format!("http://{LAN_IP}:{preview_port}");
+
+    // Not logged in: 401; a code works once; its cookie is named after the port.
+    assert_eq!(http.get(format!("{origin}/")).header("cookie", &device).send().await.unwrap().status(), 401);
+    let r = http.get(format!("{origin}{login_path}")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with(&format!("anycode_preview_{preview_port}=")) && set.contains("HttpOnly"), "{set}");
+    let preview_cookie = set.split(';').next().unwrap().to_string();
+    assert_eq!(http.get(format!("{origin}{login_path}")).send().await.unwrap().status(), 401, "a code works once");
+
+    // The dev server answers; the phone's browser sends every cookie of the address
+    // to this port too, and none of AnyCode's reaches the sandbox.
+    let cookies = format!("{device}; {preview_cookie}; anycode_preview=x; theirs=7");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = http.get(format!("{origin}/deep?x=1")).header("cookie", &cookies).send().await.unwrap();
+        // 502 until node listens.
+        if r.status() != 502 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(body, format!("path=/deep?x=1 cookie=theirs=7 host={LAN_IP}:{preview_port}"));
+    // Only under its own name, and only its own pages.
+    let r = http.get(format!("{origin}/")).header("host", format!("rebound.example:{preview_port}")).header("cookie", &cookies).send().await.unwrap();
+    assert_eq!(r.status(), 421);
+    let r = http.get(format!("{origin}/")).header("cookie", &cookies).header("origin", lan_base(&s)).send().await.unwrap();
+    assert_eq!(r.status(), 403, "the API's origin cannot drive the preview");
+    // Opening again reuses the listener; the desktop still gets `*.localhost`.
+    let again = open().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    assert!(again.starts_with(&format!("{origin}/")), "{again}");
+    let r = http.get(format!("{}/api/tasks/{id}/ports/4321/open", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().starts_with(&format!("http://4321-{id}.localhost:")), "{:?}", r.headers());
+
+    // LAN mode off: the preview's listener stops with it.
+    let (st, _) = s.post("/api/lan", json!({"enabled": false})).await;
+    assert_eq!(st, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reqwest::Client::new().get(format!("{origin}/")).timeout(Duration::from_secs(2)).send().await.is_ok() {
+        assert!(Instant::now() < deadline, "the preview's listener outlived LAN mode");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.delete(&format!("/api/tasks/{id}")).await;
+}

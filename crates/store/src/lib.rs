@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 mod approvals;
 mod devices;
 mod hosts;
+mod review;
 mod network;
 mod setup;
 
 pub use approvals::PendingApproval;
+pub use review::StoredComment;
 
 /// Errors of the database layer.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +172,23 @@ const MIGRATIONS: &[M<'static>] = &[
             number INTEGER NOT NULL,
             url TEXT NOT NULL
         );",
+    ),
+    // Issue 16: review comments on a task's changes, and when they were sent (with
+    // the task branch's head and the work the owner saw then, to tell when a later
+    // commit addressed them).
+    M::up(
+        "CREATE TABLE review_comments (
+            id TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            sent_head TEXT,
+            sent_work TEXT
+        );
+        CREATE INDEX review_comments_task ON review_comments(task_id);",
     ),
 ];
 

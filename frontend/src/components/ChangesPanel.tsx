@@ -1,8 +1,8 @@
-import { memo, useCallback, useMemo, useRef, useState } from 'react';
-import { Decoration, Diff, Hunk, parseDiff, type FileData, type HunkData } from 'react-diff-view';
-import { api, errorMessage, type DiffFile, type Task, type TaskDiff } from '../api';
+import { memo, useCallback, useMemo, useRef, useState, type ReactNode } from 'react';
+import { Decoration, Diff, Hunk, computeNewLineNumber, getChangeKey, parseDiff, type ChangeData, type FileData, type HunkData } from 'react-diff-view';
+import { api, errorMessage, isLive, type DiffFile, type ReviewComment, type Task, type TaskDiff } from '../api';
 import { useOnScreen, usePageVisible, usePoll } from '../hooks';
-import { IconChevron, IconCommit, IconRefresh, Spinner } from './icons';
+import { IconChevron, IconComment, IconCommit, IconRefresh, Spinner } from './icons';
 import { useToast } from './Toasts';
 
 const STATUS_LETTER: Record<DiffFile['status'], string> = {
@@ -23,10 +23,111 @@ function parsePatch(patch: string): FileData | null {
   }
 }
 
-const FilePatch = memo(function FilePatch({ file }: { file: DiffFile }) {
+/** What the Changes panel does with review comments (see the engine's `review.rs`). */
+interface Review {
+  /** The task's comments on this file. */
+  comments: ReviewComment[];
+  add: (path: string, line: number, body: string) => Promise<boolean>;
+  remove: (id: string) => void;
+}
+
+function CommentView({ c, onRemove }: { c: ReviewComment; onRemove: () => void }) {
+  const state = c.addressed ? 'addressed' : c.sent_at ? 'sent' : 'draft';
+  return (
+    <div className={`review-comment ${state}`} data-testid={`review-comment-${c.line}`} data-state={state}>
+      <span className="review-state">{state === 'addressed' ? '✓ addressed' : state === 'sent' ? 'sent' : 'not sent'}</span>
+      <span className="review-body">{c.body}</span>
+      <button className="link-btn" title="Delete this comment" onClick={onRemove}>
+        Delete
+      </button>
+    </div>
+  );
+}
+
+function CommentForm({ onSave, onCancel }: { onSave: (body: string) => Promise<boolean>; onCancel: () => void }) {
+  const [body, setBody] = useState('');
+  const [saving, setSaving] = useState(false);
+  const save = async () => {
+    if (!body.trim() || saving) return;
+    setSaving(true);
+    const ok = await onSave(body.trim());
+    setSaving(false);
+    if (ok) onCancel();
+  };
+  return (
+    <div className="review-form">
+      <textarea
+        className="input"
+        data-testid="review-input"
+        rows={2}
+        autoFocus
+        placeholder="Comment for the agent (Ctrl+Enter to add, Esc to cancel)"
+        value={body}
+        onChange={(e) => setBody(e.target.value)}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+            e.preventDefault();
+            save();
+          } else if (e.key === 'Escape') {
+            e.preventDefault();
+            onCancel();
+          }
+        }}
+      />
+      <div className="review-form-actions">
+        <button className="btn btn-xs btn-ghost" onClick={onCancel}>
+          Cancel
+        </button>
+        <button className="btn btn-xs btn-primary" data-testid="review-add" disabled={!body.trim() || saving} onClick={save}>
+          {saving ? <Spinner size={11} /> : null} Add comment
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** The new-side line of a change, or null for a deleted line (comments go on the new side). */
+function newLine(change: ChangeData): number | null {
+  return change.type === 'delete' ? null : computeNewLineNumber(change);
+}
+
+const FilePatch = memo(function FilePatch({ file, review }: { file: DiffFile; review: Review }) {
   const lineCount = useMemo(() => file.patch.split('\n').length, [file.patch]);
   const [forced, setForced] = useState(false);
+  const [drafting, setDrafting] = useState<number | null>(null);
   const parsed = useMemo(() => (file.binary ? null : parsePatch(file.patch)), [file.patch, file.binary]);
+  const widgets = useMemo(() => {
+    const out: Record<string, ReactNode> = {};
+    if (!parsed) return out;
+    for (const h of parsed.hunks) {
+      for (const ch of h.changes) {
+        const line = newLine(ch);
+        if (line === null) continue;
+        const here = review.comments.filter((c) => c.line === line);
+        if (here.length === 0 && drafting !== line) continue;
+        out[getChangeKey(ch)] = (
+          <div className="review-thread">
+            {here.map((c) => (
+              <CommentView key={c.id} c={c} onRemove={() => review.remove(c.id)} />
+            ))}
+            {drafting === line && (
+              <CommentForm onSave={(body) => review.add(file.path, line, body)} onCancel={() => setDrafting(null)} />
+            )}
+          </div>
+        );
+      }
+    }
+    return out;
+  }, [parsed, review, drafting, file.path]);
+  const gutterEvents = useMemo(
+    () => ({
+      onClick: ({ change }: { change: ChangeData | null }) => {
+        const line = change ? newLine(change) : null;
+        if (line !== null) setDrafting(line);
+      },
+    }),
+    [],
+  );
 
   if (file.binary) return <div className="patch-note">Binary file not shown.</div>;
   if (lineCount > MAX_AUTO_LINES && !forced)
@@ -47,7 +148,15 @@ const FilePatch = memo(function FilePatch({ file }: { file: DiffFile }) {
     );
   return (
     <div className="patch">
-      <Diff viewType="unified" diffType={parsed.type} hunks={parsed.hunks} gutterType="default">
+      <Diff
+        viewType="unified"
+        diffType={parsed.type}
+        hunks={parsed.hunks}
+        gutterType="default"
+        widgets={widgets}
+        gutterEvents={gutterEvents}
+        className="diff-reviewable"
+      >
         {(hunks: HunkData[]) =>
           hunks.flatMap((h, i) => [
             <Decoration key={`d${i}-${h.content}`}>
@@ -61,7 +170,19 @@ const FilePatch = memo(function FilePatch({ file }: { file: DiffFile }) {
   );
 });
 
-function FileRow({ file, open, onToggle, flagged }: { file: DiffFile; open: boolean; onToggle: () => void; flagged: boolean }) {
+function FileRow({
+  file,
+  open,
+  onToggle,
+  flagged,
+  review,
+}: {
+  file: DiffFile;
+  open: boolean;
+  onToggle: () => void;
+  flagged: boolean;
+  review: Review;
+}) {
   const slash = file.path.lastIndexOf('/');
   const dir = slash >= 0 ? file.path.slice(0, slash + 1) : '';
   const name = slash >= 0 ? file.path.slice(slash + 1) : file.path;
@@ -90,6 +211,11 @@ function FileRow({ file, open, onToggle, flagged }: { file: DiffFile; open: bool
             title={file.uncommitted ? 'Has uncommitted changes' : 'Committed on the branch'}
           />
         )}
+        {review.comments.length > 0 && (
+          <span className="diff-comments" title={`${review.comments.length} review comment${review.comments.length === 1 ? '' : 's'}`}>
+            <IconComment size={11} /> {review.comments.length}
+          </span>
+        )}
         <span className="diff-counts mono">
           {file.binary ? (
             <span className="muted">bin</span>
@@ -100,7 +226,7 @@ function FileRow({ file, open, onToggle, flagged }: { file: DiffFile; open: bool
           )}
         </span>
       </button>
-      {open && <FilePatch file={file} />}
+      {open && <FilePatch file={file} review={review} />}
     </div>
   );
 }
@@ -118,13 +244,31 @@ export function ChangesPanel({ task }: { task: Task }) {
   const pageVisible = usePageVisible();
   const [screenRef, onScreen] = useOnScreen<HTMLDivElement>();
   const lastJson = useRef('');
+  const [comments, setComments] = useState<ReviewComment[]>([]);
+  const [sending, setSending] = useState(false);
+  const lastComments = useRef('');
   const taskId = task.id;
+
+  const loadComments = useCallback(async () => {
+    try {
+      const c = await api.comments(taskId);
+      const json = JSON.stringify(c);
+      if (json !== lastComments.current) {
+        lastComments.current = json;
+        setComments(c);
+      }
+    } catch {
+      // The diff's own error says what is wrong; comments come back with it.
+    }
+  }, [taskId]);
 
   const refresh = useCallback(
     async (manual = false) => {
       if (manual) setLoading(true);
       try {
         const d = await api.diff(taskId);
+        // After the diff: it brought the work out, which `addressed` is read from.
+        await loadComments();
         const json = JSON.stringify(d);
         if (json !== lastJson.current) {
           lastJson.current = json;
@@ -138,8 +282,60 @@ export function ChangesPanel({ task }: { task: Task }) {
         if (manual) setLoading(false);
       }
     },
-    [taskId, toast],
+    [taskId, toast, loadComments],
   );
+
+  const addComment = useCallback(
+    async (path: string, line: number, body: string) => {
+      try {
+        await api.addComment(taskId, { path, line, body });
+        await loadComments();
+        return true;
+      } catch (e) {
+        toast.error(e, 'Comment');
+        return false;
+      }
+    },
+    [taskId, loadComments, toast],
+  );
+  const removeComment = useCallback(
+    async (id: string) => {
+      try {
+        await api.deleteComment(taskId, id);
+      } catch (e) {
+        toast.error(e, 'Delete comment');
+      }
+      await loadComments();
+    },
+    [taskId, loadComments, toast],
+  );
+  const reviews = useMemo(() => {
+    const by = new Map<string, Review>();
+    const forPath = (path: string): Review => {
+      let r = by.get(path);
+      if (!r) {
+        r = { comments: comments.filter((c) => c.path === path), add: addComment, remove: removeComment };
+        by.set(path, r);
+      }
+      return r;
+    };
+    return forPath;
+  }, [comments, addComment, removeComment]);
+  const unsent = comments.filter((c) => !c.sent_at).length;
+  const addressed = comments.filter((c) => c.addressed).length;
+  const sendComments = async () => {
+    if (!unsent || sending) return;
+    setSending(true);
+    try {
+      const r = await api.sendComments(taskId);
+      toast.notify(r.delivered ? 'Review comments sent to the agent.' : 'The agent is busy: the review comments wait in its message queue.', 'success');
+      await loadComments();
+    } catch (e) {
+      toast.error(e, 'Send to agent');
+    } finally {
+      setSending(false);
+    }
+  };
 
   const canPoll = pageVisible && onScreen && task.status !== 'creating';
   usePoll(() => refresh(false), 3000, canPoll, [taskId]);
@@ -234,10 +430,30 @@ export function ChangesPanel({ task }: { task: Task }) {
           </div>
         )}
         {files.map((f) => (
-          <FileRow key={f.path} file={f} open={open.has(f.path)} onToggle={() => toggle(f.path)} flagged={flagged} />
+          <FileRow key={f.path} file={f} open={open.has(f.path)} onToggle={() => toggle(f.path)} flagged={flagged} review={reviews(f.path)} />
         ))}
         {loadError && diff && <div className="inline-warn">Refresh failed: {loadError}</div>}
       </div>
+
+      {comments.length > 0 && (
+        <div className="review-bar" data-testid="review-bar">
+          <span>
+            {comments.length} review comment{comments.length === 1 ? '' : 's'}
+            {unsent > 0 && <span className="muted"> · {unsent} not sent</span>}
+            {addressed > 0 && <span className="review-addressed"> · {addressed} addressed</span>}
+          </span>
+          <span className="grow" />
+          <button
+            className="btn btn-xs btn-primary"
+            data-testid="review-send"
+            disabled={!unsent || sending || !isLive(task.status)}
+            title={isLive(task.status) ? 'Types the comments to the agent as one message (queued while it is busy)' : 'Start the task to send comments'}
+            onClick={sendComments}
+          >
+            {sending ? <Spinner size={11} /> : null} Send to agent
+          </button>
+        </div>
+      )}
 
       <div className="commit-box">
         <textarea

@@ -55,3 +55,6 @@ export const IconCheck = (p: P) => <Icon {...p}><path d="m5 12 5 5 9-10" /></Ico
 export function Spinner({ size = 14 }: { size?: number }) {
   return <span className="spinner" style={{ width: size, height: size }} aria-label="Loading" role="status" />;
 }
+export const IconComment = (p: P) => (
+  <Icon {...p}><path d="M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z" /></Icon>
+);

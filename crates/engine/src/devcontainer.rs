@@ -376,7 +376,13 @@ pub(crate) struct DevState {
     cache: StdMutex<DevCache>,
     /// Held while a dev container image builds.
     build: tokio::sync::Mutex<()>,
+    /// Docker's output of the image builds made for a task (by task id, the last
+    /// [`MAX_BUILD_LOG`] bytes), shown at the top of its setup tab.
+    build_logs: StdMutex<HashMap<String, Vec<u8>>>,
 }
+
+/// The most build output kept per task for its setup tab, in bytes.
+const MAX_BUILD_LOG: usize = 256 * 1024;
 
 /// The URL path of a task's setup log.
 pub(crate) fn log_path_url(task_id: &str) -> String {
@@ -431,6 +437,38 @@ impl Engine {
         self.dev().cache.lock().unwrap_or_else(|p| p.into_inner()).get(&(PathBuf::from(&project.path), commit.to_string())).cloned().flatten()
     }
 
+    /// Appends a line to the task's build log (see [`DevState::build_logs`]), in
+    /// terminal form (`\r\n`), keeping the last [`MAX_BUILD_LOG`] bytes.
+    fn build_log_line(&self, task_id: &str, line: &str) {
+        let mut logs = self.dev().build_logs.lock().unwrap_or_else(|p| p.into_inner());
+        let log = logs.entry(task_id.to_string()).or_default();
+        log.extend_from_slice(line.trim_end_matches(['\r', '\n']).as_bytes());
+        log.extend_from_slice(b"\r\n");
+        if log.len() > MAX_BUILD_LOG {
+            let cut = log.len() - MAX_BUILD_LOG;
+            log.drain(..cut);
+        }
+    }
+
+    /// What a build of a task's image reports: to AnyCode's log and the task's
+    /// build log.
+    fn build_progress<'a>(&'a self, task_id: &'a str) -> impl FnMut(BuildEvent) + 'a {
+        move |e: BuildEvent| {
+            tracing::info!(?e, "dev container image");
+            match e {
+                BuildEvent::Started(tag) => self.build_log_line(task_id, &format!("\x1b[1;36mAnyCode: building {tag}\x1b[0m")),
+                BuildEvent::Line(l) => self.build_log_line(task_id, &l),
+                BuildEvent::Done(tag) => self.build_log_line(task_id, &format!("\x1b[1;36mAnyCode: built {tag}\x1b[0m")),
+                BuildEvent::UpToDate(_) => {}
+            }
+        }
+    }
+
+    /// Takes the task's build log (empty when nothing was built for it).
+    fn take_build_log(&self, task_id: &str) -> Vec<u8> {
+        self.dev().build_logs.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id).unwrap_or_default()
+    }
+
     /// The image a task's sandbox runs: the one place it is chosen. The agent's
     /// image ([`Engine::ensure_agent_image`]), or, when the task's base commit has a
     /// devcontainer.json with `image` or `build`, the project's image with AnyCode's
@@ -468,9 +506,11 @@ impl Engine {
                 .await?;
                 let args: Vec<u8> = b.args.iter().flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes(), b"\0"].concat()).collect();
                 let tag = format!("anycode-devcontainer-project:{}", hash16(&[&context, &dockerfile, &args]));
-                if !docker.image_exists(&tag).await? {
+                if docker.image_exists(&tag).await? {
+                    self.build_log_line(&task.id, &format!("AnyCode: the project's image {tag} ({}) is built already", b.dockerfile));
+                } else {
                     tracing::info!(%tag, dockerfile = %b.dockerfile, context = %b.context, "building the project's dev container image");
-                    docker.build_image(&tag, context, CONTEXT_DOCKERFILE, &b.args, &mut |e| tracing::info!(?e, "dev container image")).await?;
+                    docker.build_image(&tag, context, CONTEXT_DOCKERFILE, &b.args, &mut self.build_progress(&task.id)).await?;
                 }
                 tag
             }
@@ -479,9 +519,11 @@ impl Engine {
         };
         let dockerfile = layer_dockerfile(&base, &project_image);
         let tag = format!("anycode-devcontainer:{}", hash16(&[dockerfile.as_bytes()]));
-        if !docker.image_exists(&tag).await? {
+        if docker.image_exists(&tag).await? {
+            self.build_log_line(&task.id, &format!("AnyCode: {tag} (AnyCode's parts layered onto {project_image}) is built already"));
+        } else {
             tracing::info!(%tag, project = %project_image, "layering AnyCode onto the dev container image");
-            docker.ensure_variant(&tag, &dockerfile, &mut |e| tracing::info!(?e, "dev container image")).await?;
+            docker.ensure_variant(&tag, &dockerfile, &mut self.build_progress(&task.id)).await?;
         }
         Ok(tag)
     }
@@ -544,8 +586,10 @@ impl Engine {
                 Ok(Err(_)) => Err("the relay was not started".to_string()),
                 Err(_) => Err("the relay did not answer".to_string()),
             });
-            if let Some(dc) = dc.filter(|d| d.has_setup()) {
-                engine.run_setup(&docker, &task, &cid, &dc).await;
+            match dc.filter(|d| d.has_setup()) {
+                Some(dc) => engine.run_setup(&docker, &task, &cid, &dc).await,
+                // No setup tab to show the build in.
+                None => drop(engine.take_build_log(&task.id)),
             }
             let _ = done_tx.send(());
         });
@@ -585,6 +629,11 @@ impl Engine {
         let script = setup_script(dc, &commands);
         let id = anycode_core::new_id();
         let terminal = anycode_terminal::Terminal::new(&id, self.inner.config.scrollback_bytes);
+        // The image build's output first (made at create, before any tab existed).
+        let built = self.take_build_log(&task.id);
+        if !built.is_empty() {
+            terminal.notice(&String::from_utf8_lossy(&built));
+        }
         let mut env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".into(), format!("ANYCODE_TERMINAL={id}")];
         env.extend(dc.remote_env.iter().map(|(k, v)| format!("{k}={v}")));
         let argv = vec!["sh".to_string(), "-c".into(), script, "anycode-setup".into()];
@@ -687,6 +736,7 @@ impl Engine {
 
     /// Deletes a task's saved setup log (with the task).
     pub(crate) fn forget_setup(&self, task_id: &str) {
+        self.take_build_log(task_id);
         let _ = std::fs::remove_file(self.setup_log_file(task_id));
     }
 

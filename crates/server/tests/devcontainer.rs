@@ -74,13 +74,19 @@ async fn the_projects_dev_container_is_built_set_up_and_honoured() {
     std::fs::create_dir_all(repo.join(".devcontainer")).unwrap();
     std::fs::create_dir_all(repo.join("app")).unwrap();
     std::fs::write(repo.join("app/index.txt"), "app\n").unwrap();
-    std::fs::write(repo.join(".devcontainer/Dockerfile"), "ARG BASE\nFROM ${BASE}\nARG MARK\nUSER root\nCOPY hello.txt /opt/hello.txt\nRUN echo \"$MARK\" > /opt/project-mark\n").unwrap();
+    std::fs::write(
+        repo.join(".devcontainer/Dockerfile"),
+        "ARG BASE\nFROM ${BASE}\nARG MARK\nARG RUN\nUSER root\nCOPY hello.txt /opt/hello.txt\nRUN echo \"$MARK\" > /opt/project-mark && echo \"this run: $RUN\"\n",
+    )
+    .unwrap();
+    // A new value each run: the image is built by this test, not found in Docker's cache.
+    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     std::fs::write(repo.join(".devcontainer/hello.txt"), "from the build context\n").unwrap();
     let dc = format!(
         r#"// The project's dev container (JSON with comments).
 {{
   "name": "demo",
-  "build": {{ "dockerfile": "Dockerfile", "args": {{ "BASE": "{base}", "MARK": "built-with-args" }} }},
+  "build": {{ "dockerfile": "Dockerfile", "args": {{ "BASE": "{base}", "MARK": "built-with-args", "RUN": "{run}" }} }},
   "containerEnv": {{ "DC_CONTAINER": "c-env" }},
   "remoteEnv": {{ "DC_REMOTE": "r-env" }},
   "postCreateCommand": "echo create >> .marks && echo CREATE-OUTPUT-$((40+2))",
@@ -125,6 +131,10 @@ async fn the_projects_dev_container_is_built_set_up_and_honoured() {
     assert_eq!(st, 200);
     assert!(log.contains("CREATE-OUTPUT-42") && log.contains("customizations is not supported"), "{log}");
     assert!(!log.contains("name is not supported"), "{log}");
+    // The image build's output comes first in the setup tab.
+    let built = log.find("AnyCode: building anycode-devcontainer-project:").unwrap_or_else(|| panic!("no build output: {log}"));
+    assert!(log.contains("COPY hello.txt") && log.contains(&format!("this run: {run}")), "{log}");
+    assert!(built < log.find("CREATE-OUTPUT-42").unwrap(), "{log}");
 
     // The image: the project's Dockerfile, its context and args from the commit.
     assert_eq!(exec(&cid, &["cat", "/opt/project-mark"]).1, "built-with-args\n");
@@ -150,6 +160,9 @@ async fn the_projects_dev_container_is_built_set_up_and_honoured() {
     wait_setup(&s, &id, "done", 30).await;
     assert_eq!(exec(&cid, &["cat", "/workspace/app/.marks"]).1, "create\nstart\nstart\n");
     s.delete(&format!("/api/tasks/{id}")).await;
+    // This run's images go (a new one is built each run).
+    let project = log.split("AnyCode: building ").nth(1).and_then(|r| r.split(['\x1b', '\r', '\n']).next()).unwrap().to_string();
+    let _ = Command::new("docker").args(["rmi", "-f", &image, &project]).output();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -64,7 +64,15 @@ test('import from GitHub, radar, pull request', { skip: !ON && 'run by crates/cl
   await newTask.first().waitFor({ timeout: 60_000 });
   await shot('github-2-imported');
   await newTask.first().click();
-  await page.getByTestId('task-title').fill('Add a feature');
+  // Start from a GitHub issue: the picker lists the open issues (not pull
+  // requests), and picking one fills the title.
+  const picker = page.getByTestId('task-issue');
+  await picker.waitFor({ timeout: 20_000 });
+  const options = await picker.locator('option').allTextContents();
+  assert.deepEqual(options, ['None', '#12 Add a feature']);
+  await picker.selectOption('12');
+  assert.equal(await page.getByTestId('task-title').inputValue(), 'Add a feature');
+  await shot('github-2b-issue-picked');
   await page.getByTestId('task-agent').selectOption('shell');
   await page.getByTestId('task-branch').fill('anycode/add-a-feature');
   await page.getByTestId('task-submit').click();

@@ -127,6 +127,17 @@ async fn browser_import_task_and_pull_request() {
     let head = git(&src, &["rev-parse", "main"]).trim().to_string();
     hub.on("POST", "/repos/octo/hello/pulls", Reply::json(201, docs::pull("octo", "hello", 7, "anycode/add-a-feature", &head, "main", "open", false)));
     hub.on("GET", "/repos/octo/hello/pulls/7", Reply::json(200, docs::pull("octo", "hello", 7, "anycode/add-a-feature", &head, "main", "open", false)));
+    // The issue the task starts from (GitHub lists pull requests among issues too).
+    let issue = |number: u64, title: &str, pr: bool| {
+        let mut i = serde_json::json!({"number": number, "title": title, "body": "The button does nothing.", "state": "open",
+            "html_url": format!("https://github.com/octo/hello/issues/{number}")});
+        if pr {
+            i["pull_request"] = serde_json::json!({"url": "https://api.github.com/repos/octo/hello/pulls/3"});
+        }
+        i
+    };
+    hub.on("GET", "/repos/octo/hello/issues", Reply::json(200, serde_json::json!([issue(12, "Add a feature", false), issue(3, "A pull request", true)])));
+    hub.on("GET", "/repos/octo/hello/issues/12", Reply::json(200, issue(12, "Add a feature", false)));
 
     std::env::set_var("ANYCODE_GITHUB_API", &hub.api);
     std::env::remove_var("GITHUB_TOKEN");
@@ -158,6 +169,7 @@ async fn browser_import_task_and_pull_request() {
     // What the browser did reached "GitHub" as it should.
     let pr = hub.requests_to("POST", "/repos/octo/hello/pulls").pop().expect("a pull request was opened");
     assert_eq!(pr.body["head"], "anycode/add-a-feature");
+    assert!(pr.body["body"].as_str().unwrap_or("").starts_with("Closes #12"), "the pull request closes the issue picked in the dialog: {}", pr.body);
     assert_eq!(pr.auth(), Some(format!("Bearer {GH_TOKEN}").as_str()));
     assert_eq!(git(&hub.root.join("octo/hello.git"), &["rev-parse", "anycode/add-a-feature"]).trim(), head, "pushed");
     drop(ss);

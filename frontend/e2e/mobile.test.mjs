@@ -300,6 +300,31 @@ test('phone: pair, drive as control, watch read-only, reconnect, revoke', { time
     assert.ok(patchFits, 'the patch wraps within the screen');
     await shot(phone, 'mobile-5-diff.png');
 
+    // A preview from the phone: `*.localhost` would be the phone itself, so the
+    // preview gets a listener of its own on the LAN address (another port, another
+    // origin), and the phone's device cookie never reaches the dev server.
+    await phone.locator(`[data-testid="terminal-${termId}"] .xterm`).tap();
+    await phone.keyboard.type(
+      `node -e "require('http').createServer((q,r)=>{r.setHeader('content-type','text/html');r.end('<meta name=viewport content=width=device-width><h1 id=hello>Hello from the sandbox</h1><p id=cookie>['+(q.headers.cookie||'')+']</p>')}).listen(5179)" &`,
+      { delay: 3 },
+    );
+    await phone.getByTestId('key-enter').tap();
+    await phone.getByTestId('task-ports').tap();
+    const openPort = phone.getByTestId('port-open-5179');
+    for (let i = 0; i < 40 && !(await openPort.count()); i++) {
+      await phone.waitForTimeout(250);
+      await phone.getByTestId('ports-refresh').tap();
+    }
+    assert.ok(await openPort.count(), 'the dev server is listed on the phone');
+    const [preview] = await Promise.all([phoneCtx.waitForEvent('page'), openPort.tap()]);
+    await preview.waitForSelector('#hello', { timeout: 20_000 });
+    const pu = new URL(preview.url());
+    assert.equal(pu.hostname, LAN_HOST, `the preview is on the LAN address: ${preview.url()}`);
+    assert.notEqual(pu.port, desk.port, 'on a port of its own');
+    assert.equal(await preview.textContent('#cookie'), '[]', 'no AnyCode cookie reaches the dev server');
+    await shot(preview, 'mobile-5b-preview.png');
+    await preview.close();
+
     // ---- the watch phone ----
     const watch = await makeCode('watch');
     const watchCtx = await browser.newContext(PHONE);

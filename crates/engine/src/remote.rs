@@ -26,6 +26,13 @@ use std::path::{Path, PathBuf};
 
 /// The user sandboxes on remote hosts run as.
 pub(crate) const REMOTE_USER: &str = "1000:1000";
+/// Unpacks the `.worktreeinclude` copies (a tar on stdin) into the new working
+/// tree and appends `$1` to its `info/exclude`, in the seed helper.
+const INCLUDE_SCRIPT: &str = r#"set -eu
+cd /workspace
+tar -x -f - --no-same-owner
+printf '%s' "$1" >> .git/info/exclude
+"#;
 /// Output kept of the seed and base-fetch scripts.
 const SCRIPT_OUTPUT: usize = 64 * 1024;
 
@@ -148,6 +155,11 @@ impl Engine {
                 Ok(file) => docker.exec_output_from(&helper, cmd, REMOTE_USER, vec![], Box::new(file), SCRIPT_OUTPUT).await.map_err(Error::from),
                 Err(e) => Err(Error::Internal(format!("{}: {e}", bundle.display()))),
             };
+            // A new working tree gets the owner's `.worktreeinclude` files, as a
+            // local one does (a failure is logged, never fatal).
+            if !existing_ok && seeded.as_ref().is_ok_and(|o| o.exit_code == 0) {
+                self.include_into_volume(docker, &helper, task, project).await;
+            }
             if let Err(e) = docker.remove(&helper).await {
                 tracing::warn!(task = %task.id, error = %e, "removing the seed helper failed");
             }
@@ -165,6 +177,40 @@ impl Engine {
         .await;
         let _ = tokio::fs::remove_file(&bundle).await;
         result
+    }
+
+    /// Copies the owner's `.worktreeinclude` files into a new remote working tree
+    /// through the seed helper `helper` (no network, the volume at `/workspace`,
+    /// nothing of a sandbox's there yet): staged here, sent as a tar, listed in the
+    /// task repository's `info/exclude`. Failures are logged.
+    async fn include_into_volume(&self, docker: &SandboxHost, helper: &str, task: &Task, project: &Project) {
+        let stage = self.bundle_path("include", &task.id).with_extension("d");
+        let (repo, dir, base) = (PathBuf::from(&project.path), stage.clone(), task.base_sha.clone());
+        let staged = blocking(move || {
+            let _ = std::fs::remove_dir_all(&dir);
+            let base = tr::Oid::from_str(&base).map_err(anycode_git::Error::from)?;
+            Ok(anycode_git::include::worktree_include_tar(&repo, &dir, base)?)
+        })
+        .await;
+        let _ = tokio::fs::remove_dir_all(&stage).await;
+        let (tar, exclude, got) = match staged {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(task = %task.id, error = %e, ".worktreeinclude: nothing copied"),
+        };
+        for (path, why) in &got.skipped {
+            tracing::info!(task = %task.id, %path, %why, ".worktreeinclude: not copied");
+        }
+        if got.copied.is_empty() {
+            return;
+        }
+        let cmd = ["sh", "-c", INCLUDE_SCRIPT, "include", &exclude].map(String::from).to_vec();
+        match docker.exec_output_from(helper, cmd, REMOTE_USER, vec![], Box::new(std::io::Cursor::new(tar)), SCRIPT_OUTPUT).await {
+            Ok(o) if o.exit_code == 0 => {
+                tracing::info!(task = %task.id, copied = got.copied.len(), bytes = got.bytes, files = ?got.copied, "copied the files .worktreeinclude names to the remote working tree")
+            }
+            Ok(o) => tracing::warn!(task = %task.id, error = %tr::sandbox_text(&o.stderr), ".worktreeinclude: the copy on the host failed"),
+            Err(e) => tracing::warn!(task = %task.id, error = %e, ".worktreeinclude: the copy on the host failed"),
+        }
     }
 
     /// Before a merge of the base in a remote sandbox: sends the base's commits the

@@ -275,6 +275,30 @@ fn executable(_m: &std::fs::Metadata) -> bool {
     false
 }
 
+/// The same copies for a working tree on another machine (a remote host's volume):
+/// [`copy_worktree_include`] into `stage` (an empty folder of AnyCode's, which the
+/// caller removes), then the copies as a tar (paths relative to the working tree's
+/// root, regular files only) and the lines to append to its `.git/info/exclude`.
+/// An empty tar and text when nothing was copied.
+///
+/// Errors: as [`copy_worktree_include`]; [`Error::Io`] reading the copies back.
+pub fn worktree_include_tar(user_repo: &Path, stage: &Path, base: Oid) -> Result<(Vec<u8>, String, Included)> {
+    let info = stage.join(".git").join("info");
+    std::fs::create_dir_all(&info).map_err(|e| Error::Io(format!("{}: {e}", info.display())))?;
+    let got = copy_worktree_include(user_repo, stage, base)?;
+    if got.copied.is_empty() {
+        return Ok((Vec::new(), String::new(), got));
+    }
+    let exclude = std::fs::read_to_string(info.join("exclude")).map_err(|e| Error::Io(format!("{}: {e}", info.display())))?;
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    for rel in &got.copied {
+        builder.append_path_with_name(stage.join(rel), rel).map_err(|e| Error::Io(format!("{rel}: {e}")))?;
+    }
+    let tar = builder.into_inner().map_err(|e| Error::Io(format!("the .worktreeinclude tar: {e}")))?;
+    Ok((tar, exclude, got))
+}
+
 /// Appends `paths` to `workspace/.git/info/exclude`, each anchored at the root with
 /// gitignore's special characters escaped, so `git add -A` leaves them out.
 fn write_exclude(workspace: &Path, paths: &[String]) -> Result<()> {

@@ -37,6 +37,12 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let repo = make_repo(dir.path());
     let mut cfg = config(&dir.path().join("data"));
     cfg.host_check = Duration::from_millis(300);
+    // An ignored file of the owner's checkout that `.worktreeinclude` names.
+    std::fs::write(repo.join(".gitignore"), ".env\n").unwrap();
+    git(&repo, &["add", ".gitignore"]);
+    git(&repo, &["commit", "-q", "-m", "ignore .env"]);
+    std::fs::write(repo.join(".env"), "API_URL=http://localhost:1234\n").unwrap();
+    std::fs::write(repo.join(".worktreeinclude"), ".env\n").unwrap();
     let s = Server::start_with(dir, repo, cfg.clone()).await;
     let p = s.add_project().await;
 
@@ -105,6 +111,10 @@ async fn a_task_on_a_remote_host_with_nothing_mounted_placement_and_a_host_that_
     let id = t["id"].as_str().unwrap().to_string();
     let cid = t["container_id"].as_str().unwrap().to_string();
     let branch = t["branch"].as_str().unwrap().to_string();
+    // `.worktreeinclude` files reach the remote working tree too, and stay out of git.
+    assert_eq!(docker_h(&second.tcp, &["exec", &cid, "cat", "/workspace/.env"]), (true, "API_URL=http://localhost:1234\n".to_string()));
+    let (_, status) = docker_h(&second.tcp, &["exec", &cid, "git", "-C", "/workspace", "status", "--porcelain", "--untracked-files=all", "--ignored=no"]);
+    assert_eq!(status, "", "the copy is not a change");
 
     // The container is on the second engine, not the first, with only its volume.
     assert!(docker_inspect(&cid).is_null(), "not on the first engine");

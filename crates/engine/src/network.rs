@@ -426,19 +426,27 @@ impl Engine {
                 Err("anycode-relay exited (is this AnyCode's sandbox image?)".to_string())
             };
             let waited = tokio::select! {
-                r = tokio::time::timeout(RELAY_READY, wait) => Some(r.unwrap_or_else(|_| Err(format!("anycode-relay did not listen within {} s", RELAY_READY.as_secs())))),
+                r = tokio::time::timeout(RELAY_READY, wait) => r,
                 r = &mut serving => { let _ = tx.send(Err(format!("anycode-relay ended at once: {}", r.err().map(|e| e.to_string()).unwrap_or_default()))); return Ok(()); }
             };
             match waited {
-                Some(Ok(())) => {
+                Ok(Ok(())) => {
                     tracing::debug!(task = %task_id, "sandbox relay listening");
                     let _ = tx.send(Ok(()));
                 }
-                Some(Err(e)) => {
+                Ok(Err(e)) => {
                     let _ = tx.send(Err(e.clone()));
                     return Err(e);
                 }
-                None => {}
+                // Slow, not failed (a hundred relays starting at once after a
+                // restart, on a busy machine): the waiters hear of it, and this
+                // relay goes on serving once it listens. Killing it to start another
+                // would double the work that made it slow.
+                Err(_) => {
+                    let e = format!("anycode-relay did not listen within {} s", RELAY_READY.as_secs());
+                    tracing::warn!(task = %task_id, "{e}; keeping it");
+                    let _ = tx.send(Err(e));
+                }
             }
         }
         serving.await.map_err(|e| e.to_string())

@@ -7,7 +7,7 @@ attach and the relay's `docker exec`), then with every stream closed again.
 Plain Docker API over the default socket, no AnyCode: it says whether open idle
 streams cost dockerd/containerd CPU by themselves.
 
-    python3 scripts/idle-exec-cpu.py [--n 100] [--secs 30] [--image IMAGE] [--exec CMD]
+    python3 scripts/idle-exec-cpu.py [--n 100] [--secs 30] [--image IMAGE] [--exec CMD] [--settle S]
 
 `--exec` is the exec's command line (default `cat`); AnyCode's relay is
 `--image anycode-sandbox:latest --exec "node --max-old-space-size=32 /opt/anycode/bin/anycode-relay"`.
@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--secs", type=int, default=30)
     ap.add_argument("--image", default="debian:bookworm-slim")
     ap.add_argument("--exec", dest="exec_cmd", default="cat")
+    ap.add_argument("--settle", type=int, default=3, help="seconds between opening the streams and the window")
     args = ap.parse_args()
     ids = []
     socks = []
@@ -132,7 +133,7 @@ def main():
         for cid in ids:
             e = api("POST", f"/containers/{cid}/exec", {"Cmd": args.exec_cmd.split(), "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": False})
             socks.append(hijack(f"/exec/{e['Id']}/start", {"Detach": False, "Tty": False}))
-        time.sleep(3)
+        time.sleep(args.settle)
         window(f"+ an exec stream each ({args.exec_cmd.split()[0]}, stdin open)", args.secs)
         for s in socks:
             s.close()

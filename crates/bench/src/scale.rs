@@ -229,7 +229,9 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     let (_, list) = api_of(&s).req(reqwest::Method::GET, "/api/tasks?limit=1", None).await;
     let usage_seen = !list[0]["usage"].is_null();
     s.kill9();
-    // The baseline: the same sandboxes, AnyCode stopped.
+    // The baseline: the same sandboxes, AnyCode stopped (once their relays, whose
+    // streams closed, have exited).
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let (_, dock_base, split_base) = idle_cpu(None, idle_secs).await;
 
     let mut create_ms: Vec<f64> = create.iter().map(|s| s * 1000.0).collect();

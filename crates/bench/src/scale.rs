@@ -48,16 +48,32 @@ fn cpu_ticks(names: &[&str], pid: Option<u32>) -> u64 {
     sum
 }
 
-/// Percent of one core used by AnyCode (`pid`, when given) and by Docker's daemons
-/// over `secs`.
-async fn idle_cpu(pid: Option<u32>, secs: u64) -> (f64, f64) {
-    let docker = ["dockerd", "containerd"];
-    let (a0, d0) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), cpu_ticks(&docker, None));
+/// Docker's daemons, in the order [`idle_cpu`] splits them: dockerd, containerd,
+/// and containerd's shims (one per container; its execs' streams go through it).
+const DOCKER_PARTS: [&[&str]; 3] = [&["dockerd"], &["containerd"], &["containerd-shim"]];
+
+/// CPU ticks of dockerd, containerd (without its shims) and the shims.
+fn docker_ticks() -> [u64; 3] {
+    let shim = cpu_ticks(DOCKER_PARTS[2], None);
+    [cpu_ticks(DOCKER_PARTS[0], None), cpu_ticks(DOCKER_PARTS[1], None).saturating_sub(shim), shim]
+}
+
+/// Percent of one core used over `secs` by AnyCode (`pid`, when given) and by
+/// Docker's daemons, all of them and split as [`DOCKER_PARTS`].
+async fn idle_cpu(pid: Option<u32>, secs: u64) -> (f64, f64, [f64; 3]) {
+    let (a0, d0) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), docker_ticks());
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let el = t.elapsed().as_secs_f64();
-    let (a1, d1) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), cpu_ticks(&docker, None));
-    ((a1 - a0) as f64 / TICKS / el * 100.0, (d1 - d0) as f64 / TICKS / el * 100.0)
+    let (a1, d1) = (pid.map(|p| cpu_ticks(&[], Some(p))).unwrap_or(0), docker_ticks());
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS / el * 100.0;
+    let parts = [rate(d0[0], d1[0]), rate(d0[1], d1[1]), rate(d0[2], d1[2])];
+    (rate(a0, a1), parts.iter().sum(), parts)
+}
+
+/// `dockerd X, containerd Y, shims Z` (percent of a core).
+fn split(p: &[f64; 3]) -> String {
+    format!("dockerd {:.2}, containerd {:.2}, shims {:.2}", p[0], p[1], p[2])
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -166,7 +182,7 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
 
     // Idle, usage through Docker's stats.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let (any_docker, dock_docker) = idle_cpu(Some(pid), idle_secs).await;
+    let (any_docker, dock_docker, split_docker) = idle_cpu(Some(pid), idle_secs).await;
 
     // History to come back: each agent terminal runs `echo history-I` (an idle shell's
     // log is empty, so "any output" would wait forever).
@@ -181,6 +197,12 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     s.kill9();
     let t = Instant::now();
     let s = serve(bin, &data, None, n, "auto");
+    // Serving: the listener is bound at once, but answers only after the reconcile.
+    let health = reqwest::Client::new().get(format!("{}/api/health", s.base)).bearer_auth(TOKEN).timeout(Duration::from_secs(120)).send().await;
+    let serving = t.elapsed().as_secs_f64();
+    if !health.is_ok_and(|r| r.status().is_success()) {
+        bail!("the new server did not answer /api/health");
+    }
     let mut back = 0;
     for (i, task) in tasks.iter().enumerate() {
         let term = task["terminals"][0]["id"].as_str().unwrap_or_default();
@@ -203,12 +225,14 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     // the idle window waits for that to be over (4 s, plus 1 s per 10 tasks).
     tokio::time::sleep(Duration::from_secs(4 + n as u64 / 10)).await;
     let pid2 = s.child.id();
-    let (any_cg, dock_cg) = idle_cpu(Some(pid2), idle_secs).await;
+    let (any_cg, dock_cg, split_cg) = idle_cpu(Some(pid2), idle_secs).await;
     let (_, list) = api_of(&s).req(reqwest::Method::GET, "/api/tasks?limit=1", None).await;
     let usage_seen = !list[0]["usage"].is_null();
     s.kill9();
-    // The baseline: the same sandboxes, AnyCode stopped.
-    let (_, dock_base) = idle_cpu(None, idle_secs).await;
+    // The baseline: the same sandboxes, AnyCode stopped (once their relays, whose
+    // streams closed, have exited).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, dock_base, split_base) = idle_cpu(None, idle_secs).await;
 
     let mut create_ms: Vec<f64> = create.iter().map(|s| s * 1000.0).collect();
     println!("\n== scale: {n} running shell tasks ({running} running after creation) ==");
@@ -217,15 +241,15 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     println!("GET /api/tasks (all {n})    p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_all, 0.5), pct(&mut get_all, 0.99));
     println!("GET ?status=running&limit=50 p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_page, 0.5), pct(&mut get_page, 0.99));
     println!("/ws/events fan-out, 5 viewers p50 {:.2} ms, p99 {:.2} ms", pct(&mut fan, 0.5), pct(&mut fan, 0.99));
-    println!("idle {idle_secs} s, usage via Docker stats: AnyCode {any_docker:.2} %, dockerd+containerd {dock_docker:.2} % of a core");
-    println!("idle {idle_secs} s, usage via cgroup files: AnyCode {any_cg:.2} %, dockerd+containerd {dock_cg:.2} % of a core (usage shown: {usage_seen})");
-    println!("idle {idle_secs} s, AnyCode stopped:        dockerd+containerd {dock_base:.2} % of a core");
+    println!("idle {idle_secs} s, usage via Docker stats: AnyCode {any_docker:.2} %, dockerd+containerd {dock_docker:.2} % of a core ({})", split(&split_docker));
+    println!("idle {idle_secs} s, usage via cgroup files: AnyCode {any_cg:.2} %, dockerd+containerd {dock_cg:.2} % of a core ({}; usage shown: {usage_seen})", split(&split_cg));
+    println!("idle {idle_secs} s, AnyCode stopped:        dockerd+containerd {dock_base:.2} % of a core ({})", split(&split_base));
     println!(
         "AnyCode + the Docker CPU it causes: {:.2} % (Docker stats) vs {:.2} % (cgroup files) of a core",
         any_docker + (dock_docker - dock_base).max(0.0),
         any_cg + (dock_cg - dock_base).max(0.0)
     );
-    println!("kill -9 -> every terminal back with its history: {back}/{n} in {restore:.2} s");
+    println!("kill -9 -> every terminal back with its history: {back}/{n} in {restore:.2} s (serving after {serving:.2} s)");
     Ok(())
 }
 

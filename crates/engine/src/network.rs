@@ -70,6 +70,9 @@ pub const BUILTIN_ALLOW: &[&str] = &[
 const RELAY_CMD: [&str; 3] = ["node", "--max-old-space-size=32", "/opt/anycode/bin/anycode-relay"];
 /// How long the relay may take to listen on both ports.
 pub(crate) const RELAY_READY: Duration = Duration::from_secs(10);
+/// How much longer a relay that did not listen within [`RELAY_READY`] is kept
+/// before it is restarted.
+const RELAY_LATE: Duration = Duration::from_secs(50);
 /// Longest wait between restarts of a relay that keeps dying.
 const RELAY_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -425,20 +428,38 @@ impl Engine {
                 }
                 Err("anycode-relay exited (is this AnyCode's sandbox image?)".to_string())
             };
+            tokio::pin!(wait);
             let waited = tokio::select! {
-                r = tokio::time::timeout(RELAY_READY, wait) => Some(r.unwrap_or_else(|_| Err(format!("anycode-relay did not listen within {} s", RELAY_READY.as_secs())))),
+                r = tokio::time::timeout(RELAY_READY, &mut wait) => r,
                 r = &mut serving => { let _ = tx.send(Err(format!("anycode-relay ended at once: {}", r.err().map(|e| e.to_string()).unwrap_or_default()))); return Ok(()); }
             };
             match waited {
-                Some(Ok(())) => {
+                Ok(Ok(())) => {
                     tracing::debug!(task = %task_id, "sandbox relay listening");
                     let _ = tx.send(Ok(()));
                 }
-                Some(Err(e)) => {
+                Ok(Err(e)) => {
                     let _ = tx.send(Err(e.clone()));
                     return Err(e);
                 }
-                None => {}
+                // Slow, not failed (a hundred relays starting at once after a
+                // restart, on a busy machine): the waiters hear of it, and this
+                // relay is given [`RELAY_LATE`] more, serving meanwhile. Killing it
+                // at once to start another would double the work that made it slow.
+                Err(_) => {
+                    let e = format!("anycode-relay did not listen within {} s", RELAY_READY.as_secs());
+                    tracing::warn!(task = %task_id, "{e}; waiting longer");
+                    let _ = tx.send(Err(e));
+                    let late = tokio::select! {
+                        r = tokio::time::timeout(RELAY_LATE, &mut wait) => r,
+                        r = &mut serving => return r.map_err(|e| e.to_string()),
+                    };
+                    match late {
+                        Ok(Ok(())) => tracing::info!(task = %task_id, "sandbox relay listening after all"),
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => return Err(format!("anycode-relay did not listen within {} s", (RELAY_READY + RELAY_LATE).as_secs())),
+                    }
+                }
             }
         }
         serving.await.map_err(|e| e.to_string())

@@ -35,17 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A display of its own (the first free number from 91).
-disp=91
-while [ -e "/tmp/.X11-unix/X$disp" ] || [ -e "/tmp/.X$disp-lock" ]; do disp=$((disp + 1)); done
-Xvfb ":$disp" -screen 0 1440x900x24 -nolisten tcp >"$ARTIFACTS/xvfb.log" 2>&1 &
-xvfb_pid=$!
-export DISPLAY=":$disp"
-for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X$disp" ] && break; sleep 0.1; done
-# A private session bus: the single-instance plugin, the tray and notifications use it.
-dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$work/bus" 4>"$work/bus.pid"
-export DBUS_SESSION_BUS_ADDRESS=$(cat "$work/bus")
-dbus_pid=$(cat "$work/bus.pid")
+start_display "$work" "$ARTIFACTS/xvfb.log"
 
 repo="$work/repo"
 mkdir -p "$repo"

@@ -58,6 +58,23 @@ ensure_desktop_deps() {
   fi
 }
 
+# start_display WORK LOG: a virtual display of its own (Xvfb, 1440x900, the first free
+# number from 91; its output in LOG) and a private D-Bus session (the single-instance
+# plugin, the tray and notifications use it; its address in WORK/bus). Exports DISPLAY
+# and DBUS_SESSION_BUS_ADDRESS and sets xvfb_pid and dbus_pid for the caller's cleanup.
+start_display() {
+  local work=$1 logf=$2 disp=91
+  while [ -e "/tmp/.X11-unix/X$disp" ] || [ -e "/tmp/.X$disp-lock" ]; do disp=$((disp + 1)); done
+  Xvfb ":$disp" -screen 0 1440x900x24 -nolisten tcp >"$logf" 2>&1 &
+  xvfb_pid=$!
+  export DISPLAY=":$disp"
+  for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X$disp" ] && break; sleep 0.1; done
+  dbus-daemon --session --fork --print-address=3 --print-pid=4 3>"$work/bus" 4>"$work/bus.pid"
+  DBUS_SESSION_BUS_ADDRESS=$(cat "$work/bus")
+  export DBUS_SESSION_BUS_ADDRESS
+  dbus_pid=$(cat "$work/bus.pid")
+}
+
 # Builds the web UI into frontend/dist (npm ci only when the lock file changed).
 build_frontend() {
   local fe="$ROOT/frontend"

@@ -18,7 +18,9 @@
 //! - One instance per user (tauri-plugin-single-instance): launching it again shows
 //!   the window; `anycode-desktop --open-task ID` shows that task.
 //! - Commands for the webview: [`commands::server_url`] and [`commands::open_task`].
+//! - [`memory`]: what bounds its memory (WebKit's cache model, malloc arenas).
 
+pub mod memory;
 pub mod tray;
 
 use anycode_engine::{ApprovalDecision, Engine, TaskStatus};
@@ -168,6 +170,8 @@ pub fn builder<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R> {
 /// Runs the desktop app until Quit. Errors: the data dir cannot be opened, the
 /// token cannot be read, no port can be bound, or the window system failed.
 pub fn run() -> anyhow::Result<()> {
+    // Before any thread starts.
+    memory::limit_malloc_arenas();
     launch::init_tracing("anycode_desktop=info,anycode_engine=info,anycode_server=info,warn");
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -202,11 +206,18 @@ pub fn run() -> anyhow::Result<()> {
                 }
             }
             let url: tauri::Url = url.parse()?;
-            WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
+            let mut window = WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::External(url))
                 .title("AnyCode")
                 .inner_size(1280.0, 800.0)
-                .min_inner_size(640.0, 400.0)
-                .build()?;
+                .min_inner_size(640.0, 400.0);
+            if let Ok(json) = std::env::var(memory::STORAGE_PRESET_ENV) {
+                match memory::storage_preset_script(&json) {
+                    Ok(script) => window = window.initialization_script(script),
+                    Err(e) => tracing::warn!(error = %e, "ignoring the localStorage preset"),
+                }
+            }
+            let window = window.build()?;
+            memory::tune_webview(&window, memory::CacheModel::from_env());
             build_tray(&handle)?;
             tauri::async_runtime::spawn(watch_tasks(handle.clone()));
             tauri::async_runtime::spawn(async move {

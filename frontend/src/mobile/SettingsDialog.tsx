@@ -8,6 +8,79 @@ import { Modal } from '../components/Modal';
 import { useToast } from '../components/Toasts';
 import { Spinner } from '../components/icons';
 import { HostsSection } from '../components/Hosts';
+import {
+  getRendererChoice,
+  getScrollback,
+  type RendererChoice,
+  SCROLLBACK_MAX,
+  SCROLLBACK_MIN,
+  setRendererChoice,
+  setScrollback,
+} from '../terminal/session';
+
+/** The terminals' scrollback, in lines (this browser's setting, kept in localStorage). */
+function TerminalSection() {
+  const [lines, setLines] = useState(String(getScrollback()));
+  const [renderer, setRenderer] = useState<RendererChoice>(getRendererChoice());
+  const commit = () => {
+    const n = Number(lines);
+    if (Number.isFinite(n) && lines.trim() !== '') setScrollback(n);
+    setLines(String(getScrollback()));
+  };
+  return (
+    <section className="settings-section">
+      <h3>Terminal</h3>
+      <label className="switch-row">
+        <span>
+          <strong>Scrollback</strong>
+          <span className="muted small block">
+            Lines each terminal tab keeps in this window ({SCROLLBACK_MIN.toLocaleString()}–{SCROLLBACK_MAX.toLocaleString()}). More
+            lines take more memory: about 10 MB per 5,000 full lines of a wide tab.
+          </span>
+        </span>
+        <input
+          type="number"
+          className="input"
+          style={{ width: '8em' }}
+          min={SCROLLBACK_MIN}
+          max={SCROLLBACK_MAX}
+          step={1000}
+          value={lines}
+          onChange={(e) => setLines(e.target.value)}
+          onBlur={commit}
+          onKeyDown={(e) => {
+            if (e.key === 'Enter') commit();
+          }}
+          data-testid="scrollback-input"
+        />
+      </label>
+      <label className="switch-row">
+        <span>
+          <strong>Renderer</strong>
+          <span className="muted small block">
+            Auto draws with WebGL where the GPU does it and with the DOM otherwise (and in the desktop app on Linux, whose
+            webview does not say). Applies to tabs shown from now on.
+          </span>
+        </span>
+        <select
+          className="input"
+          style={{ width: '8em' }}
+          value={renderer}
+          onChange={(e) => {
+            const v = e.target.value as RendererChoice;
+            setRendererChoice(v);
+            setRenderer(v);
+          }}
+          data-testid="renderer-select"
+        >
+          <option value="auto">Auto</option>
+          <option value="dom">DOM</option>
+          <option value="webgl">WebGL</option>
+        </select>
+      </label>
+    </section>
+  );
+}
 
 function Countdown({ until }: { until: number }) {
   const [now, setNow] = useState(Date.now());
@@ -177,6 +250,7 @@ export function SettingsDialog({ onClose }: { onClose: () => void }) {
         <DeviceList devices={devices} onRevoke={revoke} />
       </section>
       <HostsSection />
+      <TerminalSection />
       </div>
     </Modal>
   );

@@ -66,25 +66,48 @@ function testRegistry(): Map<string, Terminal> {
 // output is small. So does WebGL emulated on the CPU (SwiftShader, llvmpipe): in
 // `anycode-bench --browser` a flood reached xterm.js through it at a fraction of the
 // DOM renderer's rate, as the emulation takes the cores the flood needs.
-let webglBroken = (() => {
-  try {
-    const chosen = localStorage.getItem('anycode.renderer');
-    if (chosen === 'dom' || chosen === 'webgl') return chosen === 'dom';
-    if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) return true;
-    return softwareWebgl();
-  } catch {
-    return false;
+// The probe runs when a terminal is first shown, not at load: a WebGL context makes
+// the web process load the GL driver (tens of MB; Mesa's llvmpipe under Xvfb), which
+// a window with no terminal open does not need.
+let webglBroken: boolean | null = null;
+function webglUnusable(): boolean {
+  if (webglBroken === null) {
+    try {
+      const chosen = localStorage.getItem('anycode.renderer');
+      if (chosen === 'dom' || chosen === 'webgl') webglBroken = chosen === 'dom';
+      else if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) webglBroken = true;
+      // WebKit off a Mac (WebKitGTK: the desktop app on Linux) masks the renderer, so a
+      // probe cannot tell; skipping it also spares loading the GL driver.
+      else if (maskedWebkit()) webglBroken = true;
+      else webglBroken = softwareWebgl();
+    } catch {
+      webglBroken = false;
+    }
   }
-})();
+  return webglBroken;
+}
 
-/** Whether this browser's WebGL is emulated on the CPU (or missing). */
+/** WebKit that is not Safari on a Mac or iOS: WebKitGTK or WPE (no Chromium, no Firefox). */
+function maskedWebkit(): boolean {
+  const ua = navigator.userAgent;
+  return /AppleWebKit/.test(ua) && !/Chrome|Chromium|Edg|Firefox/.test(ua) && !/Mac|iPhone|iPad/.test(navigator.platform);
+}
+
+/**
+ * Whether this browser's WebGL is emulated on the CPU (or missing), or cannot be told
+ * apart from it: WebKit (the desktop app's webview on Linux, WebKitGTK 2.50) reports
+ * every renderer as "Apple GPU", Mesa's llvmpipe under Xvfb included, and ignores
+ * `failIfMajorPerformanceCaveat`; off a Mac that name is a mask, so such a browser
+ * gets the DOM renderer.
+ */
 function softwareWebgl(): boolean {
   const gl = document.createElement('canvas').getContext('webgl2');
   if (!gl) return true;
   try {
     const info = gl.getExtension('WEBGL_debug_renderer_info');
     const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-    return /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
+    const masked = /^apple gpu$/i.test(renderer) && !/mac|iphone|ipad/i.test(navigator.platform);
+    return masked || /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
   } finally {
     // Browsers cap live contexts; give this probe's back at once.
     gl.getExtension('WEBGL_lose_context')?.loseContext();
@@ -117,7 +140,7 @@ export class TermSession {
       fontSize: fontSize,
       disableStdin: readOnly,
       lineHeight: 1.15,
-      scrollback: 10000,
+      scrollback,
       cursorBlink: true,
       theme: TERMINAL_THEME,
       allowProposedApi: false,
@@ -204,13 +227,20 @@ export class TermSession {
 
   // ---- DOM / visibility ----
 
-  /** Put the terminal into `host` (moving it if it lived elsewhere). */
+  /**
+   * Put the terminal into `host` (moving it if it lived elsewhere). xterm.js draws it
+   * only once it is first shown (see `setVisible`): a hidden tab keeps its buffer and
+   * its connection, but no renderer, DOM rows or glyph atlas.
+   */
   mount(host: HTMLElement) {
     if (this.element.parentElement !== host) host.appendChild(this.element);
-    if (!this.opened) {
-      this.term.open(this.element);
-      this.opened = true;
-    }
+    if (EAGER_OPEN) this.open();
+  }
+
+  private open() {
+    if (this.opened || this.disposed || !this.element.parentElement) return;
+    this.term.open(this.element);
+    this.opened = true;
   }
 
   unmount(host: HTMLElement) {
@@ -223,6 +253,7 @@ export class TermSession {
     if (this.visible === v) return;
     this.visible = v;
     if (v) {
+      this.open();
       this.enableWebgl();
       this.scheduleFit();
     } else {
@@ -254,7 +285,7 @@ export class TermSession {
   }
 
   private enableWebgl() {
-    if (webglBroken || this.webgl || !this.opened) return;
+    if (this.webgl || !this.opened || webglUnusable()) return;
     try {
       const addon = new WebglAddon();
       addon.onContextLoss(() => {
@@ -549,6 +580,73 @@ let fontSize = (() => {
   }
 })();
 let readOnly = false;
+
+// Lines of scrollback each terminal keeps (xterm.js holds them in the page: about
+// 12 bytes per cell, so 5,000 lines of 160 columns are about 10 MB per full tab).
+// `localStorage['anycode.scrollback']` overrides the default. The server keeps its
+// own replay buffer per terminal, independent of this.
+const SCROLLBACK_KEY = 'anycode.scrollback';
+export const SCROLLBACK_DEFAULT = 5000;
+export const SCROLLBACK_MIN = 100;
+export const SCROLLBACK_MAX = 100_000;
+let scrollback = (() => {
+  try {
+    const v = Number(localStorage.getItem(SCROLLBACK_KEY) ?? NaN);
+    return Number.isInteger(v) && v >= SCROLLBACK_MIN && v <= SCROLLBACK_MAX ? v : SCROLLBACK_DEFAULT;
+  } catch {
+    return SCROLLBACK_DEFAULT;
+  }
+})();
+
+// `localStorage['anycode.eagerTerminals'] = '1'` draws every terminal as soon as its
+// tab exists, shown or not (the behaviour before lazy opening; for measurements).
+const EAGER_OPEN = (() => {
+  try {
+    return localStorage.getItem('anycode.eagerTerminals') === '1';
+  } catch {
+    return false;
+  }
+})();
+
+export type RendererChoice = 'auto' | 'dom' | 'webgl';
+
+/** The renderer chosen in `localStorage['anycode.renderer']` (`auto` when unset). */
+export function getRendererChoice(): RendererChoice {
+  try {
+    const v = localStorage.getItem('anycode.renderer');
+    return v === 'dom' || v === 'webgl' ? v : 'auto';
+  } catch {
+    return 'auto';
+  }
+}
+
+/** Chooses the renderer of terminals drawn from now on (kept in localStorage). */
+export function setRendererChoice(choice: RendererChoice) {
+  try {
+    if (choice === 'auto') localStorage.removeItem('anycode.renderer');
+    else localStorage.setItem('anycode.renderer', choice);
+  } catch {
+    /* private mode */
+  }
+  webglBroken = null;
+}
+
+export function getScrollback(): number {
+  return scrollback;
+}
+
+/** Sets the scrollback of every terminal, in lines (kept in localStorage; clamped). */
+export function setScrollback(lines: number) {
+  scrollback = Math.max(SCROLLBACK_MIN, Math.min(SCROLLBACK_MAX, Math.round(lines)));
+  try {
+    localStorage.setItem(SCROLLBACK_KEY, String(scrollback));
+  } catch {
+    /* private mode */
+  }
+  sessions.forEach((s) => {
+    s.term.options.scrollback = scrollback;
+  });
+}
 
 export function getFontSize(): number {
   return fontSize;

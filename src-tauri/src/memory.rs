@@ -154,8 +154,8 @@ mod tests {
         assert!(script.contains(r#""anycode.renderer":"dom""#), "{script}");
         assert!(script.contains("localStorage.getItem(k)===null"), "{script}");
         // Quotes and script-ending text stay inside the JSON string.
-        let script = storage_preset_script(r#"{"anycode.x": ""});alert(1);//"}"#).unwrap();
-        assert!(script.contains(r#"{"anycode.x":""});alert(1);//"}"#), "{script}");
+        let script = storage_preset_script(r#"{"anycode.x": "\"});alert(1);//"}"#).unwrap();
+        assert!(script.contains(r#"{"anycode.x":"\"});alert(1);//"}"#), "{script}");
         assert!(storage_preset_script("[]").is_err());
         assert!(storage_preset_script("{").is_err());
         assert!(storage_preset_script(r#"{"token": "x"}"#).is_err_and(|e| e.contains("anycode.*")));

@@ -121,11 +121,7 @@ measure() {
   local pid task status=""
   pid=$(api POST /projects "{\"path\":\"$run/repo\"}" | json .id)
   task=$(api POST "/projects/$pid/tasks" '{"title":"Memory bench","agent":"shell"}' | json .id)
-  for _ in $(seq 1 300); do
-    status=$(api GET "/tasks/$task" | json .status)
-    [ "$status" = running ] && break
-    sleep 0.2
-  done
+  status=$(wait_task_running "$task" 300)
   [ "$status" = running ] || die "$tag: the task is $status, not running"
   env "${envs[@]}" ANYCODE_DATA_DIR="$data" ANYCODE_PORT=0 XDG_DATA_HOME="$run/xdg-data" XDG_CACHE_HOME="$run/xdg-cache" \
     timeout 30 "$bin" --open-task "$task" >/dev/null 2>&1 || die "$tag: the second launch failed"

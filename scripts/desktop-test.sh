@@ -79,12 +79,7 @@ log "desktop: driving a shell task through the app's API"
 pid=$(api POST /projects "{\"path\":\"$repo\"}" | json .id)
 task=$(api POST "/projects/$pid/tasks" '{"title":"Desktop smoke test","agent":"shell"}' | json .id)
 [ -n "$task" ] || die "no task was created"
-status=""
-for _ in $(seq 1 150); do
-  status=$(api GET "/tasks/$task" | json .status)
-  [ "$status" = running ] && break
-  sleep 0.2
-done
+status=$(wait_task_running "$task" 150)
 [ "$status" = running ] || die "the task is $status, not running"
 
 # A second launch hands --open-task to the running app and exits.

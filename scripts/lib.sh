@@ -138,3 +138,15 @@ stop_test_server() {
     docker ps -aq --filter "label=dev.anycode.instance=$inst" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
   fi
 }
+
+# Polls task $1 through the caller's `api` and `json` functions, up to $2 times 0.2 s
+# apart, until its status is `running`; prints the last status seen.
+wait_task_running() {
+  local status=""
+  for _ in $(seq 1 "$2"); do
+    status=$(api GET "/tasks/$1" | json .status)
+    [ "$status" = running ] && break
+    sleep 0.2
+  done
+  printf '%s' "$status"
+}

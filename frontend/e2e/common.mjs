@@ -115,3 +115,26 @@ export async function repoProjectId(fs, repo) {
   if (!p) throw new Error(`the project of ${repo} is not listed`);
   return p.id;
 }
+
+/**
+ * A new shell task titled `title` on a branch `anycode/e2e-<slug>-<time>` in the
+ * project of `repo`, opened in a new page of `context` once it runs: `{id, page}`
+ * (the task is deleted again when the page fails).
+ */
+export async function openShellTask(context, fs, repo, title, slug) {
+  const pid = await repoProjectId(fs, repo);
+  const created = await api('POST', `/api/projects/${pid}/tasks`, { title, agent: 'shell', branch: `anycode/e2e-${slug}-${Date.now().toString(36)}` });
+  if (created.status !== 201) throw new Error(`creating the task: ${created.status} ${JSON.stringify(created.body)}`);
+  const id = created.body.id;
+  try {
+    const page = await context.newPage();
+    await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('.app[data-events="live"]', { timeout: 20_000 });
+    await page.click(`[data-testid="task-item-${id}"]`);
+    await page.waitForSelector('[data-testid="task-status"][data-status="running"]', { timeout: 20_000 });
+    return { id, page };
+  } catch (e) {
+    await api('DELETE', `/api/tasks/${id}`);
+    throw e;
+  }
+}

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, loginUrl, launchContext, api, repoProjectId } from './common.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, shot, BASE_URL, TOKEN, launchContext, api, openShellTask } from './common.mjs';
 
 const REPO = process.env.ANYCODE_E2E_REPO;
 const missing = [!(BASE_URL && TOKEN) && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
@@ -35,23 +35,13 @@ after(async () => {
   await closeContext?.();
 });
 
-const projectId = () => repoProjectId(fs, REPO);
-
 test('a dev server started by a message opens as a preview from Ports', { timeout: 180_000 }, async (t) => {
   if (missing.length) {
     t.skip(`set ${missing.join(' and ')}`);
     return;
   }
-  const pid = await projectId();
-  const created = await api('POST', `/api/projects/${pid}/tasks`, { title: 'E2E preview', agent: 'shell', branch: `anycode/e2e-preview-${Date.now().toString(36)}` });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const id = created.body.id;
+  const { id, page } = await openShellTask(context, fs, REPO, 'E2E preview', 'preview');
   try {
-    const page = await context.newPage();
-    await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
-    await page.waitForSelector('.app[data-events="live"]', { timeout: 20_000 });
-    await page.click(`[data-testid="task-item-${id}"]`);
-    await page.waitForSelector('[data-testid="task-status"][data-status="running"]', { timeout: 20_000 });
 
     // The message box types the command line into the shell.
     await page.getByTestId('message-input').fill(DEV_SERVER);

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { shot, BASE_URL, TOKEN, loginUrl, launchContext, api, repoProjectId } from './common.mjs';
+import { shot, BASE_URL, TOKEN, launchContext, api, openShellTask } from './common.mjs';
 
 const REPO = process.env.ANYCODE_E2E_REPO;
 const missing = [!(BASE_URL && TOKEN) && 'ANYCODE_URL and ANYCODE_TOKEN', !REPO && 'ANYCODE_E2E_REPO'].filter(Boolean);
@@ -31,8 +31,6 @@ before(async () => {
 after(async () => {
   await closeContext?.();
 });
-
-const projectId = () => repoProjectId(fs, REPO);
 
 /** Types a command line into the shell through the message box. */
 async function run(page, line) {
@@ -66,16 +64,8 @@ test('review comments go to the agent as one message and show addressed after a 
     t.skip(`set ${missing.join(' and ')}`);
     return;
   }
-  const pid = await projectId();
-  const created = await api('POST', `/api/projects/${pid}/tasks`, { title: 'E2E review', agent: 'shell', branch: `anycode/e2e-review-${Date.now().toString(36)}` });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const id = created.body.id;
+  const { id, page } = await openShellTask(context, fs, REPO, 'E2E review', 'review');
   try {
-    const page = await context.newPage();
-    await page.goto(await loginUrl(), { waitUntil: 'domcontentloaded' });
-    await page.waitForSelector('.app[data-events="live"]', { timeout: 20_000 });
-    await page.click(`[data-testid="task-item-${id}"]`);
-    await page.waitForSelector('[data-testid="task-status"][data-status="running"]', { timeout: 20_000 });
 
     await run(page, "printf 'one\\ntwo\\nthree\\nfour\\nfive\\nsix\\nseven\\neight\\n' > review.txt");
     const row = page.getByTestId('diff-file-review.txt');

@@ -20,7 +20,6 @@
 
 use crate::{blocking, Engine, Error, MessageSent, Result, ReviewComment};
 use anycode_git::taskrepo as tr;
-use std::path::Path;
 
 /// The longest comment, in characters.
 pub const MAX_COMMENT_CHARS: usize = 4_000;
@@ -102,17 +101,22 @@ impl Engine {
         let stored = self.db(move |s| Ok(s.comments(&id)?)).await?;
         let mirror = self.mirror_path(&task.id);
         blocking(move || {
-            let head = tr::work_commits(&mirror).ok().map(|(h, _)| h);
+            // Only sent comments can be addressed; the mirror is read once for all.
+            let queries: Vec<(&str, &str)> =
+                stored.iter().filter_map(|s| Some((s.sent_work.as_deref()?, s.comment.path.as_str()))).collect();
+            let changed = if queries.is_empty() { None } else { tr::lines_changed_since(&mirror, &queries).ok() };
+            let mut ranges = changed.as_ref().map(|(_, r)| r.iter());
             Ok(stored
-                .into_iter()
+                .iter()
                 .map(|s| {
-                    let mut c = s.comment;
-                    c.addressed = match (&head, &s.sent_head, &s.sent_work) {
-                        (Some(now), Some(sent_head), Some(work)) if now != sent_head => {
-                            tr::lines_changed_since(&mirror, work, &c.path).is_ok_and(|r| touches(c.line, &r))
-                        }
-                        _ => false,
-                    };
+                    let mut c = s.comment.clone();
+                    // The same comments, in the same order, as `queries`.
+                    if s.sent_work.is_some() {
+                        let r = ranges.as_mut().and_then(|it| it.next());
+                        // Addressed only by a commit made after the sending.
+                        let moved = changed.as_ref().is_some_and(|(head, _)| Some(head) != s.sent_head.as_ref());
+                        c.addressed = moved && r.is_some_and(|r| touches(c.line, r));
+                    }
                     c
                 })
                 .collect())
@@ -200,7 +204,7 @@ impl Engine {
         self.check_task_repo(&task)?;
         self.sync_task(&task).await?;
         let mirror = self.mirror_path(&task.id);
-        let (head, work) = blocking(move || Ok(tr::work_commits(Path::new(&mirror))?)).await?;
+        let (head, work) = blocking(move || Ok(tr::work_commits(&mirror)?)).await?;
         let sent = self.send_message(&task.id, &review_message(&unsent)).await?;
         let ids: Vec<String> = unsent.iter().map(|c| c.id.clone()).collect();
         let (id, at) = (task.id.clone(), anycode_core::now_rfc3339());

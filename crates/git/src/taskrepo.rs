@@ -783,34 +783,47 @@ pub fn file_lines_at(mirror: &Path, work: &str, path: &str) -> Result<Option<u32
     Ok(Some(u32::try_from(lines).unwrap_or(u32::MAX)))
 }
 
-/// The line ranges of `path` that changed from commit `from`'s tree to the mirror's
-/// task head, as `(first line, line count)` on `from`'s side (a pure insertion
-/// after line `n` is `(n, 0)`; a file the head lacks is one range over all of it).
-/// Empty when nothing changed it. Reads only the mirror (AnyCode's own repository),
-/// never a sandbox's.
+/// Line ranges of a file: `(first line, line count)` each.
+pub type LineRanges = Vec<(u32, u32)>;
+
+/// The mirror's task head (40 hex digits), and for each `(from, path)` of `queries`
+/// the line ranges of `path` that changed from commit `from`'s tree to that head, as
+/// `(first line, line count)` on `from`'s side (a pure insertion after line `n` is
+/// `(n, 0)`; a file the head lacks is one range over all of it). Empty when nothing
+/// changed it, and for a `from` the mirror does not have. The mirror is opened once
+/// and each `(from, path)` diffed once. Reads only the mirror (AnyCode's own
+/// repository), never a sandbox's.
 ///
-/// Errors: git errors, e.g. `from` unknown to the mirror.
-pub fn lines_changed_since(mirror: &Path, from: &str, path: &str) -> Result<Vec<(u32, u32)>> {
+/// Errors: git errors (no mirror, no head).
+pub fn lines_changed_since(mirror: &Path, queries: &[(&str, &str)]) -> Result<(String, Vec<LineRanges>)> {
     let m = open_exact(mirror, true)?;
     let head = m.refname_to_id(MIRROR_HEAD)?;
-    let from = Oid::from_str(from)?;
-    if from == head {
-        return Ok(vec![]);
-    }
-    let old = m.find_commit(from)?.tree()?;
     let new = m.find_commit(head)?.tree()?;
-    let mut opts = git2::DiffOptions::new();
-    opts.pathspec(path).disable_pathspec_match(true).context_lines(0);
-    let diff = m.diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))?;
-    let mut ranges = Vec::new();
-    diff.foreach(
-        &mut |_, _| true,
-        None,
-        Some(&mut |_, h| {
-            ranges.push((h.old_start(), h.old_lines()));
-            true
-        }),
-        None,
-    )?;
-    Ok(ranges)
+    let mut done: HashMap<(&str, &str), LineRanges> = HashMap::new();
+    let mut out = Vec::with_capacity(queries.len());
+    for &(from, path) in queries {
+        if let Some(r) = done.get(&(from, path)) {
+            out.push(r.clone());
+            continue;
+        }
+        let old = Oid::from_str(from).ok().filter(|f| *f != head).and_then(|f| m.find_commit(f).ok()).and_then(|c| c.tree().ok());
+        let mut ranges = Vec::new();
+        if let Some(old) = old {
+            let mut opts = git2::DiffOptions::new();
+            opts.pathspec(path).disable_pathspec_match(true).context_lines(0);
+            let diff = m.diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))?;
+            diff.foreach(
+                &mut |_, _| true,
+                None,
+                Some(&mut |_, h| {
+                    ranges.push((h.old_start(), h.old_lines()));
+                    true
+                }),
+                None,
+            )?;
+        }
+        done.insert((from, path), ranges.clone());
+        out.push(ranges);
+    }
+    Ok((head.to_string(), out))
 }

@@ -13,8 +13,10 @@
 //!   then from cgroup files (the default);
 //! - `kill -9` of the server, then a new one on the same data dir: the time until
 //!   every agent terminal has replayed its history (an `echo history-I` typed
-//!   before the kill) to a new viewer.
+//!   before the kill) to a new viewer; and until every sandbox's relay listens
+//!   again, probed from inside the sandbox (first, p50, all).
 
+use anycode_egress::HOOK_PORT;
 use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
@@ -204,6 +206,7 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         bail!("the new server did not answer /api/health");
     }
     let mut back = 0;
+    let mut probes = Vec::new();
     for (i, task) in tasks.iter().enumerate() {
         let term = task["terminals"][0]["id"].as_str().unwrap_or_default();
         let mut tm = Term::connect(&s.base, term, TOKEN).await;
@@ -219,8 +222,15 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         if tm.text().contains(&want) {
             back += 1;
         }
+        // Then, from inside the sandbox: when its relay (hooks, the egress proxy)
+        // listens again. What is typed waits for the relay anyway (at most 15 s);
+        // the loop makes the answer the port's, not the wait's.
+        tm.send(&format!("until (exec 3<>/dev/tcp/127.0.0.1/{HOOK_PORT}) 2>/dev/null; do sleep 0.05; done; echo relay-{i}-$((1+1))\r")).await;
+        probes.push(tm);
     }
     let restore = t.elapsed().as_secs_f64();
+    let relay_times = relays_up(&mut probes, t).await;
+    drop(probes);
     // The new server restarts every sandbox's relay (an exec each) after the kill:
     // the idle window waits for that to be over (4 s, plus 1 s per 10 tasks).
     tokio::time::sleep(Duration::from_secs(4 + n as u64 / 10)).await;
@@ -250,7 +260,39 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         any_cg + (dock_cg - dock_base).max(0.0)
     );
     println!("kill -9 -> every terminal back with its history: {back}/{n} in {restore:.2} s (serving after {serving:.2} s)");
+    let mut up: Vec<f64> = relay_times.iter().flatten().copied().collect();
+    if up.is_empty() {
+        println!("kill -9 -> relays listening again: 0/{n} within 60 s");
+    } else {
+        println!(
+            "kill -9 -> relays listening again: {}/{n}, first {:.2} s, p50 {:.2} s, all {:.2} s",
+            up.len(),
+            pct(&mut up, 0.0),
+            pct(&mut up, 0.5),
+            pct(&mut up, 1.0)
+        );
+    }
     Ok(())
+}
+
+/// Reads every probe terminal (each typed the relay probe of its index, see above)
+/// until its `relay-I-2` marker, at most 60 s after `since`: the seconds from
+/// `since` to each marker, `None` for a relay not back.
+async fn relays_up(probes: &mut [Term], since: Instant) -> Vec<Option<f64>> {
+    let deadline = since + Duration::from_secs(60);
+    let waits = probes.iter_mut().enumerate().map(|(i, tm)| async move {
+        let want = format!("relay-{i}-2");
+        while !tm.text().contains(&want) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, tm.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => tm.output.extend_from_slice(&b),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+        Some(since.elapsed().as_secs_f64())
+    });
+    futures_util::future::join_all(waits).await
 }
 
 fn api_of(s: &ServeProcess) -> Api {

@@ -64,6 +64,12 @@ pub struct Config {
     /// How many sandboxes may run at once (`ANYCODE_MAX_RUNNING`, `[sandbox]
     /// max_running`, default 8); further tasks are `queued`.
     pub max_running: u32,
+    /// How many sandbox relays start at once per host when many start together
+    /// (after a restart of AnyCode, reconcile starts every running task's relay):
+    /// `ANYCODE_RELAY_STARTS`, default this machine's cores, 2 to 8. Each start is a
+    /// `node` process in the sandbox taking about 0.15 s of CPU; in turns, the
+    /// first relays listen at once instead of all after the last.
+    pub relay_starts_at_once: usize,
     /// Idle time (no terminal input or output) before a sandbox is paused
     /// (`ANYCODE_PAUSE_AFTER_MIN`, `[sandbox] pause_after_min`, default 30 min;
     /// `None` when set to 0: never).
@@ -140,10 +146,15 @@ impl Config {
         let pause_after = minutes("ANYCODE_PAUSE_AFTER_MIN", settings.sandbox.pause_after_min, 30.0);
         let stop_after = minutes("ANYCODE_STOP_AFTER_MIN", settings.sandbox.stop_after_min, 720.0);
         let max_running = num("ANYCODE_MAX_RUNNING").map(|n| n as u32).or(settings.sandbox.max_running).unwrap_or(8).max(1);
+        let relay_starts_at_once = num("ANYCODE_RELAY_STARTS")
+            .map(|n| n as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
+            .max(1);
         let approval_timeout =
             Duration::from_secs(num("ANYCODE_APPROVAL_TIMEOUT_SECS").map(|n| n as u64).or(settings.approvals.timeout_secs).unwrap_or(300));
         Config {
             max_running,
+            relay_starts_at_once,
             pause_after,
             stop_after,
             approval_timeout,

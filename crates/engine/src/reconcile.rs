@@ -119,7 +119,7 @@ impl Engine {
                 terminal.connect(stream.output, stream.input, control, move |code| {
                     crate::tasks::spawn_agent_exited(engine.clone(), task_id.clone(), code);
                 });
-                let relay = self.start_relay(docker, &task2, &c.id);
+                let relay = self.start_relay(docker, &task2, &c.id, true);
                 self.answer_pending_handover(docker, &task2, &c.id).await;
                 self.settle_interrupted_setup(docker, &task2, Some(&c.id)).await;
                 self.watch_screen(&task2, &terminal);

@@ -474,7 +474,7 @@ impl Engine {
             None => None,
         };
         docker.start(&cid).await?;
-        let relay = self.start_relay(docker, task, &cid);
+        let relay = self.start_relay(docker, task, &cid, false);
         let ready = self.start_setup(docker, task, &cid, relay);
         self.agent_starting(task);
         terminal.apply_size().await;

@@ -204,3 +204,42 @@ async fn bad_network_input_is_refused_before_anything_is_made() {
     let (code, e) = st.s.req(reqwest::Method::PUT, &format!("/api/tasks/{}/network", t["id"].as_str().unwrap()), Some(json!({"allow": ["a b"]}))).await;
     assert_eq!((code, e["error"]["code"].as_str()), (422, Some("INVALID_INPUT")), "{e}");
 }
+
+/// Issue 14: after a restart, reconcile starts every running sandbox's relay in
+/// turn (here one at a time, `relay_starts_at_once = 1`): each relay comes back,
+/// its egress proxy listening and its hook port reaching the new server (a hook
+/// without the task's token gets the server's 401).
+#[tokio::test(flavor = "multi_thread")]
+async fn every_relay_comes_back_in_turn_after_anycode_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path());
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.relay_starts_at_once = 1;
+    let s = Server::start_with(dir, repo, cfg.clone()).await;
+    let project = s.add_project().await;
+    let mut cids = Vec::new();
+    for i in 0..4 {
+        let t = s.create_task(&project, json!({"title": format!("relay {i}"), "agent": "shell"})).await;
+        let cid = t["container_id"].as_str().unwrap().to_string();
+        wait_relay(&cid).await;
+        cids.push(cid);
+    }
+    let relays = |cid: &str| sh(cid, "pgrep -f 'anycode-[r]elay' | wc -l").1.trim().parse::<u32>().unwrap_or(0);
+    let (dir, repo) = s.shutdown().await;
+    // The old server's relays end with it (their exec streams close), freeing the
+    // ports for the new server's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cids.iter().any(|c| relays(c) != 0) {
+        assert!(Instant::now() < deadline, "a relay outlived the server that started it");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = Server::start_with(dir, repo, cfg).await;
+    let hook = format!("http://127.0.0.1:47777{}", anycode_engine::HOOK_PATH);
+    for cid in &cids {
+        wait_relay(cid).await;
+        let (_, code) = sh(cid, &format!("curl -s -o /dev/null -w '%{{http_code}}' --noproxy '*' -m 5 -X POST -H 'Content-Type: application/json' --data '{{}}' {hook}"));
+        assert_eq!(code, "401", "a hook from {cid} reaches the new server");
+        assert_eq!(relays(cid), 1, "one relay runs in {cid}");
+    }
+    drop(s);
+}

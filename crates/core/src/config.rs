@@ -66,9 +66,10 @@ pub struct Config {
     pub max_running: u32,
     /// How many sandbox relays start at once per host when many start together
     /// (after a restart of AnyCode, reconcile starts every running task's relay):
-    /// `ANYCODE_RELAY_STARTS`, default this machine's cores, 2 to 8. Each start is a
-    /// `node` process in the sandbox taking about 0.15 s of CPU; in turns, the
-    /// first relays listen at once instead of all after the last.
+    /// `ANYCODE_RELAY_STARTS`, default twice this machine's cores, 4 to 16 (a
+    /// start also waits on reading files). Each start is a `node` process in the
+    /// sandbox taking about 0.15 s of CPU; in turns, the first relays listen at
+    /// once instead of all after the last.
     pub relay_starts_at_once: usize,
     /// Idle time (no terminal input or output) before a sandbox is paused
     /// (`ANYCODE_PAUSE_AFTER_MIN`, `[sandbox] pause_after_min`, default 30 min;
@@ -148,7 +149,7 @@ impl Config {
         let max_running = num("ANYCODE_MAX_RUNNING").map(|n| n as u32).or(settings.sandbox.max_running).unwrap_or(8).max(1);
         let relay_starts_at_once = num("ANYCODE_RELAY_STARTS")
             .map(|n| n as usize)
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8))
+            .unwrap_or_else(|| (2 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).clamp(4, 16))
             .max(1);
         let approval_timeout =
             Duration::from_secs(num("ANYCODE_APPROVAL_TIMEOUT_SECS").map(|n| n as u64).or(settings.approvals.timeout_secs).unwrap_or(300));

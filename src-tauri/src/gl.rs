@@ -4,10 +4,10 @@
 //! Without a GPU (no DRM render node `/dev/dri/renderD*`: a VM, a container, a remote
 //! X or VNC session, Xvfb) or with `LIBGL_ALWAYS_SOFTWARE` set, GL is Mesa's llvmpipe:
 //! GL emulated on the CPU, which draws this UI no faster than WebKit's own CPU path and
-//! costs memory: Mesa and LLVM in each process that opens an EGL display (about 28 MB
-//! in WebKit's UI process, which is the app's), and accelerated compositing's buffers
-//! and GL state in the web process (about 60 MB more when compositing is on). There the
-//! app turns WebKit's GL off ([`GlChoice::Software`]):
+//! costs memory: Mesa and LLVM in each process that opens an EGL display (26 MB PSS
+//! in WebKit's UI process, which is the app's, measured under Xvfb), and accelerated
+//! compositing's buffers and GL state in the web process (about 90 MB more when
+//! compositing is on). There the app turns WebKit's GL off ([`GlChoice::Software`]):
 //!
 //! - `WEBKIT_DISABLE_DMABUF_RENDERER=1` and `WEBKIT_WEB_RENDER_DEVICE_FILE=/dev/dri/none`
 //!   (each unless already set): WebKitGTK's UI process otherwise opens an EGL display

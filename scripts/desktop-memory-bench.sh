@@ -4,7 +4,8 @@
 #   scripts/desktop-memory-bench.sh [-r ROUNDS] [-s] 'NAME [KEY=VALUE ...]' ...
 #
 # Each variant is a name and environment settings for the app (`BIN=PATH` picks
-# another build; default: $ANYCODE_DESKTOP_BIN or target/release/anycode-desktop).
+# another build; default: $ANYCODE_DESKTOP_BIN or target/desktop/anycode-desktop, the
+# `desktop` profile's build).
 # The first variant is the baseline. Rounds alternate the variants (A B C A B C …),
 # so the machine's drift (it is shared and noisy) falls on all of them alike. Each
 # launch gets a fresh data dir, git repository and WebKit data/cache dirs, and is
@@ -36,7 +37,7 @@ while getopts 'r:s' o; do
 done
 shift $((OPTIND - 1))
 [ $# -ge 1 ] || die "name at least one variant, e.g. 'base'"
-default_bin="${ANYCODE_DESKTOP_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/anycode-desktop}"
+default_bin="${ANYCODE_DESKTOP_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/desktop/anycode-desktop}"
 for t in Xvfb dbus-daemon xdotool curl node docker; do have "$t" || die "$t is missing (see scripts/lib.sh: ensure_desktop_deps)"; done
 
 OUT="$ROOT/artifacts/desktop-bench"
@@ -99,7 +100,7 @@ measure() {
   for w in "${words[@]}"; do
     case $w in BIN=*) bin=${w#BIN=} ;; *=*) envs+=("$w") ;; *) die "variant $name: $w is not KEY=VALUE" ;; esac
   done
-  [ -x "$bin" ] || die "$bin is missing: run cargo build --release -p anycode-desktop"
+  [ -x "$bin" ] || die "$bin is missing: run cargo build --profile desktop -p anycode-desktop"
   local run="$work/$name-$round" tag="$name-r$round"
   mkdir -p "$run/xdg-data" "$run/xdg-cache" "$run/repo"
   data="$run/data"

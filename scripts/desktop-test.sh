@@ -12,8 +12,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-# ANYCODE_DESKTOP_BIN picks another build (e.g. target/release/anycode-desktop for
-# release memory figures).
+# ANYCODE_DESKTOP_BIN picks another build (e.g. target/desktop/anycode-desktop, the
+# `desktop` profile's, for release memory figures).
 bin="${ANYCODE_DESKTOP_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/anycode-desktop}"
 [ -x "$bin" ] || die "$bin is missing: run cargo build -p anycode-desktop"
 for t in Xvfb import convert dbus-daemon xdotool curl node; do have "$t" || die "$t is missing (see scripts/lib.sh: ensure_desktop_deps)"; done

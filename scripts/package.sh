@@ -7,15 +7,16 @@
 # --release it builds the debug profile (`tauri build --debug`, what CI tests: it
 # reuses the workspace's debug artifacts where the features match, and a release
 # build of the whole app does not fit CI's time on 2 cores), with --release the
-# release profile (what release CI ships). Prints the .deb's path on stdout; the
-# bundle lands in $CARGO_TARGET_DIR (default target/)/{debug,release}/bundle/deb/.
+# `desktop` profile (release, optimized for size: what release CI ships). Prints the
+# .deb's path on stdout; the bundle lands in $CARGO_TARGET_DIR (default
+# target/)/{debug,desktop}/bundle/deb/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 profile=debug
 case "${1:-}" in
-  --release) profile=release ;;
+  --release) profile=desktop ;;
   "") ;;
   *) die "usage: scripts/package.sh [--release]" ;;
 esac
@@ -33,6 +34,7 @@ rm -rf "$out"
 args=(build --bundles deb --ci --features embed-ui)
 [ "$profile" = debug ] && args+=(--debug)
 args+=(-- --locked) # to cargo: Cargo.lock as checked in
+[ "$profile" = desktop ] && args+=(--profile desktop)
 log "building the .deb ($profile profile) with $(node "$tauri" --version)"
 start=$(date +%s)
 # The CLI finds src-tauri/tauri.conf.json from the repository root.

@@ -19,7 +19,9 @@
 //!   the window; `anycode-desktop --open-task ID` shows that task.
 //! - Commands for the webview: [`commands::server_url`] and [`commands::open_task`].
 //! - [`memory`]: what bounds its memory (WebKit's cache model, malloc arenas).
+//! - [`gl`]: whether WebKit uses GL (not on software-only GL such as llvmpipe).
 
+pub mod gl;
 pub mod memory;
 pub mod tray;
 
@@ -173,6 +175,8 @@ pub fn run() -> anyhow::Result<()> {
     // Before any thread starts.
     memory::limit_malloc_arenas();
     launch::init_tracing("anycode_desktop=info,anycode_engine=info,anycode_server=info,warn");
+    // Also before any thread starts, and before GTK: it sets WebKit's environment.
+    let gl = gl::prepare();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // Tauri's own tasks and ours share this runtime.
@@ -217,6 +221,7 @@ pub fn run() -> anyhow::Result<()> {
                 }
             }
             let window = window.build()?;
+            gl::apply(&window, gl);
             memory::tune_webview(&window, memory::CacheModel::from_env());
             build_tray(&handle)?;
             tauri::async_runtime::spawn(watch_tasks(handle.clone()));

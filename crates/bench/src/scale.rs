@@ -141,7 +141,9 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         }
         tasks.push(task);
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Each new sandbox starts its relay (a `node`); at 500 the last ones still start
+    // after the loop, and the list and fan-out below would measure that load.
+    tokio::time::sleep(Duration::from_secs(3 + n as u64 / 10)).await;
     let rss1 = super::rss_kb(pid);
     let (_, list) = api.req(reqwest::Method::GET, "/api/tasks", None).await;
     let running = list.as_array().map(|a| a.iter().filter(|t| t["status"] == "running").count()).unwrap_or(0);
@@ -224,8 +226,11 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         }
         // Then, from inside the sandbox: when its relay (hooks, the egress proxy)
         // listens again. What is typed waits for the relay anyway (at most 15 s);
-        // the loop makes the answer the port's, not the wait's.
-        tm.send(&format!("until (exec 3<>/dev/tcp/127.0.0.1/{HOOK_PORT}) 2>/dev/null; do sleep 0.05; done; echo relay-{i}-$((1+1))\r")).await;
+        // the loop makes the answer the port's, not the wait's. The interactive
+        // shell survives a failed `exec` redirection, so the loop forks only its
+        // `sleep` (at 500 sandboxes, a subshell and a 50 ms sleep each were
+        // thousands of forks a second, a load of 500 that slowed the relays).
+        tm.send(&format!("until exec 3<>/dev/tcp/127.0.0.1/{HOOK_PORT}; do sleep 0.5; done 2>/dev/null; exec 3>&-; echo relay-{i}-$((1+1))\r")).await;
         probes.push(tm);
     }
     let restore = t.elapsed().as_secs_f64();

@@ -54,9 +54,26 @@ impl Store {
     }
 
     /// Fills in `setup` of each task.
+    /// (one read of the table for a list, not a query per task).
     pub(crate) fn fill_setups(&self, tasks: &mut [Task]) -> Result<()> {
-        for t in tasks {
+        if let [t] = tasks {
             t.setup = self.task_setup(&t.id)?.0;
+            return Ok(());
+        }
+        type Row = (String, Option<i64>, Option<String>);
+        let stored: std::collections::HashMap<String, Row> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT task_id, status, exit_code, error FROM task_setup")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?.collect::<rusqlite::Result<_>>()?;
+            rows
+        };
+        for t in tasks {
+            t.setup = match stored.get(&t.id) {
+                Some((status, exit_code, error)) => {
+                    TaskSetup { status: SetupStatus::parse(status).unwrap_or_default(), exit_code: *exit_code, log_url: None, error: error.clone() }
+                }
+                None => TaskSetup::default(),
+            };
         }
         Ok(())
     }
@@ -80,6 +97,17 @@ mod tests {
         assert_eq!((setup.status, setup.exit_code, created), (SetupStatus::Running, None, true));
         assert_eq!(s.task(&t.id).unwrap().unwrap().setup.status, SetupStatus::Running);
         assert_eq!(s.tasks(Some(&p.id)).unwrap()[0].setup.status, SetupStatus::Running);
+        // A list reads each side table once: every task gets its own row's values.
+        let t2 = crate::tests::sample_task("t2", "p1");
+        s.insert_task(&t2).unwrap();
+        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: vec![] };
+        s.set_task_network(&t2.id, &policy).unwrap();
+        let listed = s.tasks(None).unwrap();
+        let by_id = |id: &str| listed.iter().find(|x| x.id == id).unwrap().clone();
+        assert_eq!(by_id("t1").setup.status, SetupStatus::Running);
+        assert_eq!(by_id("t2").setup, TaskSetup::default());
+        assert_eq!(by_id("t2").network, policy);
+        assert_eq!(by_id("t1").network, s.task_network("t1").unwrap(), "the same as read alone");
         assert_eq!(s.task_issue(&t.id).unwrap(), None);
         s.set_task_issue(&t.id, 7, "https://github.com/o/n/issues/7").unwrap();
         assert_eq!(s.task_issue(&t.id).unwrap(), Some((7, "https://github.com/o/n/issues/7".into())));

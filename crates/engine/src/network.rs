@@ -323,10 +323,10 @@ impl Engine {
     /// first relay listens (`Err` with what went wrong, also logged).
     ///
     /// `in_turn`: the relay waits its turn among the host's relays starting in turn
-    /// (`Config::relay_starts_at_once` at a time; reconcile starts every running
-    /// task's relay at once after a restart: all together, on 2 cores, 100 relays
-    /// all listened only 11–13 s later; in turns, the first listen at once). A relay a user waits for (a task starting,
-    /// the relay check) starts at once, beside them.
+    /// (`Config::relay_starts_at_once` at a time). Reconcile starts every running
+    /// task's relay after a restart: all together, on 2 cores, 100 relays all
+    /// listened only 11–13 s later; in turn, the first listen at once. A relay a user
+    /// waits for (a task starting, the relay check) starts at once, beside them.
     pub(crate) fn start_relay(&self, docker: &SandboxHost, task: &Task, cid: &str, in_turn: bool) -> oneshot::Receiver<std::result::Result<(), String>> {
         let generation = self.inner.net.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();

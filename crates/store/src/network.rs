@@ -35,9 +35,9 @@ impl Store {
         json.map_or_else(|| Ok(legacy()), |j| parse(&j))
     }
 
-    /// Fills in `network` of each task.
-    /// (one read of the table for a list, not a query per task: at 500 tasks the
-    /// per-task queries were most of `GET /api/tasks`).
+    /// Fills in `network` of each task (one read of the table for a list, not a
+    /// query per task: at 500 tasks the per-task queries were most of
+    /// `GET /api/tasks`).
     pub(crate) fn fill_networks(&self, tasks: &mut [Task]) -> Result<()> {
         if let [t] = tasks {
             t.network = self.task_network(&t.id)?;

@@ -6,6 +6,11 @@ use crate::{Result, Store};
 use anycode_core::{SetupStatus, Task, TaskSetup};
 use rusqlite::{params, OptionalExtension};
 
+/// A `task_setup` row's state (`log_url` is left to the engine).
+fn setup_of(status: &str, exit_code: Option<i64>, error: Option<String>) -> TaskSetup {
+    TaskSetup { status: SetupStatus::parse(status).unwrap_or_default(), exit_code, log_url: None, error }
+}
+
 impl Store {
     /// Sets a task's setup status, exit code and error together (they describe one
     /// state); `created` is true once `postCreateCommand` ran (it never becomes
@@ -29,9 +34,7 @@ impl Store {
             })
             .optional()?;
         Ok(match row {
-            Some((status, exit_code, error, created)) => {
-                (TaskSetup { status: SetupStatus::parse(&status).unwrap_or_default(), exit_code, log_url: None, error }, created)
-            }
+            Some((status, exit_code, error, created)) => (setup_of(&status, exit_code, error), created),
             None => (TaskSetup::default(), false),
         })
     }
@@ -53,27 +56,23 @@ impl Store {
             .optional()?)
     }
 
-    /// Fills in `setup` of each task.
-    /// (one read of the table for a list, not a query per task).
+    /// Fills in `setup` of each task (one read of the table for a list, not a query
+    /// per task).
     pub(crate) fn fill_setups(&self, tasks: &mut [Task]) -> Result<()> {
         if let [t] = tasks {
             t.setup = self.task_setup(&t.id)?.0;
             return Ok(());
         }
-        type Row = (String, Option<i64>, Option<String>);
-        let stored: std::collections::HashMap<String, Row> = {
+        let mut stored: std::collections::HashMap<String, TaskSetup> = {
             let conn = self.conn();
             let mut stmt = conn.prepare("SELECT task_id, status, exit_code, error FROM task_setup")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?.collect::<rusqlite::Result<_>>()?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, setup_of(&r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))))?
+                .collect::<rusqlite::Result<_>>()?;
             rows
         };
         for t in tasks {
-            t.setup = match stored.get(&t.id) {
-                Some((status, exit_code, error)) => {
-                    TaskSetup { status: SetupStatus::parse(status).unwrap_or_default(), exit_code: *exit_code, log_url: None, error: error.clone() }
-                }
-                None => TaskSetup::default(),
-            };
+            t.setup = stored.remove(&t.id).unwrap_or_default();
         }
         Ok(())
     }

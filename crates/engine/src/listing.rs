@@ -68,14 +68,23 @@ impl Engine {
             self.project(p).await?;
         }
         let store = self.inner.store.clone();
-        let project = filter.project.clone();
-        let (mut tasks, prs) = blocking(move || Ok((store.tasks(project.as_deref())?, store.task_prs()?))).await?;
-        self.decorate_without_prs(&mut tasks);
-        if !filter.statuses.is_empty() {
-            tasks.retain(|t| filter.statuses.contains(&t.status));
-        }
-        let total = tasks.len();
-        let mut page: Vec<Task> = tasks.into_iter().skip(filter.offset).take(filter.limit.unwrap_or(usize::MAX)).collect();
+        let (all, prs) = blocking(move || Ok((store.task_snapshot()?, store.task_prs()?))).await?;
+        // Filtered and paged on the shared copy (the status as shown: an agent's
+        // state over a running task's); only the page is cloned and decorated.
+        let matching: Vec<&Task> = {
+            let states = self.inner.agent_states.lock().unwrap_or_else(|p| p.into_inner());
+            let shown = |t: &Task| match states.get(&t.id) {
+                Some(s) if t.status == TaskStatus::Running => s.status,
+                _ => t.status,
+            };
+            all.iter()
+                .filter(|t| filter.project.as_ref().is_none_or(|p| &t.project_id == p))
+                .filter(|t| filter.statuses.is_empty() || filter.statuses.contains(&shown(t)))
+                .collect()
+        };
+        let total = matching.len();
+        let mut page: Vec<Task> = matching.into_iter().skip(filter.offset).take(filter.limit.unwrap_or(usize::MAX)).cloned().collect();
+        self.decorate_without_prs(&mut page);
         let mut prs: HashMap<String, _> = prs.into_iter().collect();
         for t in &mut page {
             t.pr = prs.remove(&t.id);

@@ -132,9 +132,12 @@ impl Engine {
     }
 
     async fn create_task_whole(&self, project_id: &str, req: NewTask) -> Result<Task> {
+        let started = std::time::Instant::now();
         let (req, issue) = self.new_task_from_issue(project_id, req).await?;
         let valid = self.validate_new_task(project_id, req).await?;
+        let validated = started.elapsed();
         let plan = self.plan_task(valid).await?;
+        let planned = started.elapsed();
         let lock = self.task_lock(&plan.id);
         let _held = lock.lock().await;
         match self.make_task(&plan).await {
@@ -142,6 +145,16 @@ impl Engine {
                 self.record_issue(&t.id, issue).await;
                 self.decorate_without_prs(std::slice::from_mut(&mut t));
                 self.task_changed(&t.id);
+                // Where creation's time goes (the checks and git names; the host and
+                // image; the repository, container and start), for slow creations.
+                tracing::info!(
+                    task = %t.id,
+                    ms = started.elapsed().as_millis() as u64,
+                    validate_ms = validated.as_millis() as u64,
+                    plan_ms = (planned - validated).as_millis() as u64,
+                    make_ms = (started.elapsed() - planned).as_millis() as u64,
+                    "task created"
+                );
                 Ok(t)
             }
             Err(e) => {
@@ -298,6 +311,7 @@ impl Engine {
     /// base), the container, the task's row (running when a slot is free, else
     /// queued with its container made), its agent terminal, and the start.
     async fn make_task(&self, plan: &TaskPlan) -> Result<Task> {
+        let started = std::time::Instant::now();
         let mut task = plan.task.clone();
         let repo = PathBuf::from(&plan.project.path);
         let base = (!task.base.is_empty()).then(|| task.base.clone());
@@ -334,10 +348,20 @@ impl Engine {
         };
         task.base = base;
         task.base_sha = base_sha;
+        let repo_made = started.elapsed();
         let binds = taskrepo::task_binds(&plan.worktree, &objects);
         let container_id = plan.docker.create_container(&self.container_spec(&task, &plan.project, &plan.image, binds, identity.as_ref())).await?;
         task.container_id = Some(container_id);
-        self.admit_and_start(plan, task).await
+        let created = started.elapsed();
+        let task = self.admit_and_start(plan, task).await?;
+        tracing::debug!(
+            task = %task.id,
+            repo_ms = repo_made.as_millis() as u64,
+            container_ms = (created - repo_made).as_millis() as u64,
+            start_ms = (started.elapsed() - created).as_millis() as u64,
+            "task made"
+        );
+        Ok(task)
     }
 
     /// The end of [`Engine::make_task`], local or remote: the row (running or

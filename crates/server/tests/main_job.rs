@@ -239,3 +239,45 @@ async fn a_create_the_client_gives_up_on_completes_whole() {
     assert_eq!(folders, tasks.len(), "one folder per task");
     assert!(!tasks.is_empty(), "at least the slower requests' tasks were made");
 }
+
+/// `GET /api/tasks` filtered by status and project, a page at a time, with the
+/// total in `X-Total-Count`, and current after every change (the store keeps a
+/// copy of the list between writes: issue 14).
+#[tokio::test(flavor = "multi_thread")]
+async fn task_lists_filter_page_and_follow_each_change() {
+    let s = Server::start().await;
+    let p = s.add_project().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let t = s.create_task(&p, json!({"title": format!("list {i}"), "agent": "shell", "record": false})).await;
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    let http = reqwest::Client::new();
+    let list = |q: &str| {
+        let req = http.get(format!("{}/api/tasks{q}", s.base)).bearer_auth(TOKEN);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let total: usize = r.headers()["x-total-count"].to_str().unwrap().parse().unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            let got: Vec<String> = body.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+            (got, total)
+        }
+    };
+    assert_eq!(list("").await, (ids.clone(), 3));
+    // Stopping one is seen at once, by every filter.
+    let (st, _) = s.post(&format!("/api/tasks/{}/stop", ids[1]), json!({})).await;
+    assert_eq!(st, 200);
+    assert_eq!(list("?status=stopped").await, (vec![ids[1].clone()], 1));
+    assert_eq!(list("?status=running").await, (vec![ids[0].clone(), ids[2].clone()], 2));
+    assert_eq!(list("?status=running,stopped&limit=2").await, (vec![ids[0].clone(), ids[1].clone()], 3));
+    assert_eq!(list("?status=running&limit=1&offset=1").await, (vec![ids[2].clone()], 2));
+    assert_eq!(list(&format!("?project={p}&limit=2&offset=2")).await, (vec![ids[2].clone()], 3));
+    assert_eq!(list("?offset=5").await, (vec![], 3));
+    assert_eq!(list("?status=needs_approval").await, (vec![], 0));
+    // A deleted task leaves every list.
+    let (st, _) = s.delete(&format!("/api/tasks/{}", ids[0])).await;
+    assert_eq!(st, 204);
+    assert_eq!(list("?status=running").await, (vec![ids[2].clone()], 1));
+    assert_eq!(list("").await, (vec![ids[1].clone(), ids[2].clone()], 2));
+}

@@ -192,10 +192,29 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
 ];
 
-/// Handle on the database; clones share one connection.
+/// Handle on the database; clones share one connection and one cached task list.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    list: Arc<Mutex<ListCache>>,
+}
+
+/// Every task as [`Store::tasks`] last read them, and the database's change counters
+/// at that moment: valid while neither has moved.
+#[derive(Default)]
+struct ListCache {
+    /// `(total_changes of our connection, PRAGMA data_version)` read before the
+    /// tasks were: the tasks are at least as new as the key.
+    key: Option<(u64, i64)>,
+    tasks: Arc<Vec<Task>>,
+}
+
+/// The database's change counters: rows this connection changed
+/// (`sqlite3_total_changes64`: every INSERT, UPDATE and DELETE, even one rolled
+/// back) and `PRAGMA data_version`, which moves when another connection (another
+/// process) commits.
+fn change_key(conn: &Connection) -> Result<(u64, i64)> {
+    Ok((conn.total_changes(), conn.query_row("PRAGMA data_version", [], |r| r.get(0))?))
 }
 
 impl Store {
@@ -209,14 +228,14 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), list: Default::default() })
     }
 
     /// An in-memory database (tests).
     pub fn open_in_memory() -> Result<Store> {
         let mut conn = Connection::open_in_memory()?;
         Migrations::from_slice(MIGRATIONS).to_latest(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), list: Default::default() })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -300,11 +319,37 @@ impl Store {
     }
 
     /// Tasks, oldest first; only those of `project` when given.
+    ///
+    /// Lists are served from a copy of every task kept since the last read, as long
+    /// as nothing was written to the database since (by this process or another):
+    /// at 500 tasks a list is then a clone, not a query and 500 network policies
+    /// parsed (issue 14: `GET /api/tasks`).
     pub fn tasks(&self, project: Option<&str>) -> Result<Vec<Task>> {
+        Ok(self.task_snapshot()?.iter().filter(|t| project.is_none_or(|p| t.project_id == p)).cloned().collect())
+    }
+
+    /// Every task, oldest first, as one shared copy: the same `Arc` until something
+    /// is written to the database, so a caller that shows a page of tasks clones
+    /// only those (see [`Store::tasks`]).
+    pub fn task_snapshot(&self) -> Result<Arc<Vec<Task>>> {
+        let key = change_key(&self.conn())?;
+        {
+            let cache = self.list.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.key == Some(key) {
+                return Ok(cache.tasks.clone());
+            }
+        }
+        let all = Arc::new(self.read_tasks()?);
+        *self.list.lock().unwrap_or_else(|p| p.into_inner()) = ListCache { key: Some(key), tasks: all.clone() };
+        Ok(all)
+    }
+
+    /// Every task, read from the database (oldest first).
+    fn read_tasks(&self) -> Result<Vec<Task>> {
         let conn = self.conn();
-        let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE (?1 IS NULL OR project_id = ?1) ORDER BY created_at, rowid");
+        let sql = format!("SELECT {TASK_COLS} FROM tasks ORDER BY created_at, rowid");
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([project], task_from_row)?;
+        let rows = stmt.query_map([], task_from_row)?;
         let mut tasks: Vec<Task> = rows.map(|r| r.map_err(Error::from).and_then(|x| x)).collect::<Result<_>>()?;
         drop(stmt);
         drop(conn);
@@ -598,6 +643,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_list_follows_every_write_of_ours_and_of_other_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let s = Store::open(&path).unwrap();
+        s.insert_project(&project()).unwrap();
+        s.insert_project(&Project { id: "p2".into(), path: "/tmp/other".into(), ..project() }).unwrap();
+        s.insert_task(&task()).unwrap();
+        s.insert_task(&Task { id: "t2".into(), project_id: "p2".into(), agent_terminal_id: "a2".into(), ..task() }).unwrap();
+        let status = |s: &Store| s.tasks(None).unwrap().iter().map(|t| (t.id.clone(), t.status)).collect::<Vec<_>>();
+        assert_eq!(status(&s), vec![("t1".into(), TaskStatus::Creating), ("t2".into(), TaskStatus::Creating)]);
+        // Served from the copy now, filtered by project like the query was.
+        assert_eq!(s.tasks(Some("p2")).unwrap().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t2"]);
+        // Our own writes, to the task row and to a side table.
+        s.set_task_state("t1", TaskStatus::Exited, Some(1), None).unwrap();
+        assert_eq!(status(&s)[0], ("t1".into(), TaskStatus::Exited));
+        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: vec![] };
+        s.set_task_network("t2", &policy).unwrap();
+        assert_eq!(s.tasks(Some("p2")).unwrap()[0].network, policy);
+        s.delete_task("t1").unwrap();
+        assert_eq!(status(&s), vec![("t2".into(), TaskStatus::Creating)]);
+        // Another connection (another process) commits.
+        let other = Store::open(&path).unwrap();
+        other.set_task_state("t2", TaskStatus::Stopped, None, None).unwrap();
+        assert_eq!(status(&s), vec![("t2".into(), TaskStatus::Stopped)]);
+        other.insert_task(&Task { id: "t3".into(), agent_terminal_id: "a3".into(), ..task() }).unwrap();
+        assert_eq!(s.tasks(Some("p1")).unwrap().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t3"]);
+    }
+
+    #[test]
     fn queue_is_fifo_and_keeps_places() {
         let s = Store::open_in_memory().unwrap();
         s.insert_project(&project()).unwrap();
@@ -618,3 +692,4 @@ mod tests {
         assert_eq!(s.task("a").unwrap().unwrap().status, TaskStatus::Queued);
     }
 }
+

@@ -49,8 +49,16 @@ impl Store {
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?.collect::<rusqlite::Result<_>>()?;
             rows
         };
+        // Most tasks keep the default policy: each distinct one is parsed once.
+        let mut parsed: std::collections::HashMap<&str, NetworkPolicy> = std::collections::HashMap::new();
         for t in tasks {
-            t.network = stored.get(&t.id).map_or_else(|| Ok(legacy()), |j| parse(j))?;
+            t.network = match stored.get(&t.id) {
+                None => legacy(),
+                Some(j) => match parsed.get(j.as_str()) {
+                    Some(p) => p.clone(),
+                    None => parsed.entry(j.as_str()).or_insert(parse(j)?).clone(),
+                },
+            };
         }
         Ok(())
     }

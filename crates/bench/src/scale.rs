@@ -83,6 +83,24 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     super::pct(v, p)
 }
 
+/// Milliseconds for `docker run -d` of `task`'s image (`sleep infinity`), the
+/// container removed afterwards (not timed); `None` when Docker refused.
+fn raw_docker_run(task: &Value) -> Option<f64> {
+    use std::process::Command;
+    let cid = task["container_id"].as_str()?;
+    let out = Command::new("docker").args(["inspect", "-f", "{{.Config.Image}}", cid]).output().ok()?;
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let t = Instant::now();
+    let out = Command::new("docker").args(["run", "-d", "--rm", "--label", "anycode-bench=raw", &image, "sleep", "infinity"]).output().ok()?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || id.is_empty() {
+        return None;
+    }
+    let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+    Some(ms)
+}
+
 /// Starts `anycode serve` on `data` with the scale settings.
 fn serve(bin: &Path, data: &Path, repo: Option<&Path>, n: usize, usage: &str) -> ServeProcess {
     let max = (n + 1).to_string();
@@ -131,6 +149,7 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     let project = projects[0]["id"].as_str().context("no project")?.to_string();
     let rss0 = super::rss_kb(pid);
     let mut create = Vec::new();
+    let mut raw_run = Vec::new();
     let mut tasks: Vec<Value> = Vec::new();
     for i in 0..n {
         let t = Instant::now();
@@ -138,6 +157,13 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         create.push(t.elapsed().as_secs_f64());
         if st != 201 {
             bail!("creating task {i} failed: {task}");
+        }
+        // The baseline, every 10th task: Docker alone starting a container of the
+        // same image beside as many running ones (`docker run -d`, CLI included).
+        if i % 10 == 9 {
+            if let Some(ms) = raw_docker_run(&task) {
+                raw_run.push(ms);
+            }
         }
         tasks.push(task);
     }
@@ -271,6 +297,14 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     let mut create_ms: Vec<f64> = create.iter().map(|s| s * 1000.0).collect();
     println!("\n== scale: {n} running shell tasks ({running} running after creation) ==");
     println!("create (POST to 201)       p50 {:.0} ms, p95 {:.0} ms", pct(&mut create_ms, 0.5), pct(&mut create_ms, 0.95));
+    if !raw_run.is_empty() {
+        println!(
+            "  baseline `docker run -d` of the image, every 10th task ({}): p50 {:.0} ms, p95 {:.0} ms",
+            raw_run.len(),
+            pct(&mut raw_run, 0.5),
+            pct(&mut raw_run, 0.95)
+        );
+    }
     println!("server memory per task     {:.3} MB (RSS {:.1} -> {:.1} MB)", (rss1.saturating_sub(rss0)) as f64 / 1024.0 / n as f64, rss0 as f64 / 1024.0, rss1 as f64 / 1024.0);
     println!("GET /api/tasks (all {n})    p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_all, 0.5), pct(&mut get_all, 0.99));
     println!("  with this client's JSON parse  p50 {:.2} ms, p99 {:.2} ms", pct(&mut get_all_parsed, 0.5), pct(&mut get_all_parsed, 0.99));

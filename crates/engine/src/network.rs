@@ -107,9 +107,19 @@ pub(crate) struct NetState {
     /// The server's hook service.
     hook_service: StdMutex<Option<HookService>>,
     seq: std::sync::atomic::AtomicU64,
-    /// Relays starting in turn, by host id: at most the configuration's
-    /// `relay_starts_at_once` each (see [`Engine::start_relay`]).
-    starts: StdMutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Relays starting in turn, by host id (see [`Engine::start_relay`]).
+    starts: StdMutex<HashMap<String, Arc<Turns>>>,
+}
+
+/// The line of relays starting in turn on one host.
+pub(crate) struct Turns {
+    /// At most the configuration's `relay_starts_at_once` starting at a time
+    /// (fair: first come, first served).
+    starts: tokio::sync::Semaphore,
+    /// Written while the host's tasks reconcile: relays in line wait until every
+    /// terminal is back, since they compete with it for the CPU and for Docker
+    /// (a `node` each; at 500 tasks on 2 cores they slowed the reconcile).
+    pub(crate) reconciling: tokio::sync::RwLock<()>,
 }
 
 impl Default for NetState {
@@ -327,21 +337,13 @@ impl Engine {
     /// task's relay after a restart: all together, on 2 cores, 100 relays all
     /// listened only 11–13 s later; in turn, the first listen at once. A relay a user
     /// waits for (a task starting, the relay check) starts at once, beside them.
+    /// The line moves only once a reconcile of the host is over ([`Turns`]).
     pub(crate) fn start_relay(&self, docker: &SandboxHost, task: &Task, cid: &str, in_turn: bool) -> oneshot::Receiver<std::result::Result<(), String>> {
         let generation = self.inner.net.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let engine = self.clone();
         let (docker, task_id, cid) = (docker.clone(), task.id.clone(), cid.to_string());
-        let starts = in_turn.then(|| {
-            self.inner
-                .net
-                .starts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(task.host.clone())
-                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.inner.config.relay_starts_at_once)))
-                .clone()
-        });
+        let starts = in_turn.then(|| self.relay_turns(&task.host));
         let mut tasks = self.inner.net.tasks.lock().unwrap_or_else(|p| p.into_inner());
         // Spawned under the lock, so the loop sees its own generation.
         let handle = tokio::spawn(async move { engine.relay_loop(docker, task_id, cid, generation, starts, tx).await });
@@ -356,6 +358,20 @@ impl Engine {
         rx
     }
 
+    /// Host `host_id`'s line of relays starting in turn.
+    pub(crate) fn relay_turns(&self, host_id: &str) -> Arc<Turns> {
+        self.inner
+            .net
+            .starts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Turns { starts: tokio::sync::Semaphore::new(self.inner.config.relay_starts_at_once), reconciling: tokio::sync::RwLock::new(()) })
+            })
+            .clone()
+    }
+
     fn relay_current(&self, task_id: &str, generation: u64) -> bool {
         self.inner.net.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(task_id).is_some_and(|t| t.generation == generation)
     }
@@ -366,7 +382,7 @@ impl Engine {
         task_id: String,
         cid: String,
         generation: u64,
-        starts: Option<Arc<tokio::sync::Semaphore>>,
+        starts: Option<Arc<Turns>>,
         ready: oneshot::Sender<std::result::Result<(), String>>,
     ) {
         let mut ready = Some(ready);
@@ -401,14 +417,17 @@ impl Engine {
         task_id: &str,
         cid: &str,
         generation: u64,
-        starts: Option<&tokio::sync::Semaphore>,
+        starts: Option<&Turns>,
         ready: &mut Option<oneshot::Sender<std::result::Result<(), String>>>,
     ) -> std::result::Result<(), String> {
         // Held until this relay listens, fails, or is late (in line, first come
         // first served: the semaphore is fair). Never closed; a closed one would
-        // just not limit.
+        // just not limit. A reconcile of the host goes first: terminals, then relays.
         let mut start_permit = match starts {
-            Some(s) => s.acquire().await.ok(),
+            Some(t) => {
+                drop(t.reconciling.read().await);
+                t.starts.acquire().await.ok()
+            }
             None => None,
         };
         let cmd = RELAY_CMD.iter().map(|s| s.to_string()).collect();

@@ -56,6 +56,10 @@ impl Engine {
         let tasks: Vec<_> = all.into_iter().filter(|t| t.host == host_id).collect();
         let started = std::time::Instant::now();
         let count = tasks.len();
+        // Relays in line wait for the end (terminals first); a paused sandbox's own
+        // relay is not in line (see `reconcile_task`).
+        let turns = self.relay_turns(host_id);
+        let reconciling = turns.reconciling.write().await;
         // Each task's calls to Docker wait on the engine, not on this process: a few
         // tasks at a time keep it busy without a queue of hundreds of calls.
         let results: Vec<Result<()>> = futures_util::stream::iter(tasks)
@@ -63,6 +67,7 @@ impl Engine {
             .buffer_unordered(RECONCILE_AT_ONCE)
             .collect()
             .await;
+        drop(reconciling);
         tracing::info!(host = host_id, tasks = count, ms = started.elapsed().as_millis() as u64, "reconciled");
         self.refresh_queue().await;
         self.kick_queue();
@@ -119,7 +124,10 @@ impl Engine {
                 terminal.connect(stream.output, stream.input, control, move |code| {
                     crate::tasks::spawn_agent_exited(engine.clone(), task_id.clone(), code);
                 });
-                let relay = self.start_relay(docker, &task2, &c.id, true);
+                // In line with the others after the reconcile, unless frozen: that
+                // one is waited for below (its exec needs the thawed container),
+                // so it starts now.
+                let relay = self.start_relay(docker, &task2, &c.id, !c.paused);
                 self.answer_pending_handover(docker, &task2, &c.id).await;
                 self.settle_interrupted_setup(docker, &task2, Some(&c.id)).await;
                 self.watch_screen(&task2, &terminal);

@@ -264,3 +264,42 @@ async fn a_busy_sandbox_shows_its_cpu_and_memory() {
     let (_, stopped) = s.post(&format!("/api/tasks/{tid}/stop"), json!({})).await;
     assert_eq!(stopped["usage"], Value::Null, "{stopped}");
 }
+
+/// A sandbox paused when AnyCode restarts is found paused again, at once (its relay
+/// starts during the reconcile, not in the line that waits for the reconcile's
+/// end), and a keystroke resumes it with a working relay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_sandbox_stays_paused_across_a_restart_and_resumes_on_a_keystroke() {
+    let s = server(|c| c.pause_after = Some(Duration::from_secs(2))).await;
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "sleeper", "agent": "shell"})).await;
+    let (tid, container) = (id(&t), cid(&t));
+    let term_id = t["terminals"][0]["id"].as_str().unwrap().to_string();
+    let mut term = s.ws(&term_id).await;
+    term.run("echo ready-$((1+1))", "ready").await;
+    drop(term);
+    status_becomes(&s, &tid, "paused", 20).await;
+
+    let (dir, repo) = s.shutdown().await;
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.pause_after = None;
+    cfg.stop_after = None;
+    let restarted = Instant::now();
+    let s2 = Server::start_with(dir, repo, cfg).await;
+    // Answers once the reconcile is over. A relay waiting for the end of the
+    // reconcile that waits for it would hold it for its 15 s timeout.
+    let now = task(&s2, &tid).await;
+    let serving = restarted.elapsed();
+    assert!(serving < Duration::from_secs(10), "serving again took {serving:?}");
+    assert_eq!(now["status"], "paused", "{now}");
+    assert_eq!(docker_inspect(&container)["State"]["Paused"], true, "frozen again after the re-attach");
+
+    let mut term = s2.ws(&term_id).await;
+    term.wait_for(15, "the history", |t| t.contains("ready-2")).await;
+    term.send("echo back-$((2+2))\r").await;
+    term.wait_for(20, "the echo after the resume", |t| t.contains("back-4")).await;
+    assert_eq!(task(&s2, &tid).await["status"], "running");
+    // The relay listens: a hook from inside reaches AnyCode (refused without a token).
+    term.send("until exec 3<>/dev/tcp/127.0.0.1/47777; do sleep 0.2; done; exec 3>&-; echo relay-$((3+4))\r").await;
+    term.wait_for(20, "the relay's port", |t| t.contains("relay-7")).await;
+}

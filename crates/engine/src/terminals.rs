@@ -3,11 +3,12 @@
 //! the server's viewers.
 
 use crate::runtime::ExecControl;
-use crate::{Engine, Error, Result, Task, TerminalInfo, TerminalKind, Terminal};
+use crate::{Engine, Error, Result, Task, TaskStatus, TerminalInfo, TerminalKind, Terminal};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
 
 /// Sends SIGHUP to every process of the container whose environment has
 /// `ANYCODE_TERMINAL=$1`: an exec terminal's shell, its jobs, and whatever they
@@ -310,11 +311,44 @@ impl Engine {
         let task = self.db(move |store| Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid)))
             .await?
             .ok_or_else(|| Error::NotFound { what: "terminal", id: id.to_string() })?;
-        let history = match (&task.container_id, self.backend_for(&task).await) {
+        let backend = self.backend_for(&task).await;
+        if backend.is_ok() && task.container_id.is_some() && matches!(task.status, TaskStatus::Running | TaskStatus::Paused) {
+            // A running sandbox's terminal is attached by its host's reconcile (a
+            // remote host's runs once it answers, which `backend_for` just made
+            // sure of). A terminal of the log alone registered now would take its
+            // place: the attach would replay the log into it a second time, and
+            // what is typed before the attach would be lost.
+            if let Some(t) = self.attached_by_reconcile(id, &task.id).await {
+                return Ok(t);
+            }
+        }
+        let history = match (&task.container_id, backend) {
             (Some(cid), Ok(d)) => d.logs(cid, self.inner.config.scrollback_bytes).await.unwrap_or_default(),
             _ => Vec::new(),
         };
         let t = Terminal::with_history(&task.agent_terminal_id, self.inner.config.scrollback_bytes, &history, task.exit_code);
         Ok(self.register_agent_terminal(&task, t))
     }
+
+    /// Waits (at most [`ATTACH_WAIT`]) for terminal `id` of task `task_id` to be
+    /// attached by a reconcile; `None` when it was not: the task is no longer
+    /// running or paused, or the time is up.
+    async fn attached_by_reconcile(&self, id: &str, task_id: &str) -> Option<Terminal> {
+        let deadline = tokio::time::Instant::now() + ATTACH_WAIT;
+        loop {
+            if self.inner.terminals.is_live(id) {
+                return self.inner.terminals.get(id);
+            }
+            let tid = task_id.to_string();
+            let still = self.db(move |store| Ok(store.task(&tid)?.is_some_and(|t| matches!(t.status, TaskStatus::Running | TaskStatus::Paused)))).await;
+            if !matches!(still, Ok(true)) || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
+
+/// How long opening a running sandbox's terminal waits for its reconcile to attach
+/// it (a remote host's, just connected: 500 tasks take about 2 s here).
+const ATTACH_WAIT: Duration = Duration::from_secs(10);

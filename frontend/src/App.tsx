@@ -1,25 +1,30 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { api, ApiError, gh, onUnauthorized, type Conflicts, type Health, type Project, type Task } from './api';
 import { navigateToTask, useHashRoute, usePageVisible, usePoll } from './hooks';
-import { disposeSessions } from './terminal/session';
 import { matchShortcut } from './shortcuts';
-import { AddProjectDialog } from './components/AddProjectDialog';
-import { CredentialsDialog } from './components/CredentialsDialog';
-import { NewTaskDialog } from './components/NewTaskDialog';
 import { ConfirmDialog } from './components/Modal';
 import { Sidebar } from './components/Sidebar';
-import { TaskView } from './components/TaskView';
+import { Loading, lazyPart } from './components/Loading';
 import { useToast } from './components/Toasts';
 import { IconAlert, IconMenu, IconPlus, Spinner } from './components/icons';
 import { devicesApi, type SessionInfo } from './api';
 import { SessionContext, canControl } from './role';
-import { disposeAllSessions, setReadOnly } from './terminal/session';
-import { PairPage } from './mobile/PairPage';
-import { SettingsDialog } from './mobile/SettingsDialog';
+import { disposeAllSessions, disposeSessions, setReadOnly } from './terminal/registry';
 import { MobileTaskList } from './mobile/MobileTaskList';
 import { useTaskEvents } from './events';
 import { needsYou } from './status';
 import { useAttentionBadge } from './badge';
+
+// Loaded when first shown, each a chunk of its own (Vite splits at `import()`): the
+// window on the task list parses none of them. The task view brings the terminals
+// (xterm.js) and the diff view; it loads the recording player and the WebGL renderer
+// when they are used.
+const TaskView = lazyPart(() => import('./components/TaskView'), 'TaskView');
+const AddProjectDialog = lazyPart(() => import('./components/AddProjectDialog'), 'AddProjectDialog');
+const NewTaskDialog = lazyPart(() => import('./components/NewTaskDialog'), 'NewTaskDialog');
+const CredentialsDialog = lazyPart(() => import('./components/CredentialsDialog'), 'CredentialsDialog');
+const SettingsDialog = lazyPart(() => import('./mobile/SettingsDialog'), 'SettingsDialog');
+const PairPage = lazyPart(() => import('./mobile/PairPage'), 'PairPage');
 
 function Unauthorized() {
   return (
@@ -266,7 +271,11 @@ export function App() {
     // At the desk the token link signs in; anywhere else (a phone on the LAN) pairing does.
     const desk = ['127.0.0.1', 'localhost', '[::1]'].includes(location.hostname);
     if (desk && !location.hash.startsWith('#/pair/')) return <Unauthorized />;
-    return <PairPage notice={me?.kind === 'device' ? 'This device was signed out: it was revoked at the computer. Pair it again with a new code.' : undefined} />;
+    return (
+      <Loading className="fullpage">
+        <PairPage notice={me?.kind === 'device' ? 'This device was signed out: it was revoked at the computer. Pair it again with a new code.' : undefined} />
+      </Loading>
+    );
   }
 
   const newTaskProject = newTaskFor ? projects?.find((p) => p.id === newTaskFor) : undefined;
@@ -281,18 +290,20 @@ export function App() {
     );
   } else if (selectedTask) {
     main = (
-      <TaskView
-        key={selectedTask.id}
-        task={selectedTask}
-        project={selectedProject}
-        onTaskChanged={upsertTask}
-        onTaskDeleted={(id) => {
-          lastTasksJson.current = '';
-          setTasks((l) => l?.filter((t) => t.id !== id) ?? null);
-          navigateToTask(null);
-          if (!eventsLiveRef.current) loadTasks();
-        }}
-      />
+      <Loading className="empty">
+        <TaskView
+          key={selectedTask.id}
+          task={selectedTask}
+          project={selectedProject}
+          onTaskChanged={upsertTask}
+          onTaskDeleted={(id) => {
+            lastTasksJson.current = '';
+            setTasks((l) => l?.filter((t) => t.id !== id) ?? null);
+            navigateToTask(null);
+            if (!eventsLiveRef.current) loadTasks();
+          }}
+        />
+      </Loading>
     );
   } else if (projects.length === 0) {
     main = (
@@ -396,7 +407,11 @@ export function App() {
         )}
         {me?.kind === 'owner' && <span className="mobile-settings">{settingsButton('settings-button-narrow')}</span>}
       </div>
-      {settingsOpen && <SettingsDialog onClose={() => setSettingsOpen(false)} />}
+      {settingsOpen && (
+        <Loading className="modal-backdrop">
+          <SettingsDialog onClose={() => setSettingsOpen(false)} />
+        </Loading>
+      )}
       <div className="layout">
         <Sidebar
           projects={projects}
@@ -426,28 +441,36 @@ export function App() {
       </div>
 
       {addingProject && (
-        <AddProjectDialog
-          onClose={() => setAddingProject(false)}
-          onAdded={(p) => {
-            setAddingProject(false);
-            setProjects((l) => (l ? [...l.filter((x) => x.id !== p.id), p] : [p]));
-            toast.notify(p.status === 'cloning' ? `Cloning ${p.github ?? p.name}…` : `Added project ${p.name}.`, 'success');
-            loadProjects();
-          }}
-        />
+        <Loading className="modal-backdrop">
+          <AddProjectDialog
+            onClose={() => setAddingProject(false)}
+            onAdded={(p) => {
+              setAddingProject(false);
+              setProjects((l) => (l ? [...l.filter((x) => x.id !== p.id), p] : [p]));
+              toast.notify(p.status === 'cloning' ? `Cloning ${p.github ?? p.name}…` : `Added project ${p.name}.`, 'success');
+              loadProjects();
+            }}
+          />
+        </Loading>
       )}
       {newTaskProject && (
-        <NewTaskDialog
-          project={newTaskProject}
-          onClose={() => setNewTaskFor(null)}
-          onCreated={(t) => {
-            setNewTaskFor(null);
-            upsertTask(t);
-            navigateToTask(t.id);
-          }}
-        />
+        <Loading className="modal-backdrop">
+          <NewTaskDialog
+            project={newTaskProject}
+            onClose={() => setNewTaskFor(null)}
+            onCreated={(t) => {
+              setNewTaskFor(null);
+              upsertTask(t);
+              navigateToTask(t.id);
+            }}
+          />
+        </Loading>
       )}
-      {credentialsOpen && <CredentialsDialog onClose={() => setCredentialsOpen(false)} />}
+      {credentialsOpen && (
+        <Loading className="modal-backdrop">
+          <CredentialsDialog onClose={() => setCredentialsOpen(false)} />
+        </Loading>
+      )}
       {deletingProject && (
         <ConfirmDialog
           title="Remove project?"

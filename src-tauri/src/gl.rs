@@ -14,6 +14,10 @@
 //!   at start, to probe its DMA-BUF renderer and to find the GPU's render node for the
 //!   web process. The path names no device, as there is none to use (the web process
 //!   then draws without GBM buffers);
+//! - `GDK_GL=disable` (unless set): GTK 3's X11 backend otherwise probes GLX when it
+//!   picks the window's visuals, which loads Mesa's GLX driver and LLVM into the app's
+//!   process just the same (about 24 MB PSS under Xvfb). Nothing in the app draws
+//!   with GTK's GL;
 //! - the webview's hardware acceleration policy `Never` ([`apply`]): no accelerated
 //!   compositing, so no GL contexts or GL-backed layers in the web process.
 //!
@@ -105,12 +109,16 @@ pub fn choose(mode: GlMode, render_node: bool, libgl_always_software: Option<&st
     }
 }
 
-/// The WebKitGTK environment for `choice`: (variable, value) pairs to set where the
+/// The WebKitGTK and GTK environment for `choice`: (variable, value) pairs to set where the
 /// variable is not set yet (none for [`GlChoice::Hardware`]).
 pub fn webkit_env(choice: GlChoice) -> &'static [(&'static str, &'static str)] {
     match choice {
         GlChoice::Hardware => &[],
-        GlChoice::Software => &[("WEBKIT_DISABLE_DMABUF_RENDERER", "1"), ("WEBKIT_WEB_RENDER_DEVICE_FILE", NO_RENDER_DEVICE)],
+        GlChoice::Software => &[
+            ("WEBKIT_DISABLE_DMABUF_RENDERER", "1"),
+            ("WEBKIT_WEB_RENDER_DEVICE_FILE", NO_RENDER_DEVICE),
+            ("GDK_GL", "disable"),
+        ],
     }
 }
 
@@ -185,6 +193,7 @@ mod tests {
         assert_eq!(choose(GlMode::Off, true, None), Software);
         assert!(webkit_env(Hardware).is_empty());
         assert!(webkit_env(Software).contains(&("WEBKIT_DISABLE_DMABUF_RENDERER", "1")));
+        assert!(webkit_env(Software).contains(&("GDK_GL", "disable")));
     }
 
     #[test]

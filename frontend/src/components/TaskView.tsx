@@ -2,13 +2,13 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { api, isLive, type Project, type Task, type TerminalInfo } from '../api';
 import { timeAgo } from '../hooks';
 import { matchShortcut } from '../shortcuts';
-import { disposeSession } from '../terminal/session';
+import { disposeSession } from '../terminal/registry';
 import { ChangesPanel } from './ChangesPanel';
 import { NetworkChip, NetworkPanel } from './NetworkPanel';
 import { GitHubBar } from './GitHubBar';
 import { ConfirmDialog } from './Modal';
 import { CredentialWarning } from './CredentialWarning';
-import { RecordingDialog } from './RecordingDialog';
+import { Loading, lazyPart } from './Loading';
 import { OpenInButton } from './OpenIn';
 import { PortsButton } from './Ports';
 import { TerminalTabs } from './TerminalTabs';
@@ -17,6 +17,9 @@ import { IconAlert, IconBranch, IconPlay, IconStop, IconTrash, Spinner } from '.
 import { ApprovalCard, AttentionNote, StatusPill, UsageBadge } from './Attention';
 import { ordinal } from '../status';
 import { HostBadge, HostWarning } from './Hosts';
+
+// The recording player (asciinema-player) loads when Replay is first clicked.
+const RecordingDialog = lazyPart(() => import('./RecordingDialog'), 'RecordingDialog');
 
 // Which tab was active in each task, so coming back to a task restores it.
 const activeTabByTask = new Map<string, string>();
@@ -252,11 +255,13 @@ export function TaskView({
       <GitHubBar task={task} project={project} onTaskChanged={onTaskChanged} />
 
       {showRecording && (
-        <RecordingDialog
-          terminalId={task.terminals.find((t) => t.kind === 'agent')?.id ?? ''}
-          title={task.title}
-          onClose={() => setShowRecording(false)}
-        />
+        <Loading className="modal-backdrop">
+          <RecordingDialog
+            terminalId={task.terminals.find((t) => t.kind === 'agent')?.id ?? ''}
+            title={task.title}
+            onClose={() => setShowRecording(false)}
+          />
+        </Loading>
       )}
 
       {task.error && (

@@ -2,7 +2,8 @@
 // lacks (Esc, Tab, Shift+Tab, Ctrl-C, Ctrl-D, arrows, Enter) and the font size.
 
 import { useState } from 'react';
-import { FONT_MAX, FONT_MIN, getFontSize, getSession, setFontSize } from '../terminal/session';
+import { FONT_MAX, FONT_MIN, getFontSize, setFontSize } from '../terminal/registry';
+import { getSession } from '../terminal/session';
 
 interface Key {
   label: string;

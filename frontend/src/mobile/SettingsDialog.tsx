@@ -16,7 +16,7 @@ import {
   SCROLLBACK_MIN,
   setRendererChoice,
   setScrollback,
-} from '../terminal/session';
+} from '../terminal/registry';
 
 /** The terminals' scrollback, in lines (this browser's setting, kept in localStorage). */
 function TerminalSection() {

@@ -1,13 +1,26 @@
 // One terminal tab: an xterm instance plus its WebSocket to /ws/terminals/{id}.
+// Loaded with the task view (a chunk of its own): the registry and the settings every
+// terminal shares live in registry.ts, which the page loads at start.
 //
 // Sessions live in a registry outside React, so switching tabs (or tasks) never
 // disposes the xterm: its element is simply moved/hidden, and switching back is instant.
 
 import { Terminal, type ITheme } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { WebglAddon } from '@xterm/addon-webgl';
+import type { WebglAddon } from '@xterm/addon-webgl';
 import { terminalWsUrl } from '../api';
 import { matchShortcut } from '../shortcuts';
+import {
+  EAGER_OPEN,
+  getFontSize,
+  getScrollback,
+  isReadOnly,
+  markWebglBroken,
+  sessionOf,
+  testRegistry,
+  webglUnusable,
+  type RegisteredSession,
+} from './registry';
 
 const ACK_THRESHOLD = 32768;
 const BACKOFF_MIN_MS = 500;
@@ -48,73 +61,7 @@ export interface SessionSnapshot {
   title: string | null;
 }
 
-declare global {
-  interface Window {
-    __anycode?: { terminals: Map<string, Terminal> };
-  }
-}
-
-function testRegistry(): Map<string, Terminal> {
-  if (!window.__anycode) window.__anycode = { terminals: new Map() };
-  return window.__anycode.terminals;
-}
-
-// WebGL can fail (no GPU, context limit); after the first failure use the DOM renderer.
-// `localStorage['anycode.renderer']` set to `'dom'` or `'webgl'` chooses outright (for
-// benchmarks). Otherwise touch devices (phones, tablets) use the DOM renderer too: mobile
-// browsers drop WebGL contexts when the page is put away, and a phone's terminal
-// output is small. So does WebGL emulated on the CPU (SwiftShader, llvmpipe): in
-// `anycode-bench --browser` a flood reached xterm.js through it at a fraction of the
-// DOM renderer's rate, as the emulation takes the cores the flood needs.
-// The probe runs when a terminal is first shown, not at load: a WebGL context makes
-// the web process load the GL driver (tens of MB; Mesa's llvmpipe under Xvfb), which
-// a window with no terminal open does not need.
-let webglBroken: boolean | null = null;
-function webglUnusable(): boolean {
-  if (webglBroken === null) {
-    try {
-      const chosen = localStorage.getItem('anycode.renderer');
-      if (chosen === 'dom' || chosen === 'webgl') webglBroken = chosen === 'dom';
-      else if (typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches) webglBroken = true;
-      // WebKit off a Mac (WebKitGTK: the desktop app on Linux) masks the renderer, so a
-      // probe cannot tell; skipping it also spares loading the GL driver.
-      else if (maskedWebkit()) webglBroken = true;
-      else webglBroken = softwareWebgl();
-    } catch {
-      webglBroken = false;
-    }
-  }
-  return webglBroken;
-}
-
-/** WebKit that is not Safari on a Mac or iOS: WebKitGTK or WPE (no Chromium, no Firefox). */
-function maskedWebkit(): boolean {
-  const ua = navigator.userAgent;
-  return /AppleWebKit/.test(ua) && !/Chrome|Chromium|Edg|Firefox/.test(ua) && !/Mac|iPhone|iPad/.test(navigator.platform);
-}
-
-/**
- * Whether this browser's WebGL is emulated on the CPU (or missing), or cannot be told
- * apart from it: WebKit (the desktop app's webview on Linux, WebKitGTK 2.50) reports
- * every renderer as "Apple GPU", Mesa's llvmpipe under Xvfb included, and ignores
- * `failIfMajorPerformanceCaveat`; off a Mac that name is a mask, so such a browser
- * gets the DOM renderer.
- */
-function softwareWebgl(): boolean {
-  const gl = document.createElement('canvas').getContext('webgl2');
-  if (!gl) return true;
-  try {
-    const info = gl.getExtension('WEBGL_debug_renderer_info');
-    const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-    const masked = /^apple gpu$/i.test(renderer) && !/mac|iphone|ipad/i.test(navigator.platform);
-    return masked || /swiftshader|llvmpipe|softpipe|software/i.test(renderer);
-  } finally {
-    // Browsers cap live contexts; give this probe's back at once.
-    gl.getExtension('WEBGL_lose_context')?.loseContext();
-  }
-}
-
-export class TermSession {
+export class TermSession implements RegisteredSession {
   readonly term: Terminal;
   readonly element: HTMLDivElement;
   private fit = new FitAddon();
@@ -137,10 +84,10 @@ export class TermSession {
   constructor(readonly id: string) {
     this.term = new Terminal({
       fontFamily: TERMINAL_FONT,
-      fontSize: fontSize,
-      disableStdin: readOnly,
+      fontSize: getFontSize(),
+      disableStdin: isReadOnly(),
       lineHeight: 1.15,
-      scrollback,
+      scrollback: getScrollback(),
       cursorBlink: true,
       theme: TERMINAL_THEME,
       allowProposedApi: false,
@@ -161,7 +108,7 @@ export class TermSession {
     });
     // A watch-only device never resizes the desk's terminal (the server drops it too).
     this.term.onResize(({ cols, rows }) => {
-      if (!readOnly) this.sendJson({ type: 'resize', cols, rows });
+      if (!isReadOnly()) this.sendJson({ type: 'resize', cols, rows });
     });
 
     testRegistry().set(id, this.term);
@@ -286,8 +233,22 @@ export class TermSession {
 
   private enableWebgl() {
     if (this.webgl || !this.opened || webglUnusable()) return;
+    // The addon is a chunk of its own, loaded by the first terminal that uses it
+    // (never where the DOM renderer is the rule, e.g. the desktop app on Linux).
+    loadWebgl().then(
+      (Addon) => {
+        // Shown still, and not given a renderer meanwhile?
+        if (this.webgl || !this.visible || this.disposed || webglUnusable()) return;
+        this.attachWebgl(Addon);
+        this.scheduleFit(); // the renderers' cells may differ by a pixel
+      },
+      (e) => console.info('anycode: the WebGL renderer did not load, using the DOM renderer', e),
+    );
+  }
+
+  private attachWebgl(Addon: typeof WebglAddon) {
     try {
-      const addon = new WebglAddon();
+      const addon = new Addon();
       addon.onContextLoss(() => {
         // Fall back to the DOM renderer; try again on the next show.
         if (this.webgl === addon) this.disableWebgl();
@@ -295,7 +256,7 @@ export class TermSession {
       this.term.loadAddon(addon);
       this.webgl = addon;
     } catch (e) {
-      webglBroken = true;
+      markWebglBroken();
       console.info('anycode: WebGL renderer unavailable, using the DOM renderer', e);
     }
   }
@@ -375,7 +336,7 @@ export class TermSession {
       this.update({ state: 'open', exitCode: undefined });
       // Announce flow control: from now on the server counts what we have not acked.
       this.sendJson({ type: 'ack', bytes: 0 });
-      if (!readOnly) this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
+      if (!isReadOnly()) this.sendJson({ type: 'resize', cols: this.term.cols, rows: this.term.rows });
       this.scheduleFit();
     };
 
@@ -473,7 +434,7 @@ export class TermSession {
   }
 
   private send(data: Uint8Array) {
-    if (readOnly) return;
+    if (isReadOnly()) return;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(data);
   }
 
@@ -484,15 +445,21 @@ export class TermSession {
 
   /** Applies the shared font size and re-fits. */
   applyFontSize() {
-    if (this.term.options.fontSize !== fontSize) {
-      this.term.options.fontSize = fontSize;
+    const size = getFontSize();
+    if (this.term.options.fontSize !== size) {
+      this.term.options.fontSize = size;
       this.scheduleFit();
     }
   }
 
   /** Applies the shared read-only flag. */
   applyReadOnly() {
-    this.term.options.disableStdin = readOnly;
+    this.term.options.disableStdin = isReadOnly();
+  }
+
+  /** Applies the shared scrollback length. */
+  applyScrollback() {
+    this.term.options.scrollback = getScrollback();
   }
 
   /**
@@ -537,160 +504,20 @@ export class TermSession {
   }
 }
 
+let webglModule: Promise<typeof WebglAddon> | null = null;
+/** The WebGL addon's class, its chunk loaded on first use. */
+function loadWebgl(): Promise<typeof WebglAddon> {
+  if (!webglModule) {
+    webglModule = import('@xterm/addon-webgl').then((m) => m.WebglAddon);
+    // A failed load (e.g. the server restarted with a new build) may be tried again.
+    webglModule.catch(() => (webglModule = null));
+  }
+  return webglModule;
+}
+
 // ---- registry ----
 
-const sessions = new Map<string, TermSession>();
-
+/** The session of terminal `id` (made, and connected, on first use). */
 export function getSession(id: string): TermSession {
-  let s = sessions.get(id);
-  if (!s) {
-    s = new TermSession(id);
-    sessions.set(id, s);
-  }
-  return s;
+  return sessionOf(id, () => new TermSession(id));
 }
-
-export function disposeSession(id: string) {
-  const s = sessions.get(id);
-  if (s) {
-    s.dispose();
-    sessions.delete(id);
-  }
-}
-
-export function disposeSessions(ids: Iterable<string>) {
-  for (const id of ids) disposeSession(id);
-}
-
-export function disposeAllSessions() {
-  disposeSessions([...sessions.keys()]);
-}
-
-// ---- settings shared by every terminal ----
-
-const FONT_KEY = 'anycode.fontSize';
-export const FONT_MIN = 8;
-export const FONT_MAX = 24;
-let fontSize = (() => {
-  try {
-    const v = Number(localStorage.getItem(FONT_KEY));
-    return v >= FONT_MIN && v <= FONT_MAX ? v : 13;
-  } catch {
-    return 13;
-  }
-})();
-let readOnly = false;
-
-// Lines of scrollback each terminal keeps (xterm.js holds them in the page: about
-// 12 bytes per cell, so 5,000 lines of 160 columns are about 10 MB per full tab).
-// `localStorage['anycode.scrollback']` overrides the default. The server keeps its
-// own replay buffer per terminal, independent of this.
-const SCROLLBACK_KEY = 'anycode.scrollback';
-export const SCROLLBACK_DEFAULT = 5000;
-export const SCROLLBACK_MIN = 100;
-export const SCROLLBACK_MAX = 100_000;
-let scrollback = (() => {
-  try {
-    const v = Number(localStorage.getItem(SCROLLBACK_KEY) ?? NaN);
-    return Number.isInteger(v) && v >= SCROLLBACK_MIN && v <= SCROLLBACK_MAX ? v : SCROLLBACK_DEFAULT;
-  } catch {
-    return SCROLLBACK_DEFAULT;
-  }
-})();
-
-// `localStorage['anycode.eagerTerminals'] = '1'` draws every terminal as soon as its
-// tab exists, shown or not (the behaviour before lazy opening; for measurements).
-const EAGER_OPEN = (() => {
-  try {
-    return localStorage.getItem('anycode.eagerTerminals') === '1';
-  } catch {
-    return false;
-  }
-})();
-
-export type RendererChoice = 'auto' | 'dom' | 'webgl';
-
-/** The renderer chosen in `localStorage['anycode.renderer']` (`auto` when unset). */
-export function getRendererChoice(): RendererChoice {
-  try {
-    const v = localStorage.getItem('anycode.renderer');
-    return v === 'dom' || v === 'webgl' ? v : 'auto';
-  } catch {
-    return 'auto';
-  }
-}
-
-/** Chooses the renderer of terminals drawn from now on (kept in localStorage). */
-export function setRendererChoice(choice: RendererChoice) {
-  try {
-    if (choice === 'auto') localStorage.removeItem('anycode.renderer');
-    else localStorage.setItem('anycode.renderer', choice);
-  } catch {
-    /* private mode */
-  }
-  webglBroken = null;
-}
-
-export function getScrollback(): number {
-  return scrollback;
-}
-
-/** Sets the scrollback of every terminal, in lines (kept in localStorage; clamped). */
-export function setScrollback(lines: number) {
-  scrollback = Math.max(SCROLLBACK_MIN, Math.min(SCROLLBACK_MAX, Math.round(lines)));
-  try {
-    localStorage.setItem(SCROLLBACK_KEY, String(scrollback));
-  } catch {
-    /* private mode */
-  }
-  sessions.forEach((s) => {
-    s.term.options.scrollback = scrollback;
-  });
-}
-
-export function getFontSize(): number {
-  return fontSize;
-}
-
-/** Sets the font size of every terminal (kept in localStorage). */
-export function setFontSize(size: number) {
-  fontSize = Math.max(FONT_MIN, Math.min(FONT_MAX, Math.round(size)));
-  try {
-    localStorage.setItem(FONT_KEY, String(fontSize));
-  } catch {
-    /* private mode */
-  }
-  sessions.forEach((s) => s.applyFontSize());
-}
-
-/** Watch-only devices: no input, no resizes (the server enforces it as well). */
-export function setReadOnly(ro: boolean) {
-  readOnly = ro;
-  sessions.forEach((s) => s.applyReadOnly());
-}
-
-// Phones sleep: when the page comes back after a while (or the network does),
-// reconnect every terminal; the server replays the scrollback. Only touch devices
-// reconnect a socket that still looks open (a phone's often is dead after sleep);
-// at a desk that would only redraw the screen after every tab switch.
-const SLEEP_MS = 10_000;
-const COARSE = typeof matchMedia === 'function' && matchMedia('(pointer: coarse)').matches;
-let hiddenAt = 0;
-if (typeof document !== 'undefined') {
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'hidden') {
-      hiddenAt = Date.now();
-    } else {
-      const slept = COARSE && hiddenAt > 0 && Date.now() - hiddenAt >= SLEEP_MS;
-      hiddenAt = 0;
-      sessions.forEach((s) => s.wake(slept));
-    }
-  });
-  window.addEventListener('online', () => sessions.forEach((s) => s.wake(false)));
-  window.addEventListener('pageshow', (e) => {
-    if ((e as PageTransitionEvent).persisted) sessions.forEach((s) => s.wake(true));
-  });
-}
-
-// Make the test hook exist even before the first terminal opens.
-testRegistry();

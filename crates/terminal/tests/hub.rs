@@ -65,7 +65,11 @@ async fn an_acknowledging_client_is_paced_by_its_acks() {
     }
     let paused_at = settled(&read).await;
     assert_eq!(sent, paused_at, "the viewer took all there was");
-    assert!((HIGH_WATERMARK..=HIGH_WATERMARK + CHUNK).contains(&paused_at), "paused after {paused_at} unacknowledged bytes");
+    // One chunk more than for a viewer that does not acknowledge: the chunk a client
+    // has taken but not yet reported sent (between `recv` and `sent`, a socket write
+    // in the server) counts neither as queued nor as unacknowledged, so the hub may
+    // read once more while it is in flight (seen under load: HIGH + 2 chunks).
+    assert!((HIGH_WATERMARK..=HIGH_WATERMARK + 2 * CHUNK).contains(&paused_at), "paused after {paused_at} unacknowledged bytes");
 
     // Acknowledging down to the low watermark lets the process go on.
     handle.ack(paused_at - LOW_WATERMARK);

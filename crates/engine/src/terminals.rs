@@ -229,7 +229,7 @@ impl Engine {
     /// recorded (recording off for its task, or an extra shell).
     pub async fn recording(&self, terminal_id: &str) -> Result<PathBuf> {
         let tid = terminal_id.to_string();
-        let task = self.db(move |store| Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid))).await?;
+        let task = self.db(move |store| Ok(store.task_snapshot()?.iter().find(|t| t.agent_terminal_id == tid).cloned())).await?;
         let Some(task) = task else {
             let known = self.inner.terminals.contains(terminal_id);
             return Err(if known {
@@ -308,7 +308,7 @@ impl Engine {
             return Ok(t);
         }
         let tid = id.to_string();
-        let task = self.db(move |store| Ok(store.tasks(None)?.into_iter().find(|t| t.agent_terminal_id == tid)))
+        let task = self.db(move |store| Ok(store.task_snapshot()?.iter().find(|t| t.agent_terminal_id == tid).cloned()))
             .await?
             .ok_or_else(|| Error::NotFound { what: "terminal", id: id.to_string() })?;
         let backend = self.backend_for(&task).await;

@@ -54,9 +54,9 @@ impl Store {
         for t in tasks {
             t.network = match stored.get(&t.id) {
                 None => legacy(),
-                Some(j) => match parsed.get(j.as_str()) {
-                    Some(p) => p.clone(),
-                    None => parsed.entry(j.as_str()).or_insert(parse(j)?).clone(),
+                Some(j) => match parsed.entry(j.as_str()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(parse(j)?).clone(),
                 },
             };
         }

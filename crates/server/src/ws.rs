@@ -143,10 +143,11 @@ async fn send_replay(sink: &mut (impl SinkExt<Message> + Unpin), snapshot: Bytes
     let mut off = 0;
     while off < snapshot.len() {
         let end = (off + REPLAY_FRAME).min(snapshot.len());
+        // Counted before it goes out: see `pump_output`.
+        handle.sent(end - off);
         if sink.send(Message::Binary(snapshot.slice(off..end))).await.is_err() {
             return false;
         }
-        handle.sent(end - off);
         off = end;
     }
     true
@@ -219,11 +220,14 @@ async fn pump_output(mut viewer: Viewer, mut sink: SplitSink<WebSocket, Message>
                     // is already queued.
                     take_queued(&mut viewer, first, &mut recent)
                 };
-                let n = frame.len();
+                // Counted as unacknowledged before it goes out. Counted after, a client
+                // could ack the frame before it was counted: the ack finds nothing to
+                // take off, the count then keeps the frame for good, and two such
+                // frames stall the terminal above the high watermark (seen in CI).
+                handle.sent(frame.len());
                 if sink.send(Message::Binary(frame)).await.is_err() {
                     break;
                 }
-                handle.sent(n);
             }
             Recv::Exit(code) => {
                 if sink.send(exit_frame(code)).await.is_err() {

@@ -54,7 +54,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, StreamExt};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -134,8 +134,9 @@ struct Flow {
     taken: AtomicU64,
     /// Hub chunk position likewise.
     taken_chunks: AtomicU64,
-    /// Bytes sent to an acknowledging client and not acknowledged yet.
-    unacked: AtomicU64,
+    /// Bytes sent to an acknowledging client and not acknowledged yet. Negative (down
+    /// to `-HIGH_WATERMARK`) while an ack has overtaken the count of what it acks.
+    unacked: AtomicI64,
     /// Whether this client acknowledges (it has sent at least one ack).
     acking: AtomicBool,
     /// The size this viewer asked for, as `cols << 16 | rows` (0: none).
@@ -317,11 +318,14 @@ impl Drop for Viewer {
 }
 
 impl ViewerHandle {
-    /// Records that `n` bytes were handed to the client (its socket accepted them).
-    /// For acknowledging clients they count as unacknowledged until [`ViewerHandle::ack`].
+    /// Records that `n` bytes are being handed to the client. Call it before the
+    /// socket write: for acknowledging clients they count as unacknowledged until
+    /// [`ViewerHandle::ack`], and bytes in the write count as nothing otherwise. An ack
+    /// that overtakes this count anyway (up to [`HIGH_WATERMARK`] bytes) is kept as
+    /// credit, so the order of the two never leaks lag.
     pub fn sent(&self, n: usize) {
         if self.flow.acking.load(Ordering::Relaxed) {
-            self.flow.unacked.fetch_add(n as u64, Ordering::Relaxed);
+            self.flow.unacked.fetch_add(i64::try_from(n).unwrap_or(i64::MAX / 2), Ordering::Relaxed);
         }
     }
 
@@ -331,7 +335,12 @@ impl ViewerHandle {
         if !self.flow.acking.swap(true, Ordering::Relaxed) {
             self.flow.unacked.store(0, Ordering::Relaxed);
         }
-        let _ = self.flow.unacked.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+        // A client acking more than it was sent gains at most one high watermark of
+        // credit: enough for an ack that raced ahead of `sent`, too little to turn off
+        // its own pacing for good.
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        let floor = -(HIGH_WATERMARK as i64);
+        let _ = self.flow.unacked.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n).max(floor.min(u))));
         self.terminal.wake_reader();
     }
 
@@ -509,7 +518,7 @@ impl Terminal {
                     .map(|(_, f)| {
                         let queued = produced.saturating_sub(f.taken.load(Ordering::Relaxed));
                         let chunks = produced_chunks.saturating_sub(f.taken_chunks.load(Ordering::Relaxed));
-                        let bytes = queued + f.unacked.load(Ordering::Relaxed);
+                        let bytes = queued.saturating_add_signed(f.unacked.load(Ordering::Relaxed));
                         // Keep the fastest viewer well inside the broadcast, too.
                         if chunks as usize > BROADCAST_CHUNKS / 2 { u64::MAX } else { bytes }
                     })

@@ -81,6 +81,37 @@ async fn an_acknowledging_client_is_paced_by_its_acks() {
 /// Rules: the fastest viewer paces the process and a slow one never slows it; the slow
 /// one, fallen out of the broadcast, gets a Resync with the scrollback and then the
 /// output that follows, with no byte lost or repeated.
+/// Rule: an ack that overtakes the count of the bytes it acknowledges (the client read
+/// the frame before the server's `sent` ran) is kept as credit, so the order never
+/// leaks lag. Leaked, every such frame stayed unacknowledged for good and a few of
+/// them stalled the terminal for good (a CI run: Ctrl-C during a flood timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_that_overtakes_its_bytes_leaks_no_lag() {
+    let t = Terminal::new("ack-first", 4 << 20);
+    let mut viewer = t.subscribe();
+    let handle = viewer.handle();
+    handle.ack(0);
+    let (read, output) = flood(CHUNK as usize);
+    let _hub = connect(&t, output);
+    // The server coalesces a flood into frames of up to 256 KiB: one frame's worth
+    // is taken (in flight: counted as neither queued nor unacknowledged), the client
+    // acks it, and only then is it counted as sent.
+    let mut through = 0u64;
+    while through < 8 * HIGH_WATERMARK {
+        let mut frame = 0u64;
+        while frame < HIGH_WATERMARK {
+            frame += tokio::time::timeout(Duration::from_secs(3), next_output(&mut viewer))
+                .await
+                .unwrap_or_else(|_| panic!("stalled after {} bytes, every frame acknowledged", through + frame))
+                .len() as u64;
+        }
+        handle.ack(frame);
+        handle.sent(frame as usize);
+        through += frame;
+    }
+    assert!(read.load(Ordering::SeqCst) >= through);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_viewer_is_resynced_from_the_scrollback_and_does_not_slow_the_fast_one() {
     let t = Terminal::new("resync", 4096);

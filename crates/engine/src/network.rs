@@ -140,7 +140,7 @@ struct TaskNet {
     /// The mode this run started with.
     mode: NetworkMode,
     /// The current allow list.
-    allow: Vec<String>,
+    allow: Arc<Vec<String>>,
     /// The relay's supervising task.
     abort: Option<tokio::task::AbortHandle>,
 }
@@ -209,16 +209,16 @@ impl Engine {
     pub(crate) async fn new_task_network(&self, project_id: &str, req: Option<NetworkRequest>) -> Result<NetworkPolicy> {
         let pid = project_id.to_string();
         let project = self.db(move |store| Ok(store.project_network(&pid)?)).await?;
-        let mut policy = NetworkPolicy { mode: self.inner.config.settings.network.mode.unwrap_or_default(), allow: self.default_allow() };
+        let mut policy = NetworkPolicy { mode: self.inner.config.settings.network.mode.unwrap_or_default(), allow: self.default_allow().into() };
         if let Some(p) = project {
             policy.mode = p.mode;
-            merge(&mut policy.allow, p.allow);
+            merge(Arc::make_mut(&mut policy.allow), p.allow.iter().cloned());
         }
         if let Some(r) = req {
             if let Some(m) = r.mode.as_deref() {
                 policy.mode = mode_of(m)?;
             }
-            merge(&mut policy.allow, r.allow.unwrap_or_default().into_iter().chain(r.add));
+            merge(Arc::make_mut(&mut policy.allow), r.allow.unwrap_or_default().into_iter().chain(r.add));
         }
         anycode_egress::check_allow(&policy.allow).map_err(|e| Error::Invalid(format!("network.allow: {e}")))?;
         Ok(policy)
@@ -247,10 +247,10 @@ impl Engine {
             policy.mode = mode_of(m)?;
         }
         if let Some(a) = req.allow {
-            policy.allow.clear();
-            merge(&mut policy.allow, a);
+            Arc::make_mut(&mut policy.allow).clear();
+            merge(Arc::make_mut(&mut policy.allow), a);
         }
-        merge(&mut policy.allow, req.add);
+        merge(Arc::make_mut(&mut policy.allow), req.add);
         anycode_egress::check_allow(&policy.allow).map_err(|e| Error::Invalid(format!("network.allow: {e}")))?;
         let compiled = Policy::new(policy.mode, &policy.allow).map_err(|e| Error::Invalid(e.to_string()))?;
         let (id, p2) = (task.id.clone(), policy.clone());
@@ -297,7 +297,7 @@ impl Engine {
                     Some(m) => mode_of(m)?,
                     None => self.inner.config.settings.network.mode.unwrap_or_default(),
                 };
-                Some(NetworkPolicy { mode, allow })
+                Some(NetworkPolicy { mode, allow: allow.into() })
             }
             None => None,
         };
@@ -562,9 +562,9 @@ impl Engine {
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 tracing::warn!(task = task_id, error = %e, "the task's allow list is not usable; refusing");
-                Policy { mode: NetworkMode::None, allow: vec![] }
+                Policy { mode: NetworkMode::None, allow: Default::default() }
             }
-            None => Policy { mode: NetworkMode::None, allow: vec![] },
+            None => Policy { mode: NetworkMode::None, allow: Default::default() },
         };
         let engine = self.clone();
         let tid = task_id.to_string();
@@ -649,7 +649,7 @@ impl Engine {
         // (so a server that stops in the middle of the check leaves nothing behind).
         let cid = docker.start_helper(&format!("anycode-{id}"), &image, &id, "1000:1000", vec![]).await?;
         let result = async {
-            let task = Task { network: NetworkPolicy { mode: NetworkMode::None, allow: vec![] }, ..check_task(&id) };
+            let task = Task { network: NetworkPolicy { mode: NetworkMode::None, allow: Default::default() }, ..check_task(&id) };
             let ready = self.start_relay(&docker, &task, &cid, false);
             match tokio::time::timeout(RELAY_READY + Duration::from_secs(1), ready).await {
                 Ok(Ok(Ok(()))) => {}

@@ -411,7 +411,11 @@ async fn list_tasks(State(st): State<AppState>, q: Result<Query<TaskQuery>, axum
     let filter = anycode_engine::TaskFilter::parse(q.project, q.status.as_deref(), q.limit.as_deref(), q.offset.as_deref())?;
     let page = st.engine.list_tasks(&filter).await?;
     let views: Vec<TaskView> = page.tasks.into_iter().map(Into::into).collect();
-    Ok(([(TOTAL_HEADER, page.total.to_string())], Json(views)).into_response())
+    // Written into one `Vec` rather than through axum's `Json` (a `BytesMut` writer):
+    // at 500 tasks (0.7 MB) a fifth of the request's time went to that writer's
+    // memsets (perf, issue 14).
+    let body = serde_json::to_vec(&views).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", format!("the task list could not be written as JSON: {e}")))?;
+    Ok(([(TOTAL_HEADER, page.total.to_string()), (axum::http::header::CONTENT_TYPE.as_str(), "application/json".to_string())], body).into_response())
 }
 
 /// One task.

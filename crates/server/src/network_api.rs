@@ -58,7 +58,7 @@ struct NetworkView {
 
 impl From<NetworkStatus> for NetworkView {
     fn from(s: NetworkStatus) -> Self {
-        NetworkView { mode: s.policy.mode, allow: s.policy.allow, running_mode: s.running_mode, blocked: s.blocked }
+        NetworkView { mode: s.policy.mode, allow: std::sync::Arc::unwrap_or_clone(s.policy.allow), running_mode: s.running_mode, blocked: s.blocked }
     }
 }
 

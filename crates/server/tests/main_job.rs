@@ -259,6 +259,7 @@ async fn task_lists_filter_page_and_follow_each_change() {
             let r = req.send().await.unwrap();
             assert_eq!(r.status(), 200);
             let total: usize = r.headers()["x-total-count"].to_str().unwrap().parse().unwrap();
+            assert_eq!(r.headers()["content-type"], "application/json");
             let body: serde_json::Value = r.json().await.unwrap();
             let got: Vec<String> = body.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
             (got, total)

@@ -658,7 +658,7 @@ mod tests {
         // Our own writes, to the task row and to a side table.
         s.set_task_state("t1", TaskStatus::Exited, Some(1), None).unwrap();
         assert_eq!(status(&s)[0], ("t1".into(), TaskStatus::Exited));
-        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: vec![] };
+        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: Default::default() };
         s.set_task_network("t2", &policy).unwrap();
         assert_eq!(s.tasks(Some("p2")).unwrap()[0].network, policy);
         s.delete_task("t1").unwrap();

@@ -16,7 +16,7 @@ fn to_json(p: &NetworkPolicy) -> Result<String> {
 /// What a task without a stored policy has: tasks from before network policies ran
 /// on Docker's bridge with no proxy, so they keep `open`.
 fn legacy() -> NetworkPolicy {
-    NetworkPolicy { mode: anycode_core::NetworkMode::Open, allow: Vec::new() }
+    NetworkPolicy { mode: anycode_core::NetworkMode::Open, allow: Default::default() }
 }
 
 impl Store {
@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(s.task_network("t1").unwrap(), t.network, "stored with the task");
         s.conn().execute("DELETE FROM task_network", []).unwrap();
         assert_eq!(s.task_network("t1").unwrap().mode, NetworkMode::Open, "tasks from before keep today's behaviour");
-        let pol = NetworkPolicy { mode: NetworkMode::Allowlist, allow: vec!["example.com".into()] };
+        let pol = NetworkPolicy { mode: NetworkMode::Allowlist, allow: vec!["example.com".into()].into() };
         s.set_task_network("t1", &pol).unwrap();
         assert_eq!(s.task("t1").unwrap().unwrap().network, pol);
         assert_eq!(s.tasks(None).unwrap()[0].network, pol);

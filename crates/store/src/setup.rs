@@ -99,7 +99,7 @@ mod tests {
         // A list reads each side table once: every task gets its own row's values.
         let t2 = crate::tests::sample_task("t2", "p1");
         s.insert_task(&t2).unwrap();
-        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: vec![] };
+        let policy = anycode_core::NetworkPolicy { mode: anycode_core::NetworkMode::None, allow: Default::default() };
         s.set_task_network(&t2.id, &policy).unwrap();
         let listed = s.tasks(None).unwrap();
         let by_id = |id: &str| listed.iter().find(|x| x.id == id).unwrap().clone();

@@ -42,7 +42,9 @@ impl Engine {
     /// git helper of a task whose work is being brought out.
     pub(crate) async fn reconcile_on(&self, docker: &SandboxHost, host_id: &str) -> Result<()> {
         let all = self.db(move |store| Ok(store.tasks(None)?)).await?;
+        let listing = std::time::Instant::now();
         let containers = docker.managed_containers().await?;
+        let list_ms = listing.elapsed().as_millis() as u64;
         for c in &containers {
             // A git helper (`helper:<task>`) at work for a task is in use too.
             let tid = c.task_id.strip_prefix("helper:").unwrap_or(&c.task_id);
@@ -68,7 +70,9 @@ impl Engine {
             .collect()
             .await;
         drop(reconciling);
-        tracing::info!(host = host_id, tasks = count, ms = started.elapsed().as_millis() as u64, "reconciled");
+        // `list_ms`: Docker's list of the containers, before `ms` (after a kill -9 of
+        // AnyCode at 500 sandboxes it took seconds: dockerd closes the old streams).
+        tracing::info!(host = host_id, tasks = count, list_ms, ms = started.elapsed().as_millis() as u64, "reconciled");
         self.refresh_queue().await;
         self.kick_queue();
         // Every task had its turn; the first failure is the answer.

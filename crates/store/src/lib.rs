@@ -692,4 +692,3 @@ mod tests {
         assert_eq!(s.task("a").unwrap().unwrap().status, TaskStatus::Queued);
     }
 }
-

@@ -181,14 +181,20 @@ export function getRendererChoice(): RendererChoice {
   }
 }
 
-/** Chooses the renderer of terminals drawn from now on (kept in localStorage). */
-export function setRendererChoice(choice: RendererChoice) {
+/** Keeps `value` under `key` in localStorage (`null` removes it); a browser that
+ * refuses (private mode) keeps the setting for this page only. */
+function remember(key: string, value: string | null) {
   try {
-    if (choice === 'auto') localStorage.removeItem('anycode.renderer');
-    else localStorage.setItem('anycode.renderer', choice);
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
   } catch {
     /* private mode */
   }
+}
+
+/** Chooses the renderer of terminals drawn from now on (kept in localStorage). */
+export function setRendererChoice(choice: RendererChoice) {
+  remember('anycode.renderer', choice === 'auto' ? null : choice);
   webglBroken = null;
 }
 
@@ -199,11 +205,7 @@ export function getScrollback(): number {
 /** Sets the scrollback of every terminal, in lines (kept in localStorage; clamped). */
 export function setScrollback(lines: number) {
   scrollback = Math.max(SCROLLBACK_MIN, Math.min(SCROLLBACK_MAX, Math.round(lines)));
-  try {
-    localStorage.setItem(SCROLLBACK_KEY, String(scrollback));
-  } catch {
-    /* private mode */
-  }
+  remember(SCROLLBACK_KEY, String(scrollback));
   sessions.forEach((s) => s.applyScrollback());
 }
 
@@ -214,11 +216,7 @@ export function getFontSize(): number {
 /** Sets the font size of every terminal (kept in localStorage). */
 export function setFontSize(size: number) {
   fontSize = Math.max(FONT_MIN, Math.min(FONT_MAX, Math.round(size)));
-  try {
-    localStorage.setItem(FONT_KEY, String(fontSize));
-  } catch {
-    /* private mode */
-  }
+  remember(FONT_KEY, String(fontSize));
   sessions.forEach((s) => s.applyFontSize());
 }
 

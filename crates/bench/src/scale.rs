@@ -172,8 +172,8 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
         }
         tasks.push(task);
     }
-    // Each new sandbox starts its relay (a `node`); at 500 the last ones still start
-    // after the loop, and the list and fan-out below would measure that load.
+    // Each new sandbox starts its relay (an exec); at 500 the last ones may still
+    // start after the loop, and the list and fan-out below would measure that load.
     tokio::time::sleep(Duration::from_secs(3 + n as u64 / 10)).await;
     let rss1 = super::rss_kb(pid);
     let (_, list) = api.req(reqwest::Method::GET, "/api/tasks", None).await;

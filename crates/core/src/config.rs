@@ -67,9 +67,9 @@ pub struct Config {
     /// How many sandbox relays start at once per host when many start together
     /// (after a restart of AnyCode, reconcile starts every running task's relay):
     /// `ANYCODE_RELAY_STARTS`, default twice this machine's cores, 4 to 16 (a
-    /// start also waits on reading files). Each start is a `node` process in the
-    /// sandbox taking about 0.15 s of CPU; in turns, the first relays listen at
-    /// once instead of all after the last.
+    /// start also waits on reading files). Each start is a `docker exec` of a
+    /// static binary (the Node.js relay before it took 0.15 s of CPU each); in
+    /// turns, the first relays listen at once instead of all after the last.
     pub relay_starts_at_once: usize,
     /// Idle time (no terminal input or output) before a sandbox is paused
     /// (`ANYCODE_PAUSE_AFTER_MIN`, `[sandbox] pause_after_min`, default 30 min;

@@ -3,7 +3,7 @@
 //! A sandbox in `allowlist` or `none` mode has no network route of its own: every
 //! AnyCode-bound connection (hooks on its `127.0.0.1:47777`, the egress proxy on its
 //! `127.0.0.1:3128`) is accepted inside it by `anycode-relay`
-//! (`sandbox-image/bin/anycode-relay`) and multiplexed over that process's
+//! (`sandbox-image/relay/anycode-relay.c`, a static binary) and multiplexed over that process's
 //! stdin/stdout, which AnyCode holds through a Docker exec. No port is opened on the
 //! host, and nothing depends on the Docker bridge's gateway.
 //!

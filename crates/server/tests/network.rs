@@ -243,3 +243,114 @@ async fn every_relay_comes_back_in_turn_after_anycode_restarts() {
     }
     drop(s);
 }
+
+/// The byte at `i` of a `/blob/N` answer.
+fn blob_byte(i: usize) -> u8 {
+    (i.wrapping_mul(7) ^ (i >> 11)) as u8
+}
+
+/// A bulk upstream on the host's loopback (HTTP/1.1, one request a connection):
+/// `GET /blob/N` answers N pattern bytes ([`blob_byte`]); `PUT` answers the
+/// sha256 of its body in hex; any other first line that is not HTTP (a raw
+/// connection through a CONNECT tunnel) is read to its EOF and answered in upper
+/// case, then closed: a client that half-closes gets its answer only if every hop
+/// keeps the other half open.
+async fn bulk_service() -> u16 {
+    use sha2::{Digest, Sha256};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && !head.starts_with(b"raw ") {
+                    if s.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                if head.starts_with(b"raw ") {
+                    let mut rest = Vec::new();
+                    s.read_to_end(&mut rest).await.unwrap();
+                    head.extend_from_slice(&rest);
+                    let _ = s.write_all(&head.to_ascii_uppercase()).await;
+                    let _ = s.shutdown().await;
+                    return;
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let first = head.lines().next().unwrap_or_default().to_string();
+                let body: Vec<u8> = if let Some(n) = first.strip_prefix("GET /blob/") {
+                    let n: usize = n.split(' ').next().unwrap().parse().unwrap();
+                    (0..n).map(blob_byte).collect()
+                } else {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                        .unwrap_or(0);
+                    let mut got = vec![0u8; len];
+                    s.read_exact(&mut got).await.unwrap();
+                    hex::encode(Sha256::digest(&got)).into_bytes()
+                };
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+            });
+        }
+    });
+    port
+}
+
+/// The relay (a static binary in the sandbox, `sandbox-image/relay/anycode-relay.c`)
+/// carries bulk both ways byte-exact, many connections at once, and TCP
+/// half-close (the Node.js relay before it closed a connection as soon as its
+/// client half-closed, losing the answer).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relay_carries_bulk_both_ways_byte_exact_and_keeps_half_closed_connections() {
+    use sha2::{Digest, Sha256};
+    let st = setup().await;
+    let bulk = bulk_service().await;
+    let gw = format!("host.docker.internal:{bulk}");
+    let (_, cid) = shell_task(&st, json!({"mode": "allowlist", "allow": [gw]})).await;
+    let (_, rss) = sh(&cid, "ps -o rss= -C anycode-relay");
+    let rss_kb: u64 = rss.trim().parse().unwrap_or_else(|_| panic!("no anycode-relay process: {rss:?}"));
+    assert!(rss_kb < 8 * 1024, "the relay holds {rss_kb} KB");
+
+    // 24 MB down through the proxy, byte-exact.
+    let want = hex::encode(Sha256::digest((0..24_000_000).map(blob_byte).collect::<Vec<u8>>()));
+    let (code, got) = sh(&cid, &format!("curl -sf -m 60 http://{gw}/blob/24000000 | sha256sum | cut -d' ' -f1"));
+    assert_eq!((code, got.trim()), (0, want.as_str()));
+
+    // 16 MB up: the upstream's sum of what arrived is the sandbox's sum of what left.
+    let (code, out) = sh(
+        &cid,
+        &format!("head -c 16000000 /dev/urandom > /tmp/up && sha256sum /tmp/up | cut -d' ' -f1 && curl -sf -m 60 -H 'Expect:' -T /tmp/up http://{gw}/sum"),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0], lines[1], "the upload arrived changed");
+
+    // 40 connections at once, 1 MB each, every one byte-exact.
+    let want = hex::encode(Sha256::digest((0..1_000_000).map(blob_byte).collect::<Vec<u8>>()));
+    let (code, out) = sh(
+        &cid,
+        &format!("for i in $(seq 40); do (curl -sf -m 60 http://{gw}/blob/1000000 | sha256sum | cut -d' ' -f1) & done; wait"),
+    );
+    assert_eq!(code, 0, "{out}");
+    let sums: Vec<&str> = out.lines().collect();
+    assert_eq!(sums.len(), 40, "{out}");
+    assert!(sums.iter().all(|s| *s == want), "{out}");
+
+    // A tunnel whose client half-closes after its request still gets the answer.
+    let script = format!(
+        r#"const s = require("net").connect(3128, "127.0.0.1", () => s.write("CONNECT {gw} HTTP/1.1\r\nHost: {gw}\r\n\r\n"));
+let got = "", open = false;
+s.on("data", (d) => {{ got += d; if (!open && got.includes("\r\n\r\n")) {{ open = true; got = ""; s.write("raw half-closed request"); s.end(); }} }});
+s.on("end", () => {{ console.log(got); process.exit(0); }});
+setTimeout(() => {{ console.log("timeout:" + got); process.exit(1); }}, 10000);"#
+    );
+    let out = std::process::Command::new("docker").args(["exec", &cid, "node", "-e", &script]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "RAW HALF-CLOSED REQUEST", "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -16,7 +16,8 @@
 //!   before the kill) to a new viewer, 32 viewers connecting at a time (all and
 //!   p50); and until every sandbox's relay listens again, probed from inside the
 //!   sandbox (first, p50, last; waiting 60 s or 0.5 s a task, whichever is longer,
-//!   and starting the idle window only then).
+//!   and starting the cgroup files' idle window only then, and once every terminal
+//!   has been quiet for 30 s, so the governor counts all N idle).
 
 use anycode_egress::HOOK_PORT;
 use anycode_testkit::{make_repo, remove_instance_containers, Api, ServeProcess, Term, TOKEN};
@@ -305,6 +306,13 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     // 4 s plus 1 s per 10 tasks).
     let all_up = relay_times.iter().all(Option::is_some);
     tokio::time::sleep(Duration::from_secs(if all_up { 4 } else { 4 + n as u64 / 10 })).await;
+    // And "all idle" means idle to AnyCode too: the governor reads a sandbox's usage
+    // every 3 s while its terminals had output or input in the last 30 s, and every
+    // 30 s after (engine's governor.rs, QUIET_USAGE_EVERY). Each terminal's last
+    // output is its probe's answer, so the window starts 30 s after the last one.
+    let last_answer = relay_times.iter().flatten().copied().fold(0.0, f64::max);
+    let quiet_at = t + Duration::from_secs_f64(last_answer) + QUIET + Duration::from_secs(1);
+    tokio::time::sleep_until(quiet_at.into()).await;
     let pid2 = s.child.id();
     let (any_cg, dock_cg, split_cg) = idle_cpu(Some(pid2), idle_secs).await;
     let (_, list) = api_of(&s).req(reqwest::Method::GET, "/api/tasks?limit=1", None).await;
@@ -355,6 +363,10 @@ pub async fn run(bin: &Path, n: usize, idle_secs: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// How long a sandbox's terminals must have had no output or input before the
+/// governor counts it quiet (the engine's `QUIET_USAGE_EVERY`).
+const QUIET: Duration = Duration::from_secs(30);
 
 /// How long the bench waits for every relay after the restart: 60 s, or 0.5 s a
 /// task (relays start a few a second on 2 cores, and the idle window after them is

@@ -57,7 +57,9 @@ where
                     Ok(p) => p,
                     Err(e) => break Err(e),
                 };
-                conns.retain(|_, (tx, _)| !tx.is_closed());
+                // Finished pumps only: one whose sandbox side ended (END) may still
+                // be sending, and a later RESET must reach it.
+                conns.retain(|_, (_, task)| !task.is_finished());
                 if let Some((_, old)) = conns.remove(&frame.conn) {
                     old.abort();
                 }
@@ -75,7 +77,9 @@ where
                 }
             }
             Kind::End => {
-                if let Some((tx, _)) = conns.remove(&frame.conn) {
+                // Kept: the other direction may still be open, and a RESET after the
+                // END (the sandbox client went away before the answer) aborts it.
+                if let Some((tx, _)) = conns.get(&frame.conn) {
                     let _ = tx.send(Msg::End).await;
                 }
             }
@@ -239,6 +243,45 @@ mod tests {
         let read = tokio::time::timeout(std::time::Duration::from_secs(5), sandbox_in.read_to_end(&mut rest)).await;
         assert!(read.is_ok(), "the sandbox side's stdin did not close");
         assert_eq!(kept.lock().unwrap().len(), 1, "the connection was open while the relay was cancelled");
+    }
+
+    /// A sandbox client that half-closed and then went away (END, then RESET): the
+    /// connection's other direction is aborted too, so the handler stops sending
+    /// (it used to keep streaming an answer the relay threw away).
+    #[tokio::test]
+    async fn a_reset_after_end_aborts_the_answer_still_being_sent() {
+        let (err_tx, err_rx) = tokio::sync::oneshot::channel::<u64>();
+        let err_tx = std::sync::Mutex::new(Some(err_tx));
+        let handler: Handler = Arc::new(move |_, mut s: DuplexStream| {
+            let tx = err_tx.lock().unwrap().take();
+            tokio::spawn(async move {
+                // An endless answer, until the connection is gone.
+                let mut sent = 0u64;
+                while s.write_all(&[b'x'; 1024]).await.is_ok() {
+                    sent += 1024;
+                }
+                if let Some(tx) = tx {
+                    let _ = tx.send(sent);
+                }
+            });
+        });
+        let (mut w, host_in) = tokio::io::duplex(1024);
+        let (host_out, mut sandbox_in) = tokio::io::duplex(64 * 1024);
+        let relay = tokio::spawn(run_relay(host_in, host_out, handler));
+        // The sandbox side reads everything, as a relay that discards would.
+        let drain = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            while sandbox_in.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        });
+        write_frame(&mut w, &Frame::open(7, 3128)).await.unwrap();
+        write_frame(&mut w, &Frame::end(7)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        write_frame(&mut w, &Frame::reset(7)).await.unwrap();
+        let sent = tokio::time::timeout(std::time::Duration::from_secs(5), err_rx).await;
+        assert!(sent.is_ok(), "the handler was still sending 5 s after the RESET");
+        drop(w);
+        relay.await.unwrap().unwrap();
+        drain.abort();
     }
 
     #[tokio::test]

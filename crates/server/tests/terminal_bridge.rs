@@ -120,20 +120,28 @@ async fn utf8_split_at_every_offset_arrives_whole_and_records_whole() {
         term.output.clone()
     };
     assert!(String::from_utf8(raw).unwrap().contains(&expected), "bytes arrive whole and in order");
-    // The recording has them whole too.
-    let body = s.http.get(format!("{}/api/terminals/{term_id}/recording", s.base)).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(body.status().as_u16(), 200);
-    assert_eq!(body.headers()["content-type"], "application/x-asciicast");
-    let text = body.text().await.unwrap();
-    let mut lines = text.lines();
-    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(header["version"], 2);
-    assert_eq!(header["title"], "bridge");
-    let played: String = lines
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e[1] == "o")
-        .map(|e| e[2].as_str().unwrap().to_string())
-        .collect();
+    // The recording has them whole too. It is written beside the live stream, not
+    // before it, so the last bytes the viewer saw may reach it a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let played = loop {
+        let body = s.http.get(format!("{}/api/terminals/{term_id}/recording", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(body.status().as_u16(), 200);
+        assert_eq!(body.headers()["content-type"], "application/x-asciicast");
+        let text = body.text().await.unwrap();
+        let mut lines = text.lines();
+        let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(header["version"], 2);
+        assert_eq!(header["title"], "bridge");
+        let played: String = lines
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap().to_string())
+            .collect();
+        if played.contains(&expected) || std::time::Instant::now() > deadline {
+            break played;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(played.contains(&expected), "recording plays back the same text");
     // The recording plays back to the same bytes as the live stream.
     // The recording may already hold bytes the socket has not delivered yet (or the

@@ -154,8 +154,6 @@ static struct conn *find(uint32_t id) {
     return NULL;
 }
 
-static int id_in_use(uint32_t id) { return find(id) != NULL; }
-
 static void drop_conn(struct conn *c, int reset) {
     if (reset) frame(c->id, K_RESET, NULL, 0);
     close(c->fd);
@@ -219,7 +217,7 @@ static void accept_on(int lfd, int port) {
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        while (next_id == 0 || id_in_use(next_id)) next_id++;
+        while (next_id == 0 || find(next_id)) next_id++;
         struct conn *c = NULL;
         for (int i = 0; i < MAX_CONNS; i++)
             if (conns[i].fd < 0) { c = &conns[i]; break; }

@@ -403,12 +403,18 @@ impl Engine {
             if !self.relay_current(&task_id, generation) {
                 return;
             }
+            // The wait comes before the check: a sandbox being stopped or removed
+            // ends its relay a moment before Docker reports it stopped, which is
+            // not a relay failure to log.
+            tokio::time::sleep(backoff).await;
+            if !self.relay_current(&task_id, generation) {
+                return;
+            }
             let running = docker.inspect(&cid).await.ok().flatten().is_some_and(|c| c.running);
             if !running {
                 return;
             }
-            tracing::warn!(task = %task_id, error = ?outcome.err(), retry_in_s = backoff.as_secs(), "the sandbox relay ended while the sandbox runs; restarting it");
-            tokio::time::sleep(backoff).await;
+            tracing::warn!(task = %task_id, error = ?outcome.err(), waited_s = backoff.as_secs(), "the sandbox relay ended while the sandbox runs; restarting it");
             backoff = (backoff * 2).min(RELAY_BACKOFF_MAX);
         }
     }

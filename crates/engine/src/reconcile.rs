@@ -176,6 +176,14 @@ impl Engine {
         let tid = task.id.clone();
         let err = err.map(str::to_string);
         let cid = found.map(|c| c.id.clone());
+        // After a restart of AnyCode most tasks are as it left them: no write (each
+        // is a commit, and at 500 tasks they queued behind one another on the
+        // database's connection while the terminals came back).
+        let same_container = cid.is_none() || cid == task.container_id;
+        if status == task.status && status != TaskStatus::Queued && code == task.exit_code && err == task.error && same_container {
+            self.task_changed(&task.id);
+            return Ok(());
+        }
         self.db(move |store| {
             if status == TaskStatus::Queued {
                 store.enqueue_task(&tid)?;

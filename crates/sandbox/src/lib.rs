@@ -251,14 +251,24 @@ impl Docker {
                 tried.push(endpoint);
                 continue;
             };
+            let raw = hijack::Endpoint::parse(&endpoint);
             let attempt = async {
+                // The API version from `/_ping`, one cheap call (see `hijack::ping`);
+                // bollard's `/version` where the engine names none or the endpoint
+                // is not one for raw connections.
+                if let Some(ep) = &raw {
+                    if let Some(version) = hijack::ping(ep).await.map_err(|e| bollard::errors::Error::IOError { err: e })? {
+                        if let Some(api) = api_version(&version).and_then(|v| connect_to_version(&endpoint, &v).ok()) {
+                            return Ok(api);
+                        }
+                    }
+                }
                 let api = api.negotiate_version().await?;
                 api.ping().await?;
                 Ok::<_, bollard::errors::Error>(api)
             };
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(api)) => {
-                    let raw = hijack::Endpoint::parse(&endpoint);
                     return Ok(Docker { api, instance: instance.to_string(), endpoint, raw, _forwarder: None });
                 }
                 Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
@@ -871,20 +881,34 @@ fn output_stream(
 type Candidate = (String, std::result::Result<bollard::Docker, bollard::errors::Error>);
 
 fn connect_to(host: &str) -> std::result::Result<bollard::Docker, bollard::errors::Error> {
+    connect_to_version(host, bollard::API_DEFAULT_VERSION)
+}
+
+/// A client of `host` speaking API `version`.
+fn connect_to_version(host: &str, version: &bollard::ClientVersion) -> std::result::Result<bollard::Docker, bollard::errors::Error> {
     if let Some(path) = host.strip_prefix("unix://") {
         #[cfg(unix)]
-        return bollard::Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION);
+        return bollard::Docker::connect_with_socket(path, 120, version);
         #[cfg(not(unix))]
         return Err(bollard::errors::Error::UnsupportedURISchemeError { uri: path.to_string() });
     }
     if host.starts_with("tcp://") || host.starts_with("http://") {
-        return bollard::Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION);
+        return bollard::Docker::connect_with_http(host, 120, version);
     }
     #[cfg(windows)]
     if host.starts_with("npipe://") {
-        return bollard::Docker::connect_with_named_pipe(host, 120, bollard::API_DEFAULT_VERSION);
+        return bollard::Docker::connect_with_named_pipe(host, 120, version);
     }
     Err(bollard::errors::Error::UnsupportedURISchemeError { uri: host.to_string() })
+}
+
+/// The API version to speak with an engine whose newest is `server` (`"1.41"`): the
+/// older of it and bollard's own. `None` when `server` is not `MAJOR.MINOR`.
+fn api_version(server: &str) -> Option<bollard::ClientVersion> {
+    let (major, minor) = server.trim().split_once('.')?;
+    let theirs = bollard::ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? };
+    let ours = bollard::API_DEFAULT_VERSION;
+    Some(if theirs < *ours { theirs } else { bollard::ClientVersion { major_version: ours.major_version, minor_version: ours.minor_version } })
 }
 
 fn candidates(docker_host: Option<&str>) -> Vec<Candidate> {
@@ -922,4 +946,36 @@ fn candidates(docker_host: Option<&str>) -> Vec<Candidate> {
         }
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_engines_and_ours() {
+        let v = api_version("1.41").unwrap();
+        assert_eq!((v.major_version, v.minor_version), (1, 41));
+        let ours = bollard::API_DEFAULT_VERSION;
+        let v = api_version("1.999").unwrap();
+        assert_eq!((v.major_version, v.minor_version), (ours.major_version, ours.minor_version));
+        for bad in ["", "1", "x.y", "1.41.2"] {
+            assert!(api_version(bad).is_none(), "{bad}");
+        }
+    }
+
+    /// The real engine's `/_ping` names its API version, and a client made with it
+    /// speaks to the engine (`docker version` as the reference).
+    #[tokio::test]
+    async fn ping_negotiates_the_version_docker_names() {
+        let ep = hijack::Endpoint::parse("unix:///var/run/docker.sock").expect("unix endpoints parse");
+        let named = hijack::ping(&ep).await.unwrap().expect("Docker names its API version in /_ping");
+        let cli = std::process::Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]).output().unwrap();
+        assert_eq!(named, String::from_utf8_lossy(&cli.stdout).trim());
+        let d = Docker::connect("test", Some("unix:///var/run/docker.sock")).await.unwrap();
+        let want = api_version(&named).unwrap();
+        assert_eq!(d.api().client_version(), want);
+        assert!(!d.version().await.unwrap().is_empty());
+    }
 }

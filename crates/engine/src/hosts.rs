@@ -12,7 +12,8 @@
 //! - A watcher asks every remote host that has tasks whether it answers, every
 //!   [`anycode_core::Config::host_check`]. A host that stops answering marks its
 //!   tasks with `host_error` (their state stays); when it answers again its tasks are
-//!   reconciled, so running sandboxes get their terminals and relays back.
+//!   reconciled, so running sandboxes get their terminals and relays back, and only
+//!   then is `host_error` cleared (typing into a terminal not attached yet is lost).
 //! - Placement ([`Engine::place`]): an explicit host, or the answering host with
 //!   the most free CPUs (CPUs minus the caps of its running sandboxes; memory breaks
 //!   ties) whose own `max_running` is not reached.
@@ -182,11 +183,13 @@ impl Engine {
                 let capacity = d.capacity().await.ok();
                 *guard = Some(d.clone());
                 drop(guard);
+                // The error (and the tasks' `host_error`) stays until the reconcile
+                // below has attached their terminals again: cleared now, a viewer
+                // would type into a terminal with no process yet, and lose it.
                 let was = {
                     let mut st = conn.state.lock().unwrap_or_else(|p| p.into_inner());
-                    let was = st.error.take();
                     st.capacity = capacity.or(st.capacity);
-                    was
+                    st.error.clone()
                 };
                 tracing::info!(host = %host.name, endpoint = %host.endpoint, back = was.is_some(), "connected to a remote Docker host");
                 // Its running sandboxes get their terminals and relays (again). In the
@@ -543,6 +546,11 @@ impl Engine {
             tracing::warn!(host = %host_id, error = %e, "reconciling with a remote host failed");
         }
         if came_back {
+            // Back once its terminals are: unless it went away again meanwhile (then
+            // the error is the newer one's, or is set again by the next check).
+            if docker.ping(PING).await.is_ok() {
+                self.host_conn(&host_id).state.lock().unwrap_or_else(|p| p.into_inner()).error = None;
+            }
             self.host_tasks_changed(&host_id).await;
         }
     }

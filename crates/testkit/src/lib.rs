@@ -280,34 +280,6 @@ impl Term {
         let done = format!("{marker}-2");
         self.wait_for(30, marker, |t| t.contains(&done)).await;
     }
-
-    /// Reads until `pred(output text)` holds or `secs` pass; whether it held.
-    pub async fn try_wait_for(&mut self, secs: u64, pred: impl Fn(&str) -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !pred(&self.text()) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.read_frame(left, "output").await {
-                return pred(&self.text());
-            }
-        }
-        true
-    }
-
-    /// [`Term::run`] in a terminal that is being attached again (its host just came
-    /// back): input that comes before the attach has no process to go to and is
-    /// dropped, so `cmd` is typed again every 3 s until its marker shows, for up to
-    /// `secs`.
-    pub async fn run_once_attached(&mut self, cmd: &str, marker: &str, secs: u64) {
-        let done = format!("{marker}-2");
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            self.send(&format!("{cmd}; echo {marker}-$((1+1))\r")).await;
-            if self.try_wait_for(3, |t| t.contains(&done)).await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {marker}; output so far:\n{}", self.text());
-        }
-    }
 }
 
 /// `docker inspect` of a container as JSON.

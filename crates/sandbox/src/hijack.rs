@@ -78,6 +78,24 @@ async fn connect(endpoint: &Endpoint) -> io::Result<Box<dyn Conn>> {
     })
 }
 
+/// Reads from `conn` into `buf` until the HTTP response head is complete; returns
+/// where it ends (after its blank line). Whatever follows in `buf` is the body.
+///
+/// Errors: the connection ends first, or the head passes 64 KiB.
+async fn read_head(conn: &mut Box<dyn Conn>, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(i + 4);
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(io::Error::other("the Docker engine sent an oversized response head"));
+        }
+        if conn.read_buf(buf).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the Docker engine closed the connection"));
+        }
+    }
+}
+
 /// `GET /_ping`: whether the engine answers `200`, and the newest API version it
 /// speaks (its `Api-Version` header, e.g. `1.41`; `None` when it sends none). This
 /// is how Docker's own CLI negotiates: one cheap call. bollard's negotiation reads
@@ -92,17 +110,7 @@ pub(crate) async fn ping(endpoint: &Endpoint) -> io::Result<Option<String>> {
     conn.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nUser-Agent: anycode\r\nConnection: close\r\n\r\n").await?;
     conn.flush().await?;
     let mut buf = BytesMut::with_capacity(1024);
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > 64 * 1024 {
-            return Err(io::Error::other("the Docker engine sent an oversized response head"));
-        }
-        if conn.read_buf(&mut buf).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the Docker engine closed the connection"));
-        }
-    };
+    let head_end = read_head(&mut conn, &mut buf).await?;
     let head = String::from_utf8_lossy(&buf[..head_end]);
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -137,17 +145,7 @@ pub(crate) async fn hijack(
 
     // Read the response head; whatever follows it is already TTY output.
     let mut buf = BytesMut::with_capacity(4096);
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return Err(io::Error::other("the Docker engine sent an oversized response head"));
-        }
-        if conn.read_buf(&mut buf).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the Docker engine closed the connection"));
-        }
-    };
+    let head_end = read_head(&mut conn, &mut buf).await?;
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     if status != 101 && status != 200 {

@@ -907,8 +907,8 @@ fn connect_to_version(host: &str, version: &bollard::ClientVersion) -> std::resu
 fn api_version(server: &str) -> Option<bollard::ClientVersion> {
     let (major, minor) = server.trim().split_once('.')?;
     let theirs = bollard::ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? };
-    let ours = bollard::API_DEFAULT_VERSION;
-    Some(if theirs < *ours { theirs } else { bollard::ClientVersion { major_version: ours.major_version, minor_version: ours.minor_version } })
+    let ours = *bollard::API_DEFAULT_VERSION;
+    Some(if theirs < ours { theirs } else { ours })
 }
 
 fn candidates(docker_host: Option<&str>) -> Vec<Candidate> {

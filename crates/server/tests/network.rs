@@ -360,10 +360,8 @@ setTimeout(() => {{ console.log("timeout:" + got); process.exit(1); }}, 10000);"
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_killed_in_a_running_sandbox_is_started_again() {
     let st = setup().await;
-    let upstream = http_service("127.0.0.1:0", "upstream says hi").await;
-    let gw = format!("host.docker.internal:{upstream}");
+    let gw = format!("host.docker.internal:{}", st.upstream);
     let (_, cid) = shell_task(&st, json!({"mode": "allowlist", "allow": [gw]})).await;
-    wait_relay(&cid).await;
     let (_, before) = sh(&cid, "pgrep -x anycode-relay");
     let before = before.trim().to_string();
     assert!(!before.is_empty(), "no relay runs in the sandbox");
@@ -372,17 +370,16 @@ async fn a_relay_killed_in_a_running_sandbox_is_started_again() {
     assert_eq!(code, 0, "the agent could not kill its relay {before}");
     // The first restart comes after a 1 s wait (then 2, 4, ... up to 30 s).
     let deadline = Instant::now() + Duration::from_secs(20);
-    let after = loop {
+    loop {
         let (_, now) = sh(&cid, "pgrep -x anycode-relay");
-        let now = now.trim().to_string();
+        let now = now.trim();
         if !now.is_empty() && now != before {
-            break now;
+            break;
         }
         assert!(Instant::now() < deadline, "no new relay within 20 s of killing {before}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_ne!(after, before);
+    }
     wait_relay(&cid).await;
     let (code, body) = sh(&cid, &format!("curl -sf -m 10 http://{gw}/"));
-    assert_eq!((code, body.as_str()), (0, "upstream says hi"), "the proxy does not work through the new relay");
+    assert_eq!((code, body.as_str()), (0, "upstream-ok"), "the proxy does not work through the new relay");
 }

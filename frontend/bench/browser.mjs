@@ -55,6 +55,76 @@ await bufferHas(termId, '$');
 const result = {};
 
 // 1. Throughput through the whole path.
+// PROFILE=<prefix> saves V8 CPU profiles of the page during this flood and the
+// from-memory one (<prefix>.path.cpuprofile, <prefix>.memory.cpuprofile: DevTools'
+// Performance panel opens them) and prints their top self times on stderr. With
+// TRACE=1 it records Chromium's trace instead and prints, per busy thread, the self
+// time of its top events (layout, paint, mojo messages…) and the renderer's frame
+// and event counts.
+const profile = process.env.PROFILE ? await page.context().newCDPSession(page) : null;
+let traceEvents = [];
+async function startProfile() {
+  if (!profile) return;
+  if (process.env.TRACE) {
+    traceEvents = [];
+    profile.on('Tracing.dataCollected', (e) => traceEvents.push(...e.value));
+    await profile.send('Tracing.start', { categories: 'devtools.timeline,blink,cc,v8,toplevel,renderer.scheduler', transferMode: 'ReportEvents' });
+    return;
+  }
+  await profile.send('Profiler.enable');
+  await profile.send('Profiler.setSamplingInterval', { interval: 200 });
+  await profile.send('Profiler.start');
+}
+async function stopProfile(what) {
+  if (!profile) return;
+  if (process.env.TRACE) {
+    const done = new Promise((r) => profile.once('Tracing.tracingComplete', r));
+    await profile.send('Tracing.end');
+    await done;
+    profile.removeAllListeners('Tracing.dataCollected');
+    const names = new Map();
+    for (const e of traceEvents) if (e.ph === 'M' && e.name === 'thread_name') names.set(`${e.pid}:${e.tid}`, e.args.name);
+    const byThread = new Map();
+    for (const e of traceEvents) if (e.ph === 'X' && e.dur != null) {
+      const k = `${e.pid}:${e.tid}`;
+      if (!byThread.has(k)) byThread.set(k, []);
+      byThread.get(k).push(e);
+    }
+    for (const [k, evs] of byThread) {
+      evs.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+      const self = new Map(); const stack = []; let total = 0;
+      for (const e of evs) {
+        while (stack.length && stack[stack.length - 1].ts + stack[stack.length - 1].dur <= e.ts) stack.pop();
+        if (stack.length) { const p = stack[stack.length - 1]; self.set(p.name, (self.get(p.name) || 0) - e.dur); } else total += e.dur;
+        self.set(e.name, (self.get(e.name) || 0) + e.dur);
+        stack.push(e);
+      }
+      if (total < 200000) continue;
+      const counts = {};
+      for (const e of evs) if (['ProxyMain::BeginMainFrame', 'Paint', 'LocalFrameView::performLayout', 'FunctionCall', 'Receive mojo message'].includes(e.name)) counts[e.name] = (counts[e.name] || 0) + 1;
+      console.error(`counts ${JSON.stringify(counts)}`);
+      console.error(`trace ${what} thread ${names.get(k) || k}: ${(total / 1000).toFixed(0)} ms in top-level events`);
+      for (const [n, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.error(`  ${(us / 1000).toFixed(0).padStart(7)} ms  ${n}`);
+    }
+    return;
+  }
+  const { profile: p } = await profile.send('Profiler.stop');
+  (await import('node:fs')).writeFileSync(`${process.env.PROFILE}.${what}.cpuprofile`, JSON.stringify(p));
+  const self = new Map();
+  const dt = new Map();
+  p.samples.forEach((id, i) => dt.set(id, (dt.get(id) || 0) + (p.timeDeltas[i] || 0)));
+  let total = 0;
+  for (const n of p.nodes) {
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}`;
+    const us = dt.get(n.id) || 0;
+    total += us;
+    self.set(key, (self.get(key) || 0) + us);
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  console.error(`page CPU profile, ${what} (${(total / 1000).toFixed(0)} ms sampled), top self times:`);
+  for (const [k, us] of top) console.error(`  ${(us / 1000).toFixed(0).padStart(7)} ms  ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
+}
+await startProfile();
 const line = 'AnyCode flood line 0123456789 abcdefghijklmnopqrstuvwxyz';
 // Timed in the page, like the from-memory run: from the command to the parse of the
 // marker that follows the flood (checked after each parsed write, not per frame).
@@ -75,8 +145,10 @@ result.path_ms = await page.evaluate(([id, n, line]) => {
     t.input(`yes '${line}' | head -c ${n}; echo flood-$((40+2))-done\r`, true);
   });
 }, [termId, floodBytes, line]);
+await stopProfile('path');
 
 // The same bytes from memory into an xterm.js of the same size and options.
+await startProfile();
 result.memory_ms = await page.evaluate(async ([id, n, line]) => {
   const live = window.__anycode.terminals.get(id);
   const T = live.constructor;
@@ -114,6 +186,7 @@ result.memory_ms = await page.evaluate(async ([id, n, line]) => {
   el.remove();
   return ms;
 }, [termId, floodBytes, line]);
+await stopProfile('memory');
 
 // 2. Echo round trips measured from the page: key in → echoed char parsed by xterm.
 await page.evaluate((id) => window.__anycode.terminals.get(id).input('clear\r', true), termId);

@@ -417,19 +417,36 @@ async fn main() -> Result<()> {
     // 1. Throughput, byte-exact.
     if want("throughput") {
         let script = format!("yes 'AnyCode flood line 0123456789 abcdefghijklmnopqrstuvwxyz' | head -c {}", flood_mb * 1_000_000);
+        // CPU of Docker's daemons (dockerd, containerd, the shims) during each kind of
+        // flood, summed over the rounds: the TTY exec relays the PTY's ~4 KiB reads,
+        // AnyCode's terminals a holder's large pipe writes (`ANYCODE_PTY_HOLDER=off`
+        // makes them TTY execs too).
+        let parts = scale::docker_pids(&s.cid);
+        if !parts.iter().any(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("containerd-shim"))) {
+            bail!("no containerd shim found for container {}", s.cid);
+        }
+        let docker_cpu = || scale::pids_ticks(&parts);
+        let (mut raw_cpu, mut bridge_cpu, mut bridge_own) = (0u64, 0u64, 0u64);
+        let c0 = docker_cpu();
         let (raw_n, raw_sha, mut raw_best) = raw_flood(&s.cid, &script)?;
+        raw_cpu += docker_cpu() - c0;
         let mut bridge_best = Duration::MAX;
         let mut bridge_ack_best = Duration::MAX;
         let (mut frames, mut frames_ack) = (Vec::new(), Vec::new());
         for round in 0..3 {
             if round > 0 {
+                let c0 = docker_cpu();
                 let (n, sha, d) = raw_flood(&s.cid, &script)?;
+                raw_cpu += docker_cpu() - c0;
                 if (n, &sha) != (raw_n, &raw_sha) {
                     bail!("raw docker exec output differs between runs");
                 }
                 raw_best = raw_best.min(d);
             }
+            let (c0, a0) = (docker_cpu(), scale::cpu_ticks(&[], Some(pid)));
             let (n2, sha2, d2, f2) = bridge_flood(&s, &script, false).await?;
+            bridge_cpu += docker_cpu() - c0;
+            bridge_own += scale::cpu_ticks(&[], Some(pid)) - a0;
             frames.extend(f2);
             if (n2, &sha2) != (raw_n, &raw_sha) {
                 bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");
@@ -451,6 +468,15 @@ async fn main() -> Result<()> {
             "  median WebSocket frame: {} bytes without acks, {} bytes with acks (goal: ≥ 65536)",
             median_frame(frames),
             median_frame(frames_ack)
+        );
+        // Ticks are 10 ms; the rounds moved 3 × flood_mb MB each way.
+        let per_mb = |ticks: u64| ticks as f64 * 10.0 / (3 * flood_mb) as f64;
+        println!(
+            "  Docker's daemons' CPU per MB: raw docker exec -t {:.1} ms, AnyCode {:.1} ms ({:.2} x raw); AnyCode itself {:.1} ms",
+            per_mb(raw_cpu),
+            per_mb(bridge_cpu),
+            per_mb(bridge_cpu) / per_mb(raw_cpu).max(f64::MIN_POSITIVE),
+            per_mb(bridge_own)
         );
     }
 
@@ -667,6 +693,8 @@ async fn browser(s: &Setup, pid: u32, flood_mb: u64, flood_secs: u64) -> Result<
     if !out.status.success() {
         bail!("the browser benchmark failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
+    // What the page script reports on the side (PROFILE=<file>: the page's top self times).
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("browser benchmark output")?;
     let nums = |k: &str| -> Vec<f64> { v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default() };
     let path_ms = v["path_ms"].as_f64().unwrap_or(f64::NAN);

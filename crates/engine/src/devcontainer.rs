@@ -640,7 +640,7 @@ impl Engine {
         let (exit_tx, exit_rx) = oneshot::channel();
         let outcome = match docker.exec(cid, argv, &user, env, 120, 32).await {
             Ok((exec_id, stream)) => {
-                let control = Arc::new(crate::runtime::ExecControl { docker: docker.clone(), exec_id });
+                let control = Arc::new(crate::runtime::ExecControl { docker: docker.clone(), exec_id, pty: stream.resize.clone() });
                 terminal.connect(stream.output, stream.input, control, move |code| {
                     let _ = exit_tx.send(code);
                 });

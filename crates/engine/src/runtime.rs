@@ -1,7 +1,7 @@
 //! [`Control`] implementations for Docker's two kinds of TTY: a container's main
 //! process (attach) and an exec session.
 
-use anycode_sandbox::SandboxHost;
+use anycode_sandbox::{PtyResizer, SandboxHost};
 use anycode_terminal::Control;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -53,10 +53,18 @@ impl Control for ContainerControl {
 pub(crate) struct ExecControl {
     pub docker: SandboxHost,
     pub exec_id: String,
+    /// The PTY held in the sandbox (`anycode-pty`), when it is; Docker's exec resize
+    /// otherwise.
+    pub pty: Option<PtyResizer>,
 }
 
 impl Control for ExecControl {
     fn resize(&self, cols: u16, rows: u16) -> BoxFuture<'static, ()> {
+        if let Some(pty) = &self.pty {
+            // Ordered with the terminal's input on the holder's stdin; nothing to wait for.
+            pty.resize(cols, rows);
+            return futures_util::future::ready(()).boxed();
+        }
         let (d, id) = (self.docker.clone(), self.exec_id.clone());
         async move {
             if let Err(e) = d.resize_exec(&id, cols, rows).await {

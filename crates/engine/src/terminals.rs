@@ -271,7 +271,7 @@ impl Engine {
         let (exec_id, stream) = docker.exec(&cid, argv, &user, env, 80, 24).await?;
         let info = TerminalInfo { id: id.clone(), kind: TerminalKind::Shell, title: cmd_line.unwrap_or_else(|| "shell".into()) };
         let terminal = Terminal::new(&id, self.inner.config.scrollback_bytes);
-        let control = Arc::new(ExecControl { docker: docker.clone(), exec_id });
+        let control = Arc::new(ExecControl { docker: docker.clone(), exec_id, pty: stream.resize.clone() });
         terminal.connect(stream.output, stream.input, control, |_| {});
         self.inner.terminals.register_shell(&task.id, info.clone(), terminal, (docker.clone(), cid, user));
         Ok(info)

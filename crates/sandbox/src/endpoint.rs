@@ -215,7 +215,7 @@ impl Docker {
             return { let _ = fwd; String::new() };
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-            Ok(Ok(api)) => Ok(Docker { api, instance: instance.to_string(), raw: Some(raw), endpoint: shown, _forwarder: forwarder }),
+            Ok(Ok(api)) => Ok(Docker { api, instance: instance.to_string(), raw: Some(raw), endpoint: shown, _forwarder: forwarder, no_pty_holder: Default::default() }),
             Ok(Err(e)) => Err(unreachable(format!("{}{}", error_chain(&e), said(&forwarder)))),
             Err(_) => Err(unreachable(format!("no answer within {} s{}", CONNECT_TIMEOUT.as_secs(), said(&forwarder)))),
         }

@@ -21,10 +21,12 @@ pub mod endpoint;
 mod hijack;
 pub mod image;
 mod network;
+mod ptyexec;
 pub mod transfer;
 
 pub use backend::{Backend, SandboxHost};
 pub use network::DEFAULT_NETWORK;
+pub use ptyexec::PtyResizer;
 
 use bollard::container::{
     AttachContainerOptions, Config, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
@@ -97,6 +99,29 @@ pub enum Error {
     Context(String),
 }
 
+/// A terminal's exec in `/workspace` with all three streams attached; `tty` when
+/// Docker holds the TTY.
+fn terminal_exec(cmd: Vec<String>, env: Vec<String>, user: &str, tty: bool) -> CreateExecOptions<String> {
+    CreateExecOptions {
+        cmd: Some(cmd),
+        env: Some(env),
+        user: Some(user.to_string()),
+        working_dir: Some("/workspace".to_string()),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(tty),
+        ..Default::default()
+    }
+}
+
+/// Whether exec terminals hold their PTY in the sandbox (`anycode-pty`): yes unless
+/// `ANYCODE_PTY_HOLDER` is `0`, `off` or `false` (Docker then holds the TTY, as with
+/// an image that has no holder).
+fn pty_holder_wanted() -> bool {
+    !matches!(std::env::var("ANYCODE_PTY_HOLDER").as_deref(), Ok("0" | "off" | "false"))
+}
+
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -116,6 +141,9 @@ pub struct Docker {
     pub endpoint: String,
     /// The local socket forwarding to an `ssh://` engine, kept while a clone lives.
     _forwarder: Option<std::sync::Arc<endpoint::SshForwarder>>,
+    /// Containers found without `anycode-pty` (older images): their exec terminals
+    /// are TTY execs. Shared by clones.
+    no_pty_holder: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// A TTY byte stream of a container's main process or of an exec session.
@@ -124,6 +152,9 @@ pub struct TtyStream {
     pub output: BoxStream<'static, std::io::Result<Bytes>>,
     /// The process's TTY input.
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    /// How to resize a PTY held in the sandbox (`anycode-pty`, see [`Docker::exec`]);
+    /// `None` when Docker holds the TTY and resizes go through its API.
+    pub resize: Option<PtyResizer>,
 }
 
 /// One piece of a non-TTY exec's output ([`Docker::exec_pipe`]).
@@ -269,7 +300,7 @@ impl Docker {
             };
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
                 Ok(Ok(api)) => {
-                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw, _forwarder: None });
+                    return Ok(Docker { api, instance: instance.to_string(), endpoint, raw, _forwarder: None, no_pty_holder: Default::default() });
                 }
                 Ok(Err(e)) => tracing::debug!(%endpoint, error = %e, "docker endpoint did not answer"),
                 Err(_) => tracing::debug!(%endpoint, "docker endpoint timed out"),
@@ -609,7 +640,7 @@ impl Docker {
         if let Some(ep) = &self.raw {
             let path = format!("{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1&logs={}", self.version_prefix(), u8::from(logs));
             return match hijack::hijack(ep, &path, None).await {
-                Ok((output, input)) => Ok(TtyStream { output, input }),
+                Ok((output, input)) => Ok(TtyStream { output, input, resize: None }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoSuchContainer(id.to_string())),
                 Err(e) => Err(Error::Io(format!("attaching to {id}: {e}"))),
             };
@@ -629,7 +660,7 @@ impl Docker {
                 e.into()
             }
         })?;
-        Ok(TtyStream { output: output_stream(res.output), input: res.input })
+        Ok(TtyStream { output: output_stream(res.output), input: res.input, resize: None })
     }
 
     /// [`Backend::write_stdin`] on this engine.
@@ -721,32 +752,82 @@ impl Docker {
     }
 
     /// [`Backend::exec`] on this engine.
+    ///
+    /// Where AnyCode opens raw connections to the engine and the container's image has
+    /// `anycode-pty`, the PTY is held in the sandbox by it and the exec has no TTY
+    /// (see `ptyexec.rs`: Docker then relays output in large pieces); resizes go
+    /// through [`TtyStream::resize`]. Otherwise (an older image, named pipes) it is a
+    /// TTY exec, resized with [`Docker::resize_exec`].
     pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
-        let opts = CreateExecOptions {
-            cmd: Some(cmd),
-            env: Some(env),
-            user: Some(user.to_string()),
-            working_dir: Some("/workspace".to_string()),
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(true),
-            ..Default::default()
-        };
-        let exec = self.create_exec(id, opts).await?;
+        if let Some(ep) = self.raw.as_ref().filter(|_| pty_holder_wanted()) {
+            let known_missing = self.no_pty_holder.lock().map(|s| s.contains(id)).unwrap_or(false);
+            if !known_missing {
+                match self.exec_held(ep, id, &cmd, user, &env, cols, rows).await? {
+                    Some(r) => return Ok(r),
+                    None => {
+                        if let Ok(mut s) = self.no_pty_holder.lock() {
+                            s.insert(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        self.exec_tty(id, cmd, user, env, cols, rows).await
+    }
+
+    /// [`Docker::exec`] through `anycode-pty`; `None` when the container has no holder.
+    #[allow(clippy::too_many_arguments)]
+    async fn exec_held(
+        &self,
+        ep: &hijack::Endpoint,
+        id: &str,
+        cmd: &[String],
+        user: &str,
+        env: &[String],
+        cols: u16,
+        rows: u16,
+    ) -> Result<Option<(String, TtyStream)>> {
+        let mut argv = vec![ptyexec::HOLDER.to_string(), cols.max(1).to_string(), rows.max(1).to_string(), "--".to_string()];
+        argv.extend(cmd.iter().cloned());
+        let exec = self.create_exec(id, terminal_exec(argv, env.to_vec(), user, false)).await?;
+        let path = format!("{}/exec/{}/start", self.version_prefix(), exec.id);
+        let (raw_output, raw_input) = hijack::hijack(ep, &path, Some(r#"{"Detach":false,"Tty":false}"#))
+            .await
+            .map_err(|e| Error::Io(format!("starting exec in {id}: {e}")))?;
+        // The holder answers at once; a container busy enough to take longer than this
+        // is reported rather than given a second process.
+        let first = tokio::time::timeout(Duration::from_secs(30), ptyexec::start(raw_output))
+            .await
+            .map_err(|_| Error::Io(format!("the terminal's PTY in {id} did not start within 30 s")))?
+            .map_err(|e| Error::Io(format!("starting exec in {id}: {e}")))?;
+        match first {
+            ptyexec::Start::Held(output) => {
+                let (input, resize) = ptyexec::pump_input(raw_input);
+                Ok(Some((exec.id, TtyStream { output, input, resize: Some(resize) })))
+            }
+            ptyexec::Start::Missing(why) => {
+                tracing::info!(container = %id, output = %why, "no anycode-pty in this container (an older image): TTY execs");
+                Ok(None)
+            }
+        }
+    }
+
+    /// [`Docker::exec`] with a TTY Docker holds.
+    async fn exec_tty(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
+        let exec = self.create_exec(id, terminal_exec(cmd, env, user, true)).await?;
         if let Some(ep) = &self.raw {
             let path = format!("{}/exec/{}/start", self.version_prefix(), exec.id);
             let (output, input) = hijack::hijack(ep, &path, Some(r#"{"Detach":false,"Tty":true}"#))
                 .await
                 .map_err(|e| Error::Io(format!("starting exec in {id}: {e}")))?;
             let _ = self.resize_exec(&exec.id, cols, rows).await;
-            return Ok((exec.id, TtyStream { output, input }));
+            return Ok((exec.id, TtyStream { output, input, resize: None }));
         }
         let start = StartExecOptions { detach: false, tty: true, output_capacity: None };
         match self.api.start_exec(&exec.id, Some(start)).await? {
             StartExecResults::Attached { output, input } => {
                 let _ = self.resize_exec(&exec.id, cols, rows).await;
-                Ok((exec.id, TtyStream { output: output_stream(output), input }))
+                Ok((exec.id, TtyStream { output: output_stream(output), input, resize: None }))
             }
             StartExecResults::Detached => Err(Error::Io("docker started the exec detached".into())),
         }

@@ -330,3 +330,85 @@ async fn closing_a_terminal_hangs_up_its_processes() {
     o.send("echo still-$((20+22))\r").await;
     o.wait_for(20, "the other terminal answering", |t| t.contains("still-42")).await;
 }
+
+/// Extra terminals hold their PTY in the sandbox (`anycode-pty` under a non-TTY exec,
+/// so Docker relays output in large pieces): the shell's parent is the holder, the
+/// size a viewer asks for reaches the shell, and the process's exit code comes back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_terminal_holds_its_pty_in_the_sandbox() {
+    let s = Server::start().await;
+    let t = shell_task(&s).await;
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let id = open(&s, &t, "").await;
+    let mut term = s.ws(&id).await;
+    term.wait_for(20, "a prompt", |t| t.contains('$')).await;
+    term.resize(133, 41).await;
+    term.run("stty size", "sized").await;
+    assert!(term.text().contains("41 133"), "the asked size reached the PTY:\n{}", term.text());
+    // The shell's parent is the holder, run with the terminal's first size.
+    term.run("echo parent=$(tr '\\0' ' ' < /proc/$PPID/cmdline)", "parent").await;
+    assert!(term.text().contains("parent=/opt/anycode/bin/anycode-pty 80 24 -- bash -l"), "{}", term.text());
+    // Docker holds no TTY for it: the holder's stdout is a pipe, not a PTY.
+    let holder_stdout = docker_sh(&cid, "for p in $(pgrep -f '^/opt/anycode/bin/anycode-pty'); do readlink /proc/$p/fd/1; done");
+    assert!(holder_stdout.lines().next().is_some_and(|l| l.starts_with("pipe:")), "{holder_stdout}");
+
+    let done = open(&s, &t, "printf 'bye-%s' $((40+2)); exit 7").await;
+    let mut d = s.ws(&done).await;
+    let exit = d.wait_exit(30).await;
+    assert_eq!(exit["code"], 7, "{exit}");
+    assert!(d.text().contains("bye-42"), "{}", d.text());
+}
+
+/// A sandbox controls what runs in it, the holder included (a dev container can run
+/// as root). Without a holder terminals fall back to Docker's TTY; a fake one that
+/// floods stderr and writes what it likes gets its stdout shown as terminal output,
+/// nothing more, and the server keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_or_hostile_pty_holder_changes_nothing_on_the_host() {
+    let s = Server::start().await;
+    let holder = "/opt/anycode/bin/anycode-pty";
+
+    // No holder: a TTY exec that Docker resizes.
+    let p = s.add_project().await;
+    let t = s.create_task(&p, json!({"title": "no holder", "agent": "shell"})).await;
+    let cid = t["container_id"].as_str().unwrap().to_string();
+    let out = std::process::Command::new("docker").args(["exec", "-u", "0", &cid, "rm", holder]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = open(&s, &t, "").await;
+    let mut term = s.ws(&id).await;
+    term.wait_for(20, "a prompt", |t| t.contains('$')).await;
+    term.resize(120, 33).await;
+    term.run("stty size; tty", "sized").await;
+    assert!(term.text().contains("33 120"), "{}", term.text());
+    term.run("echo parent=$(cat /proc/$PPID/comm)", "parent").await;
+    assert!(!term.text().contains("parent=anycode-pty"), "{}", term.text());
+
+    // A fake holder: the hello, 4 MB of stderr, then its own output and input echo.
+    let t2 = s.create_task(&p, json!({"title": "fake holder", "agent": "shell"})).await;
+    let cid2 = t2["container_id"].as_str().unwrap().to_string();
+    let fake = format!(
+        "printf '#!/bin/sh\\nprintf \"ACPTY1\\\\n\"\\nhead -c 4000000 /dev/zero | tr \"\\\\\\\\0\" E >&2\\nprintf \"fake-%%s\" $((40+2))\\nexec cat\\n' > {holder}; chmod 755 {holder}"
+    );
+    let out = std::process::Command::new("docker").args(["exec", "-u", "0", &cid2, "sh", "-c", &fake]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = docker_sh(&cid2, &format!("cat {holder}"));
+    assert!(shown.contains("ACPTY1") && shown.contains("exec cat"), "{shown}");
+    let rss_before = server_rss_kb(&s);
+    let fid = open(&s, &t2, "").await;
+    let mut f = s.ws(&fid).await;
+    f.wait_for(30, "the fake's stdout", |t| t.contains("fake-42")).await;
+    // Its input arrives framed (kind 0, u32 length): the fake's `cat` shows it.
+    f.send("typed").await;
+    f.wait_for(20, "the framed input echoed by the fake", |t| t.contains("typed")).await;
+    assert!(!f.text().contains("EEEE"), "stderr is never terminal output");
+    let (st, _) = s.get("/api/tasks").await;
+    assert_eq!(st, 200);
+    let grown = server_rss_kb(&s).saturating_sub(rss_before);
+    assert!(grown < 20 * 1024, "the server grew {grown} KiB reading the fake's stderr");
+}
+
+/// RSS of this process, which runs the server (`Server::start` serves in-process).
+fn server_rss_kb(_s: &Server) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap()
+}

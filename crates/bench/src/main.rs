@@ -443,10 +443,10 @@ async fn main() -> Result<()> {
                 }
                 raw_best = raw_best.min(d);
             }
-            let (c0, a0) = (docker_cpu(), scale::cpu_ticks(&[], Some(pid)));
+            let (c0, a0) = (docker_cpu(), scale::pids_ticks(&[pid]));
             let (n2, sha2, d2, f2) = bridge_flood(&s, &script, false).await?;
             bridge_cpu += docker_cpu() - c0;
-            bridge_own += scale::cpu_ticks(&[], Some(pid)) - a0;
+            bridge_own += scale::pids_ticks(&[pid]) - a0;
             frames.extend(f2);
             if (n2, &sha2) != (raw_n, &raw_sha) {
                 bail!("bridge output differs from raw: {n2} bytes {sha2} vs {raw_n} bytes {raw_sha}");

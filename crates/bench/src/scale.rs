@@ -37,7 +37,7 @@ const TICKS: f64 = 100.0;
 
 /// CPU ticks (user + system) of the processes whose `comm` is one of `names`
 /// (prefix match), or of `pid`.
-pub(crate) fn cpu_ticks(names: &[&str], pid: Option<u32>) -> u64 {
+fn cpu_ticks(names: &[&str], pid: Option<u32>) -> u64 {
     let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
     let mut sum = 0;
     for p in procs.flatten() {
@@ -49,9 +49,7 @@ pub(crate) fn cpu_ticks(names: &[&str], pid: Option<u32>) -> u64 {
         if !hit {
             continue;
         }
-        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after `)`.
-        sum += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        sum += stat_ticks(&stat);
     }
     sum
 }
@@ -77,9 +75,17 @@ pub(crate) fn docker_pids(cid: &str) -> Vec<u32> {
     pids
 }
 
-/// CPU ticks of `pids` (see [`cpu_ticks`]).
+/// CPU ticks of `pids` (a process that ended counts 0).
 pub(crate) fn pids_ticks(pids: &[u32]) -> u64 {
-    pids.iter().map(|p| cpu_ticks(&[], Some(*p))).sum()
+    pids.iter().filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok()).map(|s| stat_ticks(&s)).sum()
+}
+
+/// utime + stime of one `/proc/<pid>/stat` line (fields 14 and 15, the 12th and
+/// 13th after the `)` that ends the command name).
+fn stat_ticks(stat: &str) -> u64 {
+    let Some(close) = stat.rfind(')') else { return 0 };
+    let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// Docker's daemons, in the order [`idle_cpu`] splits them: dockerd, containerd,
@@ -87,7 +93,7 @@ pub(crate) fn pids_ticks(pids: &[u32]) -> u64 {
 const DOCKER_PARTS: [&[&str]; 3] = [&["dockerd"], &["containerd"], &["containerd-shim"]];
 
 /// CPU ticks of dockerd, containerd (without its shims) and the shims.
-pub(crate) fn docker_ticks() -> [u64; 3] {
+fn docker_ticks() -> [u64; 3] {
     let shim = cpu_ticks(DOCKER_PARTS[2], None);
     [cpu_ticks(DOCKER_PARTS[0], None), cpu_ticks(DOCKER_PARTS[1], None).saturating_sub(shim), shim]
 }

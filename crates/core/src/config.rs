@@ -57,6 +57,10 @@ pub struct Config {
     /// else asks Docker; `docker` always asks Docker (one-shot stats, which cost
     /// dockerd and containerd CPU per running sandbox at every reading).
     pub usage_from_docker: bool,
+    /// Whether extra terminals hold their PTY in the sandbox with `anycode-pty`
+    /// (`ANYCODE_PTY_HOLDER`, default on; `0`, `off` or `false` make them TTY execs
+    /// Docker holds, as with an image that has no holder).
+    pub pty_holder: bool,
     /// How often remote hosts with tasks are asked whether they answer
     /// (`ANYCODE_HOST_CHECK_MS`, default 5 s): a host that stops answering marks
     /// its tasks, and one that answers again has them reconciled.
@@ -172,6 +176,7 @@ impl Config {
             claude_config_dir: env("CLAUDE_CONFIG_DIR").map(PathBuf::from),
             credentials_from_env: true,
             usage_from_docker: env("ANYCODE_USAGE_SOURCE").is_some_and(|v| v.eq_ignore_ascii_case("docker")),
+            pty_holder: !matches!(env("ANYCODE_PTY_HOLDER").as_deref(), Some("0" | "off" | "false")),
             host_check: std::time::Duration::from_millis(env("ANYCODE_HOST_CHECK_MS").and_then(|v| v.parse().ok()).filter(|&ms: &u64| ms >= 100).unwrap_or(5000)),
         }
     }

@@ -638,7 +638,7 @@ impl Engine {
         env.extend(dc.remote_env.iter().map(|(k, v)| format!("{k}={v}")));
         let argv = vec!["sh".to_string(), "-c".into(), script, "anycode-setup".into()];
         let (exit_tx, exit_rx) = oneshot::channel();
-        let outcome = match docker.exec(cid, argv, &user, env, 120, 32).await {
+        let outcome = match docker.exec(cid, argv, &user, env, 120, 32, self.inner.config.pty_holder).await {
             Ok((exec_id, stream)) => {
                 let control = Arc::new(crate::runtime::ExecControl { docker: docker.clone(), exec_id, pty: stream.resize.clone() });
                 terminal.connect(stream.output, stream.input, control, move |code| {

@@ -268,7 +268,7 @@ impl Engine {
         // ANYCODE_TERMINAL marks the terminal's processes for the hang-up on close.
         let env = vec!["TERM=xterm-256color".to_string(), "COLORTERM=truecolor".to_string(), format!("ANYCODE_TERMINAL={id}")];
         let user = self.task_user(&task, &project);
-        let (exec_id, stream) = docker.exec(&cid, argv, &user, env, 80, 24).await?;
+        let (exec_id, stream) = docker.exec(&cid, argv, &user, env, 80, 24, self.inner.config.pty_holder).await?;
         let info = TerminalInfo { id: id.clone(), kind: TerminalKind::Shell, title: cmd_line.unwrap_or_else(|| "shell".into()) };
         let terminal = Terminal::new(&id, self.inner.config.scrollback_bytes);
         let control = Arc::new(ExecControl { docker: docker.clone(), exec_id, pty: stream.resize.clone() });

@@ -122,8 +122,11 @@ pub trait Backend: Send + Sync + 'static {
     async fn wait(&self, id: &str, next_exit: bool) -> Result<Option<i64>>;
 
     /// Starts `cmd` in the running container with a TTY of `cols`×`rows`, as `user`,
-    /// in /workspace. Returns the exec id and its stream.
-    async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)>;
+    /// in /workspace. With `hold_pty`, the PTY is held in the sandbox by
+    /// `anycode-pty` where the image has it ([`TtyStream::resize`] then resizes it).
+    /// Returns the exec id and its stream.
+    #[allow(clippy::too_many_arguments)]
+    async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16, hold_pty: bool) -> Result<(String, TtyStream)>;
 
     /// Starts `cmd` in the running container as `user`, without a TTY and without
     /// waiting for it (Docker's detached exec): housekeeping such as hanging up a
@@ -346,8 +349,8 @@ impl Backend for Docker {
         Docker::wait(self, id, next_exit).await
     }
 
-    async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
-        Docker::exec(self, id, cmd, user, env, cols, rows).await
+    async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16, hold_pty: bool) -> Result<(String, TtyStream)> {
+        Docker::exec(self, id, cmd, user, env, cols, rows, hold_pty).await
     }
 
     async fn exec_detached(&self, id: &str, cmd: Vec<String>, user: &str) -> Result<()> {

@@ -115,13 +115,6 @@ fn terminal_exec(cmd: Vec<String>, env: Vec<String>, user: &str, tty: bool) -> C
     }
 }
 
-/// Whether exec terminals hold their PTY in the sandbox (`anycode-pty`): yes unless
-/// `ANYCODE_PTY_HOLDER` is `0`, `off` or `false` (Docker then holds the TTY, as with
-/// an image that has no holder).
-fn pty_holder_wanted() -> bool {
-    !matches!(std::env::var("ANYCODE_PTY_HOLDER").as_deref(), Ok("0" | "off" | "false"))
-}
-
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -753,13 +746,14 @@ impl Docker {
 
     /// [`Backend::exec`] on this engine.
     ///
-    /// Where AnyCode opens raw connections to the engine and the container's image has
-    /// `anycode-pty`, the PTY is held in the sandbox by it and the exec has no TTY
-    /// (see `ptyexec.rs`: Docker then relays output in large pieces); resizes go
-    /// through [`TtyStream::resize`]. Otherwise (an older image, named pipes) it is a
-    /// TTY exec, resized with [`Docker::resize_exec`].
-    pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16) -> Result<(String, TtyStream)> {
-        if let Some(ep) = self.raw.as_ref().filter(|_| pty_holder_wanted()) {
+    /// With `hold_pty`, where AnyCode opens raw connections to the engine and the
+    /// container's image has `anycode-pty`, the PTY is held in the sandbox by it and
+    /// the exec has no TTY (see `ptyexec.rs`: Docker then relays output in large
+    /// pieces); resizes go through [`TtyStream::resize`]. Otherwise (not asked, an
+    /// older image, named pipes) it is a TTY exec, resized with [`Docker::resize_exec`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exec(&self, id: &str, cmd: Vec<String>, user: &str, env: Vec<String>, cols: u16, rows: u16, hold_pty: bool) -> Result<(String, TtyStream)> {
+        if let Some(ep) = self.raw.as_ref().filter(|_| hold_pty) {
             let known_missing = self.no_pty_holder.lock().map(|s| s.contains(id)).unwrap_or(false);
             if !known_missing {
                 match self.exec_held(ep, id, &cmd, user, &env, cols, rows).await? {

@@ -23,7 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{BoxStream, StreamExt};
 use std::io;
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// Where the sandbox image puts the holder.
@@ -130,8 +130,7 @@ pub(crate) async fn start(mut raw: BoxStream<'static, io::Result<Bytes>>) -> io:
         }
         let n = stdout.len().min(HELLO.len());
         if stdout[..n] != HELLO[..n] {
-            keep(&mut seen, &stdout);
-            return Ok(Start::Missing(note(&seen, &BytesMut::new())));
+            return Ok(Start::Missing(note(&seen, &stdout)));
         }
         if stdout.len() >= HELLO.len() {
             let first = stdout.split_off(HELLO.len()).freeze();
@@ -164,17 +163,10 @@ fn output(first: Bytes, demux: Demux, raw: BoxStream<'static, io::Result<Bytes>>
             if let Err(e) = demux.feed(chunk, &mut pieces) {
                 return Some((Err(e), (demux, raw, logged)));
             }
-            let mut out = BytesMut::new();
-            let mut single = None;
+            let mut stdout = Vec::new();
             for p in pieces {
                 match p {
-                    Piece::Stdout(b) if out.is_empty() && single.is_none() => single = Some(b),
-                    Piece::Stdout(b) => {
-                        if let Some(s) = single.take() {
-                            out.extend_from_slice(&s);
-                        }
-                        out.extend_from_slice(&b);
-                    }
+                    Piece::Stdout(b) => stdout.push(b),
                     Piece::Stderr(b) if logged < STDERR_KEEP => {
                         let n = b.len().min(STDERR_KEEP - logged);
                         logged += n;
@@ -183,7 +175,8 @@ fn output(first: Bytes, demux: Demux, raw: BoxStream<'static, io::Result<Bytes>>
                     Piece::Stderr(_) => {}
                 }
             }
-            let bytes = if out.is_empty() { single } else { Some(out.freeze()) };
+            // One read is usually one piece, passed on without a copy.
+            let bytes = if stdout.len() == 1 { stdout.pop() } else { Some(Bytes::from(stdout.concat())) };
             if let Some(b) = bytes.filter(|b| !b.is_empty()) {
                 return Some((Ok(b), (demux, raw, logged)));
             }
@@ -220,7 +213,7 @@ pub(crate) fn pump_input(mut raw: Pin<Box<dyn AsyncWrite + Send>>) -> (Pin<Box<d
                         continue;
                     }
                 },
-                n = read_some(&mut reader, &mut buf) => match n {
+                n = reader.read(&mut buf) => match n {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let mut f = Vec::with_capacity(5 + n);
@@ -238,10 +231,6 @@ pub(crate) fn pump_input(mut raw: Pin<Box<dyn AsyncWrite + Send>>) -> (Pin<Box<d
         let _ = raw.shutdown().await;
     });
     (Box::pin(writer), PtyResizer(tx))
-}
-
-async fn read_some(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> io::Result<usize> {
-    r.read(buf).await
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ fn spec(name: &str, image: &str, binds: Vec<String>, user: &str) -> ContainerSpe
 /// A TTY exec over the raw (hijacked) connection of `docker`: its output must
 /// carry the computed `hello-42`, so the bytes came from the container.
 async fn tty_roundtrip(docker: &Docker, cid: &str) {
-    let (_exec, mut tty) = docker.exec(cid, vec!["sh".into(), "-c".into(), "read x; echo \"got-$x-$((6*7))\"".into()], "0", vec![], 80, 24).await.unwrap();
+    let (_exec, mut tty) = docker.exec(cid, vec!["sh".into(), "-c".into(), "read x; echo \"got-$x-$((6*7))\"".into()], "0", vec![], 80, 24, true).await.unwrap();
     tty.input.write_all(b"ping\n").await.unwrap();
     tty.input.flush().await.unwrap();
     let mut seen = Vec::new();
